@@ -1,0 +1,9 @@
+"""SAFER: safe, conformally-gated treatment recommendation for sepsis in the ICU.
+
+The toolkit flows one way: ``safer.cohorts`` → ``safer.models`` → ``safer.conformal`` →
+``safer.evaluation`` / ``safer.store`` → ``clinical_ui``. Each stage can be used on its own.
+"""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,28 @@
+"""Cohort tables: schema and validation, the simulated ICU-Sepsis cohort, notes and splits.
+
+Nothing here imports a model: a researcher can build and validate cohorts on their own.
+"""
+
+from safer.cohorts.io import read_cohort, write_cohort
+from safer.cohorts.mdp import IcuSepsisMDP, load_mdp
+from safer.cohorts.schema import FEATURES, REQUIRED_COLUMNS, STATIC, model_columns, validate
+from safer.cohorts.simulated import SimulationConfig, simulate_cohort
+from safer.cohorts.splits import StaySplits, split_stays
+from safer.cohorts.summary import summarize
+
+__all__ = [
+    "FEATURES",
+    "REQUIRED_COLUMNS",
+    "STATIC",
+    "IcuSepsisMDP",
+    "SimulationConfig",
+    "StaySplits",
+    "load_mdp",
+    "model_columns",
+    "read_cohort",
+    "simulate_cohort",
+    "split_stays",
+    "summarize",
+    "validate",
+    "write_cohort",
+]

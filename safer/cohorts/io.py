@@ -1,0 +1,71 @@
+"""Read and write cohort tables (parquet or CSV, chosen by the file extension)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from safer.cohorts.schema import validate
+from safer.errors import CohortReadError
+
+__all__ = ["read_cohort", "write_cohort", "SUFFIXES"]
+
+SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz")
+_DATETIMES = ["charttime", "note_time"]
+
+
+def _kind(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    if name.endswith((".csv", ".csv.gz")):
+        return "csv"
+    raise CohortReadError(f"{path}: unknown cohort file type; use one of {', '.join(SUFFIXES)}")
+
+
+def read_cohort(path: str | Path, *, check: bool = True) -> pd.DataFrame:
+    """Read a cohort table and (by default) validate it.
+
+    Raises
+    ------
+    CohortReadError
+        The file is missing, unreadable, corrupt or of an unknown type.
+    CohortValidationError
+        The table breaks the schema (every problem listed).
+    """
+    path = Path(path)
+    kind = _kind(path)
+    if not path.is_file():
+        raise CohortReadError(f"{path}: no such file; simulate one with `safer cohort simulate`")
+    try:
+        if kind == "parquet":
+            df = pd.read_parquet(path)
+        else:
+            df = pd.read_csv(path, keep_default_na=True)
+            for col in _DATETIMES:
+                if col in df.columns:
+                    df[col] = pd.to_datetime(df[col], errors="coerce")
+            if "note" in df.columns:
+                df["note"] = df["note"].fillna("").astype(object)
+    except Exception as exc:  # pyarrow / parser errors have many types
+        raise CohortReadError(
+            f"{path}: could not read it as {kind} ({type(exc).__name__}: {exc}); "
+            "is the file complete and really a cohort table?"
+        ) from exc
+    return validate(df) if check else df
+
+
+def write_cohort(df: pd.DataFrame, path: str | Path) -> Path:
+    """Validate and write a cohort table; parent folders are created."""
+    path = Path(path)
+    kind = _kind(path)
+    validate(df)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    if kind == "parquet":
+        df.to_parquet(tmp, index=False)
+    else:
+        df.to_csv(tmp, index=False)
+    tmp.replace(path)  # never leave a half-written cohort under the real name
+    return path

@@ -1,0 +1,301 @@
+"""The cohort table: one row per ICU stay and 4-hour step, in long format.
+
+Columns
+-------
+keys        ``stay_id`` (int), ``step`` (int, 0..T-1, consecutive), ``charttime`` (datetime of
+            the step's start)
+static      ``age`` (years), ``gender`` (0 = male, 1 = female), ``weight_kg``, ``re_admission``
+            (0/1); constant within a stay
+features    the 47 ICU-Sepsis / AI Clinician state features in clinical units, in the order of
+            :data:`FEATURES` (``age``, ``gender`` and ``re_admission`` are shared with the static
+            block); ``NaN`` marks a value that was not measured
+actions     ``fluid_bin``, ``vaso_bin`` (0..4) and ``action = 5 * fluid_bin + vaso_bin``: what the
+            clinician gave in the 4 hours from ``charttime``
+notes       ``note`` (text, ``""`` when nothing was charted) and ``note_time`` (``NaT`` when empty)
+outcome     ``died`` (0/1), constant within a stay
+optional    ``fluid_ml`` / ``vaso_ugkgmin`` (the dose actually given), and hidden simulator truth
+            in columns prefixed ``true_``, which no model may read
+
+The decision time of a step is its ``charttime``: the dose for the next 4 hours is chosen then.
+A note is usable for that decision only if ``note_time <= charttime`` (:func:`validate` rejects
+any other) — the reference implementation matched notes by nearest time and leaked notes written
+after the decision, discharge summaries included.
+
+Examples
+--------
+>>> from safer.cohorts import simulate_cohort, validate
+>>> cohort = simulate_cohort(n_stays=20, seed=0, progress=False)
+>>> validate(cohort) is cohort
+True
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from pandas.api import types as ptypes
+
+from safer.actions import N_ACTIONS, N_LEVELS
+from safer.errors import CohortValidationError
+
+__all__ = [
+    "KEYS",
+    "STATIC",
+    "FEATURES",
+    "ACTION_COLUMNS",
+    "NOTE_COLUMNS",
+    "OUTCOME",
+    "REQUIRED_COLUMNS",
+    "OPTIONAL_COLUMNS",
+    "TRUE_PREFIX",
+    "STEP_HOURS",
+    "model_columns",
+    "validate",
+    "describe_schema",
+]
+
+STEP_HOURS = 4
+KEYS = ["stay_id", "step", "charttime"]
+STATIC = ["age", "gender", "weight_kg", "re_admission"]
+FEATURES = [
+    "gender", "mechvent", "max_dose_vaso", "re_admission", "age", "Weight_kg", "GCS", "HR",
+    "SysBP", "MeanBP", "DiaBP", "RR", "Temp_C", "FiO2_1", "Potassium", "Sodium", "Chloride",
+    "Glucose", "Magnesium", "Calcium", "Hb", "WBC_count", "Platelets_count", "PTT", "PT",
+    "Arterial_pH", "paO2", "paCO2", "Arterial_BE", "HCO3", "Arterial_lactate", "SOFA", "SIRS",
+    "Shock_Index", "PaO2_FiO2", "cumulated_balance", "SpO2", "BUN", "Creatinine", "SGOT", "SGPT",
+    "Total_bili", "INR", "input_total", "input_4hourly", "output_total", "output_4hourly",
+]  # fmt: skip
+ACTION_COLUMNS = ["fluid_bin", "vaso_bin", "action"]
+NOTE_COLUMNS = ["note", "note_time"]
+OUTCOME = "died"
+TRUE_PREFIX = "true_"
+OPTIONAL_COLUMNS = ["fluid_ml", "vaso_ugkgmin"]
+
+
+def _unique(cols: list[str]) -> list[str]:
+    return list(dict.fromkeys(cols))
+
+
+REQUIRED_COLUMNS = _unique(KEYS + STATIC + FEATURES + ACTION_COLUMNS + NOTE_COLUMNS + [OUTCOME])
+
+_INTEGER_COLUMNS = ["stay_id", "step", "fluid_bin", "vaso_bin", "action", OUTCOME]
+_BINARY_COLUMNS = ["gender", "re_admission", OUTCOME]
+_DATETIME_COLUMNS = ["charttime", "note_time"]
+_NUMERIC_COLUMNS = _unique(STATIC + FEATURES)
+_NEVER_MISSING = _unique(KEYS + STATIC + ACTION_COLUMNS + [OUTCOME])
+_CONSTANT_PER_STAY = _unique(STATIC + [OUTCOME])
+_MAX_EXAMPLES = 5
+
+
+def model_columns(df: pd.DataFrame) -> list[str]:
+    """Columns a model may read: everything except hidden ``true_*`` simulator truth."""
+    return [c for c in df.columns if not str(c).startswith(TRUE_PREFIX)]
+
+
+def describe_schema() -> str:
+    """A plain-text description of the expected cohort layout."""
+    return (__doc__ or "").split("Examples")[0].strip()
+
+
+def validate(df: pd.DataFrame) -> pd.DataFrame:
+    """Check a cohort table against the schema and return it unchanged.
+
+    Every problem is collected first, then raised together in one
+    :class:`~safer.errors.CohortValidationError` whose message lists each one and how to fix it.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The cohort table, long format (one row per stay and step).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``df`` itself, so ``validate`` can wrap any entry point.
+
+    Raises
+    ------
+    CohortValidationError
+        Missing columns, wrong dtypes, missing keys, actions outside 0..24 or inconsistent with
+        their bins, duplicated or non-consecutive steps, notes charted after the decision time,
+        outcome or static columns that change within a stay.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise CohortValidationError([f"expected a pandas DataFrame, got {type(df).__name__}"])
+    problems: list[str] = []
+    if df.empty:
+        problems.append("the table has no rows; simulate one with `safer cohort simulate`")
+
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        problems.append(
+            f"missing columns {missing}; see safer.cohorts.schema.REQUIRED_COLUMNS "
+            "(features are named as in safer.cohorts.schema.FEATURES)"
+        )
+    if df.columns.duplicated().any():
+        dup = sorted(set(df.columns[df.columns.duplicated()]))
+        problems.append(f"duplicated column names {dup}; keep one of each")
+        raise CohortValidationError(problems)
+
+    problems += _dtype_problems(df)
+    if problems:  # row-level checks need sane columns and dtypes
+        raise CohortValidationError(problems)
+
+    problems += _missing_value_problems(df)
+    problems += _action_problems(df)
+    problems += _step_problems(df)
+    problems += _note_problems(df)
+    problems += _per_stay_problems(df)
+    if problems:
+        raise CohortValidationError(problems)
+    return df
+
+
+def _dtype_problems(df: pd.DataFrame) -> list[str]:
+    """Dtype problems of the columns that are present (absent ones are reported already)."""
+    problems = []
+    for col in (c for c in _INTEGER_COLUMNS if c in df.columns):
+        s = df[col]
+        if ptypes.is_bool_dtype(s):
+            continue
+        if not ptypes.is_integer_dtype(s):
+            if ptypes.is_float_dtype(s) and s.dropna().eq(s.dropna().round()).all():
+                continue  # integral floats (e.g. read back from CSV with gaps) are accepted
+            problems.append(
+                f"column {col!r} must hold integers, got dtype {s.dtype}; "
+                f"convert with df[{col!r}] = df[{col!r}].astype('int64')"
+            )
+    for col in (c for c in _NUMERIC_COLUMNS if c in df.columns):
+        s = df[col]
+        if not (ptypes.is_numeric_dtype(s) or ptypes.is_bool_dtype(s)):
+            problems.append(
+                f"column {col!r} must be numeric (NaN for not measured), got dtype {s.dtype}; "
+                f"convert with pd.to_numeric(df[{col!r}], errors='coerce') after checking why"
+            )
+    for col in (c for c in _DATETIME_COLUMNS if c in df.columns):
+        if not ptypes.is_datetime64_any_dtype(df[col]):
+            problems.append(
+                f"column {col!r} must be a datetime, got dtype {df[col].dtype}; "
+                f"convert with pd.to_datetime(df[{col!r}])"
+            )
+    if "note" not in df.columns:
+        return problems
+    note = df["note"]
+    if not (ptypes.is_string_dtype(note) or ptypes.is_object_dtype(note)):
+        problems.append(f"column 'note' must hold text, got dtype {note.dtype}")
+    else:
+        bad = note.map(lambda v: not isinstance(v, str) and not pd.isna(v))
+        if bad.any():
+            problems.append(
+                f"column 'note' holds {int(bad.sum())} non-text values; use '' for no note"
+            )
+    return problems
+
+
+def _missing_value_problems(df: pd.DataFrame) -> list[str]:
+    problems = []
+    for col in _NEVER_MISSING:
+        n = int(df[col].isna().sum())
+        if n:
+            problems.append(f"column {col!r} has {n} missing values; it may never be missing")
+    for col in _BINARY_COLUMNS:
+        vals = df[col].dropna()
+        bad = ~vals.isin([0, 1])
+        if bad.any():
+            problems.append(f"column {col!r} must be 0 or 1; found {_examples(vals[bad].unique())}")
+    return problems
+
+
+def _action_problems(df: pd.DataFrame) -> list[str]:
+    problems = []
+    a, f, v = df["action"], df["fluid_bin"], df["vaso_bin"]
+    out = (a < 0) | (a >= N_ACTIONS)
+    if out.any():
+        problems.append(
+            f"{int(out.sum())} rows have an action outside 0..{N_ACTIONS - 1} "
+            f"(e.g. {_examples(a[out].unique())}); action = 5 * fluid_bin + vaso_bin"
+        )
+    for name, s in (("fluid_bin", f), ("vaso_bin", v)):
+        bad = (s < 0) | (s >= N_LEVELS)
+        if bad.any():
+            problems.append(
+                f"{int(bad.sum())} rows have {name} outside 0..{N_LEVELS - 1} "
+                f"(e.g. {_examples(s[bad].unique())})"
+            )
+    mismatch = a != N_LEVELS * f + v
+    if mismatch.any():
+        problems.append(
+            f"{int(mismatch.sum())} rows have action != 5 * fluid_bin + vaso_bin; "
+            "recompute it with safer.actions.action_id"
+        )
+    return problems
+
+
+def _step_problems(df: pd.DataFrame) -> list[str]:
+    problems = []
+    dup = df.duplicated(["stay_id", "step"], keep=False)
+    if dup.any():
+        stays = df.loc[dup, "stay_id"].unique()
+        problems.append(
+            f"{int(dup.sum())} rows share a (stay_id, step) with another row "
+            f"(stays {_examples(stays)}); each stay has one row per step"
+        )
+        return problems
+    g = df.groupby("stay_id", sort=False)["step"]
+    size, lo, hi = g.size(), g.min(), g.max()
+    gaps = (lo != 0) | (hi != size - 1)
+    if gaps.any():
+        problems.append(
+            f"{int(gaps.sum())} stays do not number their steps 0, 1, ..., T-1 "
+            f"(stays {_examples(size.index[gaps])}); renumber with "
+            "df.groupby('stay_id').cumcount() after sorting by charttime"
+        )
+    ordered = df.sort_values(["stay_id", "step"])
+    later = ordered.groupby("stay_id", sort=False)["charttime"].diff()
+    backwards = later <= pd.Timedelta(0)
+    if backwards.any():
+        stays = ordered.loc[backwards, "stay_id"].unique()
+        problems.append(
+            f"charttime does not increase with step in {len(stays)} stays "
+            f"(stays {_examples(stays)})"
+        )
+    return problems
+
+
+def _note_problems(df: pd.DataFrame) -> list[str]:
+    problems = []
+    future = df["note_time"] > df["charttime"]
+    if future.any():
+        stays = df.loc[future, "stay_id"].unique()
+        problems.append(
+            f"{int(future.sum())} notes are charted after their step's decision time "
+            f"(note_time > charttime; stays {_examples(stays)}); a note may only inform "
+            "decisions taken after it was written: attach it to a later step or drop it"
+        )
+    has_text = df["note"].fillna("").str.len() > 0
+    undated = has_text & df["note_time"].isna()
+    if undated.any():
+        problems.append(
+            f"{int(undated.sum())} notes have text but no note_time; "
+            "a note without a time cannot be checked for leakage"
+        )
+    return problems
+
+
+def _per_stay_problems(df: pd.DataFrame) -> list[str]:
+    problems = []
+    nunique = df.groupby("stay_id", sort=False)[_CONSTANT_PER_STAY].nunique(dropna=False)
+    for col in _CONSTANT_PER_STAY:
+        varying = nunique.index[nunique[col] > 1]
+        if len(varying):
+            what = "the outcome" if col == OUTCOME else "a static column"
+            problems.append(
+                f"column {col!r} ({what}) changes within {len(varying)} stays "
+                f"(stays {_examples(varying)}); it must be constant per stay"
+            )
+    return problems
+
+
+def _examples(values) -> str:
+    vals = list(values)[:_MAX_EXAMPLES]
+    more = "" if len(list(values)) <= _MAX_EXAMPLES else ", ..."
+    return "[" + ", ".join(str(v) for v in vals) + more + "]"

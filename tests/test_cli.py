@@ -1,0 +1,80 @@
+import json
+
+import pytest
+
+from safer.cli import main
+from safer.cohorts import read_cohort
+
+
+def run(capsys, *args):
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return info.value.code, out, err
+
+
+def test_simulate_then_validate(tmp_path, capsys):
+    out_file = tmp_path / "c.parquet"
+    code, out, _ = run(
+        capsys,
+        "cohort",
+        "simulate",
+        "--stays",
+        "60",
+        "--seed",
+        "2",
+        "--out",
+        str(out_file),
+        "--json",
+    )
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["stays"] == 60 and 0 <= summary["mortality"] <= 1
+    assert len(read_cohort(out_file)) == summary["steps"]
+    code, out, _ = run(capsys, "cohort", "validate", str(out_file), "--json")
+    assert code == 0 and json.loads(out)["valid"] is True
+
+
+def test_csv_output(tmp_path, capsys):
+    code, _, _ = run(
+        capsys, "cohort", "simulate", "--stays", "20", "--out", str(tmp_path / "c.csv"), "--json"
+    )
+    assert code == 0 and (tmp_path / "c.csv").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda df: df.drop(columns=["SOFA"]), "missing columns ['SOFA']"),
+        (lambda df: df.assign(action=df["action"].where(df.index != 0, 25)), "outside 0..24"),
+    ],
+)
+def test_invalid_file_gives_one_clear_error_and_no_traceback(
+    tmp_path, capsys, small_cohort, mutate, message
+):
+    path = tmp_path / "bad.parquet"
+    mutate(small_cohort.copy()).to_parquet(path)
+    code, _, err = run(capsys, "cohort", "validate", str(path))
+    assert code == 2
+    assert message in err.replace("\n", " ") or message in err
+    assert "Traceback" not in err
+
+
+def test_corrupt_file_exit_code(tmp_path, capsys):
+    path = tmp_path / "bad.parquet"
+    path.write_text("garbage")
+    code, _, err = run(capsys, "cohort", "validate", str(path))
+    assert code == 2 and "could not read" in err and "Traceback" not in err
+
+
+def test_demo_json(tmp_path, capsys):
+    code, out, _ = run(capsys, "demo", "--stays", "60", "--out", str(tmp_path), "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["cohort"]["stays"] == 60
+    assert sum(result["splits"].values()) == 60
+
+
+def test_help_lists_commands(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "cohort" in out and "demo" in out
