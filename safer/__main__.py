@@ -1,0 +1,5 @@
+"""``python -m safer`` runs the ``safer`` command."""
+
+from safer.cli import main
+
+main()
