@@ -50,7 +50,7 @@ def db_url(request, tmp_path):
 
 
 @pytest.fixture
-def Session(db_url):
+def Session(db_url):  # noqa: N802 - a sessionmaker, named as SQLAlchemy does
     """A session factory on a freshly migrated database."""
     upgrade(db_url)
     factory = connect(db_url)

@@ -113,8 +113,9 @@ def test_gated_recommendations_keep_sets_abstentions_and_hashes(Session, tiny_co
     reasons = ["set of one" if a >= 0 else "set has several actions" for a in action]
     with Session() as s, s.begin():
         load_cohort(s, tiny_cohort)
-        add_recommendations(s, tiny_cohort["stay_id"], tiny_cohort["step"], proba, sets, action,
-                            reasons, 0.1, "model-abc", "cal-123", "0.1", gate_method="lac")  # fmt: skip
+        keys = (tiny_cohort["stay_id"], tiny_cohort["step"])
+        add_recommendations(s, *keys, proba, sets, action, reasons, 0.1, "model-abc", "cal-123",
+                            "0.1", gate_method="lac")  # fmt: skip
     with Session() as s:
         recs = s.execute(sa.select(Recommendation).order_by(Recommendation.id)).scalars().all()
     assert [r.abstained for r in recs] == list(action == -1)
