@@ -1,0 +1,54 @@
+"""Audit page (auditor, admin): the trail with filters and CSV export, summary, verification."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from clinical_ui import session
+from safer.store import coverage_summary, list_events, require, verify_trail
+
+factory = session.factory_or_stop()
+user = session.require_page(factory, "view_audit")
+st.title("Audit")
+
+st.subheader("Coverage / FDR and review summary")
+with session.shown_errors("loading the summary"), factory() as s:
+    summary = coverage_summary(s, user)
+    if summary:
+        st.dataframe(pd.DataFrame(summary), hide_index=True, key="audit_summary")
+    else:
+        st.info("No recommendations stored yet.")
+
+st.subheader("Audit trail")
+c1, c2, c3 = st.columns(3)
+actor = c1.text_input("Who (user name)", key="audit_actor")
+action = c2.selectbox("What", ["all", "review", "add_user", "load_cohort", "add_recommendations"],
+                      key="audit_action")  # fmt: skip
+since = c3.date_input("Since", value=None, key="audit_since")
+events = []
+with session.shown_errors("loading the trail"), factory() as s:
+    events = list_events(
+        s,
+        actor=actor.strip() or None,
+        action=None if action == "all" else action,
+        since=None if since is None else pd.Timestamp(since).to_pydatetime(),
+    )
+table = pd.DataFrame(events)
+st.caption(f"{len(events)} event(s)")
+if events:
+    st.dataframe(table, hide_index=True, key="audit_table")
+    with session.shown_errors("exporting"):
+        require(user, "export_audit")
+        st.download_button("Export CSV", table.to_csv(index=False), file_name="audit_trail.csv",
+                           mime="text/csv", key="audit_csv")  # fmt: skip
+
+st.subheader("Verification")
+if st.button("Verify the trail", key="audit_verify"):
+    with session.shown_errors("verifying"), factory() as s:
+        require(user, "verify_audit")
+        report = verify_trail(s)
+        if report.ok:
+            st.success(f"Trail intact: {report.n_events} events, head {report.head_hash[:16]}")
+        else:
+            st.error("Trail broken: " + "; ".join(report.problems))

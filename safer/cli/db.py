@@ -1,0 +1,165 @@
+"""``safer db``, ``safer audit-trail`` and ``safer console``: the store and the clinician console.
+
+The database is ``--db URL`` if given, else ``$SAFER_DB_URL``, else ``sqlite:///safer.db``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+
+from safer import __version__
+from safer.cli._common import err_console, print_json, print_table
+from safer.errors import SaferError
+
+app = typer.Typer(help="Create, migrate and fill the SAFER database.", no_args_is_help=True)
+audit_app = typer.Typer(help="Check the audit trail of the SAFER database.", no_args_is_help=True)
+
+_DB = typer.Option(
+    None, "--db", help="Database URL (default: $SAFER_DB_URL or sqlite:///safer.db)."
+)
+
+
+@app.command("upgrade")
+def upgrade_cmd(db: str | None = _DB) -> None:
+    """Create the schema or apply pending migrations (back up first on a live database)."""
+    from safer.store import database_url, safe_url, upgrade
+
+    url = database_url(db)
+    revision = upgrade(url)
+    err_console.print(f"[green]ok:[/] {safe_url(url)} is at migration {revision}")
+
+
+@app.command("add-user")
+def add_user_cmd(
+    username: str = typer.Argument(..., help="User name (1-64 characters)."),
+    role: str = typer.Option(..., "--role", help="clinician, auditor or admin."),
+    password: str = typer.Option(
+        ..., "--password", prompt=True, hide_input=True, confirmation_prompt=True,
+        help="Password (prompted, hidden, when not given).",
+    ),
+    db: str | None = _DB,
+) -> None:  # fmt: skip
+    """Add a console user; the password is stored as an argon2 hash."""
+    from safer.store import add_user, connect
+
+    Session = connect(db)
+    with Session() as session, session.begin():
+        user = add_user(session, username, password, role=role, actor="cli")
+    err_console.print(f"[green]ok:[/] added {user.username} ({user.role})")
+
+
+@app.command("load")
+def load_cmd(
+    cohort: Path = typer.Option(..., "--cohort", help="Cohort file (.parquet or .csv)."),
+    model: Path = typer.Option(..., "--model", help="Trained model folder (safer train --out)."),
+    gate: Path | None = typer.Option(
+        None, "--gate", help="Conformal gate file (safer calibrate --out); without it, plain "
+        "argmax, flagged as low-confidence when the top probability is below 0.5.",
+    ),
+    db: str | None = _DB,
+    json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+) -> None:  # fmt: skip
+    """Store a cohort's stays and the model's (gated) recommendations; idempotent."""
+    from safer.cohorts import read_cohort
+    from safer.store import add_recommendations, connect, load_cohort
+
+    try:
+        from safer.models import load_model
+    except ImportError as exc:
+        raise SaferError(
+            "safer.models is not available in this installation; install SAFER with its models"
+        ) from exc
+    Session = connect(db)
+    table = read_cohort(cohort)
+    m = load_model(model)
+    proba = m.predict_proba(table)
+    sets = reasons = alpha = calibration_hash = method = report = None
+    action = proba.argmax(axis=1)
+    if gate is not None:
+        from safer.conformal import load_gate
+
+        g = load_gate(gate)
+        decision = g.decide(proba, embedding=m.embed(table))
+        action, sets, reasons = decision.action, decision.sets, list(decision.reasons)
+        alpha, calibration_hash = g.alpha, g.calibration_hash
+        method = getattr(g, "method", None)
+        report = getattr(g, "report_path", None)
+    with Session() as session, session.begin():
+        counts = load_cohort(session, table, actor="cli", progress=not json_out)
+        counts["recommendations"] = add_recommendations(
+            session,
+            table["stay_id"].to_numpy(),
+            table["step"].to_numpy(),
+            proba,
+            sets,
+            action,
+            reasons,
+            alpha,
+            model_hash=m.content_hash_,
+            calibration_hash=calibration_hash,
+            model_version=str(getattr(m, "version_", __version__)),
+            split_seed=getattr(m, "split_seed_", None),
+            gate_method=method,
+            report_path=None if report is None else str(report),
+            actor="cli",
+        )
+    if json_out:
+        print_json(counts)
+    else:
+        print_table("added to the store", counts)
+
+
+@audit_app.command("verify")
+def verify_cmd(
+    db: str | None = _DB,
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Recompute the hash chain; exit 1 if any event was altered or removed."""
+    from safer.store import connect, verify_trail
+
+    Session = connect(db)
+    with Session() as session:
+        report = verify_trail(session)
+    if json_out:
+        print_json(report.as_dict())
+    elif report.ok:
+        err_console.print(f"[green]ok:[/] {report.n_events} events, chain intact")
+    else:
+        err_console.print(f"[bold red]audit trail broken[/] ({report.n_events} events):")
+        for problem in report.problems:
+            err_console.print(f"  - {problem}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def console_app_path() -> Path:
+    """Path of the console's ``app.py`` (the installed ``clinical_ui`` package)."""
+    spec = importlib.util.find_spec("clinical_ui")
+    if spec is None or spec.origin is None:
+        raise SaferError("the clinical_ui package is not installed; reinstall SAFER")
+    return Path(spec.origin).parent / "app.py"
+
+
+def console(
+    port: int = typer.Option(8501, "--port", min=1, max=65535, help="Port to serve on."),
+    db: str | None = _DB,
+) -> None:
+    """Start the Streamlit clinician console on the configured database."""
+    from safer.store import connect, database_url
+
+    url = database_url(db)
+    connect(url)  # refuses a stale schema or an unreachable database before starting
+    app_py = console_app_path()
+    env = dict(os.environ, SAFER_DB_URL=url)
+    root = str(app_py.parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app_py), "--server.port", str(port),
+           "--server.headless", "true", "--browser.gatherUsageStats", "false"]  # fmt: skip
+    err_console.print(f"console on http://localhost:{port} (Ctrl+C to stop)")
+    raise typer.Exit(subprocess.call(cmd, env=env))

@@ -1,0 +1,85 @@
+"""The SAFER store: cohorts, recommendations, reviews and the audit trail in one database.
+
+SQLAlchemy 2.x ORM on ``sqlite:///safer.db`` by default or any URL in ``SAFER_DB_URL``
+(PostgreSQL for a team); Alembic migrations (``safer db upgrade``); argon2 password hashes;
+roles checked server-side; reviews that cannot overwrite each other; an append-only,
+hash-chained audit trail (``safer audit-trail verify``).
+
+Examples
+--------
+>>> import tempfile, os
+>>> from safer.store import upgrade, connect, add_user, authenticate, head_revision
+>>> url = "sqlite:///" + os.path.join(tempfile.mkdtemp(), "safer.db")
+>>> upgrade(url) == head_revision()
+True
+>>> Session = connect(url)
+>>> with Session() as s, s.begin():
+...     _ = add_user(s, "ana", "correct horse", role="clinician")
+>>> with Session() as s:
+...     authenticate(s, "ana", "correct horse").role
+'clinician'
+"""
+
+from safer.store.audit import TrailReport, append_event, list_events, verify_trail
+from safer.store.db import (
+    DEFAULT_URL,
+    ENV_VAR,
+    check_schema,
+    connect,
+    current_revision,
+    database_url,
+    head_revision,
+    make_engine,
+    safe_url,
+    upgrade,
+)
+from safer.store.errors import (
+    AuthenticationError,
+    DatabaseUnavailableError,
+    InvalidReviewError,
+    PermissionDeniedError,
+    ReviewConflictError,
+    StaleSchemaError,
+    StoreError,
+)
+from safer.store.loading import LOW_CONFIDENCE, add_recommendations, load_cohort
+from safer.store.reports import coverage_summary
+from safer.store.reviews import decision_detail, review_queue, submit_review
+from safer.store.users import PERMISSIONS, SignedInUser, add_user, authenticate, get_user, require
+
+__all__ = [
+    "DEFAULT_URL",
+    "ENV_VAR",
+    "LOW_CONFIDENCE",
+    "PERMISSIONS",
+    "AuthenticationError",
+    "DatabaseUnavailableError",
+    "InvalidReviewError",
+    "PermissionDeniedError",
+    "ReviewConflictError",
+    "SignedInUser",
+    "StaleSchemaError",
+    "StoreError",
+    "TrailReport",
+    "add_recommendations",
+    "add_user",
+    "append_event",
+    "authenticate",
+    "check_schema",
+    "connect",
+    "coverage_summary",
+    "current_revision",
+    "database_url",
+    "decision_detail",
+    "get_user",
+    "head_revision",
+    "list_events",
+    "load_cohort",
+    "make_engine",
+    "require",
+    "review_queue",
+    "safe_url",
+    "submit_review",
+    "upgrade",
+    "verify_trail",
+]

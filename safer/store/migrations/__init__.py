@@ -1,0 +1,1 @@
+"""Alembic migrations of the SAFER store (applied by ``safer db upgrade``)."""

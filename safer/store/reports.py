@@ -1,0 +1,86 @@
+"""Per-gate summary for auditors: abstention and override rates, plus the stored report's figures.
+
+The coverage / FDR figures come from the JSON report the conformal layer wrote (its path is
+stored with the gate); the store does not recompute them. Rates come from the database.
+
+Examples
+--------
+>>> # with Session() as s:
+>>> #     for row in coverage_summary(s, auditor): print(row["alpha"], row["abstention_rate"])
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from safer.store.schema import NO_GATE, Gate, Recommendation, Review
+from safer.store.users import SignedInUser, require
+
+__all__ = ["coverage_summary"]
+
+_REPORT_KEYS = ("coverage", "fdr", "empirical_coverage", "empirical_fdr", "selection_rate")
+
+
+def _report_figures(path: str | None) -> tuple[dict[str, Any], str]:
+    if not path:
+        return {}, "no report path stored for this gate"
+    p = Path(path)
+    if p.suffix.lower() == ".html":
+        p = p.with_suffix(".json")
+    if not p.is_file():
+        return {}, f"report {p} not found"
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        return {}, f"report {p} is unreadable ({type(exc).__name__})"
+    figures = {k: data[k] for k in _REPORT_KEYS if k in data and not isinstance(data[k], dict)}
+    for k in _REPORT_KEYS:  # {"overall": x, ...} layouts
+        if isinstance(data.get(k), dict) and "overall" in data[k]:
+            figures[k] = data[k]["overall"]
+    return figures, str(p)
+
+
+def coverage_summary(session: Session, user: SignedInUser) -> list[dict[str, Any]]:
+    """One row per (model, gate): counts, abstention / flag / override rates, report figures."""
+    require(user, "view_audit")
+    R = Recommendation
+    q = (
+        sa.select(
+            R.model_hash,
+            R.calibration_hash,
+            R.gate_id,
+            sa.func.count(R.id).label("n"),
+            sa.func.sum(sa.case((R.abstained, 1), else_=0)).label("abstained"),
+            sa.func.sum(sa.case((R.flagged, 1), else_=0)).label("flagged"),
+            sa.func.count(Review.id).label("reviewed"),
+            sa.func.sum(sa.case((Review.decision == "override", 1), else_=0)).label("overridden"),
+        )
+        .outerjoin(Review, Review.recommendation_id == R.id)
+        .group_by(R.model_hash, R.calibration_hash, R.gate_id)
+    )
+    rows = []
+    for r in session.execute(q):
+        gate = session.get(Gate, r.gate_id) if r.gate_id else None
+        figures, source = _report_figures(gate.report_path if gate else None)
+        reviewed = int(r.reviewed or 0)
+        rows.append(
+            {
+                "model_hash": r.model_hash,
+                "gate": "no gate" if r.calibration_hash == NO_GATE else r.calibration_hash,
+                "alpha": gate.alpha if gate else None,
+                "method": gate.method if gate else None,
+                "recommendations": int(r.n),
+                "abstention_rate": int(r.abstained or 0) / r.n,
+                "flagged_rate": int(r.flagged or 0) / r.n,
+                "reviewed": reviewed,
+                "override_rate": (int(r.overridden or 0) / reviewed) if reviewed else None,
+                "report": source,
+                **figures,
+            }
+        )
+    return rows

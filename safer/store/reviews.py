@@ -1,0 +1,267 @@
+"""The review queue and reviews: accept or override a recommendation, never twice.
+
+A recommendation takes exactly one review. :func:`submit_review` refuses a second one with
+:class:`ReviewConflictError` (it names who reviewed it and when) and writes nothing; a reviewer
+who opened the recommendation at ``version`` v and finds it changed is refused the same way. The
+guards are a unique constraint on ``reviews.recommendation_id`` and the optimistic-locking
+``version`` column of ``recommendations``.
+
+Examples
+--------
+>>> # with Session() as s:
+>>> #     queue = review_queue(s, user)                 # flagged first
+>>> #     detail = decision_detail(s, user, queue[0]["id"])
+>>> #     submit_review(s, user, detail["id"], "override", chosen_action=6,
+>>> #                   reason="MAP already 75 on current dose", expected_version=1)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from safer.actions import N_ACTIONS, describe_action
+from safer.store.audit import append_event, lock_trail
+from safer.store.errors import InvalidReviewError, ReviewConflictError, StoreError
+from safer.store.schema import Note, Recommendation, Review, Step, User, utcnow
+from safer.store.users import SignedInUser, require
+
+__all__ = ["review_queue", "decision_detail", "submit_review", "DECISIONS", "QUEUE_STATUSES"]
+
+DECISIONS = ("accept", "override")
+QUEUE_STATUSES = ("pending", "reviewed", "all")
+
+
+def _dose(action: int) -> str:
+    return "abstained (no recommendation)" if action < 0 else describe_action(int(action))
+
+
+def review_queue(
+    session: Session,
+    user: SignedInUser,
+    *,
+    status: str = "pending",
+    flagged_only: bool = False,
+    stay_id: int | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """Recommendations to review, flagged (abstained or low-confidence) first, then oldest."""
+    require(user, "view_queue")
+    if status not in QUEUE_STATUSES:
+        raise StoreError(f"unknown status filter {status!r}; use one of {QUEUE_STATUSES}")
+    q = sa.select(Recommendation)
+    if status == "pending":
+        q = q.where(Recommendation.status == "pending")
+    elif status == "reviewed":
+        q = q.where(Recommendation.status != "pending")
+    if flagged_only:
+        q = q.where(Recommendation.flagged.is_(True))
+    if stay_id is not None:
+        q = q.where(Recommendation.stay_id == int(stay_id))
+    q = q.order_by(
+        Recommendation.flagged.desc(), Recommendation.stay_id, Recommendation.step
+    ).limit(limit)
+    out = []
+    for r in session.execute(q).scalars():
+        out.append(
+            {
+                "id": r.id,
+                "stay_id": r.stay_id,
+                "step": r.step,
+                "flagged": r.flagged,
+                "abstained": r.abstained,
+                "status": r.status,
+                "recommended": _dose(r.action),
+                "top_probability": max(r.probabilities),
+                "reason": r.reason,
+            }
+        )
+    return out
+
+
+def decision_detail(session: Session, user: SignedInUser, rec_id: int) -> dict[str, Any]:
+    """Everything the decision view shows for one recommendation.
+
+    ``trajectory`` holds the stay's steps up to and including the decision; ``notes`` only those
+    charted at or before the decision time.
+    """
+    require(user, "view_queue")
+    rec = session.get(Recommendation, int(rec_id))
+    if rec is None:
+        raise StoreError(f"no recommendation {rec_id}; pick one from the review queue")
+    steps = session.execute(
+        sa.select(Step)
+        .where(Step.stay_id == rec.stay_id, Step.step <= rec.step)
+        .order_by(Step.step)
+    ).scalars()
+    trajectory = []
+    decision_time = None
+    for s in steps:
+        f = s.features
+        trajectory.append(
+            {
+                "step": s.step,
+                "charttime": s.charttime,
+                "MAP": f.get("MeanBP"),
+                "HR": f.get("HR"),
+                "lactate": f.get("Arterial_lactate"),
+                "SOFA": f.get("SOFA"),
+                "fluid_ml": s.fluid_ml,
+                "vaso_ugkgmin": s.vaso_ugkgmin,
+                "action": s.action,
+            }
+        )
+        if s.step == rec.step:
+            decision_time = s.charttime
+    notes = []
+    if decision_time is not None:
+        notes = [
+            {"step": n.step, "note_time": n.note_time, "text": n.text}
+            for n in session.execute(
+                sa.select(Note)
+                .where(Note.stay_id == rec.stay_id, Note.note_time <= decision_time)
+                .order_by(Note.note_time)
+            ).scalars()
+        ]
+    review = None
+    if rec.review is not None:
+        rv = rec.review
+        review = {
+            "decision": rv.decision,
+            "chosen_action": rv.chosen_action,
+            "chosen_dose": describe_action(rv.chosen_action),
+            "reason": rv.reason,
+            "reviewer": rv.reviewer.username,
+            "created_at": rv.created_at,
+        }
+    return {
+        "id": rec.id,
+        "stay_id": rec.stay_id,
+        "step": rec.step,
+        "decision_time": decision_time,
+        "action": rec.action,
+        "top_action": rec.top_action,
+        "recommended": _dose(rec.action),
+        "model_top_dose": describe_action(rec.top_action),
+        "probabilities": list(rec.probabilities),
+        "prediction_set": None if rec.prediction_set is None else list(rec.prediction_set),
+        "prediction_set_doses": [describe_action(a) for a in rec.prediction_set or []],
+        "abstained": rec.abstained,
+        "low_confidence": rec.low_confidence,
+        "flagged": rec.flagged,
+        "reason": rec.reason,
+        "alpha": rec.alpha,
+        "model_hash": rec.model_hash,
+        "calibration_hash": rec.calibration_hash,
+        "status": rec.status,
+        "version": rec.version,
+        "trajectory": trajectory,
+        "notes": notes,
+        "review": review,
+    }
+
+
+def _conflict(session: Session, rec_id: int) -> ReviewConflictError:
+    row = session.execute(
+        sa.select(User.username, Review.created_at, Review.decision)
+        .join(Review, Review.reviewer_id == User.id)
+        .where(Review.recommendation_id == rec_id)
+    ).first()
+    if row is None:
+        return ReviewConflictError(
+            f"recommendation {rec_id} changed since you opened it; reload it and review again "
+            "(nothing was saved)"
+        )
+    return ReviewConflictError(
+        f"recommendation {rec_id} was already reviewed ({row.decision}) by {row.username} at "
+        f"{row.created_at:%Y-%m-%d %H:%M:%S} UTC; your review was not saved — reload the queue"
+    )
+
+
+def submit_review(
+    session: Session,
+    user: SignedInUser,
+    rec_id: int,
+    decision: str,
+    *,
+    chosen_action: int | None = None,
+    reason: str = "",
+    expected_version: int | None = None,
+) -> dict[str, Any]:
+    """Accept or override a recommendation, in one transaction with its audit event.
+
+    ``override`` needs ``chosen_action`` (0..24) and a non-empty ``reason``. Commits on success;
+    on any refusal nothing is written and the session is rolled back.
+
+    Raises
+    ------
+    ReviewConflictError
+        Someone reviewed it first, or it changed since ``expected_version``.
+    InvalidReviewError, PermissionDeniedError
+        A malformed review, or a user whose role may not review.
+    """
+    require(user, "review")
+    reason = (reason or "").strip()
+    if decision not in DECISIONS:
+        raise InvalidReviewError(f"decision must be one of {DECISIONS}, got {decision!r}")
+    if session.in_transaction():
+        session.rollback()
+    try:
+        with session.begin():
+            lock_trail(session)
+            rec = session.get(Recommendation, int(rec_id), populate_existing=True)
+            if rec is None:
+                raise StoreError(f"no recommendation {rec_id}; pick one from the review queue")
+            if rec.status != "pending" or (
+                expected_version is not None and rec.version != expected_version
+            ):
+                raise _conflict(session, rec.id)
+            if decision == "override":
+                if chosen_action is None or not 0 <= int(chosen_action) < N_ACTIONS:
+                    raise InvalidReviewError(f"an override needs a dose: action 0..{N_ACTIONS - 1}")
+                if not reason:
+                    raise InvalidReviewError("an override needs a reason; say why you chose it")
+                chosen = int(chosen_action)
+            else:
+                if rec.action < 0:
+                    raise InvalidReviewError(
+                        "the model abstained, so there is nothing to accept; override with a dose"
+                    )
+                chosen = rec.action
+            before = {"status": rec.status, "version": rec.version}
+            review = Review(
+                recommendation_id=rec.id,
+                reviewer_id=user.id,
+                decision=decision,
+                chosen_action=chosen,
+                reason=reason,
+                created_at=utcnow(),
+            )
+            session.add(review)
+            rec.status = "accepted" if decision == "accept" else "overridden"
+            session.flush()
+            append_event(
+                session,
+                actor=user.username,
+                action="review",
+                entity="recommendation",
+                entity_id=rec.id,
+                before=before,
+                after={
+                    "status": rec.status,
+                    "version": rec.version,
+                    "decision": decision,
+                    "chosen_action": chosen,
+                    "recommended_action": rec.action,
+                    "reason": reason,
+                },
+            )
+            result = {"id": rec.id, "status": rec.status, "chosen_action": chosen}
+    except (IntegrityError, StaleDataError):
+        session.rollback()
+        raise _conflict(session, int(rec_id)) from None
+    return result

@@ -1,0 +1,43 @@
+"""Console fixtures: a seeded SQLite database the app reads through SAFER_DB_URL."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from safer.store import add_recommendations, add_user, connect, load_cohort, upgrade
+
+PASSWORDS = {"ana": "ana-password", "cy": "cy-password", "di": "di-password"}
+
+
+def seed(url: str, cohort) -> dict:
+    """Migrate ``url`` and store users ana (clinician), cy (auditor), di (admin) and recs."""
+    upgrade(url)
+    Session = connect(url)
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet(np.full(25, 0.15), size=len(cohort))
+    with Session() as s, s.begin():
+        users = {
+            "ana": add_user(s, "ana", PASSWORDS["ana"], role="clinician"),
+            "cy": add_user(s, "cy", PASSWORDS["cy"], role="auditor"),
+            "di": add_user(s, "di", PASSWORDS["di"], role="admin"),
+        }
+        load_cohort(s, cohort)
+        add_recommendations(s, cohort["stay_id"], cohort["step"], proba, None, proba.argmax(1),
+                            None, None, "model-abc", None, "0.1")  # fmt: skip
+    Session.kw["bind"].dispose()
+    return users
+
+
+@pytest.fixture(scope="session")
+def ui_cohort(small_cohort):
+    ids = np.sort(small_cohort["stay_id"].unique())[:6]
+    return small_cohort[small_cohort["stay_id"].isin(ids)].reset_index(drop=True)
+
+
+@pytest.fixture
+def seeded_db(tmp_path, ui_cohort, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'console.db'}"
+    users = seed(url, ui_cohort)
+    monkeypatch.setenv("SAFER_DB_URL", url)
+    return url, users
