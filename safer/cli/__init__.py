@@ -12,7 +12,7 @@ import sys
 import typer
 
 from safer import __version__
-from safer.cli import cohort, db, demo
+from safer.cli import cohort, conformal, db, demo
 from safer.cli._common import err_console
 from safer.errors import SaferError
 
@@ -27,6 +27,8 @@ app = typer.Typer(
 )
 app.add_typer(cohort.app, name="cohort")
 app.command("demo")(demo.demo)
+app.command("calibrate")(conformal.calibrate)
+app.command("audit")(conformal.audit)
 app.add_typer(db.app, name="db")
 app.add_typer(db.audit_app, name="audit-trail")
 app.command("console")(db.console)

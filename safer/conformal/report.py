@@ -1,0 +1,338 @@
+"""The auditor's report: realised guarantees on the test split, overall and per subgroup.
+
+:func:`audit` takes arrays (probabilities, the clinicians' actions, the true uncertainty kappa
+for selection, embeddings, groups) plus a small DataFrame of subgroup columns, and returns a
+JSON-ready dict; :func:`render_html` turns it into one self-contained HTML page (the plot is an
+embedded base64 PNG); :func:`write_report` writes both.
+
+The audited quantity depends on the gate's method:
+
+==========  ========================================  =========================  ============
+method      realised quantity (test split)            promise                    flagged when
+==========  ========================================  =========================  ============
+lac/aps/    coverage: clinician's action in the set   >= 1 - alpha               CI upper < target
+raps
+ltt         error rate of issued recommendations      <= alpha (prob. 1 - delta) CI lower > alpha
+selection   FDR: selected decisions with TRUE          <= alpha                   CI lower > alpha
+            kappa >= c
+==========  ========================================  =========================  ============
+
+Intervals are exact binomial (Clopper-Pearson) at ``confidence``. Per-subgroup numbers are
+reported for every method, but only Mondrian sets promise anything per group; a flagged
+subgroup is a finding to investigate, not necessarily a broken guarantee.
+
+Examples
+--------
+>>> import numpy as np, pandas as pd
+>>> from safer.conformal import calibrate_gate
+>>> from safer.conformal.report import audit
+>>> rng = np.random.default_rng(0)
+>>> p = rng.dirichlet(np.full(25, 0.2), size=800); y = np.array([rng.choice(25, p=q) for q in p])
+>>> gate = calibrate_gate("lac", p[:400], y[:400], alpha=0.1, model_hash="m")
+>>> rep = audit(gate, p[400:], y[400:], subgroups=pd.DataFrame({"sex": rng.integers(0, 2, 400)}))
+>>> rep["overall"]["metric"], rep["overall"]["promise"]
+('coverage', '>= 0.9')
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import beta as beta_dist
+
+from safer import __version__
+from safer.conformal._checks import ConformalInputError, check_labels, check_proba, check_vector
+from safer.conformal.gate import Gate
+
+__all__ = ["audit", "render_html", "write_report", "to_json", "clopper_pearson", "GUARANTEES"]
+
+DEFAULT_ALPHAS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
+
+#: Plain-language statement of what each guarantee does and does not promise.
+GUARANTEES = {
+    "sets": (
+        "Promises: for a new decision drawn like the calibration decisions, the conformal set "
+        "contains the clinicians' action with probability at least 1 - alpha, on average over "
+        "decisions (per group with Mondrian calibration). A recommendation is issued only when "
+        "the set holds a single action. Does not promise: that the clinicians' action is the "
+        "best action, coverage for any one patient, or coverage in a subgroup that was not "
+        "calibrated separately, nor under a shift in the patient population."
+    ),
+    "ltt": (
+        "Promises: with probability at least 1 - delta over the calibration data, the expected "
+        "error rate (recommended action differs from the clinicians') among issued "
+        "recommendations is at most alpha. Does not promise: that a given test split stays "
+        "below alpha (it can exceed it by chance), anything about a single patient, or "
+        "anything about decisions where it abstained."
+    ),
+    "selection": (
+        "Promises: among the decisions it selects for recommendation, the expected fraction "
+        "whose true uncertainty kappa is at least c (false discoveries) is at most alpha "
+        "(Benjamini-Hochberg over conformal p-values). Realised FDR is computed on the true "
+        "kappa of test decisions. Does not promise: that a selected action matches the "
+        "clinicians', FDR within any subgroup, or anything about decisions it did not select."
+    ),
+}
+
+
+def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact binomial interval for k successes in n trials (``(nan, nan)`` when n = 0).
+
+    Examples
+    --------
+    >>> lo, hi = clopper_pearson(90, 100)
+    >>> round(lo, 3), round(hi, 3)
+    (0.824, 0.951)
+    """
+    if n == 0:
+        return float("nan"), float("nan")
+    tail = (1.0 - confidence) / 2.0
+    lo = 0.0 if k == 0 else float(beta_dist.ppf(tail, k, n - k + 1))
+    hi = 1.0 if k == n else float(beta_dist.ppf(1.0 - tail, k + 1, n - k))
+    return lo, hi
+
+
+def audit(
+    gate: Gate,
+    proba,
+    y,
+    *,
+    kappa=None,
+    embedding=None,
+    groups=None,
+    subgroups: pd.DataFrame | None = None,
+    alphas=DEFAULT_ALPHAS,
+    confidence: float = 0.95,
+    model_hash: str | None = None,
+) -> dict:
+    """Audit ``gate`` on test decisions; returns the report as a JSON-ready dict.
+
+    ``y`` are the clinicians' actions; ``kappa`` the TRUE uncertainty (required for
+    ``selection``); ``subgroups`` one column per subgrouping, one row per decision.
+    """
+    P = check_proba(proba)
+    y = check_labels(y, len(P))
+    if gate.method == "selection":
+        if kappa is None:
+            raise ConformalInputError(
+                "auditing a selection gate needs kappa=, the TRUE uncertainty of the test "
+                "decisions (never the predicted one)"
+            )
+        kappa = check_vector(kappa, len(P), "kappa")
+    if subgroups is not None and len(subgroups) != len(P):
+        raise ConformalInputError(
+            f"subgroups has {len(subgroups)} rows but there are {len(P)} decisions"
+        )
+    decisions = gate.decide(P, embedding=embedding, groups=groups, model_hash=model_hash)
+    hits, eligible, metric, promise_kind = _outcomes(gate, decisions, y, kappa)
+    overall = _summarise(hits, eligible, decisions, gate, metric, promise_kind, confidence)
+    per_group = []
+    if subgroups is not None:
+        for column in subgroups.columns:
+            values = subgroups[column].astype(str).to_numpy()
+            for value in sorted(set(values.tolist())):
+                mask = values == value
+                row = _summarise(
+                    hits[mask],
+                    eligible[mask],
+                    _subset(decisions, mask),
+                    gate,
+                    metric,
+                    promise_kind,
+                    confidence,
+                )
+                per_group.append({"column": str(column), "value": value, **row})
+    sizes = decisions.sets.sum(axis=1)
+    size_counts = {
+        int(k): int(v) for k, v in zip(*np.unique(sizes, return_counts=True), strict=True)
+    }
+    tradeoff = []
+    for a in alphas:
+        g = gate if np.isclose(a, gate.alpha) else gate.recalibrate(float(a))
+        d = g.decide(P, embedding=embedding, groups=groups)
+        h, e, _, _ = _outcomes(g, d, y, kappa)
+        tradeoff.append(
+            {
+                "alpha": float(a),
+                "value": float(h[e].mean()) if e.any() else float("nan"),
+                "abstention_rate": float(1.0 - d.recommended.mean()),
+            }
+        )
+    return {
+        "package_version": __version__,
+        "method": gate.method,
+        "alpha": gate.alpha,
+        "delta": gate.delta,
+        "c": gate.c,
+        "model_hash": gate.model_hash,
+        "calibration_hash": gate.calibration_hash,
+        "n_test": int(len(P)),
+        "confidence": confidence,
+        "guarantee": GUARANTEES["sets" if gate.method in ("lac", "aps", "raps") else gate.method],
+        "overall": overall,
+        "subgroups": per_group,
+        "n_flagged_subgroups": int(sum(r["flagged"] for r in per_group)),
+        "set_size_counts": size_counts,
+        "tradeoff": tradeoff,
+    }
+
+
+def render_html(report: dict) -> str:
+    """One self-contained HTML page (inline CSS, embedded PNG) from :func:`audit`'s dict."""
+    o = report["overall"]
+    esc = html.escape
+    rows = "".join(
+        "<tr{cls}><td>{c}</td><td>{v}</td><td>{n}</td><td>{val}</td><td>{ci}</td>"
+        "<td>{ab}</td><td>{fl}</td></tr>".format(
+            cls=' class="flag"' if r["flagged"] else "",
+            c=esc(r["column"]),
+            v=esc(r["value"]),
+            n=r["n"],
+            val=_pct(r["value_realised"]),
+            ci=f"{_pct(r['ci_low'])} – {_pct(r['ci_high'])}",
+            ab=_pct(r["abstention_rate"]),
+            fl="BELOW TARGET" if r["flagged"] else "",
+        )
+        for r in report["subgroups"]
+    )
+    sizes = ", ".join(f"{k}: {v}" for k, v in report["set_size_counts"].items())
+    png = _tradeoff_png(report)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>SAFER coverage audit</title>
+<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .6em}}
+tr.flag{{background:#fdd}}.ok{{color:#070}}.bad{{color:#a00;font-weight:bold}}</style></head>
+<body><h1>SAFER coverage audit</h1>
+<p>Method <b>{esc(report["method"])}</b>, alpha = {report["alpha"]}
+{"" if report["delta"] is None else f", delta = {report['delta']}"}
+{"" if report["c"] is None else f", c = {report['c']:.4g}"};
+{report["n_test"]} test decisions. Model hash <code>{esc(report["model_hash"])}</code>,
+calibration data hash <code>{esc(report["calibration_hash"])}</code>,
+safer {esc(report["package_version"])}.</p>
+<h2>What is promised</h2><p>{esc(report["guarantee"])}</p>
+<h2>Overall</h2>
+<p>Realised {esc(o["metric"])}: <b>{_pct(o["value_realised"])}</b>
+({int(report["confidence"] * 100)}% Clopper-Pearson interval {_pct(o["ci_low"])} –
+{_pct(o["ci_high"])}, n = {o["n"]}); promised {esc(o["promise"])}:
+<span class="{"bad" if o["flagged"] else "ok"}">
+{"violated beyond the interval" if o["flagged"] else "consistent"}</span>.
+Abstention rate {_pct(o["abstention_rate"])}; recommendations issued {o["n_recommended"]}.</p>
+<p>Set sizes (size: count): {sizes}</p>
+<h2>Subgroups</h2>
+<p>{report["n_flagged_subgroups"]} subgroup(s) flagged (realised value outside the promise
+beyond its interval).</p>
+<table><tr><th>column</th><th>value</th><th>n</th><th>{esc(o["metric"])}</th>
+<th>interval</th><th>abstention</th><th>flag</th></tr>{rows}</table>
+<h2>Trade-off across alpha</h2>
+<img alt="{esc(o["metric"])} and abstention against alpha" src="data:image/png;base64,{png}">
+</body></html>
+"""
+
+
+def write_report(report: dict, html_path, json_path=None) -> Path:
+    """Write the HTML report (and the same numbers as JSON when ``json_path`` is given)."""
+    html_path = Path(html_path)
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    html_path.write_text(render_html(report), encoding="utf-8")
+    if json_path is not None:
+        Path(json_path).write_text(to_json(report))
+    return html_path
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _outcomes(gate, decisions, y, kappa):
+    """Per decision: hit (bool), eligible (counted in the denominator), metric, promise kind."""
+    if gate.method in ("lac", "aps", "raps"):
+        hits = decisions.sets[np.arange(len(y)), y]
+        return hits, np.ones(len(y), dtype=bool), "coverage", "at_least"
+    recommended = decisions.recommended
+    if gate.method == "ltt":
+        return decisions.action != y, recommended, "error rate of recommendations", "at_most"
+    return kappa >= gate.c, recommended, "false discovery rate (true kappa >= c)", "at_most"
+
+
+def _summarise(hits, eligible, decisions, gate, metric, kind, confidence) -> dict:
+    n = int(eligible.sum())
+    k = int(hits[eligible].sum())
+    lo, hi = clopper_pearson(k, n, confidence)
+    target = 1.0 - gate.alpha if kind == "at_least" else gate.alpha
+    flagged = bool(n > 0 and (hi < target if kind == "at_least" else lo > target))
+    return {
+        "metric": metric,
+        "promise": f"{'>=' if kind == 'at_least' else '<='} {target:g}",
+        "target": target,
+        "n": n,
+        "value_realised": k / n if n else float("nan"),
+        "ci_low": lo,
+        "ci_high": hi,
+        "flagged": flagged,
+        "abstention_rate": float(1.0 - decisions.recommended.mean()),
+        "n_recommended": int(decisions.recommended.sum()),
+        "mean_set_size": float(decisions.sets.sum(axis=1).mean()),
+    }
+
+
+def _subset(decisions, mask):
+    from dataclasses import replace
+
+    return replace(
+        decisions,
+        action=decisions.action[mask],
+        sets=decisions.sets[mask],
+        reason=decisions.reason[mask],
+        score=decisions.score[mask],
+    )
+
+
+def _tradeoff_png(report: dict) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = report["tradeoff"]
+    alphas = [r["alpha"] for r in t]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    ax1.plot(alphas, [r["value"] for r in t], "o-", label="realised")
+    promised = [1 - a for a in alphas] if report["method"] in ("lac", "aps", "raps") else alphas
+    ax1.plot(alphas, promised, "k--", label="promised")
+    ax1.set_xlabel("alpha")
+    ax1.set_ylabel(report["overall"]["metric"])
+    ax1.legend()
+    ax2.plot(alphas, [r["abstention_rate"] for r in t], "s-", color="tab:red")
+    ax2.set_xlabel("alpha")
+    ax2.set_ylabel("abstention rate")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None or not np.isfinite(x) else f"{100 * x:.1f}%"
+
+
+def to_json(report: dict) -> str:
+    """Strict JSON text of a report (NaN becomes null)."""
+    return json.dumps(_clean(report), indent=2, allow_nan=False)
+
+
+def _clean(obj):
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (np.integer, np.bool_)):
+        return obj.item()
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
