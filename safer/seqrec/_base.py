@@ -158,7 +158,9 @@ class SequentialRecommender:
         if model_cls is None or (cls is not SequentialRecommender and model_cls is not cls):
             raise ModelDirError(f"{directory} holds a {meta['model']!r} model, not {cls.name!r}")
         known = {f.name for f in fields(model_cls.config_class)}
-        model = model_cls(model_cls.config_class(**{k: v for k, v in meta["config"].items() if k in known}))
+        model = model_cls(
+            model_cls.config_class(**{k: v for k, v in meta["config"].items() if k in known})
+        )
         model.item_tokens_ = tuple(meta["item_tokens"])
         model.history_ = meta.get("history", [])
         model._load_state(torch.load(directory / "weights.pt", weights_only=True))
@@ -239,7 +241,9 @@ class NeuralRecommender(SequentialRecommender):
                 else:
                     bad += 1
             self.history_.append(record)
-            bar.set_postfix(loss=f"{record['loss']:.3f}", mrr=f"{record.get('valid_mrr@10', 0):.4f}")
+            bar.set_postfix(
+                loss=f"{record['loss']:.3f}", mrr=f"{record.get('valid_mrr@10', 0):.4f}"
+            )
             if bad >= cfg.stopping_step:
                 break
         if best_state is not None:
@@ -252,9 +256,9 @@ class NeuralRecommender(SequentialRecommender):
         if self.config.protocol == "recbole":
             return nn.functional.cross_entropy(h @ weight.T, target)
         # sampled softmax: the positive against n_negatives uniform items (accidental hits masked)
-        negatives = torch.randint(
-            1, weight.shape[0], (self.config.n_negatives,), generator=gen
-        ).to(h.device)
+        negatives = torch.randint(1, weight.shape[0], (self.config.n_negatives,), generator=gen).to(
+            h.device
+        )
         pos = (h * weight[target]).sum(-1, keepdim=True)  # (B, 1)
         neg = h @ weight[negatives].T  # (B, K)
         neg = neg.masked_fill(negatives[None, :] == target[:, None], -torch.inf)

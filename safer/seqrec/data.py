@@ -103,7 +103,7 @@ def read_atomic(path: str | Path) -> pd.DataFrame:
     )
     if frame.empty:
         raise SeqrecDataError(f"{path} has a header but no rows; it holds no interactions")
-    for name, kind in zip(names, types):
+    for name, kind in zip(names, types, strict=False):
         col = frame[name]
         try:
             if kind == "float":
@@ -121,8 +121,8 @@ def read_interactions(path: str | Path) -> pd.DataFrame:
     """Read an interaction log into a table with ``user``, ``item``, ``timestamp`` [, ``rating``].
 
     ``.inter`` files are read as RecBole atomic files (``user_id``/``item_id``/``timestamp``);
-    ``.csv`` and ``.parquet`` files must have ``user``, ``item`` and ``timestamp`` columns. Rows keep
-    their order in the file (it breaks timestamp ties).
+    ``.csv`` and ``.parquet`` files must have ``user``, ``item`` and ``timestamp`` columns.
+    Rows keep their order in the file (it breaks timestamp ties).
 
     Examples
     --------

@@ -58,7 +58,7 @@ class AMSAttention(nn.Module):
         pos_w, time_w = self.bias(time_seq)  # (B, H, T, T)
         semantic = nn.functional.silu(q @ k.transpose(-1, -2) / math.sqrt(self.a))
         outputs = []
-        for weights, norm in zip((semantic, pos_w, time_w), self.norms):
+        for weights, norm in zip((semantic, pos_w, time_w), self.norms, strict=False):
             w = weights.masked_fill(~mask, 0.0) / T  # (B, H, T, T)
             y = (w @ v).transpose(1, 2).reshape(B, T, width)
             outputs.append(norm(y))
@@ -112,7 +112,7 @@ class FuXiNet(nn.Module):
         x = self.dropout(self.item_embedding(item_seq) * self.scale)  # (B, T, d)
         mask = causal_mask(item_seq)  # (B, 1, T, T)
         ts = time_seq.float()
-        for attention, ffn in zip(self.attention, self.ffn):
+        for attention, ffn in zip(self.attention, self.ffn, strict=False):
             x = ffn(attention(x, ts, mask), x)
         return self.norm_out(gather_last(x, seq_len))  # (B, d)
 

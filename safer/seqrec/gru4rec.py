@@ -41,7 +41,9 @@ class GRU4RecNet(nn.Module):
         c = config
         self.item_embedding = nn.Embedding(n_items + 1, c.embedding_size, padding_idx=0)
         self.dropout = nn.Dropout(c.dropout)
-        self.gru = nn.GRU(c.embedding_size, c.hidden_size, c.num_layers, bias=False, batch_first=True)
+        self.gru = nn.GRU(
+            c.embedding_size, c.hidden_size, c.num_layers, bias=False, batch_first=True
+        )
         self.dense = nn.Linear(c.hidden_size, c.embedding_size)
         nn.init.xavier_normal_(self.item_embedding.weight)
         for name, weight in self.gru.named_parameters():

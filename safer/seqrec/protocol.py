@@ -117,7 +117,7 @@ def leave_one_out(data: SequenceData, max_len: int = 50) -> dict[str, Examples]:
     """
     parts: dict[str, list[tuple[int, np.ndarray]]] = {"train": [], "valid": [], "test": []}
     for u, seq in enumerate(data.sequences):
-        for name, positions in zip(parts, split_positions(len(seq))):
+        for name, positions in zip(parts, split_positions(len(seq)), strict=False):
             if len(positions):
                 parts[name].append((u, np.arange(positions.start, positions.stop)))
     return {name: _build(data, chunks, max_len) for name, chunks in parts.items()}
@@ -147,15 +147,17 @@ def _build(data: SequenceData, chunks: list[tuple[int, np.ndarray]], L: int) -> 
     time_seq = np.take_along_axis(left_times, index, axis=1)
     time_seq[item_seq == 0] = 0.0
     user = np.concatenate(users)
-    target = np.array([data.sequences[u][p] for u, p in zip(user, position)], dtype=np.int64)
+    target = np.array(
+        [data.sequences[u][p] for u, p in zip(user, position, strict=False)], dtype=np.int64
+    )
     return Examples(user, position, item_seq, time_seq, seq_len.astype(np.int64), target)
 
 
 def seen_mask(data: SequenceData, examples: Examples, n_items: int) -> torch.Tensor:
     """``(N, n_items + 1)`` bool: items the user interacted with before each example's target."""
     mask = torch.zeros(len(examples), n_items + 1, dtype=torch.bool)
-    for row, (u, p) in enumerate(zip(examples.user, examples.position)):
-        mask[row, torch.from_numpy(data.sequences[u][:p])] = True
+    for row, (u, p) in enumerate(zip(examples.user, examples.position, strict=False)):
+        mask[row, torch.as_tensor(np.array(data.sequences[u][:p]))] = True
     return mask
 
 

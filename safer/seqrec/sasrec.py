@@ -122,7 +122,9 @@ class SASRec(NeuralRecommender):
     --------
     >>> import pandas as pd
     >>> from safer.seqrec.data import SequenceData
-    >>> log = pd.DataFrame({"user": list("aaabbb"), "item": list("xyzxyz"), "timestamp": [1, 2, 3] * 2})
+    >>> log = pd.DataFrame(
+    ...     {"user": list("aaabbb"), "item": list("xyzxyz"), "timestamp": [1, 2, 3] * 2}
+    ... )
     >>> model = SASRec(SASRecConfig(epochs=1, n_layers=1)).fit(SequenceData.from_interactions(log))
     >>> sorted(model.evaluate(SequenceData.from_interactions(log)))[:2]
     ['hr@10', 'mrr@10']
