@@ -70,8 +70,11 @@ print("RESULT " + json.dumps({"test": {k: float(v) for k, v in result.items()},
 
 
 def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    print("+", " ".join(cmd), file=sys.stderr, flush=True)
-    return subprocess.run(cmd, check=True, **kw)
+    print("+", " ".join(cmd)[:200], file=sys.stderr, flush=True)
+    proc = subprocess.run(cmd, **kw)
+    if proc.returncode:
+        sys.exit(f"command failed ({proc.returncode}):\n{proc.stderr or ''}"[-4000:])
+    return proc
 
 
 def ensure_venv() -> Path:
