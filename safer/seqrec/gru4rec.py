@@ -1,0 +1,78 @@
+"""GRU4Rec: a GRU over the item sequence (Hidasi et al., ICLR 2016; Tan et al. 2016 variant).
+
+RecBole's layout and defaults: embedding 64 with dropout 0.3 -> 1-layer GRU with hidden 128 ->
+linear back to 64 -> the state at the last real item, scored against the item embeddings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from safer.seqrec._base import NeuralConfig, NeuralRecommender, gather_last
+
+__all__ = ["GRU4Rec", "GRU4RecConfig", "GRU4RecNet"]
+
+
+@dataclass
+class GRU4RecConfig(NeuralConfig):
+    """GRU4Rec hyper-parameters (RecBole's defaults) plus the shared training settings."""
+
+    embedding_size: int = 64
+    hidden_size: int = 128
+    num_layers: int = 1
+    dropout: float = 0.3
+
+
+class GRU4RecNet(nn.Module):
+    """Embedding -> dropout -> GRU -> linear; returns the state at each row's last item.
+
+    Examples
+    --------
+    >>> net = GRU4RecNet(n_items=9, config=GRU4RecConfig())
+    >>> net(torch.tensor([[3, 5, 0]]), torch.zeros(1, 3), torch.tensor([2])).shape
+    torch.Size([1, 64])
+    """
+
+    def __init__(self, n_items: int, config: GRU4RecConfig):
+        super().__init__()
+        c = config
+        self.item_embedding = nn.Embedding(n_items + 1, c.embedding_size, padding_idx=0)
+        self.dropout = nn.Dropout(c.dropout)
+        self.gru = nn.GRU(
+            c.embedding_size, c.hidden_size, c.num_layers, bias=False, batch_first=True
+        )
+        self.dense = nn.Linear(c.hidden_size, c.embedding_size)
+        nn.init.xavier_normal_(self.item_embedding.weight)
+        for name, weight in self.gru.named_parameters():
+            if "weight_hh" in name:
+                nn.init.orthogonal_(weight)
+            else:
+                nn.init.xavier_uniform_(weight)
+
+    def forward(
+        self, item_seq: torch.Tensor, time_seq: torch.Tensor, seq_len: torch.Tensor
+    ) -> torch.Tensor:
+        x = self.dropout(self.item_embedding(item_seq))  # (B, T, e)
+        # right-padded rows: the state at position len-1 has seen only real items
+        h, _ = self.gru(x)  # (B, T, hidden)
+        return gather_last(self.dense(h), seq_len)  # (B, e)
+
+
+class GRU4Rec(NeuralRecommender):
+    """GRU4Rec recommender (estimator contract).
+
+    Examples
+    --------
+    >>> model = GRU4Rec(GRU4RecConfig(epochs=1))
+    >>> model.config.hidden_size
+    128
+    """
+
+    name = "gru4rec"
+    config_class = GRU4RecConfig
+
+    def _build(self, n_items: int) -> nn.Module:
+        return GRU4RecNet(n_items, self.config)

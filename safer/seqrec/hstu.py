@@ -1,0 +1,107 @@
+"""HSTU: Hierarchical Sequential Transduction Units (Zhai et al., ICML 2024).
+
+Each layer: ``U, V, Q, K = split(SiLU(f1(LN(x))))``; pointwise attention
+``A = SiLU(Q K^T + rab_pos + rab_time) / T`` (no softmax) under a causal mask; output
+``x + f2(LN(A V) * U)`` (U-gating). ``rab_time`` buckets ``log |t_i - t_j|`` of the prefix items.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from safer.seqrec._base import NeuralConfig, NeuralRecommender, causal_mask, gather_last
+from safer.seqrec._layers import RelativeBias
+
+__all__ = ["HSTU", "HSTUConfig", "HSTUNet"]
+
+
+@dataclass
+class HSTUConfig(NeuralConfig):
+    """HSTU hyper-parameters plus the shared training settings."""
+
+    n_layers: int = 2
+    n_heads: int = 2
+    hidden_size: int = 64
+    attention_dim: int = 32  # per head, for Q/K and V
+    dropout: float = 0.2
+    n_time_buckets: int = 64
+
+
+class HSTULayer(nn.Module):
+    """One HSTU layer (pointwise SiLU attention with relative bias and U-gating)."""
+
+    def __init__(self, c: HSTUConfig):
+        super().__init__()
+        self.h, self.a = c.n_heads, c.attention_dim
+        self.norm_in = nn.LayerNorm(c.hidden_size)
+        self.f1 = nn.Linear(c.hidden_size, 4 * self.h * self.a)
+        self.norm_att = nn.LayerNorm(self.h * self.a)
+        self.f2 = nn.Linear(self.h * self.a, c.hidden_size)
+        self.bias = RelativeBias(c.max_len, c.n_heads, c.n_time_buckets)
+        self.dropout = nn.Dropout(c.dropout)
+
+    def forward(self, x: torch.Tensor, time_seq: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        B, T, _ = x.shape
+        u, v, q, k = nn.functional.silu(self.f1(self.norm_in(x))).chunk(4, dim=-1)  # (B, T, H*a)
+        q, k, v = (t.view(B, T, self.h, self.a).transpose(1, 2) for t in (q, k, v))  # (B, H, T, a)
+        pos_bias, time_bias = self.bias(time_seq)  # (B, H, T, T)
+        att = q @ k.transpose(-1, -2) / math.sqrt(self.a) + pos_bias + time_bias
+        att = nn.functional.silu(att).masked_fill(~mask, 0.0) / T  # (B, H, T, T)
+        y = (att @ v).transpose(1, 2).reshape(B, T, self.h * self.a)
+        return x + self.f2(self.dropout(self.norm_att(y) * u))
+
+
+class HSTUNet(nn.Module):
+    """Item + position embeddings -> ``n_layers`` HSTU layers -> last hidden state.
+
+    Examples
+    --------
+    >>> net = HSTUNet(n_items=9, config=HSTUConfig(max_len=4))
+    >>> net(torch.tensor([[3, 5, 0, 0]]), torch.tensor([[1.0, 9.0, 0, 0]]), torch.tensor([2])).shape
+    torch.Size([1, 64])
+    """
+
+    def __init__(self, n_items: int, config: HSTUConfig):
+        super().__init__()
+        c = config
+        self.scale = math.sqrt(c.hidden_size)
+        self.item_embedding = nn.Embedding(n_items + 1, c.hidden_size, padding_idx=0)
+        self.position_embedding = nn.Embedding(c.max_len, c.hidden_size)
+        nn.init.normal_(self.item_embedding.weight, std=0.02)
+        nn.init.normal_(self.position_embedding.weight, std=0.02)
+        self.dropout = nn.Dropout(c.dropout)
+        self.layers = nn.ModuleList(HSTULayer(c) for _ in range(c.n_layers))
+        self.norm_out = nn.LayerNorm(c.hidden_size)
+
+    def forward(
+        self, item_seq: torch.Tensor, time_seq: torch.Tensor, seq_len: torch.Tensor
+    ) -> torch.Tensor:
+        T = item_seq.shape[1]
+        pos = self.position_embedding(torch.arange(T, device=item_seq.device))
+        x = self.dropout(self.item_embedding(item_seq) * self.scale + pos[None])  # (B, T, d)
+        x = x * (item_seq != 0)[..., None]
+        mask = causal_mask(item_seq)  # (B, 1, T, T)
+        ts = time_seq.float()
+        for layer in self.layers:
+            x = layer(x, ts, mask)
+        return self.norm_out(gather_last(x, seq_len))  # (B, d)
+
+
+class HSTU(NeuralRecommender):
+    """HSTU recommender (estimator contract); ``protocol="hstu"`` gives the paper's protocol.
+
+    Examples
+    --------
+    >>> HSTU(HSTUConfig(n_layers=4)).config.n_layers
+    4
+    """
+
+    name = "hstu"
+    config_class = HSTUConfig
+
+    def _build(self, n_items: int) -> nn.Module:
+        return HSTUNet(n_items, self.config)

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from safer.cli import app, main
+
+
+def run(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_train_then_evaluate_prints_the_metrics_json(synthetic_inter, tmp_path):
+    out = tmp_path / "pop"
+    run("seqrec", "train", "--data", str(synthetic_inter), "--model", "pop", "--out", str(out))
+    printed = run(
+        "seqrec", "evaluate", "--model", str(out), "--data", str(synthetic_inter), "--json"
+    )
+    result = json.loads(printed)
+    assert set(result) == {"hr@10", "ndcg@10", "mrr@10", "recall@10", "protocol", "n_users"}
+    assert result["protocol"] == "recbole" and result["n_users"] == 120
+
+
+def test_unknown_model_exits_2_with_the_known_names(synthetic_inter, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(
+            [
+                "seqrec",
+                "train",
+                "--data",
+                str(synthetic_inter),
+                "--model",
+                "bert",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+    assert exc.value.code == 2
+    assert "pop, sasrec, gru4rec, hstu, fuxi" in capsys.readouterr().err
+
+
+def test_benchmark_writes_a_table(synthetic_inter, tmp_path):
+    out = tmp_path / "bench.md"
+    run("seqrec", "benchmark", "--data", str(synthetic_inter), "--models", "pop", "--out", str(out))
+    text = out.read_text()
+    assert "| pop | recbole | 120 |" in text and "command:" in text
