@@ -12,7 +12,7 @@ import sys
 import typer
 
 from safer import __version__
-from safer.cli import cohort, demo
+from safer.cli import cohort, demo, tsedit
 from safer.cli._common import err_console
 from safer.errors import SaferError
 
@@ -26,6 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(cohort.app, name="cohort")
+app.add_typer(tsedit.app, name="tsedit")
 app.command("demo")(demo.demo)
 
 
