@@ -79,7 +79,7 @@ def overwrite_smooth_edit(
     segments: list[SegmentStat] = (),
 ) -> EditResult:
     """Overwrite anchors (blended by confidence), project segments, smooth around the edits."""
-    x = pd.DataFrame(np.asarray(series, dtype=float)).ffill().bfill().to_numpy()
+    x = pd.DataFrame(np.asarray(series, dtype=float)).ffill().bfill().to_numpy(copy=True)
     plan = resolve(list(anchors), list(segments), list(channels), len(x))
     for a in plan.anchors:
         c = plan.channel_index(a.channel)
