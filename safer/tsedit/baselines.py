@@ -5,8 +5,8 @@
   x_t are replaced by the anchor values noised to that step's level. Segment statistics have no
   in-loop control; the exact projection is applied once at the end.
 - :func:`overwrite_smooth_edit` — no model: write the anchors into the source, project the
-  segment statistics, smooth with a 3-point moving average near edited points, and re-write the
-  hard anchors.
+  segment statistics, smooth with a 3-point moving average near edited points, re-write the
+  anchors (soft ones at their blended value) and project the segment statistics again.
 
 Examples
 --------
@@ -65,9 +65,9 @@ def inpaint_edit(
     zeros = torch.zeros_like(z)
     z0 = editor._ddim(x_t, valid, zeros, zeros, t_start, steps, xt_hook=xt_hook)
     out = norm.inverse(z0[0, :length].numpy())
-    out = project_segments(out, plan)
-    for a in hard:
+    for a in hard:  # the projection never moves an anchored point, so write anchors first
         out[a.time, plan.channel_index(a.channel)] = a.value
+    out = project_segments(out, plan)
     frame = pd.DataFrame(out, columns=editor.channels_)
     return EditResult(frame, edit_report(out, plan))
 
@@ -84,6 +84,7 @@ def overwrite_smooth_edit(
     for a in plan.anchors:
         c = plan.channel_index(a.channel)
         x[a.time, c] = (1 - a.confidence) * x[a.time, c] + a.confidence * a.value
+    anchored_values = x.copy()
     x = project_segments(x, plan)
     edited = np.zeros(x.shape, dtype=bool)
     for a in plan.anchors:
@@ -93,8 +94,8 @@ def overwrite_smooth_edit(
     padded = np.pad(x, ((1, 1), (0, 0)), mode="edge")
     smooth = (padded[:-2] + padded[1:-1] + padded[2:]) / 3.0
     x = np.where(edited, smooth, x)
+    for a in plan.anchors:  # the projection never moves an anchored point, so write them first
+        c = plan.channel_index(a.channel)
+        x[a.time, c] = a.value if a.confidence >= 1.0 else anchored_values[a.time, c]
     x = project_segments(x, plan)
-    for a in plan.anchors:
-        if a.confidence >= 1.0:
-            x[a.time, plan.channel_index(a.channel)] = a.value
     return EditResult(pd.DataFrame(x, columns=list(channels)), edit_report(x, plan))
