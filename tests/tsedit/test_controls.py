@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from safer.tsedit import Anchor, InfeasibleEditError, SegmentStat, parse_anchor, parse_segment
-from safer.tsedit.controls import project_segments, resolve
+from safer.tsedit.controls import edit_report, project_segments, resolve
 
 CH = ["HR", "MeanBP"]
 
@@ -63,3 +63,11 @@ def test_overlapping_segments_both_met():
     y = project_segments(x, resolve([], segs, CH, 10))
     assert y[0:6, 0].mean() == pytest.approx(2.0, abs=1e-8)
     assert y[4:10, 0].mean() == pytest.approx(-1.0, abs=1e-8)
+
+
+def test_contradictory_segments_are_best_effort_with_the_residual_reported():
+    segs = [SegmentStat(0, 4, "HR", "mean", 10.0), SegmentStat(0, 4, "HR", "mean", 20.0)]
+    plan = resolve([], segs, CH, 6)  # not refused: no hard anchor is involved
+    report = edit_report(project_segments(np.zeros((6, 2)), plan), plan)
+    assert report["max_segment_rel_error"] > 0.1
+    assert {round(s["achieved"], 6) for s in report["segments"]} == {20.0}
