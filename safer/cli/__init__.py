@@ -12,7 +12,7 @@ import sys
 import typer
 
 from safer import __version__
-from safer.cli import cohort, conformal, db, demo, seqrec
+from safer.cli import cohort, conformal, db, demo, seqrec, tsedit
 from safer.cli._common import err_console
 from safer.errors import SaferError
 
@@ -27,6 +27,7 @@ app = typer.Typer(
 )
 app.add_typer(cohort.app, name="cohort")
 app.add_typer(seqrec.app, name="seqrec")
+app.add_typer(tsedit.app, name="tsedit")
 app.command("demo")(demo.demo)
 app.command("calibrate")(conformal.calibrate)
 app.command("audit")(conformal.audit)
