@@ -52,6 +52,7 @@ __all__ = [
     "mortality_table",
 ]
 
+_ACTION_COLUMNS = ("fluid_bin", "vaso_bin", "action", "fluid_ml", "vaso_ugkgmin")
 UNITS = "absolute mortality: fraction of episodes ending in death (0-1), not a change"
 
 
@@ -205,7 +206,9 @@ def _observed_rollout(policy, mdp, episodes, rng, config, max_steps, progress):
         # stay ids are FIRST_STAY_ID + episode, so increasing stay_id == increasing episode
         actions = decision.actions
         world.set_actions(rows, actions)
-        history.iloc[len(history) - len(rows) :, history.columns.get_loc("action")] = actions
+        tail = slice(len(history) - len(rows), None)
+        for col in _ACTION_COLUMNS:
+            history.iloc[tail, history.columns.get_loc(col)] = rows[col].to_numpy()
         decisions += len(alive)
         abstained += int(decision.deferred.sum())
         nxt = mdp.sample_next(states, actions, rng)

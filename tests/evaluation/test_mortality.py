@@ -72,3 +72,30 @@ def test_mortality_table_states_units_and_orders_rows():
     assert table["policy"].tolist() == ["clinicians", "optimal"]
     assert table["mortality_pct"].round(1).tolist() == [21.8, 12.5]
     assert "absolute" in table.attrs["units"]
+
+
+class _Recorder(ModelPolicy):
+    """The model policy, keeping every history it was shown."""
+
+    def __init__(self, model):
+        super().__init__(model)
+        self.seen = []
+
+    def decide(self, histories, rng=None):
+        self.seen.append(histories.copy())
+        return super().decide(histories, rng)
+
+
+def test_rollout_histories_carry_past_actions_and_doses_like_a_cohort(cloned_model):
+    from safer.cohorts import validate
+
+    policy = _Recorder(cloned_model)
+    rollout_mortality(policy, 50, seed=2, progress=False)
+    late = policy.seen[3]
+    past = late[late.step < 3]
+    chosen = cloned_model.predict_proba(past.drop(columns=["true_state", "true_sofa"]))
+    assert (past.action == chosen.argmax(axis=1)).all()
+    assert (past.action == 5 * past.fluid_bin + past.vaso_bin).all()
+    assert ((past.fluid_bin == 0) == (past.fluid_ml == 0)).all()
+    assert (late.note_time.isna() | (late.note_time <= late.charttime)).all()
+    validate(late)
