@@ -12,7 +12,7 @@ import sys
 import typer
 
 from safer import __version__
-from safer.cli import cohort, conformal, db, demo, seqrec, tsedit
+from safer.cli import cohort, conformal, db, demo, mortality, seqrec, tsedit
 from safer.cli._common import err_console
 from safer.errors import SaferError
 
@@ -34,6 +34,7 @@ app.command("audit")(conformal.audit)
 app.add_typer(db.app, name="db")
 app.add_typer(db.audit_app, name="audit-trail")
 app.command("console")(db.console)
+app.command("mortality")(mortality.mortality)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,307 @@
+"""True counterfactual mortality of a policy in the known ICU-Sepsis MDP.
+
+Two ways, both giving **absolute mortality** (fraction of episodes that end in death, 0..1; no
+discount, reward 1 for survival):
+
+- :func:`exact_mortality` — policy evaluation on the transition matrices (solve the absorbing
+  chain); only for state-based policies (``policy.matrix`` is set).
+- :func:`rollout_mortality` — run episodes from the MDP's initial distribution, all live
+  episodes stepping together, with a Wilson 95 % interval. State-based policies step on the
+  matrices alone (fast); history-based policies (a recommender, a gated recommender) get, at each
+  step, EHR-like rows from the same observation and note model as the simulated cohort and make
+  one batched call for all live episodes.
+
+:func:`true_mortality` does both where it can; :func:`mortality_table` is what ``safer demo``
+prints: clinicians, optimal, SAFER, gated SAFER (with its abstention rate).
+
+Examples
+--------
+>>> from safer.evaluation.policies import make_policy
+>>> result = true_mortality(make_policy("clinician"), episodes=2000, seed=0, progress=False)
+>>> result.method, round(result.mortality, 3)
+('exact', 0.218)
+>>> result.rollout.ci_low < 0.218 < result.rollout.ci_high
+True
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+from tqdm.auto import tqdm
+
+from safer.cohorts.mdp import DEATH, N_PATIENT_STATES, IcuSepsisMDP, load_mdp
+from safer.cohorts.simulated import MAX_STEPS, SimulationConfig, rollout
+from safer.errors import SaferError
+from safer.evaluation._episodes import FIRST_STAY_ID, ObservedEpisodes
+from safer.evaluation.policies import Policy
+
+__all__ = [
+    "UNITS",
+    "RolloutResult",
+    "MortalityResult",
+    "wilson_interval",
+    "exact_mortality",
+    "rollout_mortality",
+    "true_mortality",
+    "mortality_table",
+]
+
+_ACTION_COLUMNS = ("fluid_bin", "vaso_bin", "action", "fluid_ml", "vaso_ugkgmin")
+UNITS = "absolute mortality: fraction of episodes ending in death (0-1), not a change"
+
+
+@dataclass
+class RolloutResult:
+    """Mortality of a policy over simulated episodes, with a Wilson interval."""
+
+    mortality: float
+    ci_low: float
+    ci_high: float
+    episodes: int
+    deaths: int
+    truncated: int
+    decisions: int
+    abstention_rate: float | None
+    seconds: float
+    observed: bool  # whether the policy acted on EHR-like rows (else on the true state)
+
+
+@dataclass
+class MortalityResult:
+    """What ``safer mortality`` reports: exact where possible, else the rollout estimate."""
+
+    policy: str
+    mortality: float
+    ci_low: float
+    ci_high: float
+    episodes: int
+    method: str  # "exact" or "rollout"
+    exact: float | None = None
+    rollout: RolloutResult | None = None
+    ope: dict = field(default_factory=dict)
+    units: str = UNITS
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def wilson_interval(deaths: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion.
+
+    Examples
+    --------
+    >>> low, high = wilson_interval(20, 100)
+    >>> round(low, 3), round(high, 3)
+    (0.133, 0.289)
+    """
+    if n <= 0:
+        raise SaferError("an interval needs at least one episode")
+    z = float(norm.ppf(0.5 + level / 2))
+    p = deaths / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def exact_mortality(policy: Policy, mdp: IcuSepsisMDP | None = None) -> float:
+    """Exact mortality of a state-based policy from the transition matrices.
+
+    Examples
+    --------
+    >>> from safer.evaluation.policies import optimal_policy
+    >>> round(exact_mortality(optimal_policy()), 3)
+    0.125
+    """
+    if policy.matrix is None:
+        raise SaferError(
+            f"policy '{policy.name}' is not state-based, so it has no exact mortality; "
+            "use rollout_mortality (safer mortality --episodes N)"
+        )
+    return (mdp or load_mdp()).exact_mortality(policy.matrix)
+
+
+def rollout_mortality(
+    policy: Policy,
+    episodes: int = 20_000,
+    seed: int = 0,
+    *,
+    observed: bool | None = None,
+    config: SimulationConfig | None = None,
+    max_steps: int = MAX_STEPS,
+    progress: bool = True,
+    level: float = 0.95,
+) -> RolloutResult:
+    """Mortality of ``policy`` over ``episodes`` simulated ICU stays.
+
+    Parameters
+    ----------
+    policy : Policy
+    episodes : int
+    seed : int
+        Seed of every draw (initial states, transitions, observations, sampled actions).
+    observed : bool, optional
+        Generate EHR-like rows and let the policy act on them. Default: only for policies that
+        are not state-based (state-based policies step on the matrices, which is much faster
+        and gives the same distribution of outcomes).
+    config : SimulationConfig, optional
+        Observation noise, missingness and note fill (default: those of the simulated cohort).
+    max_steps : int
+        Episodes still alive after this many steps count as survivors (``truncated``).
+    progress : bool
+        Show a tqdm bar over finished episodes.
+    level : float
+        Confidence level of the Wilson interval.
+    """
+    if not isinstance(episodes, (int, np.integer)) or episodes < 1:
+        raise SaferError(f"episodes must be a positive integer, got {episodes!r}")
+    observed = policy.matrix is None if observed is None else observed
+    if not observed and policy.matrix is None:
+        raise SaferError(f"policy '{policy.name}' needs observed rows: call with observed=True")
+    mdp = load_mdp()
+    rng = np.random.default_rng(seed)
+    start = time.perf_counter()
+    if not observed:
+        roll = rollout(mdp, policy.matrix, episodes, rng, max_steps=max_steps, progress=progress)
+        died, truncated, decisions, abstained = roll.died, roll.truncated, len(roll.stay), None
+    else:
+        died, truncated, decisions, abstained = _observed_rollout(
+            policy, mdp, episodes, rng, config, max_steps, progress
+        )
+    deaths = int(died.sum())
+    low, high = wilson_interval(deaths, episodes, level)
+    return RolloutResult(
+        mortality=deaths / episodes,
+        ci_low=low,
+        ci_high=high,
+        episodes=int(episodes),
+        deaths=deaths,
+        truncated=int(truncated.sum()),
+        decisions=int(decisions),
+        abstention_rate=None if abstained is None else abstained / max(decisions, 1),
+        seconds=time.perf_counter() - start,
+        observed=observed,
+    )
+
+
+def _observed_rollout(policy, mdp, episodes, rng, config, max_steps, progress):
+    states = mdp.sample_initial(episodes, rng)
+    world = ObservedEpisodes(mdp, states, rng, config)
+    alive = np.arange(episodes)
+    died = np.zeros(episodes, dtype=np.int64)
+    truncated = np.zeros(episodes, dtype=bool)
+    history = None
+    decisions = abstained = 0
+    bar = tqdm(total=episodes, desc=f"rollout {policy.name}", unit="stay", disable=not progress)
+    for t in range(max_steps):
+        rows = world.observe(alive, t, states)
+        history = rows if history is None else pd.concat([history, rows], ignore_index=True)
+        decision = policy.decide(history, rng)
+        # stay ids are FIRST_STAY_ID + episode, so increasing stay_id == increasing episode
+        actions = decision.actions
+        world.set_actions(rows, actions)
+        tail = slice(len(history) - len(rows), None)
+        for col in _ACTION_COLUMNS:
+            history.iloc[tail, history.columns.get_loc(col)] = rows[col].to_numpy()
+        decisions += len(alive)
+        abstained += int(decision.deferred.sum())
+        nxt = mdp.sample_next(states, actions, rng)
+        done = nxt >= N_PATIENT_STATES
+        died[alive[done]] = (nxt[done] == DEATH).astype(np.int64)
+        bar.update(int(done.sum()))
+        alive, states = alive[~done], nxt[~done]
+        if len(alive) == 0:
+            break
+        history = history[np.isin(history["stay_id"].to_numpy() - FIRST_STAY_ID, alive)]
+    else:
+        truncated[alive] = True
+    bar.close()
+    return died, truncated, decisions, (abstained if _defers(policy) else None)
+
+
+def _defers(policy: Policy) -> bool:
+    return type(policy).deferred_rows is not Policy.deferred_rows
+
+
+def true_mortality(
+    policy: Policy,
+    episodes: int = 20_000,
+    seed: int = 0,
+    *,
+    progress: bool = True,
+    config: SimulationConfig | None = None,
+) -> MortalityResult:
+    """Exact mortality where the policy is state-based (plus the rollout), else the rollout."""
+    roll = rollout_mortality(policy, episodes, seed, progress=progress, config=config)
+    if policy.matrix is not None:
+        exact = exact_mortality(policy)
+        return MortalityResult(
+            policy=policy.name,
+            mortality=exact,
+            ci_low=exact,  # no sampling error: the chain is solved exactly
+            ci_high=exact,
+            episodes=episodes,
+            method="exact",
+            exact=exact,
+            rollout=roll,
+        )
+    return MortalityResult(
+        policy=policy.name,
+        mortality=roll.mortality,
+        ci_low=roll.ci_low,
+        ci_high=roll.ci_high,
+        episodes=episodes,
+        method="rollout",
+        rollout=roll,
+    )
+
+
+def mortality_table(
+    policies: dict[str, Policy], episodes: int = 20_000, seed: int = 0, *, progress: bool = True
+) -> pd.DataFrame:
+    """True mortality of several policies side by side (what ``safer demo`` ends with).
+
+    Parameters
+    ----------
+    policies : dict
+        Row label -> policy, e.g. ``{"clinicians": clinician_policy(), "optimal":
+        optimal_policy(), "SAFER": ModelPolicy(m), "gated SAFER": GatedPolicy(m, gate)}``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per policy: ``mortality_pct`` (absolute, in percent), its 95 % interval,
+        ``method``, ``episodes`` and ``abstention_pct`` (gated policies only).
+
+    Examples
+    --------
+    >>> from safer.evaluation.policies import clinician_policy, optimal_policy
+    >>> table = mortality_table({"clinicians": clinician_policy(), "optimal": optimal_policy()},
+    ...                         episodes=500, progress=False)
+    >>> table["mortality_pct"].round(1).tolist()
+    [21.8, 12.5]
+    """
+    rows = []
+    for label, policy in policies.items():
+        res = true_mortality(policy, episodes, seed, progress=progress)
+        rate = res.rollout.abstention_rate if res.rollout else None
+        rows.append(
+            {
+                "policy": label,
+                "mortality_pct": 100 * res.mortality,
+                "ci_low_pct": 100 * res.ci_low,
+                "ci_high_pct": 100 * res.ci_high,
+                "method": res.method,
+                "episodes": res.episodes,
+                "abstention_pct": None if rate is None else 100 * rate,
+            }
+        )
+    table = pd.DataFrame(rows)
+    table.attrs["units"] = "absolute mortality in percent of episodes (not a change)"
+    return table

@@ -1,0 +1,448 @@
+"""Treatment policies: from a stay's history (its cohort rows so far) to the next action.
+
+A policy answers one question, "what dose for the next 4 hours?", for a batch of stays at once:
+``act_batch(histories)`` takes the rows of several stays up to now and returns one action per
+stay (stays in increasing ``stay_id``); ``act(history)`` does it for one stay. For off-policy
+evaluation, ``probabilities(rows)`` gives the policy's action distribution at every logged row.
+
+Two kinds of policy:
+
+- **state-based** (``clinician``, ``clinician-mode``, ``random``, ``optimal``) read the simulator's
+  hidden ``true_state`` column (``needs_true_state = True``, except ``random``) and carry their
+  ``(716, 25)`` ``matrix``, so their mortality can also be computed exactly;
+- **model-based** (``model:DIR``, ``gated:DIR:GATE``) see only :func:`safer.cohorts.model_columns`
+  (never ``true_*``) — what a deployed recommender sees. The gated policy follows the recommender
+  where the conformal gate recommends and the clinician where it abstains; in simulation the
+  clinician is the clinicians' policy at the true state, so it, too, needs the true state.
+
+Examples
+--------
+>>> from safer.cohorts import simulate_cohort
+>>> from safer.evaluation.policies import make_policy
+>>> cohort = simulate_cohort(n_stays=3, seed=0, progress=False)
+>>> policy = make_policy("clinician-mode")
+>>> policy.act_batch(cohort[cohort.step == 0]).shape
+(3,)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from safer.actions import N_ACTIONS
+from safer.cohorts.mdp import DEATH, N_PATIENT_STATES, SURVIVAL, IcuSepsisMDP, load_mdp
+from safer.cohorts.schema import model_columns
+from safer.errors import SaferError
+
+__all__ = [
+    "POLICY_NAMES",
+    "Policy",
+    "PolicyDecision",
+    "StatePolicy",
+    "ModelPolicy",
+    "GatedPolicy",
+    "clinician_policy",
+    "clinician_mode_policy",
+    "random_policy",
+    "optimal_policy",
+    "value_iteration",
+    "make_policy",
+    "last_rows",
+]
+
+POLICY_NAMES = ("clinician", "clinician-mode", "random", "optimal", "model:DIR", "gated:DIR:GATE")
+
+
+class PolicyError(SaferError, ValueError):
+    """A policy was asked for something it cannot do (unknown name, missing column)."""
+
+
+@dataclass
+class PolicyDecision:
+    """One decision per stay: the action and whether the policy deferred to the clinician."""
+
+    stay_ids: np.ndarray
+    actions: np.ndarray
+    deferred: np.ndarray
+
+
+def last_rows(histories: pd.DataFrame) -> pd.DataFrame:
+    """The current (latest-step) row of every stay, in increasing ``stay_id``."""
+    for col in ("stay_id", "step"):
+        if col not in histories.columns:
+            raise PolicyError(f"histories need a '{col}' column (a cohort table's rows)")
+    ordered = histories.sort_values(["stay_id", "step"], kind="stable")
+    is_last = ordered["stay_id"].to_numpy() != np.roll(ordered["stay_id"].to_numpy(), -1)
+    if len(is_last):
+        is_last[-1] = True
+    return ordered[is_last]
+
+
+class Policy:
+    """Base class: subclasses implement :meth:`decide` and :meth:`probabilities`.
+
+    Attributes
+    ----------
+    name : str
+        The CLI spec of the policy (``"clinician"``, ``"model:runs/safer"`` ...).
+    needs_true_state : bool
+        Whether the policy reads the simulator's hidden ``true_state`` (then it can only run on
+        simulated cohorts and rollouts, never on real EHR).
+    matrix : ndarray (716, 25) or None
+        The state-based action distribution, for exact evaluation; ``None`` for model policies.
+    """
+
+    name: str = "policy"
+    needs_true_state: bool = False
+    matrix: np.ndarray | None = None
+
+    def decide(
+        self, histories: pd.DataFrame, rng: np.random.Generator | None = None
+    ) -> PolicyDecision:
+        """Actions for the current step of every stay in ``histories``."""
+        raise NotImplementedError
+
+    def probabilities(self, rows: pd.DataFrame) -> np.ndarray:
+        """(n_rows, 25) action distribution at every row (each row with its stay's history)."""
+        raise NotImplementedError
+
+    def deferred_rows(self, rows: pd.DataFrame) -> np.ndarray:
+        """Rows where the policy hands the decision to the clinician (default: none)."""
+        return np.zeros(len(rows), dtype=bool)
+
+    def act_batch(
+        self, histories: pd.DataFrame, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
+        """One action per stay (increasing ``stay_id``) for the stays' current step."""
+        return self.decide(histories, rng).actions
+
+    def act(self, history: pd.DataFrame, rng: np.random.Generator | None = None) -> int:
+        """The action for one stay's current step, given its rows so far."""
+        if history["stay_id"].nunique() != 1:
+            raise PolicyError("act() takes the rows of one stay; use act_batch() for several")
+        return int(self.act_batch(history, rng)[0])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+class StatePolicy(Policy):
+    """A policy given as action probabilities per true MDP state.
+
+    Parameters
+    ----------
+    matrix : ndarray (713 or 716, 25)
+        Row ``s`` is the action distribution in patient state ``s``.
+    name : str
+    needs_true_state : bool
+        ``False`` only when every row is the same (the policy ignores the state).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> policy = StatePolicy(np.full((713, 25), 1 / 25), "random", needs_true_state=False)
+    >>> policy.matrix.shape
+    (716, 25)
+    """
+
+    def __init__(self, matrix: np.ndarray, name: str, *, needs_true_state: bool = True):
+        mdp = load_mdp()
+        rows = mdp.check_policy(matrix)
+        full = np.zeros((mdp.n_states, N_ACTIONS))
+        full[:N_PATIENT_STATES] = rows
+        full[N_PATIENT_STATES:] = 1.0 / N_ACTIONS  # terminal states: never acted on
+        self.matrix = full
+        self.name = name
+        self.needs_true_state = needs_true_state
+
+    @property
+    def deterministic(self) -> bool:
+        return bool(np.all(self.matrix[:N_PATIENT_STATES].max(axis=1) == 1.0))
+
+    def _states(self, rows: pd.DataFrame) -> np.ndarray:
+        if not self.needs_true_state:
+            return np.zeros(len(rows), dtype=np.int64)
+        if "true_state" not in rows.columns:
+            raise PolicyError(
+                f"policy '{self.name}' acts on the simulator's hidden true state, and these rows "
+                "have no 'true_state' column: use it on a simulated cohort "
+                "(safer.cohorts.simulate_cohort) or in a rollout (safer.evaluation.mortality)"
+            )
+        states = rows["true_state"].to_numpy(dtype=np.int64)
+        if np.any((states < 0) | (states >= N_PATIENT_STATES)):
+            raise PolicyError(f"true_state must be a patient state 0..{N_PATIENT_STATES - 1}")
+        return states
+
+    def decide(
+        self, histories: pd.DataFrame, rng: np.random.Generator | None = None
+    ) -> PolicyDecision:
+        current = last_rows(histories)
+        states = self._states(current)
+        if self.deterministic:
+            actions = self.matrix[states].argmax(axis=1)
+        else:
+            if rng is None:
+                raise PolicyError(f"policy '{self.name}' samples its action: pass rng=")
+            actions = _sample_rows(self.matrix[states], rng)
+        return PolicyDecision(
+            current["stay_id"].to_numpy(), actions.astype(np.int64), np.zeros(len(states), bool)
+        )
+
+    def probabilities(self, rows: pd.DataFrame) -> np.ndarray:
+        return self.matrix[self._states(rows)]
+
+
+def _sample_rows(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    cum = np.cumsum(probs, axis=1)
+    u = rng.random(len(probs))[:, None] * cum[:, -1:]
+    return np.minimum((cum < u).sum(axis=1), N_ACTIONS - 1)
+
+
+def clinician_policy(mdp: IcuSepsisMDP | None = None) -> StatePolicy:
+    """The clinicians' policy shipped with ICU-Sepsis, sampled at the true state."""
+    mdp = mdp or load_mdp()
+    return StatePolicy(mdp.expert_policy[:N_PATIENT_STATES], "clinician")
+
+
+def clinician_mode_policy(mdp: IcuSepsisMDP | None = None) -> StatePolicy:
+    """The clinicians' most likely action in each true state."""
+    mdp = mdp or load_mdp()
+    mode = mdp.expert_policy[:N_PATIENT_STATES].argmax(axis=1)
+    return StatePolicy(np.eye(N_ACTIONS)[mode], "clinician-mode")
+
+
+def random_policy() -> StatePolicy:
+    """Uniform over the 25 actions, whatever the state."""
+    return StatePolicy(
+        np.full((N_PATIENT_STATES, N_ACTIONS), 1.0 / N_ACTIONS), "random", needs_true_state=False
+    )
+
+
+def value_iteration(
+    mdp: IcuSepsisMDP | None = None, *, tol: float = 1e-12, max_iter: int = 10_000
+) -> tuple[np.ndarray, np.ndarray]:
+    """Survival-maximising values by value iteration (reward 1 on survival, no discount).
+
+    Returns
+    -------
+    values : ndarray (716,)
+        Highest achievable survival probability from each state.
+    q : ndarray (716, 25)
+        Survival probability of each action, then acting optimally.
+
+    Examples
+    --------
+    >>> values, q = value_iteration()
+    >>> round(1 - float(load_mdp().initial @ values), 3)  # the optimal policy's mortality
+    0.125
+    """
+    mdp = mdp or load_mdp()
+    values = np.zeros(mdp.n_states)
+    values[SURVIVAL] = 1.0
+    terminal = np.arange(N_PATIENT_STATES, mdp.n_states)
+    fixed = np.where(terminal == SURVIVAL, 1.0, 0.0)
+    for _ in range(max_iter):
+        q = mdp.transitions @ values  # (716, 25)
+        new = q.max(axis=1)
+        new[terminal] = fixed
+        gap = np.abs(new - values).max()
+        values = new
+        if gap < tol:
+            break
+    else:
+        raise SaferError(f"value iteration did not converge in {max_iter} sweeps (tol={tol})")
+    values[DEATH] = 0.0
+    return values, mdp.transitions @ values
+
+
+def optimal_policy(mdp: IcuSepsisMDP | None = None) -> StatePolicy:
+    """The survival-maximising policy of the known MDP: an upper bound for any policy."""
+    mdp = mdp or load_mdp()
+    _, q = value_iteration(mdp)
+    best = q[:N_PATIENT_STATES].argmax(axis=1)
+    return StatePolicy(np.eye(N_ACTIONS)[best], "optimal")
+
+
+class ModelPolicy(Policy):
+    """Argmax of a trained recommender's ``predict_proba``; sees only model columns.
+
+    Parameters
+    ----------
+    model : object
+        Anything with ``predict_proba(cohort_rows) -> (n_rows, 25)`` where row ``i`` uses its
+        stay's rows up to its step (e.g. what :func:`safer.models.load_model` returns).
+    name : str
+
+    Examples
+    --------
+    >>> class Always3:  # any object with predict_proba works
+    ...     def predict_proba(self, rows):
+    ...         return np.eye(25)[np.full(len(rows), 3)]
+    >>> from safer.cohorts import simulate_cohort
+    >>> cohort = simulate_cohort(n_stays=2, seed=0, progress=False)
+    >>> ModelPolicy(Always3()).act_batch(cohort).tolist()
+    [3, 3]
+    """
+
+    def __init__(self, model: Any, name: str = "model"):
+        if not hasattr(model, "predict_proba"):
+            raise PolicyError("a model policy needs an object with predict_proba(cohort_rows)")
+        self.model = model
+        self.name = name
+
+    @classmethod
+    def from_dir(cls, path: str | Path) -> ModelPolicy:
+        """Load a recommender saved by ``safer train`` (``safer.models.load_model``)."""
+        return cls(_load_model(path), name=f"model:{path}")
+
+    def _proba(self, rows: pd.DataFrame) -> np.ndarray:
+        visible = rows[model_columns(rows)]
+        proba = np.asarray(self.model.predict_proba(visible), dtype=float)
+        if proba.shape != (len(rows), N_ACTIONS):
+            raise PolicyError(
+                f"model.predict_proba returned shape {proba.shape}; expected "
+                f"({len(rows)}, {N_ACTIONS}), one row of action probabilities per cohort row"
+            )
+        return proba
+
+    def _current(self, histories: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        ordered = histories.sort_values(["stay_id", "step"], kind="stable")
+        proba = self._proba(ordered)
+        ids = ordered["stay_id"].to_numpy()
+        is_last = ids != np.roll(ids, -1)
+        is_last[-1] = True
+        return ordered, proba, is_last
+
+    def decide(
+        self, histories: pd.DataFrame, rng: np.random.Generator | None = None
+    ) -> PolicyDecision:
+        ordered, proba, is_last = self._current(histories)
+        actions = proba[is_last].argmax(axis=1).astype(np.int64)
+        ids = ordered["stay_id"].to_numpy()[is_last]
+        return PolicyDecision(ids, actions, np.zeros(len(ids), dtype=bool))
+
+    def probabilities(self, rows: pd.DataFrame) -> np.ndarray:
+        return np.eye(N_ACTIONS)[self._proba(rows).argmax(axis=1)]
+
+
+class GatedPolicy(ModelPolicy):
+    """The recommender where the conformal gate recommends, the clinician where it abstains.
+
+    Parameters
+    ----------
+    model : object
+        As for :class:`ModelPolicy`; ``embed(rows)`` is passed to the gate when present.
+    gate : object
+        Anything with ``decide(proba, embedding=...)`` returning an object whose ``action`` is
+        the recommended action per row, ``-1`` where it abstains
+        (e.g. what :func:`safer.conformal.load_gate` returns).
+    clinician : StatePolicy, optional
+        Who decides on abstention; default the clinicians' policy at the true state.
+    name : str
+    """
+
+    needs_true_state = True
+
+    def __init__(
+        self, model: Any, gate: Any, clinician: StatePolicy | None = None, name: str = "gated"
+    ):
+        super().__init__(model, name)
+        if not hasattr(gate, "decide"):
+            raise PolicyError("a gated policy needs a gate with decide(proba, embedding=...)")
+        self.gate = gate
+        self.clinician = clinician or clinician_policy()
+
+    @classmethod
+    def from_paths(cls, model_dir: str | Path, gate_path: str | Path) -> GatedPolicy:
+        """Load a recommender and a calibrated gate (``safer train`` / ``safer calibrate``)."""
+        try:
+            from safer.conformal import load_gate
+        except ImportError as exc:
+            raise PolicyError(
+                "gated policies need safer.conformal (the conformal gate); it is not "
+                f"available in this installation ({exc})"
+            ) from exc
+        return cls(
+            _load_model(model_dir), load_gate(gate_path), name=f"gated:{model_dir}:{gate_path}"
+        )
+
+    def _gate_actions(self, rows: pd.DataFrame, proba: np.ndarray) -> np.ndarray:
+        embedding = None
+        if hasattr(self.model, "embed"):
+            embedding = np.asarray(self.model.embed(rows[model_columns(rows)]))
+        decision = self.gate.decide(proba, embedding=embedding)
+        return np.asarray(decision.action, dtype=np.int64)
+
+    def decide(
+        self, histories: pd.DataFrame, rng: np.random.Generator | None = None
+    ) -> PolicyDecision:
+        ordered, proba, is_last = self._current(histories)
+        gated = self._gate_actions(ordered, proba)[is_last]
+        current = ordered[is_last]
+        abstain = gated < 0
+        actions = gated.copy()
+        if abstain.any():
+            actions[abstain] = self.clinician.decide(current[abstain], rng).actions
+        return PolicyDecision(current["stay_id"].to_numpy(), actions, abstain)
+
+    def deferred_rows(self, rows: pd.DataFrame) -> np.ndarray:
+        return self._gate_actions(rows, self._proba(rows)) < 0
+
+    def probabilities(self, rows: pd.DataFrame) -> np.ndarray:
+        gated = self._gate_actions(rows, self._proba(rows))
+        out = np.eye(N_ACTIONS)[np.maximum(gated, 0)]
+        abstain = gated < 0
+        if abstain.any():
+            out[abstain] = self.clinician.probabilities(rows[abstain])
+        return out
+
+
+def _load_model(path: str | Path) -> Any:
+    try:
+        from safer.models import load_model
+    except ImportError as exc:
+        raise PolicyError(
+            "model policies need safer.models (the recommender); it is not available in this "
+            f"installation ({exc})"
+        ) from exc
+    return load_model(path)
+
+
+_STATE_POLICIES = {
+    "clinician": clinician_policy,
+    "clinician-mode": clinician_mode_policy,
+    "random": random_policy,
+    "optimal": optimal_policy,
+}
+
+
+def make_policy(spec: str) -> Policy:
+    """Build a policy from its CLI spec.
+
+    Parameters
+    ----------
+    spec : str
+        One of ``clinician``, ``clinician-mode``, ``random``, ``optimal``, ``model:DIR``,
+        ``gated:DIR:GATE``.
+
+    Examples
+    --------
+    >>> make_policy("optimal").name
+    'optimal'
+    """
+    spec = spec.strip()
+    if spec in _STATE_POLICIES:
+        return _STATE_POLICIES[spec]()
+    kind, _, rest = spec.partition(":")
+    if kind == "model" and rest:
+        return ModelPolicy.from_dir(rest)
+    if kind == "gated" and ":" in rest:
+        model_dir, _, gate = rest.rpartition(":")
+        if model_dir and gate:
+            return GatedPolicy.from_paths(model_dir, gate)
+    raise PolicyError(f"unknown policy {spec!r}; known policies: {', '.join(POLICY_NAMES)}")
