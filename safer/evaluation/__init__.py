@@ -1,0 +1,14 @@
+"""Evaluation: recommendation metrics (this module), counterfactual mortality and OPE.
+
+Examples
+--------
+>>> import numpy as np
+>>> from safer.evaluation import evaluate_predictions
+>>> proba = np.full((4, 25), 1 / 25)
+>>> evaluate_predictions(proba, np.array([0, 1, 2, 3]), np.array([0, 0, 1, 1]))["all"]["n"]
+4
+"""
+
+from safer.evaluation.metrics import METRIC_NAMES, evaluate_predictions, recommendation_metrics
+
+__all__ = ["METRIC_NAMES", "evaluate_predictions", "recommendation_metrics"]
