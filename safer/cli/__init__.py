@@ -12,7 +12,7 @@ import sys
 import typer
 
 from safer import __version__
-from safer.cli import cohort, demo
+from safer.cli import cohort, demo, model
 from safer.cli._common import err_console
 from safer.errors import SaferError
 
@@ -27,6 +27,8 @@ app = typer.Typer(
 )
 app.add_typer(cohort.app, name="cohort")
 app.command("demo")(demo.demo)
+app.command("train")(model.train)
+app.command("evaluate")(model.evaluate)
 
 
 def _version(value: bool) -> None:

@@ -270,6 +270,8 @@ class SaferRecommender:
         The stay ids the model was fitted on (to check that evaluation stays are disjoint).
     history_ : dict
         Per-stage training and validation losses.
+    split_seed_ : int or None
+        Seed of the stay-level split the training stays came from, when given to ``fit``.
 
     Examples
     --------
@@ -285,15 +287,20 @@ class SaferRecommender:
         self.config = config if config is not None else SaferConfig()
 
     # ------------------------------------------------------------------------------ fit
-    def fit(self, cohort: pd.DataFrame, *, progress: bool = True) -> SaferRecommender:
+    def fit(
+        self, cohort: pd.DataFrame, *, progress: bool = True, split_seed: int | None = None
+    ) -> SaferRecommender:
         """Train stages 1-3 on ``cohort`` (training stays only; validated first).
 
         A stay-level validation part (``val_fraction``) of ``cohort`` is held out for early
-        stopping; the calibration and test splits must not be passed here.
+        stopping; the calibration and test splits must not be passed here. ``split_seed`` (the
+        seed of :func:`~safer.cohorts.split_stays` that produced ``cohort``) is saved with the
+        model so ``safer evaluate`` can recompute the same splits.
         """
         cfg = self.config
         cfg.check()
         validate(cohort)
+        self.split_seed_ = split_seed
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             self._fit(cohort, progress)
@@ -448,6 +455,7 @@ class SaferRecommender:
             "kappa_range": [self.kappa_min_, self.kappa_max_],
             "train_stays": self.train_stays_.tolist(),
             "train_stays_hash": self.train_stays_hash_,
+            "split_seed": self.split_seed_,
             "history": self.history_,
         }
 
@@ -459,6 +467,7 @@ class SaferRecommender:
         self.kappa_min_, self.kappa_max_ = (float(x) for x in meta["kappa_range"])
         self.train_stays_ = np.asarray(meta["train_stays"], dtype=np.int64)
         self.train_stays_hash_ = meta["train_stays_hash"]
+        self.split_seed_ = meta.get("split_seed")
         self.history_ = meta.get("history", {})
         self.net_ = SaferNet(
             n_struct=int(shapes["n_struct"]), n_static=int(shapes["n_static"]),
