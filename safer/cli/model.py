@@ -30,9 +30,16 @@ def train(
     note_encoder: str | None = typer.Option(
         None, "--note-encoder", help="Local Hugging Face encoder folder (default all-MiniLM-L6-v2)."
     ),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="CPU threads for PyTorch (1 is fastest on a busy machine)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Train a recommender on the train split of COHORT (early stopping inside train only)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     table = read_cohort(cohort)
     splits = split_stays(table, seed=split_seed)
     overrides = {
