@@ -15,6 +15,7 @@ import argparse
 import resource
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,9 @@ def latency(model, test: pd.DataFrame, n: int, seed: int, new_note: bool) -> np.
         hist = test[(test["stay_id"] == stay) & (test["step"] <= step)].copy()
         if new_note:  # a note never seen before, charted 10 minutes before the decision
             last = hist.index[-1]
-            hist.loc[last, "note"] = f"MAP {60 + k % 30}, on levo. New event ref {seed}-{k}-{i}."
+            hist.loc[last, "note"] = (
+                f"MAP {60 + k % 30}, on levo. New event ref {uuid.uuid4().hex}."
+            )
             hist.loc[last, "note_time"] = hist.loc[last, "charttime"] - pd.Timedelta(minutes=10)
         start = time.perf_counter()
         model.predict_proba(hist)
