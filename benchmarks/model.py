@@ -40,11 +40,9 @@ def latency(model, test: pd.DataFrame, n: int, seed: int, new_note: bool) -> np.
     for k, i in enumerate(rows):
         stay, step = test.loc[i, ["stay_id", "step"]]
         hist = test[(test["stay_id"] == stay) & (test["step"] <= step)].copy()
-        if new_note:  # a note never seen before, charted 10 minutes before the decision
-            last = hist.index[-1]
-            hist.loc[last, "note"] = (
-                f"MAP {60 + k % 30}, on levo. New event ref {uuid.uuid4().hex}."
-            )
+        if new_note:  # a note never seen before (2 new sentences), charted 10 min before
+            last, u = hist.index[-1], uuid.uuid4().hex
+            hist.loc[last, "note"] = f"MAP {60 + k % 30} ({u[:8]}), on levo. New event {u[8:]}."
             hist.loc[last, "note_time"] = hist.loc[last, "charttime"] - pd.Timedelta(minutes=10)
         start = time.perf_counter()
         model.predict_proba(hist)
