@@ -371,7 +371,8 @@ class SaferRecommender:
         """Probabilities over the 25 actions, shape (n_rows, 25), rows in input order.
 
         Row ``i`` uses only rows of its stay with ``step <= step_i`` present in ``cohort``,
-        and only notes with ``note_time <= charttime_i``.
+        and only notes with ``note_time <= charttime_i``. Its own ``action`` is never read (it
+        is the label; pass -1 when it is not known yet); earlier rows' actions are.
         """
         logits, _, _ = self._outputs(cohort)
         return torch.softmax(logits, dim=-1).numpy()

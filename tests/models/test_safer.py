@@ -58,6 +58,7 @@ def test_future_rows_do_not_reach_a_decision(full_model, tiny_cohort):
     stay, step = tiny_cohort.loc[i, ["stay_id", "step"]]
     history = tiny_cohort[(tiny_cohort["stay_id"] == stay) & (tiny_cohort["step"] <= step)]
     shuffled = history.sample(frac=1.0, random_state=0)  # any row order
+    shuffled.loc[i, "action"] = -1  # the decision's own action (the label) is not known yet
     partial = full_model.predict_proba(shuffled)
     full = full_model.predict_proba(tiny_cohort)
     where = np.flatnonzero(shuffled.index.to_numpy() == i)[0]
