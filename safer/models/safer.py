@@ -122,7 +122,7 @@ class SaferNet(nn.Module):
 
     def __init__(self, *, n_struct: int, n_static: int, note_dim: int, history: int,
                  d_model: int, n_heads: int, n_layers: int, dropout: float,
-                 use_structured: bool, use_notes: bool):  # fmt: skip
+                 use_structured: bool, use_notes: bool, note_dropout: float = 0.0):  # fmt: skip
         super().__init__()
         if not (use_structured or use_notes):
             raise SaferError("a model needs structured input, notes, or both")
@@ -136,6 +136,7 @@ class SaferNet(nn.Module):
         if use_notes:
             self.note_enc = ModalityEncoder(note_dim, length=history + 1, **args)
             self.null_note = nn.Parameter(torch.zeros(1, 1, note_dim))
+            self.note_drop = nn.Dropout(note_dropout)
             parts += 1
         if use_structured and use_notes:
             self.struct_from_notes = AttentionBlock(d_model, n_heads, dropout)
@@ -153,6 +154,7 @@ class SaferNet(nn.Module):
             hs = self.struct_enc(struct, struct_pad)  # (B, H, d)
         if self.use_notes:
             B = notes.shape[0]
+            notes = self.note_drop(notes)  # (B, H, e)
             notes = torch.cat([notes, self.null_note.expand(B, 1, -1)], dim=1)  # (B, H+1, e)
             npad = torch.cat([note_pad, note_pad.new_zeros(B, 1)], dim=1)  # (B, H+1)
             hn = self.note_enc(notes, npad)  # (B, H+1, d)
@@ -214,6 +216,7 @@ class SaferConfig:
     n_heads: int = 4
     n_layers: int = 1
     dropout: float = 0.1
+    note_dropout: float = 0.3  # dropout on note embeddings: notes overfit more than vitals
     use_structured: bool = True
     use_notes: bool = True
     fine_tune: bool = True  # stage 3
@@ -338,7 +341,7 @@ class SaferRecommender:
             n_struct=_N_STRUCT, n_static=len(STATIC), note_dim=self._encoder_dim,
             history=cfg.history, d_model=cfg.d_model, n_heads=cfg.n_heads,
             n_layers=cfg.n_layers, dropout=cfg.dropout, use_structured=cfg.use_structured,
-            use_notes=cfg.use_notes,
+            use_notes=cfg.use_notes, note_dropout=cfg.note_dropout,
         )  # fmt: skip
         self.history_ = {}
         # stage 1: base model on all training stays
@@ -477,6 +480,7 @@ class SaferRecommender:
             note_dim=self._encoder_dim, history=cfg.history, d_model=cfg.d_model,
             n_heads=cfg.n_heads, n_layers=cfg.n_layers, dropout=cfg.dropout,
             use_structured=cfg.use_structured, use_notes=cfg.use_notes,
+            note_dropout=cfg.note_dropout,
         )  # fmt: skip
 
     def _content_hash(self) -> str:
