@@ -124,9 +124,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{np.percentile(fresh, 50):.1f} / {np.percentile(fresh, 95):.1f} |"
         )
     lines.append(
-        "\nFit time of the first notes variant includes encoding every note sentence of the "
-        "train split (later variants and seeds read the on-disk cache; test-split sentences are "
-        "encoded during the first evaluation). Peak RSS is the process maximum up to that "
+        "\nFit time includes encoding the note sentences not yet in the on-disk cache (none "
+        "when the cache is warm, as in a re-run). Peak RSS is the process maximum up to that "
         "variant (ru_maxrss), not per run. Latency: `predict_proba` on one stay's history up to "
         "one decision, one decision at a time."
     )
