@@ -98,4 +98,4 @@ def evaluate(
         print_json(result)
         return
     for group in ("survivors", "all"):
-        print_table(f"{split} split, {group} ({result['stays']} stays)", result[group])
+        print_table(f"{split}, {group}, {result['stays']} stays", result[group])
