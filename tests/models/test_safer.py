@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from safer.cohorts import split_stays
+from safer.cohorts import simulate_cohort, split_stays
 from safer.errors import SaferError
 from safer.models import SaferConfig, make_model
 from safer.models.encoders import NoteEncoder
@@ -123,13 +123,14 @@ def test_net_shapes(use_structured, use_notes):
     assert torch.isfinite(logits).all()
 
 
-def test_kappa_higher_for_deceased_on_held_out_stays(small_cohort):
-    splits = split_stays(small_cohort, seed=0)
-    model = make_model("safer-n", seed=0, d_model=32, epochs=6, finetune_epochs=2)
-    model.fit(splits.subset(small_cohort, "train"), progress=False)
-    held_out = pd.concat(
-        [splits.subset(small_cohort, "calibration"), splits.subset(small_cohort, "test")]
-    )
+def test_kappa_higher_for_deceased_on_held_out_stays():
+    # The effect is small (held-out kappa ~2-13 % higher for deceased over seeds 0-2 at 2,000
+    # stays) and not reliable at 300 stays, so this uses a 2,000-stay cohort (~10 s).
+    cohort = simulate_cohort(n_stays=2000, seed=11, progress=False)
+    splits = split_stays(cohort, seed=0)
+    model = make_model("safer-n", seed=0, epochs=6, finetune_epochs=2)
+    model.fit(splits.subset(cohort, "train"), progress=False)
+    held_out = pd.concat([splits.subset(cohort, "calibration"), splits.subset(cohort, "test")])
     kappa = model.uncertainty(held_out)  # one value per decision
     died = held_out["died"].to_numpy() == 1
     assert kappa[died].mean() > kappa[~died].mean()
