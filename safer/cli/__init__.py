@@ -12,7 +12,7 @@ import sys
 import typer
 
 from safer import __version__
-from safer.cli import cohort, conformal, db, demo, mortality, seqrec, tsedit
+from safer.cli import cohort, conformal, db, demo, model, mortality, seqrec, tsedit
 from safer.cli._common import err_console
 from safer.errors import SaferError
 
@@ -29,6 +29,8 @@ app.add_typer(cohort.app, name="cohort")
 app.add_typer(seqrec.app, name="seqrec")
 app.add_typer(tsedit.app, name="tsedit")
 app.command("demo")(demo.demo)
+app.command("train")(model.train)
+app.command("evaluate")(model.evaluate)
 app.command("calibrate")(conformal.calibrate)
 app.command("audit")(conformal.audit)
 app.add_typer(db.app, name="db")

@@ -1,0 +1,101 @@
+"""``safer train`` and ``safer evaluate``: fit a recommender on the train split, score a split."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from safer.cli._common import err_console, print_json, print_table
+from safer.cohorts import read_cohort, split_stays
+from safer.errors import SaferError
+from safer.evaluation.experiments import score_split, train_on_split
+from safer.models import VARIANTS, load_model
+
+_VARIANT_HELP = "Model variant: " + ", ".join(VARIANTS) + "."
+
+
+def train(
+    cohort: Path = typer.Option(..., "--cohort", help="Cohort file (.parquet or .csv)."),
+    variant: str = typer.Option("safer", "--variant", help=_VARIANT_HELP),
+    seed: int = typer.Option(0, "--seed", help="Model seed (same seed, same model)."),
+    out: Path = typer.Option(..., "--out", help="Folder to save the model in."),
+    split_seed: int = typer.Option(0, "--split-seed", help="Seed of the stay-level split."),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Stage-1 epochs (max)."),
+    finetune_epochs: int | None = typer.Option(
+        None, "--finetune-epochs", min=1, help="Stage-3 epochs (max)."
+    ),
+    d_model: int | None = typer.Option(None, "--d-model", min=4, help="Width of the model."),
+    note_encoder: str | None = typer.Option(
+        None, "--note-encoder", help="Local Hugging Face encoder folder (default all-MiniLM-L6-v2)."
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="CPU threads for PyTorch (1 is fastest on a busy machine)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Train a recommender on the train split of COHORT (early stopping inside train only)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    table = read_cohort(cohort)
+    splits = split_stays(table, seed=split_seed)
+    overrides = {
+        k: v
+        for k, v in dict(
+            epochs=epochs, finetune_epochs=finetune_epochs, d_model=d_model,
+            note_encoder=note_encoder,
+        ).items()
+        if v is not None
+    }  # fmt: skip
+    start = time.perf_counter()
+    model = train_on_split(
+        table, splits, variant=variant, seed=seed, progress=not json_out, **overrides
+    )
+    seconds = time.perf_counter() - start
+    model.save(out)
+    summary = {
+        "model": str(out),
+        "variant": variant,
+        "seed": seed,
+        "split_seed": split_seed,
+        "train_stays": int(len(model.train_stays_)),
+        "fit_seconds": round(seconds, 2),
+        "content_hash": model.content_hash_,
+    }
+    if json_out:
+        print_json(summary)
+    else:
+        print_table("trained model", summary)
+
+
+def evaluate(
+    model_dir: Path = typer.Option(..., "--model", help="Folder of a saved model."),
+    cohort: Path = typer.Option(..., "--cohort", help="Cohort file the model was trained on."),
+    split: str = typer.Option("test", "--split", help="Split to score: train, calibration, test."),
+    json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Score a saved model on one split of COHORT (split recomputed from the model's seed)."""
+    model = load_model(model_dir)
+    split_seed = getattr(model, "split_seed_", None)
+    if split_seed is None:
+        raise SaferError(
+            f"{model_dir} does not record the split it was trained on; retrain it with "
+            "`safer train`, which saves the split seed"
+        )
+    table = read_cohort(cohort)
+    if split == "train":
+        err_console.print(
+            "[yellow]warning:[/] scoring the TRAIN split: these stays were used for fitting, "
+            "so the metrics are optimistic"
+        )
+    result = score_split(model, table, split_stays(table, seed=split_seed), split)
+    result["model"] = str(model_dir)
+    result["content_hash"] = model.content_hash_
+    if json_out:
+        print_json(result)
+        return
+    for group in ("survivors", "all"):
+        print_table(f"{split}, {group}, {result['stays']} stays", result[group])

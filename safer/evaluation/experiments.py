@@ -1,0 +1,120 @@
+"""Train a variant on the train split and score it on another split: the library behind
+``safer train``, ``safer evaluate``, ``safer demo`` and the benchmarks.
+
+It lives in ``safer.evaluation`` (downstream of ``safer.models``) because it scores models with
+:mod:`safer.evaluation.metrics`; ``safer.models`` never imports evaluation code.
+
+Examples
+--------
+>>> from safer.cohorts import simulate_cohort, split_stays
+>>> from safer.evaluation.experiments import train_and_evaluate
+>>> cohort = simulate_cohort(n_stays=60, seed=0, progress=False)
+>>> result = train_and_evaluate(cohort, split_stays(cohort, seed=0), variant="safer-n",
+...                             progress=False, epochs=1)  # doctest: +SKIP
+>>> sorted(result.metrics)  # doctest: +SKIP
+['all', 'survivors']
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from safer.cohorts.schema import validate
+from safer.cohorts.splits import SPLIT_NAMES, StaySplits, split_stays
+from safer.errors import SaferError
+from safer.evaluation.metrics import evaluate_predictions
+from safer.models.registry import make_model
+
+__all__ = ["TrainResult", "train_on_split", "score_split", "train_and_evaluate", "SplitLeakError"]
+
+
+class SplitLeakError(SaferError):
+    """Stays scored as held-out data were used to train the model."""
+
+
+@dataclass
+class TrainResult:
+    """A fitted model, its test metrics and how long fitting took."""
+
+    model: Any
+    metrics: dict[str, dict[str, Any]]
+    fit_seconds: float
+    split: str
+
+
+def train_on_split(
+    cohort: pd.DataFrame,
+    splits: StaySplits,
+    *,
+    variant: str = "safer",
+    seed: int = 0,
+    progress: bool = True,
+    **config_overrides: Any,
+):
+    """Fit ``variant`` on the train split only; the model records the split seed it used."""
+    validate(cohort)
+    model = make_model(variant, seed=seed, **config_overrides)
+    return model.fit(splits.subset(cohort, "train"), progress=progress, split_seed=int(splits.seed))
+
+
+def score_split(model, cohort: pd.DataFrame, splits: StaySplits, split: str) -> dict[str, Any]:
+    """Metrics of ``model`` on one split, refusing held-out splits that overlap training.
+
+    Returns ``{"survivors": {...}, "all": {...}, "split": name, "stays": n}``.
+    """
+    if split not in SPLIT_NAMES:
+        raise SaferError(f"unknown split {split!r}; choose one of {list(SPLIT_NAMES)}")
+    part = splits.subset(cohort, split)
+    if part.empty:
+        raise SaferError(f"the {split} split of this cohort has no stays; use a larger cohort")
+    trained_on = getattr(model, "train_stays_", None)
+    if split != "train" and trained_on is not None:
+        overlap = np.intersect1d(part["stay_id"].unique(), trained_on)
+        if len(overlap):
+            raise SplitLeakError(
+                f"{len(overlap)} stays of the {split} split were used to train this model "
+                f"(e.g. {overlap[:3].tolist()}); pass the cohort and --split-seed it was "
+                "trained with, or score --split train knowingly"
+            )
+    proba = model.predict_proba(part)
+    metrics = evaluate_predictions(proba, part["action"].to_numpy(), part["died"].to_numpy())
+    return {**metrics, "split": split, "stays": int(part["stay_id"].nunique())}
+
+
+def train_and_evaluate(
+    cohort: pd.DataFrame,
+    splits: StaySplits | None = None,
+    *,
+    variant: str = "safer",
+    seed: int = 0,
+    split: str = "test",
+    progress: bool = True,
+    **config_overrides: Any,
+) -> TrainResult:
+    """Fit a variant on the train split, then score it on ``split`` (default test).
+
+    Parameters
+    ----------
+    cohort : DataFrame
+        A validated cohort table.
+    splits : StaySplits, optional
+        Stay-level splits; default ``split_stays(cohort, seed=0)``.
+    variant, seed : str, int
+        Passed to :func:`safer.models.make_model`.
+    split : {"test", "calibration", "train"}
+        Split to report metrics on.
+    **config_overrides
+        SaferConfig fields, e.g. ``epochs=20``.
+    """
+    splits = splits if splits is not None else split_stays(cohort, seed=0)
+    start = time.perf_counter()
+    model = train_on_split(
+        cohort, splits, variant=variant, seed=seed, progress=progress, **config_overrides
+    )
+    seconds = time.perf_counter() - start
+    return TrainResult(model, score_split(model, cohort, splits, split), seconds, split)

@@ -1,0 +1,95 @@
+"""Model variants by name, and loading any saved model from its folder.
+
+======================  ===================================================================
+variant                 what it is
+======================  ===================================================================
+``safer``               full model: structured + notes, stages 1-3 (risk-aware fine-tuning)
+``safer-n``             no notes: structured history only, stages 1-3
+``safer-f``             no fine-tuning: stages 1-2 (base model + survivor head for kappa)
+``safer-u``             survivors only: every stage sees surviving stays only (the usual
+                        "learn from survivors" baseline); no stage 3, whose weights target
+                        deceased labels that this variant never sees
+``notes-only``          notes + static patient data (age, gender, weight, re-admission);
+                        no vital signs, labs or previous doses; stages 1-3
+======================  ===================================================================
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from safer.errors import SaferError
+from safer.models.safer import ModelFileError, SaferConfig, SaferRecommender
+
+__all__ = ["VARIANTS", "UnknownVariantError", "make_model", "load_model"]
+
+_VARIANT_SETTINGS: dict[str, dict[str, Any]] = {
+    "safer": {},
+    "safer-n": {"use_notes": False},
+    "safer-f": {"fine_tune": False},
+    "safer-u": {"survivors_only": True, "fine_tune": False},
+    "notes-only": {"use_structured": False},
+}
+VARIANTS = tuple(_VARIANT_SETTINGS)
+
+# saved "model" field -> class with a ``load(dir)`` classmethod; baselines register here
+_LOADERS: dict[str, type] = {"SaferRecommender": SaferRecommender}
+
+
+class UnknownVariantError(SaferError, ValueError):
+    """A variant name that is not registered."""
+
+
+def make_model(variant: str, seed: int = 0, **config_overrides: Any) -> SaferRecommender:
+    """An unfitted model of the named variant.
+
+    Parameters
+    ----------
+    variant : str
+        One of :data:`VARIANTS`.
+    seed : int
+        Seed of initialisation, shuffling and the validation part.
+    **config_overrides
+        Any :class:`SaferConfig` field (e.g. ``epochs=3``, ``d_model=32``).
+
+    Examples
+    --------
+    >>> make_model("safer-f").config.fine_tune
+    False
+    """
+    if variant not in _VARIANT_SETTINGS:
+        raise UnknownVariantError(
+            f"unknown model variant {variant!r}; known variants: {', '.join(VARIANTS)}"
+        )
+    known = {f.name for f in fields(SaferConfig)}
+    bad = sorted(set(config_overrides) - known)
+    if bad:
+        raise SaferError(f"unknown config fields {bad}; SaferConfig has {sorted(known)}")
+    settings = {**_VARIANT_SETTINGS[variant], **config_overrides}
+    return SaferRecommender(SaferConfig(variant=variant, seed=seed, **settings))
+
+
+def load_model(directory: str | Path):
+    """Load any saved model (SAFER or a registered baseline) from its folder; needs no data.
+
+    Examples
+    --------
+    >>> model = load_model("runs/safer")  # doctest: +SKIP
+    """
+    meta_path = Path(directory) / "model.json"
+    if not meta_path.is_file():
+        raise ModelFileError(
+            f"{directory} holds no model.json; train a model with `safer train --out DIR`"
+        )
+    try:
+        kind = json.loads(meta_path.read_text()).get("model")
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{meta_path} is not valid JSON ({exc}); retrain or re-save") from exc
+    if kind not in _LOADERS:
+        raise ModelFileError(
+            f"{meta_path} describes an unknown model type {kind!r}; known: {sorted(_LOADERS)}"
+        )
+    return _LOADERS[kind].load(directory)
