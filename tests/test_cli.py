@@ -67,12 +67,24 @@ def test_corrupt_file_exit_code(tmp_path, capsys):
     assert code == 2 and "could not read" in err and "Traceback" not in err
 
 
-def test_demo_json(tmp_path, capsys):
-    code, out, _ = run(capsys, "demo", "--stays", "60", "--out", str(tmp_path), "--json")
+def test_demo_runs_every_stage(tmp_path, capsys):
+    code, out, _ = run(capsys, "demo", "--stays", "80", "--episodes", "12", "--out", str(tmp_path),
+                       "--json")  # fmt: skip
     assert code == 0
     result = json.loads(out)
-    assert result["cohort"]["stays"] == 60
-    assert sum(result["splits"].values()) == 60
+    assert result["cohort"]["stays"] == 80
+    assert sum(result["splits"].values()) == 80
+    survivors = result["model"]["test_survivors"]
+    assert survivors["mrr_at_3"] <= survivors["hr_at_3"]
+    assert 0 <= result["gate"]["abstention_rate"] <= 1
+    assert result["gate"]["promise"] == "coverage >= 0.9"
+    rows = {r["policy"]: r for r in result["mortality"]["rows"]}
+    assert set(rows) == {"clinicians", "optimal", "SAFER", "gated SAFER"}
+    assert abs(rows["clinicians"]["mortality_pct"] - 21.8) < 0.05  # exact
+    console = result["console"]
+    assert console["recommendations_stored"] == result["model"]["test_all"]["n"]
+    for name in ("model/model.json", "gate.json", "coverage_report.html", "safer.db"):
+        assert (tmp_path / name).exists(), name
 
 
 def test_help_lists_commands(capsys):

@@ -1,34 +1,189 @@
-"""``safer demo``: the whole pipeline on the embedded cohort, with progress bars."""
+"""``safer demo``: the whole pipeline on the embedded cohort, with progress bars.
+
+cohort → stay-level splits → SAFER model (train split) → conformal gate (calibration split) →
+auditor's report (test split) → true counterfactual mortality → the console's database.
+Default sizes keep the whole run under 5 minutes on 2 CPU cores; flags scale them up.
+"""
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import typer
 
+from safer import __version__
 from safer.cli._common import err_console, print_json, print_table
 from safer.cohorts import simulate_cohort, split_stays, summarize, write_cohort
 
+_METRICS = ("macro_auc", "micro_auc", "hr_at_3", "mrr_at_3", "accuracy", "ece", "n")
+
 
 def demo(
-    stays: int = typer.Option(2000, "--stays", min=30, help="Stays in the simulated cohort."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the cohort and the splits."),
+    stays: int = typer.Option(2000, "--stays", min=60, help="Stays in the simulated cohort."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the cohort, splits, model and rollouts."),
+    alpha: float = typer.Option(0.1, "--alpha", min=0.001, max=0.999, help="Gate's alpha."),
+    episodes: int = typer.Option(
+        400, "--episodes", min=10, help="Rollout episodes per model policy (true mortality)."
+    ),
+    threads: int = typer.Option(1, "--threads", min=1, help="Torch CPU threads."),
     out: Path = typer.Option(Path("demo_out"), "--out", help="Folder for the demo's files."),
     json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
-    """Simulate the embedded cohort, validate it, split it by stay and summarise it."""
+    """Run the whole pipeline on the embedded ICU-Sepsis cohort and print what each stage gives."""
+    import torch
+
+    from safer.cli.conformal import calibrate_and_report
+    from safer.evaluation.experiments import train_and_evaluate
+    from safer.evaluation.mortality import mortality_table
+    from safer.evaluation.policies import (
+        GatedPolicy,
+        ModelPolicy,
+        clinician_policy,
+        optimal_policy,
+    )
+
+    torch.set_num_threads(threads)
     progress = not json_out
-    if progress:
-        err_console.rule("1. cohort: simulate the embedded ICU-Sepsis cohort")
+    out.mkdir(parents=True, exist_ok=True)
+
+    _stage(progress, "1/5 cohort: simulate the embedded ICU-Sepsis cohort")
     cohort = simulate_cohort(stays, seed, progress=progress)
     cohort_file = write_cohort(cohort, out / "cohort.parquet")
     splits = split_stays(cohort, seed=seed)
-    result = {
+    result: dict = {
         "cohort": {"file": str(cohort_file), **summarize(cohort)},
         "splits": splits.sizes(),
     }
+    _show(progress, "cohort", result["cohort"])
+    _show(progress, "stay-level splits (stratified by outcome)", result["splits"])
+
+    _stage(progress, "2/5 model: train SAFER on the train split, score the test split")
+    trained = train_and_evaluate(cohort, splits, variant="safer", seed=seed, progress=progress)
+    model = trained.model
+    model.save(out / "model")
+    result["model"] = {
+        "dir": str(out / "model"),
+        "fit_seconds": round(trained.fit_seconds, 1),
+        "test_survivors": {k: trained.metrics["survivors"][k] for k in _METRICS},
+        "test_all": {k: trained.metrics["all"][k] for k in _METRICS},
+    }
+    _show(progress, "SAFER on the test split: survivors", result["model"]["test_survivors"])
+    _show(progress, "SAFER on the test split: all stays", result["model"]["test_all"])
+
+    _stage(progress, f"3/5 conformal gate: calibrate (alpha={alpha}) and audit on the test split")
+    parts = {name: splits.subset(cohort, name) for name in ("train", "calibration", "test")}
+    gate, report = calibrate_and_report(
+        model,
+        parts["train"],
+        parts["calibration"],
+        parts["test"],
+        method="lac",
+        alpha=alpha,
+        gate_path=out / "gate.json",
+        report_path=out / "coverage_report.html",
+        json_path=out / "coverage_report.json",
+        seed=seed,
+    )
+    overall = report["overall"]
+    result["gate"] = {
+        "file": str(out / "gate.json"),
+        "report": str(out / "coverage_report.html"),
+        "method": gate.method,
+        "promise": f"{overall['metric']} {overall['promise']}",
+        "realised": round(overall["value_realised"], 4),
+        "ci_low": round(overall["ci_low"], 4),
+        "ci_high": round(overall["ci_high"], 4),
+        "abstention_rate": round(overall["abstention_rate"], 4),
+        "mean_set_size": round(overall["mean_set_size"], 2),
+        "flagged_subgroups": report["n_flagged_subgroups"],
+    }
+    _show(progress, "conformal gate (LAC prediction sets)", result["gate"])
+
+    _stage(progress, "4/5 true counterfactual mortality in the known MDP (absolute %)")
+    table = mortality_table(
+        {
+            "clinicians": clinician_policy(),
+            "optimal": optimal_policy(),
+            "SAFER": ModelPolicy(model, "SAFER"),
+            "gated SAFER": GatedPolicy(model, gate, name="gated SAFER"),
+        },
+        episodes=episodes,
+        seed=seed,
+        progress=progress,
+    )
+    result["mortality"] = {
+        "units": table.attrs.get("units", "absolute mortality, percent"),
+        "rows": table.reset_index().to_dict(orient="records"),
+    }
+    if progress:
+        err_console.print(table.attrs.get("units", ""))
+        print(table.round(2).to_string(index=False))
+
+    _stage(progress, "5/5 console: load the test split and its recommendations into a database")
+    result["console"] = _load_database(out, model, gate, parts["test"])
+    _show(progress, "console database", result["console"])
     if json_out:
         print_json(result)
-        return
-    print_table("cohort", result["cohort"])
-    print_table("stay-level splits (stratified by outcome)", result["splits"])
+    else:
+        err_console.print(
+            f"\nOpen the console: [bold]SAFER_DB_URL={result['console']['database']} safer "
+            f"console[/] and sign in as [bold]demo-clinician[/] or [bold]demo-auditor[/] "
+            f"(passwords in {result['console']['credentials']})."
+        )
+
+
+def _load_database(out: Path, model, gate, test) -> dict:
+    """Create the demo database, two demo users and the gated recommendations of the test split."""
+    from safer.store import add_recommendations, add_user, connect, load_cohort, upgrade
+    from safer.store.schema import User
+
+    db_file = (out / "safer.db").resolve()
+    url = f"sqlite:///{db_file}"
+    upgrade(url)
+    credentials = out / "demo_credentials.txt"
+    proba = model.predict_proba(test)
+    decisions = gate.decide(proba, embedding=None, model_hash=model.content_hash_)
+    with connect(url)() as session, session.begin():
+        existing = {name for (name,) in session.query(User.username)}
+        lines = []
+        for name, role in (("demo-clinician", "clinician"), ("demo-auditor", "auditor")):
+            if name in existing:
+                continue
+            password = secrets.token_urlsafe(9)
+            add_user(session, name, password, role=role)
+            lines.append(f"{name} ({role}): {password}")
+        if lines:
+            credentials.write_text("\n".join(lines) + "\n")
+            credentials.chmod(0o600)
+        load_cohort(session, test)
+        stored = add_recommendations(
+            session,
+            stay_ids=test["stay_id"].to_numpy(),
+            steps=test["step"].to_numpy(),
+            proba=proba,
+            sets=decisions.sets,
+            action=decisions.action,
+            reasons=list(decisions.reason),
+            alpha=gate.alpha,
+            model_hash=model.content_hash_,
+            calibration_hash=gate.calibration_hash,
+            model_version=f"{model.config.variant} (safer {__version__})",
+        )
+    abstained = float((decisions.action < 0).mean())
+    return {
+        "database": url,
+        "credentials": str(credentials),
+        "recommendations_stored": stored,
+        "abstained_fraction": round(abstained, 4),
+    }
+
+
+def _stage(progress: bool, title: str) -> None:
+    if progress:
+        err_console.rule(title)
+
+
+def _show(progress: bool, title: str, rows: dict) -> None:
+    if progress:
+        print_table(title, rows)

@@ -22,3 +22,4 @@ def test_notebook_is_stripped_and_runs():
         resources={"metadata": {"path": str(NOTEBOOK.parents[1])}},
     ).execute()
     assert "coverage" in str(nb.cells[3].outputs)
+    assert not [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
