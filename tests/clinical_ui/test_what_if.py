@@ -107,6 +107,13 @@ def test_an_anchor_changes_the_series_and_the_recommendation_panel_renders(seede
             sa.select(AuditEvent).where(AuditEvent.action == "what_if_viewed")
         ).scalar_one()
     assert event.actor == "ana" and '"anchors":1' in event.after and "note" not in event.after
+    # another decision (of another stay) starts from its charted vitals, without the old edits
+    other = int(at.selectbox(key="whatif_pick").options[-1].split()[0].lstrip("#"))
+    at.selectbox(key="whatif_anchor_step").set_value(int(last))
+    at.selectbox(key="whatif_pick").set_value(other).run()
+    assert not at.exception, at.exception
+    assert at.session_state["whatif_anchors"] == () and at.session_state["whatif_result"] is None
+    assert [m.label for m in at.metric] == ["As charted"]
 
 
 def test_stay_history_rebuilds_the_cohort_rows_the_model_scored(seeded_db, configured, ui_cohort):
