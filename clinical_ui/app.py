@@ -24,6 +24,7 @@ else:
         pages += [
             st.Page("pages/queue.py", title="Review queue", url_path="queue", default=True),
             st.Page("pages/decision.py", title="Decision", url_path="decision"),
+            st.Page("pages/what_if.py", title="What-if", url_path="what_if"),
         ]
     if user.role in PERMISSIONS["view_audit"]:
         pages.append(st.Page("pages/audit.py", title="Audit", url_path="audit", default=not pages))

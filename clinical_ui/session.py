@@ -28,6 +28,11 @@ DEFAULTS = {
     "last_active": 0.0,
     "flash": "",
     "rec_id": None,
+    # what-if page: controls as tuples (replaced, never mutated) and the last edit's result
+    "whatif_rec": None,
+    "whatif_anchors": (),
+    "whatif_segments": (),
+    "whatif_result": None,
 }
 
 

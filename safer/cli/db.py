@@ -149,7 +149,18 @@ def console_app_path() -> Path:
 def console(
     port: int = typer.Option(8501, "--port", min=1, max=65535, help="Port to serve on."),
     db: str | None = _DB,
-) -> None:
+    model: Path | None = typer.Option(
+        None, "--model", help="Trained SAFER model folder for the what-if page "
+        "(default: $SAFER_MODEL_DIR).",
+    ),
+    gate: Path | None = typer.Option(
+        None, "--gate", help="Conformal gate file for the what-if page (default: $SAFER_GATE_PATH)."
+    ),
+    tsedit: Path | None = typer.Option(
+        None, "--tsedit", help="tsedit model folder (safer tsedit train --out) for the what-if "
+        "page (default: $SAFER_TSEDIT_DIR).",
+    ),
+) -> None:  # fmt: skip
     """Start the Streamlit clinician console on the configured database."""
     from safer.store import connect, database_url
 
@@ -157,6 +168,18 @@ def console(
     connect(url)  # refuses a stale schema or an unreachable database before starting
     app_py = console_app_path()
     env = dict(os.environ, SAFER_DB_URL=url)
+    whatif = {
+        "SAFER_MODEL_DIR": (model, "model.json", "safer train --out DIR"),
+        "SAFER_GATE_PATH": (gate, None, "safer calibrate --out FILE"),
+        "SAFER_TSEDIT_DIR": (tsedit, "tsedit.json", "safer tsedit train --out DIR"),
+    }
+    for var, (path, marker, how) in whatif.items():
+        if path is None:
+            continue
+        target = path / marker if marker else path
+        if not target.is_file():
+            raise SaferError(f"{target} not found; create it with `{how}`")
+        env[var] = str(path.resolve())
     root = str(app_py.parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     cmd = [sys.executable, "-m", "streamlit", "run", str(app_py), "--server.port", str(port),
