@@ -23,7 +23,8 @@ with session.shown_errors("loading the summary"), factory() as s:
 st.subheader("Audit trail")
 c1, c2, c3 = st.columns(3)
 actor = c1.text_input("Who (user name)", key="audit_actor")
-action = c2.selectbox("What", ["all", "review", "add_user", "load_cohort", "add_recommendations"],
+action = c2.selectbox("What", ["all", "review", "add_user", "load_cohort", "add_recommendations",
+                                "what_if_viewed"],
                       key="audit_action")  # fmt: skip
 since = c3.date_input("Since", value=None, key="audit_since")
 events = []

@@ -26,11 +26,15 @@ st.caption(f"decision time {detail['decision_time']:%Y-%m-%d %H:%M} · status {d
 if detail["flagged"]:
     st.warning(f"Flagged: {detail['reason'] or 'low confidence'}")
 left, right = st.columns(2)
-left.metric("Recommended dose", detail["recommended"])
+left.caption("Recommended dose")
+left.subheader(detail["recommended"])
 left.write(f"Model's most likely dose: {detail['model_top_dose']}")
 if detail["prediction_set"] is not None:
-    left.write(f"Prediction set (alpha = {detail['alpha']}):")
-    left.write(detail["prediction_set_doses"] or ["(empty set)"])
+    doses = detail["prediction_set_doses"] or ["(empty set)"]
+    left.markdown(
+        f"Prediction set (alpha = {detail['alpha']}), {len(detail['prediction_set_doses'])} "
+        "dose(s):\n" + "\n".join(f"- {d}" for d in doses)
+    )
 else:
     left.write("No conformal gate: no prediction set.")
 left.caption(f"model {detail['model_hash'][:12]} · calibration {detail['calibration_hash'][:12]}")
@@ -40,13 +44,22 @@ proba = pd.DataFrame(
 )
 right.bar_chart(proba, height=260)
 
-traj = pd.DataFrame(detail["trajectory"]).set_index("charttime")
-st.subheader("Trajectory up to the decision")
-c1, c2, c3 = st.columns(3)
-c1.line_chart(traj[["MAP", "HR"]], height=220)
-c2.line_chart(traj[["lactate", "SOFA"]], height=220)
-c3.bar_chart(traj[["fluid_ml"]], height=105)
-c3.bar_chart(traj[["vaso_ugkgmin"]], height=105)
+
+traj = pd.DataFrame(detail["trajectory"]).set_index("step")
+st.subheader("Trajectory up to the decision (4-hour steps)")
+shown = traj[["MAP", "HR", "lactate", "SOFA", "fluid_ml", "vaso_ugkgmin"]]
+if len(traj) < 2:  # one point draws no line: show the values instead
+    st.dataframe(shown, use_container_width=True)
+else:
+    c1, c2 = st.columns(2)
+    c1.caption("MAP (mmHg), HR (bpm)")
+    c1.line_chart(traj[["MAP", "HR"]], height=200)
+    c2.caption("lactate (mmol/L), SOFA")
+    c2.line_chart(traj[["lactate", "SOFA"]], height=200)
+    c1.caption("IV fluid given (mL/4h)")
+    c1.bar_chart(traj[["fluid_ml"]], height=160)
+    c2.caption("vasopressor given (ug/kg/min)")
+    c2.bar_chart(traj[["vaso_ugkgmin"]], height=160)
 
 st.subheader(f"Notes charted before the decision ({len(detail['notes'])})")
 for note in reversed(detail["notes"]):

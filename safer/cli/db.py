@@ -183,6 +183,7 @@ def console(
     root = str(app_py.parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     cmd = [sys.executable, "-m", "streamlit", "run", str(app_py), "--server.port", str(port),
-           "--server.headless", "true", "--browser.gatherUsageStats", "false"]  # fmt: skip
+           "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--client.toolbarMode", "minimal"]  # fmt: skip
     err_console.print(f"console on http://localhost:{port} (Ctrl+C to stop)")
     raise typer.Exit(subprocess.call(cmd, env=env))

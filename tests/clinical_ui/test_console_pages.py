@@ -62,7 +62,7 @@ def test_decision_page_shows_dose_and_records_an_override(seeded_db):
     at.button(key="queue_open").click().run()
     assert not at.exception
     assert "Stay" in at.title[0].value
-    assert "mL/4h" in at.metric[0].value
+    assert "mL/4h" in at.subheader[0].value  # the recommended dose, in clinical units
     at.radio(key="review_decision").set_value("override")
     at.selectbox(key="review_action").set_value(7)
     at.text_area(key="review_reason").input("")
