@@ -11,7 +11,7 @@ Examples
 >>> from safer.models.baselines import TransformerConfig, TransformerRecommender
 >>> cohort = simulate_cohort(n_stays=40, seed=0, progress=False)
 >>> cfg = TransformerConfig(use_notes=False, epochs=1)
->>> TransformerRecommender(cfg).fit(cohort, progress=False).uncertainty(cohort).max() <= 1
+>>> bool(TransformerRecommender(cfg).fit(cohort, progress=False).uncertainty(cohort).max() <= 1)
 True
 """
 
