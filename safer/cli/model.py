@@ -11,9 +11,9 @@ from safer.cli._common import err_console, print_json, print_table
 from safer.cohorts import read_cohort, split_stays
 from safer.errors import SaferError
 from safer.evaluation.experiments import score_split, train_on_split
-from safer.models import VARIANTS, load_model
+from safer.models import MODEL_NAMES, load_model
 
-_VARIANT_HELP = "Model variant: " + ", ".join(VARIANTS) + "."
+_VARIANT_HELP = "Model: a SAFER variant or a baseline: " + ", ".join(MODEL_NAMES) + "."
 
 
 def train(

@@ -1,20 +1,32 @@
-"""Recommenders over cohort tables: the SAFER fusion model and its ablation variants.
+"""Recommenders over cohort tables: the SAFER fusion model, its ablation variants, baselines.
 
-``make_model(name)`` builds any registered variant; ``load_model(dir)`` loads any saved one.
+``make_model(name)`` builds any registered model (``MODEL_NAMES`` = ``VARIANTS`` + ``BASELINES``);
+``load_model(dir)`` loads any saved one.
 
 Examples
 --------
->>> from safer.models import VARIANTS, make_model
+>>> from safer.models import BASELINES, VARIANTS, make_model
 >>> VARIANTS
 ('safer', 'safer-n', 'safer-f', 'safer-u', 'notes-only')
 >>> make_model("safer-n", seed=1).config.use_notes
 False
+>>> BASELINES
+('lstm', 'retain', 'transformer', 'bc-mlp', 'srl-rnn')
 """
 
-from safer.models.registry import VARIANTS, UnknownVariantError, load_model, make_model
+from safer.models.registry import (
+    BASELINES,
+    MODEL_NAMES,
+    VARIANTS,
+    UnknownVariantError,
+    load_model,
+    make_model,
+)
 from safer.models.safer import SaferConfig, SaferRecommender
 
 __all__ = [
+    "BASELINES",
+    "MODEL_NAMES",
     "VARIANTS",
     "SaferConfig",
     "SaferRecommender",

@@ -12,6 +12,14 @@ variant                 what it is
 ``notes-only``          notes + static patient data (age, gender, weight, re-admission);
                         no vital signs, labs or previous doses; stages 1-3
 ======================  ===================================================================
+
+Baselines (:mod:`safer.models.baselines`, same estimator contract): ``lstm``, ``retain``,
+``transformer``, ``bc-mlp``, ``srl-rnn``. :data:`MODEL_NAMES` lists every buildable name.
+
+Adding a model is one entry in :data:`_BASELINES`: ``"name": Class``, where ``Class`` has a
+``Config`` dataclass attribute (with a ``seed`` field), takes that config in its constructor,
+follows the estimator contract, and saves ``model.json`` whose ``"model"`` field is the class
+name; ``make_model(name)`` then builds it and ``load_model(dir)`` loads it.
 """
 
 from __future__ import annotations
@@ -22,9 +30,23 @@ from pathlib import Path
 from typing import Any
 
 from safer.errors import SaferError
+from safer.models.baselines import (
+    BCMLPRecommender,
+    LSTMRecommender,
+    RetainRecommender,
+    SRLRNNRecommender,
+    TransformerRecommender,
+)
 from safer.models.safer import ModelFileError, SaferConfig, SaferRecommender
 
-__all__ = ["VARIANTS", "UnknownVariantError", "make_model", "load_model"]
+__all__ = [
+    "VARIANTS",
+    "BASELINES",
+    "MODEL_NAMES",
+    "UnknownVariantError",
+    "make_model",
+    "load_model",
+]
 
 _VARIANT_SETTINGS: dict[str, dict[str, Any]] = {
     "safer": {},
@@ -35,41 +57,65 @@ _VARIANT_SETTINGS: dict[str, dict[str, Any]] = {
 }
 VARIANTS = tuple(_VARIANT_SETTINGS)
 
-# saved "model" field -> class with a ``load(dir)`` classmethod; baselines register here
-_LOADERS: dict[str, type] = {"SaferRecommender": SaferRecommender}
+# name -> model class (``Class.Config`` its config dataclass); one entry adds a model
+_BASELINES: dict[str, type] = {
+    "lstm": LSTMRecommender,
+    "retain": RetainRecommender,
+    "transformer": TransformerRecommender,
+    "bc-mlp": BCMLPRecommender,
+    "srl-rnn": SRLRNNRecommender,
+}
+BASELINES = tuple(_BASELINES)
+MODEL_NAMES = VARIANTS + BASELINES
+
+# saved "model" field -> class with a ``load(dir)`` classmethod
+_LOADERS: dict[str, type] = {
+    "SaferRecommender": SaferRecommender,
+    **{cls.__name__: cls for cls in _BASELINES.values()},
+}
 
 
 class UnknownVariantError(SaferError, ValueError):
     """A variant name that is not registered."""
 
 
-def make_model(variant: str, seed: int = 0, **config_overrides: Any) -> SaferRecommender:
-    """An unfitted model of the named variant.
+def make_model(variant: str, seed: int = 0, **config_overrides: Any) -> Any:
+    """An unfitted model of the named SAFER variant or baseline.
 
     Parameters
     ----------
     variant : str
-        One of :data:`VARIANTS`.
+        One of :data:`MODEL_NAMES` (the SAFER :data:`VARIANTS` and the :data:`BASELINES`).
     seed : int
         Seed of initialisation, shuffling and the validation part.
     **config_overrides
-        Any :class:`SaferConfig` field (e.g. ``epochs=3``, ``d_model=32``).
+        Any field of the model's config (e.g. ``epochs=3``, ``d_model=32``).
 
     Examples
     --------
     >>> make_model("safer-f").config.fine_tune
     False
+    >>> type(make_model("lstm", d_model=16)).__name__
+    'LSTMRecommender'
     """
+    if variant in _BASELINES:
+        cls = _BASELINES[variant]
+        _check_fields(cls.Config, config_overrides)
+        return cls(cls.Config(seed=seed, **config_overrides))
     if variant not in _VARIANT_SETTINGS:
         raise UnknownVariantError(
-            f"unknown model variant {variant!r}; known variants: {', '.join(VARIANTS)}"
+            f"unknown model variant {variant!r}; known models: {', '.join(MODEL_NAMES)}"
         )
-    known = {f.name for f in fields(SaferConfig)}
-    bad = sorted(set(config_overrides) - known)
-    if bad:
-        raise SaferError(f"unknown config fields {bad}; SaferConfig has {sorted(known)}")
+    _check_fields(SaferConfig, config_overrides)
     settings = {**_VARIANT_SETTINGS[variant], **config_overrides}
     return SaferRecommender(SaferConfig(variant=variant, seed=seed, **settings))
+
+
+def _check_fields(config_cls: type, overrides: dict[str, Any]) -> None:
+    known = {f.name for f in fields(config_cls)}
+    bad = sorted(set(overrides) - known)
+    if bad:
+        raise SaferError(f"unknown config fields {bad}; {config_cls.__name__} has {sorted(known)}")
 
 
 def load_model(directory: str | Path):
