@@ -14,7 +14,7 @@ from safer.evaluation.benchmark import run_benchmark, write_markdown
 
 
 def benchmark(
-    stays: int = typer.Option(2000, "--stays", min=20, help="Simulated stays (one cohort)."),
+    stays: int = typer.Option(1000, "--stays", min=20, help="Simulated stays (one cohort)."),
     seeds: list[str] = typer.Option(
         ["0,1,2"], "--seeds", help="Model/rollout seeds: --seeds 0,1,2 (or repeat --seeds)."
     ),
@@ -23,7 +23,7 @@ def benchmark(
         "--models",
         help="Model names: --models safer,cql (or repeat); default every model + dqn,cql,bcq.",
     ),
-    episodes: int = typer.Option(2000, "--episodes", min=1, help="Rollout episodes per policy."),
+    episodes: int = typer.Option(500, "--episodes", min=1, help="Rollout episodes per policy."),
     alpha: float = typer.Option(0.1, "--alpha", help="Level of the 'lac' conformal gate."),
     epochs: int | None = typer.Option(
         None, "--epochs", min=1, help="Stage-1 epochs of the SAFER variants (default: config)."

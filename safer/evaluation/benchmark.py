@@ -53,6 +53,8 @@ __all__ = [
     "default_models",
     "run_benchmark",
     "provenance",
+    "machine",
+    "versions",
 ]
 
 BENCHMARK_METRICS = ("macro_auc", "micro_auc", "hr_at_3", "mrr_at_3")
@@ -156,10 +158,10 @@ class BenchmarkResult:
 
 def run_benchmark(
     *,
-    stays: int = 2000,
+    stays: int = 1000,
     seeds: list[int] | tuple[int, ...] = (0, 1, 2),
     models: list[str] | tuple[str, ...] | None = None,
-    episodes: int = 2000,
+    episodes: int = 500,
     alpha: float = 0.1,
     cohort_seed: int = 0,
     split_seed: int = 0,
@@ -275,13 +277,14 @@ def provenance(command: str = "") -> str:
     """
     return (
         f"- command: `{command}`\n"
-        f"- machine: {_machine()}\n"
+        f"- machine: {machine()}\n"
         f"- date: {dt.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}\n"
-        f"- versions: {_versions('safer-icu', 'torch', 'd3rlpy', 'mapie', 'numpy')}\n"
+        f"- versions: {versions('safer-icu', 'torch', 'd3rlpy', 'mapie', 'numpy')}\n"
     )
 
 
-def _machine() -> str:
+def machine() -> str:
+    """Cores, CPU model, RAM and OS of this machine, for benchmark headers."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -290,10 +293,17 @@ def _machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}"
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / 2**20:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{os.cpu_count()} cores ({cpu}){mem}, {platform.system()} {platform.release()}"
 
 
-def _versions(*packages: str) -> str:
+def versions(*packages: str) -> str:
+    """``python X, pkg Y, ...`` for the installed distributions named."""
     out = [f"python {platform.python_version()}"]
     for name in packages:
         try:

@@ -86,7 +86,7 @@ class OfflineRLConfig:
 
     algorithm: str = "cql"  # "dqn", "cql" (d3rlpy DiscreteCQL) or "bcq" (DiscreteBCQ)
     seed: int = 0
-    n_steps: int = 20_000  # gradient steps
+    n_steps: int = 5000  # gradient steps
     batch_size: int = 256
     learning_rate: float = 3e-4
     hidden_units: int = 128  # two hidden layers of this width (d3rlpy VectorEncoder)
