@@ -3,40 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import platform
 import shlex
 import sys
-from importlib import metadata
-from pathlib import Path
 
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f", {kb / 2**20:.0f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    return f"{os.cpu_count()} cores ({cpu}){mem}, {platform.system()} {platform.release()}"
-
-
-def versions(*packages: str) -> str:
-    out = [f"python {platform.python_version()}"]
-    for name in packages:
-        try:
-            out.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            out.append(f"{name} (not installed)")
-    return ", ".join(out)
+from safer.evaluation.benchmark import machine, versions  # noqa: F401 (re-exported)
 
 
 def header(title: str, *packages: str) -> str:

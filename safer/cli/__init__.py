@@ -12,7 +12,7 @@ import sys
 import typer
 
 from safer import __version__
-from safer.cli import cohort, conformal, db, demo, model, mortality, seqrec, tsedit
+from safer.cli import benchmark, cohort, conformal, db, demo, model, mortality, seqrec, tsedit
 from safer.cli._common import err_console
 from safer.errors import SaferError
 
@@ -37,6 +37,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(db.audit_app, name="audit-trail")
 app.command("console")(db.console)
 app.command("mortality")(mortality.mortality)
+app.command("benchmark")(benchmark.benchmark)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,83 @@
+"""``safer benchmark``: every model on the same splits; metrics and true mortality in one table."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import typer
+
+from safer.cli._common import err_console, print_json
+from safer.errors import SaferError
+from safer.evaluation.benchmark import run_benchmark, write_markdown
+
+
+def benchmark(
+    stays: int = typer.Option(1000, "--stays", min=20, help="Simulated stays (one cohort)."),
+    seeds: list[str] = typer.Option(
+        ["0,1,2"], "--seeds", help="Model/rollout seeds: --seeds 0,1,2 (or repeat --seeds)."
+    ),
+    models: list[str] | None = typer.Option(
+        None,
+        "--models",
+        help="Model names: --models safer,cql (or repeat); default every model + dqn,cql,bcq.",
+    ),
+    episodes: int = typer.Option(500, "--episodes", min=1, help="Rollout episodes per policy."),
+    alpha: float = typer.Option(0.1, "--alpha", help="Level of the 'lac' conformal gate."),
+    epochs: int | None = typer.Option(
+        None, "--epochs", min=1, help="Stage-1 epochs of the SAFER variants (default: config)."
+    ),
+    rl_steps: int | None = typer.Option(
+        None, "--rl-steps", min=1, help="Gradient steps of dqn/cql/bcq (default: config)."
+    ),
+    out: Path | None = typer.Option(
+        Path("docs/benchmarks/dtr.md"), "--out", help="Markdown table to write."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the numbers as JSON."),
+) -> None:
+    """Train every model on one simulated cohort's train split; report macro/micro-AUC, HR@3,
+    MRR@3 (test survivors), true mortality ungated and gated (with abstention), training time."""
+    from safer.evaluation.benchmark import default_models, make_benchmark_model
+    from safer.models.baselines.offline_rl import OFFLINE_RL_MODELS
+
+    chosen = _split(models or []) or list(default_models())
+    try:
+        seed_list = [int(v) for v in _split(seeds)]
+    except ValueError as exc:
+        raise SaferError(f"--seeds takes integers, e.g. --seeds 0,1,2 ({exc})") from exc
+    overrides: dict[str, dict] = {}
+    for name in chosen:
+        extra = {}
+        if rl_steps is not None and name in OFFLINE_RL_MODELS:
+            extra["n_steps"] = rl_steps
+        if epochs is not None and name not in OFFLINE_RL_MODELS:
+            probe = make_benchmark_model(name, 0)
+            if not hasattr(getattr(probe, "config", None), "epochs"):
+                raise SaferError(f"--epochs does not apply to model {name!r} (no 'epochs' field)")
+            extra["epochs"] = epochs
+        if extra:
+            overrides[name] = extra
+    result = run_benchmark(
+        stays=stays, seeds=seed_list, models=chosen, episodes=episodes, alpha=alpha,
+        overrides=overrides, progress=not json_out,
+    )  # fmt: skip
+    command = (
+        f"safer benchmark --stays {stays} --seeds {','.join(map(str, seed_list))} "
+        f"--models {','.join(chosen)} --episodes {episodes} --alpha {alpha}"
+        + (f" --epochs {epochs}" if epochs is not None else "")
+        + (f" --rl-steps {rl_steps}" if rl_steps is not None else "")
+        + (f" --out {shlex.quote(str(out))}" if out is not None else "")
+    )
+    if out is not None:
+        path = write_markdown(result, out, command)
+        err_console.print(f"wrote {path}")
+    if json_out:
+        print_json(result.to_dict())
+    else:
+        print(result.markdown(command))
+
+
+def _split(values: list[str]) -> list[str]:
+    """``["a,b", "c d"]`` -> ``["a", "b", "c", "d"]``."""
+    return [v for value in values for v in re.split(r"[,\s]+", value.strip()) if v]

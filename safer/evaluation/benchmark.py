@@ -1,0 +1,330 @@
+"""The DTR benchmark: every model on the same splits, recommendation metrics and true mortality.
+
+What ``safer benchmark`` runs. One cohort is simulated per run and split once by stay
+(train / calibration / test, the same for every model and seed); for every model and seed:
+
+1. fit on the train split (timed);
+2. macro-AUC, micro-AUC, HR@3 and MRR@3 of the clinicians' actions on the **surviving** stays of
+   the test split;
+3. the true mortality of the ungated policy (the argmax of ``predict_proba``, rolled out on
+   EHR-like rows in the ICU-Sepsis MDP);
+4. a conformal gate ("lac", level ``alpha``) calibrated on the calibration split, and the true
+   mortality of the gated policy (the model where the gate recommends, the clinicians where it
+   abstains) with its abstention rate.
+
+Seeds vary the model's initialisation and the rollout draws; the split stays fixed, so the
+spread over seeds is the spread of training, not of the data. Two reference rows give the exact
+mortality of the clinicians' and the optimal policy.
+
+Examples
+--------
+>>> from safer.evaluation.benchmark import run_benchmark
+>>> result = run_benchmark(stays=60, seeds=[0], models=["safer-n", "cql"], episodes=20,
+...                        overrides={"safer-n": {"epochs": 1}, "cql": {"n_steps": 100}},
+...                        progress=False)  # doctest: +SKIP
+>>> print(result.markdown())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from safer.cohorts import simulate_cohort, split_stays
+from safer.conformal import calibrate_gate
+from safer.errors import SaferError
+from safer.evaluation.experiments import score_split
+from safer.evaluation.mortality import exact_mortality, rollout_mortality
+from safer.evaluation.policies import GatedPolicy, ModelPolicy, clinician_policy, optimal_policy
+from safer.models.baselines.offline_rl import OFFLINE_RL_MODELS, make_offline_rl
+
+__all__ = [
+    "BENCHMARK_METRICS",
+    "BenchmarkResult",
+    "default_models",
+    "run_benchmark",
+    "provenance",
+    "machine",
+    "versions",
+]
+
+BENCHMARK_METRICS = ("macro_auc", "micro_auc", "hr_at_3", "mrr_at_3")
+_COLUMNS = (
+    *BENCHMARK_METRICS,
+    "mortality_pct",
+    "gated_mortality_pct",
+    "abstention_pct",
+    "fit_seconds",
+)
+_HEADINGS = {
+    "macro_auc": "macro-AUC",
+    "micro_auc": "micro-AUC",
+    "hr_at_3": "HR@3",
+    "mrr_at_3": "MRR@3",
+    "mortality_pct": "mortality %",
+    "gated_mortality_pct": "gated mortality %",
+    "abstention_pct": "abstention %",
+    "fit_seconds": "train s",
+}
+
+
+def default_models() -> tuple[str, ...]:
+    """Every registered model (``safer.models.MODEL_NAMES`` when the registry has it, else the
+    SAFER variants) plus the offline RL baselines, without duplicates."""
+    import safer.models as models
+
+    names = getattr(models, "MODEL_NAMES", models.VARIANTS)
+    return tuple(dict.fromkeys([*names, *OFFLINE_RL_MODELS]))
+
+
+def make_benchmark_model(name: str, seed: int, **overrides: Any):
+    """An unfitted model by name: an offline RL baseline or anything ``make_model`` builds."""
+    if name in OFFLINE_RL_MODELS:
+        return make_offline_rl(name, seed=seed, **overrides)
+    from safer.models import make_model
+
+    return make_model(name, seed=seed, **overrides)
+
+
+@dataclass
+class BenchmarkResult:
+    """Per-run rows (one per model and seed), reference mortalities and run settings.
+
+    ``runs`` columns: model, seed, the four metrics, mortality_pct, gated_mortality_pct,
+    abstention_pct (absolute percentages of episodes / decisions), fit_seconds.
+    """
+
+    runs: pd.DataFrame
+    references: dict[str, float]  # policy -> exact mortality in percent
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> pd.DataFrame:
+        """Mean and sample sd over seeds per model (sd is NaN with one seed)."""
+        grouped = self.runs.groupby("model", sort=False)[list(_COLUMNS)]
+        mean, sd = grouped.mean(), grouped.std(ddof=1)
+        return mean.add_suffix("_mean").join(sd.add_suffix("_sd"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: settings, per-model mean/sd, the per-seed runs and the references."""
+        summary = self.summary()
+        models = {
+            name: {
+                c: {"mean": _num(row[f"{c}_mean"]), "sd": _num(row[f"{c}_sd"])} for c in _COLUMNS
+            }  # fmt: skip
+            for name, row in summary.iterrows()
+        }
+        return {
+            "settings": self.settings,
+            "units": "mortality and abstention: absolute percent of episodes / decisions",
+            "models": models,
+            "runs": [{k: _num(v) for k, v in r.items()} for r in self.runs.to_dict("records")],
+            "references_mortality_pct": self.references,
+        }
+
+    def markdown(self, command: str = "") -> str:
+        """The table of ``docs/benchmarks/dtr.md`` with its provenance header."""
+        s = self.settings
+        lines = [
+            "# DTR benchmark: recommendation metrics and true mortality\n",
+            provenance(command),
+            f"Cohort: {s['stays']} simulated stays (seed {s['cohort_seed']}), one stay-level "
+            f"split (seed {s['split_seed']}): {s['split_sizes']}. Seeds {s['seeds']} vary model "
+            f"initialisation and rollouts. Metrics: surviving stays of the test split. "
+            f"Mortality: absolute, % of {s['episodes']} simulated episodes per policy and seed "
+            f"(true mortality in the ICU-Sepsis MDP, policy acting on EHR-like rows). Gate: "
+            f'"lac" at alpha {s["alpha"]} calibrated on the calibration split; where it '
+            "abstains the clinicians' policy acts. Values: mean ± sd over seeds.\n",
+            "| model | " + " | ".join(_HEADINGS[c] for c in _COLUMNS) + " |",
+            "|---|" + "---:|" * len(_COLUMNS),
+        ]
+        summary = self.summary()
+        for name, row in summary.iterrows():
+            cells = [_cell(row[f"{c}_mean"], row[f"{c}_sd"], c) for c in _COLUMNS]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        for label, value in self.references.items():
+            cells = [f"{value:.1f}" if c == "mortality_pct" else "" for c in _COLUMNS]
+            lines.append(f"| {label} (exact) | " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+
+
+def run_benchmark(
+    *,
+    stays: int = 1000,
+    seeds: list[int] | tuple[int, ...] = (0, 1, 2),
+    models: list[str] | tuple[str, ...] | None = None,
+    episodes: int = 500,
+    alpha: float = 0.1,
+    cohort_seed: int = 0,
+    split_seed: int = 0,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    progress: bool = True,
+) -> BenchmarkResult:
+    """Train every model on the same splits and measure metrics and true mortality.
+
+    Parameters
+    ----------
+    stays : int
+        Simulated stays in the cohort (simulated once).
+    seeds : sequence of int
+        Model and rollout seeds.
+    models : sequence of str, optional
+        Model names (default :func:`default_models`).
+    episodes : int
+        Rollout episodes per policy and seed.
+    alpha : float
+        Level of the "lac" conformal gate.
+    overrides : dict, optional
+        Model name -> config overrides (e.g. ``{"safer": {"epochs": 3}, "cql": {"n_steps":
+        2000}}``).
+    progress : bool
+        tqdm bars for simulation, training and rollouts (on stderr).
+
+    Examples
+    --------
+    >>> run_benchmark(stays=60, seeds=[], progress=False)
+    Traceback (most recent call last):
+    ...
+    safer.errors.SaferError: give at least one seed (e.g. --seeds 0 1 2)
+    """
+    models = tuple(models) if models else default_models()
+    seeds = [int(s) for s in seeds]
+    overrides = overrides or {}
+    if not seeds:
+        raise SaferError("give at least one seed (e.g. --seeds 0 1 2)")
+    if episodes < 1:
+        raise SaferError(f"episodes must be >= 1, got {episodes}")
+    unknown = sorted(set(overrides) - set(models))
+    if unknown:
+        raise SaferError(f"overrides for models not benchmarked: {unknown}; models: {models}")
+    for name in models:  # fail fast on unknown names, before any training
+        make_benchmark_model(name, 0, **overrides.get(name, {}))
+
+    cohort = simulate_cohort(n_stays=stays, seed=cohort_seed, progress=progress)
+    splits = split_stays(cohort, seed=split_seed)
+    train = splits.subset(cohort, "train")
+    calibration = splits.subset(cohort, "calibration")
+    if calibration.empty or splits.subset(cohort, "test").empty:
+        raise SaferError(f"{stays} stays leave an empty calibration or test split; use more")
+    rows = []
+    for name in models:
+        for seed in seeds:
+            model = make_benchmark_model(name, seed, **overrides.get(name, {}))
+            start = time.perf_counter()
+            model.fit(train, progress=progress, split_seed=split_seed)
+            fit_seconds = time.perf_counter() - start
+            scores = score_split(model, cohort, splits, "test")["survivors"]
+            gate = calibrate_gate(
+                "lac", model.predict_proba(calibration), calibration["action"].to_numpy(),
+                alpha=alpha, model_hash=model.content_hash_, seed=seed,
+            )  # fmt: skip
+            plain = rollout_mortality(
+                ModelPolicy(model, name=name), episodes, seed, progress=progress
+            )
+            gated = rollout_mortality(
+                GatedPolicy(model, gate, name=f"gated {name}"), episodes, seed, progress=progress
+            )
+            rows.append(
+                {
+                    "model": name,
+                    "seed": seed,
+                    **{m: scores.get(m) for m in BENCHMARK_METRICS},
+                    "mortality_pct": 100 * plain.mortality,
+                    "gated_mortality_pct": 100 * gated.mortality,
+                    "abstention_pct": 100 * (gated.abstention_rate or 0.0),
+                    "fit_seconds": fit_seconds,
+                }
+            )
+    references = {
+        "clinicians": 100 * exact_mortality(clinician_policy()),
+        "optimal": 100 * exact_mortality(optimal_policy()),
+    }
+    sizes = {s: int(splits.subset(cohort, s)["stay_id"].nunique())
+             for s in ("train", "calibration", "test")}  # fmt: skip
+    settings = {
+        "stays": stays, "seeds": seeds, "models": list(models), "episodes": episodes,
+        "alpha": alpha, "cohort_seed": cohort_seed, "split_seed": split_seed,
+        "split_sizes": sizes, "overrides": overrides,
+    }  # fmt: skip
+    runs = pd.DataFrame(rows).astype({c: float for c in _COLUMNS})
+    return BenchmarkResult(runs, references, settings)
+
+
+def write_markdown(result: BenchmarkResult, path: str | Path, command: str = "") -> Path:
+    """Write :meth:`BenchmarkResult.markdown` to ``path`` (folders created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(result.markdown(command))
+    return path
+
+
+# ------------------------------------------------------------------------------- provenance
+def provenance(command: str = "") -> str:
+    """Markdown lines: the command, machine, date and package versions of a benchmark run.
+
+    Examples
+    --------
+    >>> "- machine:" in provenance("safer benchmark")
+    True
+    """
+    return (
+        f"- command: `{command}`\n"
+        f"- machine: {machine()}\n"
+        f"- date: {dt.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}\n"
+        f"- versions: {versions('safer-icu', 'torch', 'd3rlpy', 'mapie', 'numpy')}\n"
+    )
+
+
+def machine() -> str:
+    """Cores, CPU model, RAM and OS of this machine, for benchmark headers."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / 2**20:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{os.cpu_count()} cores ({cpu}){mem}, {platform.system()} {platform.release()}"
+
+
+def versions(*packages: str) -> str:
+    """``python X, pkg Y, ...`` for the installed distributions named."""
+    out = [f"python {platform.python_version()}"]
+    for name in packages:
+        try:
+            out.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            out.append(f"{name} (not installed)")
+    return ", ".join(out)
+
+
+def _cell(mean: float, sd: float, column: str) -> str:
+    if mean is None or not np.isfinite(mean):
+        return "n/a"
+    digits = 1 if column.endswith("_pct") or column == "fit_seconds" else 3
+    if sd is None or not np.isfinite(sd):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def _num(value: Any) -> Any:
+    if isinstance(value, (float, np.floating)):
+        return None if not np.isfinite(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
