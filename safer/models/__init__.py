@@ -11,12 +11,13 @@ Examples
 >>> make_model("safer-n", seed=1).config.use_notes
 False
 >>> BASELINES
-('lstm', 'retain', 'transformer', 'bc-mlp', 'srl-rnn')
+('lstm', 'retain', 'transformer', 'bc-mlp', 'srl-rnn', 'dqn', 'cql', 'bcq')
 """
 
 from safer.models.registry import (
     BASELINES,
     MODEL_NAMES,
+    SEQUENCE_BASELINES,
     VARIANTS,
     UnknownVariantError,
     load_model,
@@ -27,6 +28,7 @@ from safer.models.safer import SaferConfig, SaferRecommender
 __all__ = [
     "BASELINES",
     "MODEL_NAMES",
+    "SEQUENCE_BASELINES",
     "VARIANTS",
     "SaferConfig",
     "SaferRecommender",

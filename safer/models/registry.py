@@ -14,7 +14,8 @@ variant                 what it is
 ======================  ===================================================================
 
 Baselines (:mod:`safer.models.baselines`, same estimator contract): ``lstm``, ``retain``,
-``transformer``, ``bc-mlp``, ``srl-rnn``. :data:`MODEL_NAMES` lists every buildable name.
+``transformer``, ``bc-mlp``, ``srl-rnn``, and d3rlpy's offline RL ``dqn``, ``cql``, ``bcq``
+(:mod:`safer.models.baselines.offline_rl`). :data:`MODEL_NAMES` lists every buildable name.
 
 Adding a model is one entry in :data:`_BASELINES`: ``"name": Class``, where ``Class`` has a
 ``Config`` dataclass attribute (with a ``seed`` field), takes that config in its constructor,
@@ -37,11 +38,17 @@ from safer.models.baselines import (
     SRLRNNRecommender,
     TransformerRecommender,
 )
+from safer.models.baselines.offline_rl import (
+    OFFLINE_RL_MODELS,
+    OfflineRLRecommender,
+    make_offline_rl,
+)
 from safer.models.safer import ModelFileError, SaferConfig, SaferRecommender
 
 __all__ = [
     "VARIANTS",
     "BASELINES",
+    "SEQUENCE_BASELINES",
     "MODEL_NAMES",
     "UnknownVariantError",
     "make_model",
@@ -65,13 +72,15 @@ _BASELINES: dict[str, type] = {
     "bc-mlp": BCMLPRecommender,
     "srl-rnn": SRLRNNRecommender,
 }
-BASELINES = tuple(_BASELINES)
+SEQUENCE_BASELINES = tuple(_BASELINES)  # share SAFER's inputs; tested in test_baselines.py
+BASELINES = SEQUENCE_BASELINES + OFFLINE_RL_MODELS
 MODEL_NAMES = VARIANTS + BASELINES
 
 # saved "model" field -> class with a ``load(dir)`` classmethod
 _LOADERS: dict[str, type] = {
     "SaferRecommender": SaferRecommender,
     **{cls.__name__: cls for cls in _BASELINES.values()},
+    "OfflineRLRecommender": OfflineRLRecommender,
 }
 
 
@@ -98,6 +107,8 @@ def make_model(variant: str, seed: int = 0, **config_overrides: Any) -> Any:
     >>> type(make_model("lstm", d_model=16)).__name__
     'LSTMRecommender'
     """
+    if variant in OFFLINE_RL_MODELS:  # one class, the algorithm is a config value
+        return make_offline_rl(variant, seed=seed, **config_overrides)
     if variant in _BASELINES:
         cls = _BASELINES[variant]
         _check_fields(cls.Config, config_overrides)

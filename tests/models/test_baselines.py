@@ -11,7 +11,14 @@ import torch
 from safer.cli import main
 from safer.cohorts import write_cohort
 from safer.errors import NotFittedError, SaferError
-from safer.models import BASELINES, MODEL_NAMES, VARIANTS, load_model, make_model
+from safer.models import (
+    BASELINES,
+    MODEL_NAMES,
+    SEQUENCE_BASELINES,
+    VARIANTS,
+    load_model,
+    make_model,
+)
 from safer.models.baselines import BaselineRecommender
 from safer.models.baselines.retain import RetainNet
 from safer.models.baselines.srl_rnn import srl_loss
@@ -31,16 +38,17 @@ def _overrides(name, small):
 def fitted(tiny_cohort, small):
     return {
         name: make_model(name, seed=0, **_overrides(name, small)).fit(tiny_cohort, progress=False)
-        for name in BASELINES
+        for name in SEQUENCE_BASELINES
     }
 
 
 def test_model_names_list_variants_then_baselines():
     assert MODEL_NAMES == VARIANTS + BASELINES
-    assert set(BASELINES) >= {"lstm", "retain", "transformer", "bc-mlp", "srl-rnn"}
+    assert set(SEQUENCE_BASELINES) == {"lstm", "retain", "transformer", "bc-mlp", "srl-rnn"}
+    assert set(BASELINES) == set(SEQUENCE_BASELINES) | {"dqn", "cql", "bcq"}
 
 
-@pytest.mark.parametrize("name", BASELINES)
+@pytest.mark.parametrize("name", SEQUENCE_BASELINES)
 def test_probabilities_uncertainty_and_embedding(fitted, tiny_cohort, name):
     model = fitted[name]
     assert isinstance(model, BaselineRecommender)
@@ -54,7 +62,7 @@ def test_probabilities_uncertainty_and_embedding(fitted, tiny_cohort, name):
     assert len(model.train_stays_) == tiny_cohort["stay_id"].nunique()
 
 
-@pytest.mark.parametrize("name", BASELINES)
+@pytest.mark.parametrize("name", SEQUENCE_BASELINES)
 def test_rows_in_input_order_and_no_look_ahead(fitted, tiny_cohort, name):
     model = fitted[name]
     full = model.predict_proba(tiny_cohort)
@@ -66,7 +74,7 @@ def test_rows_in_input_order_and_no_look_ahead(fitted, tiny_cohort, name):
     np.testing.assert_allclose(model.predict_proba(tiny_cohort[early]), full[early], atol=1e-6)
 
 
-@pytest.mark.parametrize("name", BASELINES)
+@pytest.mark.parametrize("name", SEQUENCE_BASELINES)
 def test_save_load_gives_identical_outputs(fitted, tiny_cohort, name, tmp_path):
     model = fitted[name]
     model.save(tmp_path / name)
@@ -81,7 +89,7 @@ def test_save_load_gives_identical_outputs(fitted, tiny_cohort, name, tmp_path):
     np.testing.assert_array_equal(loaded.embed(tiny_cohort), model.embed(tiny_cohort))
 
 
-@pytest.mark.parametrize("name", BASELINES)
+@pytest.mark.parametrize("name", SEQUENCE_BASELINES)
 def test_same_seed_same_model(fitted, tiny_cohort, small, name):
     again = make_model(name, seed=0, **_overrides(name, small)).fit(tiny_cohort, progress=False)
     assert again.content_hash_ == fitted[name].content_hash_
@@ -98,7 +106,7 @@ def test_another_seed_gives_another_model(fitted, tiny_cohort, small):
     )
 
 
-@pytest.mark.parametrize("name", BASELINES)
+@pytest.mark.parametrize("name", SEQUENCE_BASELINES)
 def test_predict_before_fit_says_call_fit_first(tiny_cohort, name):
     model = make_model(name)
     for method in (model.predict_proba, model.uncertainty, model.embed):

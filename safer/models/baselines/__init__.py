@@ -15,6 +15,9 @@ name                class                             what it is
 ``transformer``     :class:`TransformerRecommender`   Transformer encoder over the window
 ``bc-mlp``          :class:`BCMLPRecommender`         behaviour-cloning MLP, current step only
 ``srl-rnn``         :class:`SRLRNNRecommender`        SRL-RNN (Wang et al. 2018)
+``dqn``             :class:`OfflineRLRecommender`     d3rlpy DQN on the logged transitions
+``cql``             :class:`OfflineRLRecommender`     d3rlpy discrete CQL
+``bcq``             :class:`OfflineRLRecommender`     d3rlpy discrete BCQ
 ==================  ================================  ======================================
 
 Examples
@@ -27,11 +30,21 @@ Examples
 from safer.models.baselines._base import BaselineConfig, BaselineRecommender
 from safer.models.baselines.bc_mlp import BCMLPConfig, BCMLPRecommender
 from safer.models.baselines.lstm import LSTMConfig, LSTMRecommender
+from safer.models.baselines.offline_rl import (
+    OFFLINE_RL_MODELS,
+    OfflineRLConfig,
+    OfflineRLRecommender,
+    make_offline_rl,
+)
 from safer.models.baselines.retain import RetainConfig, RetainRecommender
 from safer.models.baselines.srl_rnn import SRLRNNConfig, SRLRNNRecommender
 from safer.models.baselines.transformer import TransformerConfig, TransformerRecommender
 
 __all__ = [
+    "OFFLINE_RL_MODELS",
+    "OfflineRLConfig",
+    "OfflineRLRecommender",
+    "make_offline_rl",
     "BaselineConfig",
     "BaselineRecommender",
     "BCMLPConfig",
