@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
-import torch
 from streamlit.testing.v1 import AppTest
 
 from safer.conformal import calibrate_gate
@@ -21,14 +20,6 @@ from safer.tsedit.whatif import apply_edit_to_history, score_decision, stay_hist
 APP = str(Path(__file__).resolve().parents[2] / "clinical_ui" / "app.py")
 TINY_TSEDIT = dict(d_model=16, n_heads=2, n_layers=1, diffusion_steps=50, train_steps=40,
                    batch_size=32)  # fmt: skip
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

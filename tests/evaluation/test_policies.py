@@ -96,11 +96,8 @@ def test_gated_policy_defers_to_the_clinician_where_the_gate_abstains(small_coho
     np.testing.assert_array_equal(policy.deferred_rows(first), abstain)
 
 
-def test_model_specs_explain_a_missing_model_module(tmp_path):
-    try:
-        import safer.models  # noqa: F401
-    except ImportError:
-        with pytest.raises(SaferError, match="safer.models"):
-            make_policy(f"model:{tmp_path}")
-    else:
-        pytest.skip("safer.models is installed; load errors are its own tests' business")
+def test_model_spec_on_a_folder_without_a_model_says_how_to_make_one(tmp_path):
+    with pytest.raises(SaferError, match="safer train"):
+        make_policy(f"model:{tmp_path}")
+    with pytest.raises(SaferError, match="safer train"):
+        make_policy(f"gated:{tmp_path}:{tmp_path / 'gate.json'}")

@@ -48,12 +48,3 @@ def tiny(note_cache, tiny_encoder):
         d_model=16, n_heads=2, history=4, epochs=1, survivor_epochs=2, finetune_epochs=1,
         cache_dir=note_cache, note_encoder=tiny_encoder,
     )  # fmt: skip
-
-
-@pytest.fixture(scope="session", autouse=True)
-def one_torch_thread():
-    """Tiny models train fastest on one thread; more threads oversubscribe a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

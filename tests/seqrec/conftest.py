@@ -24,17 +24,6 @@ def write_synthetic_inter(path: Path, n_users: int = 120, n_items: int = 40, see
     return path
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _one_torch_thread():
-    """Tiny models run faster on one thread, above all on a shared machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def synthetic_inter(tmp_path_factory) -> Path:
     return write_synthetic_inter(tmp_path_factory.mktemp("seqrec") / "ring.inter")

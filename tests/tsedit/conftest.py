@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from safer.tsedit import DiffusionEditor, TseditConfig, cohort_windows, public_windows
 
 TINY = dict(d_model=16, n_heads=2, n_layers=1, diffusion_steps=50, train_steps=40, batch_size=32)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny models run faster on one thread; the CI box is shared (restored afterwards)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
