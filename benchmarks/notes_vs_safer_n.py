@@ -5,10 +5,10 @@ Trains each variant on the train split of ``split_stays(cohort, seed=split_seed)
 a markdown table. Config overrides are ``key=value`` pairs applied to every run, e.g.
 ``note_pool=mean`` to measure the previous (averaged-sentence) note pathway.
 
-Usage::
+Usage (from the repository root; ``PYTHONPATH=.`` so this checkout's ``safer`` is imported)::
 
-    python benchmarks/notes_vs_safer_n.py --stays 2000 --seeds 0 1 2 --variants safer safer-n
-    python benchmarks/notes_vs_safer_n.py --variants safer --set note_pool=mean
+    PYTHONPATH=. python benchmarks/notes_vs_safer_n.py --stays 2000 --seeds 0 1 2
+    PYTHONPATH=. python benchmarks/notes_vs_safer_n.py --variants safer --set note_pool=mean
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import json
 import time
 
 import torch
+
+import safer
 
 from safer.cohorts import simulate_cohort, split_stays
 from safer.evaluation.experiments import train_and_evaluate
@@ -47,6 +49,7 @@ def main() -> None:
     cohort = simulate_cohort(n_stays=args.stays, seed=args.cohort_seed, progress=False)
     splits = split_stays(cohort, seed=args.split_seed)
     label = " ".join(args.set) or "defaults"
+    print(f"safer imported from {safer.__file__}; torch threads 1\n")
     print("| variant | overrides | seed | macro-AUC | HR@3 | log-loss | accuracy | fit s |")
     print("|---|---|---|---|---|---|---|---|")
     for variant in args.variants:
