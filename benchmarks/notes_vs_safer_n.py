@@ -20,7 +20,6 @@ import time
 import torch
 
 import safer
-
 from safer.cohorts import simulate_cohort, split_stays
 from safer.evaluation.experiments import train_and_evaluate
 
