@@ -49,8 +49,8 @@ def main() -> None:
     splits = split_stays(cohort, seed=args.split_seed)
     label = " ".join(args.set) or "defaults"
     print(f"safer imported from {safer.__file__}; torch threads 1\n")
-    print("| variant | overrides | seed | macro-AUC | HR@3 | log-loss | accuracy | fit s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| variant | overrides | seed | macro-AUC | HR@3 | log-loss | accuracy | fit s | epochs |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for variant in args.variants:
         for seed in args.seeds:
             res = train_and_evaluate(
@@ -59,7 +59,8 @@ def main() -> None:
             m = res.metrics["survivors"]
             print(
                 f"| {variant} | {label} | {seed} | {m['macro_auc']:.4f} | {m['hr_at_3']:.4f} | "
-                f"{m['log_loss']:.4f} | {m['accuracy']:.4f} | {res.fit_seconds:.0f} |",
+                f"{m['log_loss']:.4f} | {m['accuracy']:.4f} | {res.fit_seconds:.0f} | "
+                f"{len(res.model.history_['base']['epochs'])} |",
                 flush=True,
             )
 
