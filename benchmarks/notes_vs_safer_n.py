@@ -49,7 +49,7 @@ def main() -> None:
     splits = split_stays(cohort, seed=args.split_seed)
     label = " ".join(args.set) or "defaults"
     print(f"safer imported from {safer.__file__}; torch threads 1\n")
-    print("| variant | overrides | seed | macro-AUC | HR@3 | log-loss | accuracy | fit s | epochs |")
+    print("| variant | overrides | seed | macro-AUC | HR@3 | log-loss | accuracy | fit s | ep. |")
     print("|---|---|---|---|---|---|---|---|---|")
     for variant in args.variants:
         for seed in args.seeds:
