@@ -135,13 +135,7 @@ class NoteEncoder:
 
     def encode(self, notes: Sequence[str]) -> np.ndarray:
         """Embeddings of ``notes``, shape ``(len(notes), dim)``; empty notes give zeros."""
-        notes = [
-            "" if n is None or (isinstance(n, float) and np.isnan(n)) else str(n) for n in notes
-        ]
-        if self.unit == "note":
-            pieces = [[n.strip()] if n.strip() else [] for n in notes]
-        else:
-            pieces = [split_sentences(n) for n in notes]
+        pieces = self._pieces(notes)
         unique = list(dict.fromkeys(t for p in pieces for t in p))
         table = self._embed_unique(unique)
         out = np.zeros((len(notes), self.dim), dtype=np.float32)
@@ -150,7 +144,57 @@ class NoteEncoder:
                 out[i] = np.mean([table[t] for t in p], axis=0)
         return out
 
+    def encode_sentences(
+        self, notes: Sequence[str], max_sentences: int = 16
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each note kept as its own sentence vectors (for models that attend over sentences).
+
+        Parameters
+        ----------
+        notes : sequence of str
+        max_sentences : int
+            Sentences kept per note (the first ones); with ``unit="note"`` a note is one piece.
+
+        Returns
+        -------
+        table : ndarray, shape (U, dim)
+            Embeddings of the distinct sentences (each encoded once, cached on disk).
+        index : ndarray of int64, shape (len(notes), S)
+            Row of ``table`` for each sentence of each note, ``-1`` = no sentence;
+            ``S = min(max_sentences, most sentences in one note)`` (at least 1).
+
+        Examples
+        --------
+        >>> table, index = NoteEncoder(progress=False).encode_sentences(
+        ...     ["MAP 65. Levo at 0.09.", ""])  # doctest: +SKIP
+        >>> index.tolist()  # doctest: +SKIP
+        [[0, 1], [-1, -1]]
+        """
+        if max_sentences < 1:
+            raise NoteEncoderError(f"max_sentences must be >= 1, got {max_sentences}")
+        pieces = [p[:max_sentences] for p in self._pieces(notes)]
+        unique = list(dict.fromkeys(t for p in pieces for t in p))
+        vectors = self._embed_unique(unique)
+        row = {t: i for i, t in enumerate(unique)}
+        width = max([len(p) for p in pieces] + [1])
+        index = np.full((len(pieces), width), -1, dtype=np.int64)
+        for i, p in enumerate(pieces):
+            index[i, : len(p)] = [row[t] for t in p]
+        table = np.zeros((len(unique), self.dim), dtype=np.float32)
+        for t, i in row.items():
+            table[i] = vectors[t]
+        return table, index
+
     # ----------------------------------------------------------------- private
+    def _pieces(self, notes: Sequence[str]) -> list[list[str]]:
+        """The texts to encode for each note: its sentences, or the whole note."""
+        notes = [
+            "" if n is None or (isinstance(n, float) and np.isnan(n)) else str(n) for n in notes
+        ]
+        if self.unit == "note":
+            return [[n.strip()] if n.strip() else [] for n in notes]
+        return [split_sentences(n) for n in notes]
+
     def _identity(self) -> str:
         root = Path(self.path)
         if not (root / "config.json").is_file():

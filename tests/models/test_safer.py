@@ -19,9 +19,11 @@ LEAKY_NOTE = (
 )
 
 
-@pytest.fixture(scope="module")
-def full_model(tiny_cohort, tiny):
-    return make_model("safer", seed=0, **tiny).fit(tiny_cohort, progress=False)
+@pytest.fixture(scope="module", params=["attention", "mean"])
+def full_model(request, tiny_cohort, tiny):
+    """The full model with each note pathway (sentences as tokens; averaged sentences)."""
+    model = make_model("safer", seed=0, note_pool=request.param, **tiny)
+    return model.fit(tiny_cohort, progress=False)
 
 
 def _decision_row(cohort: pd.DataFrame) -> int:
@@ -77,7 +79,8 @@ def test_hidden_truth_columns_are_never_read(full_model, tiny_cohort, tiny):
         full_model.predict_proba(scrambled), full_model.predict_proba(tiny_cohort)
     )
     without = tiny_cohort.drop(columns=true_cols)
-    refit = make_model("safer", seed=0, **tiny).fit(without, progress=False)
+    pool = full_model.config.note_pool
+    refit = make_model("safer", seed=0, note_pool=pool, **tiny).fit(without, progress=False)
     np.testing.assert_array_equal(
         refit.predict_proba(without), full_model.predict_proba(tiny_cohort)
     )
@@ -123,6 +126,34 @@ def test_net_shapes(use_structured, use_notes):
     assert torch.isfinite(logits).all()
 
 
+def test_sentence_tokens_handle_empty_and_unusable_notes():
+    net = SaferNet(
+        n_struct=10, n_static=4, note_dim=6, history=3, d_model=8, n_heads=2, n_layers=1,
+        dropout=0.0, use_structured=True, use_notes=True, note_pool="attention",
+    ).eval()  # fmt: skip
+    B, gen = 4, torch.Generator().manual_seed(0)
+    table = torch.randn(5, 6, generator=gen)  # 5 distinct sentences
+    index = torch.full((B, 3, 2), -1)  # (B, H, S): most notes have no sentence at all
+    index[0, 2] = torch.tensor([0, 1])
+    index[1, 2] = torch.tensor([2, -1])
+    args = (torch.randn(B, 3, 10, generator=gen), torch.zeros(B, 3, dtype=torch.bool))
+    static = torch.randn(B, 4, generator=gen)
+    logits, _, _ = net(*args, index, index[..., 0] < 0, static, table)
+    assert torch.isfinite(logits).all()  # an all-padded sentence list must not give NaN
+    # the sentences of a usable note reach the decision; swapping them changes it
+    other = index.clone()
+    other[0, 2] = torch.tensor([3, 4])
+    changed, _, _ = net(*args, other, other[..., 0] < 0, static, table)
+    assert not torch.allclose(changed[0], logits[0]) and torch.allclose(changed[1:], logits[1:])
+
+
+def test_unknown_note_pool_lists_the_known_ones(tiny_cohort):
+    from safer.models import SaferRecommender
+
+    with pytest.raises(SaferError, match="attention"):
+        SaferRecommender(SaferConfig(note_pool="max")).fit(tiny_cohort, progress=False)
+
+
 def test_kappa_higher_for_deceased_on_held_out_stays():
     # The effect is small (held-out kappa ~2-13 % higher for deceased over seeds 0-2 at 2,000
     # stays) and not reliable at 300 stays, so this uses a 2,000-stay cohort (~10 s).
@@ -147,6 +178,18 @@ def test_second_run_reads_the_cache(tmp_path):
     assert second.n_encoded == 0 and second._model is None  # the transformer is not even loaded
     np.testing.assert_array_equal(a, b)
     assert np.all(a[2] == 0) and np.abs(a[0]).sum() > 0
+
+
+def test_sentence_encoding_matches_the_averaged_note_vectors(tmp_path, tiny_encoder):
+    texts = ["MAP 65. Levo at 0.09.", "", "Levo at 0.09. UOP adequate. Plan: bolus."]
+    enc = NoteEncoder(tiny_encoder, cache_dir=tmp_path, progress=False)
+    table, index = enc.encode_sentences(texts)
+    assert table.shape == (4, enc.dim) and index.tolist() == [[0, 1, -1], [-1] * 3, [1, 2, 3]]
+    averaged = enc.encode(texts)  # same sentences, same cache: nothing is encoded twice
+    assert enc.n_encoded == 4
+    for i in (0, 2):
+        np.testing.assert_allclose(table[index[i][index[i] >= 0]].mean(0), averaged[i], rtol=1e-5)
+    assert enc.encode_sentences(texts, max_sentences=2)[1].shape == (3, 2)
 
 
 def test_missing_encoder_folder_is_a_clear_error(tmp_path):
