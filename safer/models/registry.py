@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from safer.errors import SaferError
+from safer.models._common import ModelFileError
 from safer.models.baselines import (
     BCMLPRecommender,
     LSTMRecommender,
@@ -43,7 +44,7 @@ from safer.models.baselines.offline_rl import (
     OfflineRLRecommender,
     make_offline_rl,
 )
-from safer.models.safer import ModelFileError, SaferConfig, SaferRecommender
+from safer.models.safer import SaferConfig, SaferRecommender
 
 __all__ = [
     "VARIANTS",

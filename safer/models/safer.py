@@ -30,7 +30,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -45,6 +44,11 @@ import safer
 from safer.actions import N_ACTIONS
 from safer.cohorts.schema import FEATURES, STATIC, validate
 from safer.errors import NotFittedError, SaferError
+from safer.models._common import CLIP as _CLIP
+from safer.models._common import ModelFileError
+from safer.models._common import ids_hash as _ids_hash
+from safer.models._common import nan_stat as _nan_stat
+from safer.models._common import stratified_pick as _stratified_pick
 from safer.models._windows import Windows, build_windows
 from safer.models.encoders import NoteEncoder
 
@@ -62,7 +66,6 @@ __all__ = [
 
 _N_STRUCT = 2 * len(FEATURES) + N_ACTIONS  # values + missing mask + previous action one-hot
 NOTE_POOLS = ("attention", "mean")
-_CLIP = 5.0
 
 
 # ------------------------------------------------------------------------------------ layers
@@ -239,10 +242,6 @@ def risk_aware_loss(logits, survivor_logits, target, weights, gamma: float) -> t
 
 
 # ------------------------------------------------------------------------------------ config
-class ModelFileError(SaferError, OSError):
-    """A saved model folder is missing, incomplete, or fails its content-hash check."""
-
-
 @dataclass
 class SaferConfig:
     """Hyperparameters of :class:`SaferRecommender` (stored unchanged; shapes come from data).
@@ -714,27 +713,3 @@ def _batch(data: dict[str, torch.Tensor], idx) -> tuple[torch.Tensor, ...]:
     else:  # (B, H, e): unusable notes zeroed
         notes = data["notes"][window] * note_ok.unsqueeze(-1)
     return struct, struct_pad, notes, ~note_ok, data["static"][idx], data["sentences"]
-
-
-def _nan_stat(fn, x: np.ndarray, fill: float) -> np.ndarray:
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: filled below
-        s = fn(x, axis=0) if len(x) else np.full(x.shape[1], fill)
-    s = np.where(np.isfinite(s), s, fill)
-    if fill == 1.0:
-        s = np.where(s > 1e-8, s, 1.0)
-    return s.astype(np.float32)
-
-
-def _stratified_pick(died: pd.Series, fraction: float, rng: np.random.Generator) -> np.ndarray:
-    picked = []
-    for _, ids in died.groupby(died):
-        stays = rng.permutation(ids.index.to_numpy())
-        k = int(round(fraction * len(stays)))
-        k = min(max(k, 1), len(stays) - 1) if len(stays) >= 2 else 0
-        picked.append(stays[:k])
-    return np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
-
-
-def _ids_hash(ids: np.ndarray) -> str:
-    return hashlib.sha256(np.sort(np.asarray(ids, dtype=np.int64)).tobytes()).hexdigest()

@@ -38,18 +38,13 @@ import safer
 from safer.actions import N_ACTIONS
 from safer.cohorts.schema import STATIC, validate
 from safer.errors import NotFittedError, SaferError
-from safer.models._windows import build_windows
 
 # SAFER's own input pipeline, reused (not copied) so every model is fed identically.
-from safer.models.safer import (
-    _N_STRUCT,
-    _SCALING,
-    ModelFileError,
-    SaferRecommender,
-    _batch,
-    _ids_hash,
-    _stratified_pick,
-)
+from safer.models._common import ModelFileError
+from safer.models._common import ids_hash as _ids_hash
+from safer.models._common import stratified_pick as _stratified_pick
+from safer.models._windows import build_windows
+from safer.models.safer import _N_STRUCT, _SCALING, SaferRecommender, _batch
 
 __all__ = ["BaselineConfig", "BaselineRecommender", "step_inputs"]
 
@@ -80,6 +75,9 @@ class BaselineConfig:
     val_fraction: float = 0.15
     note_encoder: str | None = None  # local HF folder; None = all-MiniLM-L6-v2
     note_unit: str = "sentence"
+    # SAFER's input pipeline reads these; baselines add one averaged note vector per step
+    note_pool: str = "mean"
+    max_sentences: int = 16
     note_max_length: int = 128
     cache_dir: str | None = None
 
@@ -188,7 +186,7 @@ class BaselineRecommender:
         return self._build_net(in_dim, len(STATIC))
 
     def _forward(self, data, idx) -> tuple[torch.Tensor, torch.Tensor]:
-        struct, struct_pad, notes, note_pad, static = _batch(data, idx)
+        struct, struct_pad, notes, note_pad, static, _ = _batch(data, idx)  # mean-pooled notes
         if self.config.use_notes:
             notes = self._note_drop(notes)
         return self.net_(step_inputs(struct, notes, note_pad), struct_pad, static)

@@ -55,9 +55,12 @@ import safer
 from safer.actions import N_ACTIONS
 from safer.cohorts.schema import validate
 from safer.errors import NotFittedError, SaferError
+from safer.models._common import CLIP as _CLIP
+from safer.models._common import ModelFileError
+from safer.models._common import ids_hash as _ids_hash
+from safer.models._common import nan_stat as _nan_stat
 from safer.models._windows import build_windows
 from safer.models.encoders import NoteEncoder
-from safer.models.safer import _CLIP, ModelFileError, _ids_hash, _nan_stat
 
 __all__ = [
     "OFFLINE_RL_MODELS",
