@@ -21,7 +21,7 @@ def benchmark(
     models: list[str] | None = typer.Option(
         None,
         "--models",
-        help="Model names: --models safer,cql (or repeat); default every model + dqn,cql,bcq.",
+        help="Model names: --models safer,cql (or repeat); default: safer.models.MODEL_NAMES.",
     ),
     episodes: int = typer.Option(500, "--episodes", min=1, help="Rollout episodes per policy."),
     alpha: float = typer.Option(0.1, "--alpha", help="Level of the 'lac' conformal gate."),

@@ -45,7 +45,7 @@ from safer.errors import SaferError
 from safer.evaluation.experiments import score_split
 from safer.evaluation.mortality import exact_mortality, rollout_mortality
 from safer.evaluation.policies import GatedPolicy, ModelPolicy, clinician_policy, optimal_policy
-from safer.models.baselines.offline_rl import OFFLINE_RL_MODELS, make_offline_rl
+from safer.models import MODEL_NAMES, make_model
 
 __all__ = [
     "BENCHMARK_METRICS",
@@ -78,20 +78,12 @@ _HEADINGS = {
 
 
 def default_models() -> tuple[str, ...]:
-    """Every registered model (``safer.models.MODEL_NAMES`` when the registry has it, else the
-    SAFER variants) plus the offline RL baselines, without duplicates."""
-    import safer.models as models
-
-    names = getattr(models, "MODEL_NAMES", models.VARIANTS)
-    return tuple(dict.fromkeys([*names, *OFFLINE_RL_MODELS]))
+    """Every registered model: the SAFER variants and all baselines (``MODEL_NAMES``)."""
+    return MODEL_NAMES
 
 
 def make_benchmark_model(name: str, seed: int, **overrides: Any):
-    """An unfitted model by name: an offline RL baseline or anything ``make_model`` builds."""
-    if name in OFFLINE_RL_MODELS:
-        return make_offline_rl(name, seed=seed, **overrides)
-    from safer.models import make_model
-
+    """An unfitted model by name (anything :func:`safer.models.make_model` builds)."""
     return make_model(name, seed=seed, **overrides)
 
 
