@@ -45,7 +45,12 @@ from safer.actions import N_ACTIONS
 from safer.cohorts.schema import FEATURES, STATIC, validate
 from safer.errors import NotFittedError, SaferError
 from safer.models._common import CLIP as _CLIP
-from safer.models._common import ModelFileError
+from safer.models._common import (
+    ModelFileError,
+    check_content_hash,
+    read_model_files,
+    write_model_json,
+)
 from safer.models._common import ids_hash as _ids_hash
 from safer.models._common import nan_stat as _nan_stat
 from safer.models._common import stratified_pick as _stratified_pick
@@ -465,22 +470,15 @@ class SaferRecommender:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         torch.save(self.net_.state_dict(), directory / "weights.pt")
-        meta = self._metadata()
-        meta["content_hash"] = self.content_hash_
-        (directory / "model.json").write_text(json.dumps(meta, indent=2))
-        return directory
+        return write_model_json(directory, self._metadata(), self.content_hash_)
 
     @classmethod
     def load(cls, directory: str | Path) -> SaferRecommender:
         """Load a model written by :meth:`save`; needs no data. Checks the content hash."""
-        directory = Path(directory)
-        meta_path, weights_path = directory / "model.json", directory / "weights.pt"
-        if not meta_path.is_file() or not weights_path.is_file():
-            raise ModelFileError(
-                f"{directory} is not a saved SAFER model (needs model.json and weights.pt); "
-                "train one with `safer train --out DIR`"
-            )
-        meta = json.loads(meta_path.read_text())
+        meta, weights_path = read_model_files(
+            directory, "weights.pt", "a saved SAFER model (needs model.json and weights.pt); "
+            "train one with `safer train --out DIR`",
+        )  # fmt: skip
         known = {f.name for f in fields(SaferConfig)}
         settings = {"note_pool": "mean"}  # models saved before note_pool existed averaged
         settings.update({k: v for k, v in meta["config"].items() if k in known})
@@ -489,11 +487,7 @@ class SaferRecommender:
         model.net_.load_state_dict(torch.load(weights_path, weights_only=True))
         model.net_.eval()
         model.content_hash_ = model._content_hash()
-        if model.content_hash_ != meta.get("content_hash"):
-            raise ModelFileError(
-                f"{directory}: weights or metadata do not match the saved content hash "
-                "(the files were changed or mixed up); re-save or retrain the model"
-            )
+        check_content_hash(directory, model.content_hash_, meta)
         return model
 
     def _metadata(self) -> dict:

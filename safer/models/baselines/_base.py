@@ -40,7 +40,12 @@ from safer.cohorts.schema import STATIC, validate
 from safer.errors import NotFittedError, SaferError
 
 # SAFER's own input pipeline, reused (not copied) so every model is fed identically.
-from safer.models._common import ModelFileError
+from safer.models._common import (
+    ModelFileError,
+    check_content_hash,
+    read_model_files,
+    write_model_json,
+)
 from safer.models._common import ids_hash as _ids_hash
 from safer.models._common import stratified_pick as _stratified_pick
 from safer.models._windows import build_windows
@@ -283,26 +288,19 @@ class BaselineRecommender:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         torch.save(self.net_.state_dict(), directory / "weights.pt")
-        meta = self._metadata()
-        meta["content_hash"] = self.content_hash_
-        (directory / "model.json").write_text(json.dumps(meta, indent=2))
-        return directory
+        return write_model_json(directory, self._metadata(), self.content_hash_)
 
     @classmethod
     def load(cls, directory: str | Path) -> BaselineRecommender:
         """Load a model written by :meth:`save`; needs no data. Checks the content hash."""
-        directory = Path(directory)
-        meta_path, weights_path = directory / "model.json", directory / "weights.pt"
-        if not meta_path.is_file() or not weights_path.is_file():
-            raise ModelFileError(
-                f"{directory} is not a saved {cls.__name__} (needs model.json and weights.pt); "
-                "train one with `safer train --variant NAME --out DIR`"
-            )
-        meta = json.loads(meta_path.read_text())
+        meta, weights_path = read_model_files(
+            directory, "weights.pt", f"a saved {cls.__name__} (needs model.json and weights.pt); "
+            "train one with `safer train --variant NAME --out DIR`",
+        )  # fmt: skip
         if meta.get("model") != cls.__name__:
             raise ModelFileError(
-                f"{meta_path} holds a {meta.get('model')!r}, not a {cls.__name__}; "
-                "load it with safer.models.load_model"
+                f"{Path(directory) / 'model.json'} holds a {meta.get('model')!r}, "
+                f"not a {cls.__name__}; load it with safer.models.load_model"
             )
         known = {f.name for f in fields(cls.Config)}
         model = cls(cls.Config(**{k: v for k, v in meta["config"].items() if k in known}))
@@ -310,11 +308,7 @@ class BaselineRecommender:
         model.net_.load_state_dict(torch.load(weights_path, weights_only=True))
         model.net_.eval()
         model.content_hash_ = model._content_hash()
-        if model.content_hash_ != meta.get("content_hash"):
-            raise ModelFileError(
-                f"{directory}: weights or metadata do not match the saved content hash "
-                "(the files were changed or mixed up); re-save or retrain the model"
-            )
+        check_content_hash(directory, model.content_hash_, meta)
         return model
 
     def _metadata(self) -> dict[str, Any]:

@@ -56,7 +56,11 @@ from safer.actions import N_ACTIONS
 from safer.cohorts.schema import validate
 from safer.errors import NotFittedError, SaferError
 from safer.models._common import CLIP as _CLIP
-from safer.models._common import ModelFileError
+from safer.models._common import (
+    check_content_hash,
+    read_model_files,
+    write_model_json,
+)
 from safer.models._common import ids_hash as _ids_hash
 from safer.models._common import nan_stat as _nan_stat
 from safer.models._windows import build_windows
@@ -313,23 +317,16 @@ class OfflineRLRecommender:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.algo_.save_model(str(directory / "weights.d3"))
-        meta = self._metadata()
-        meta["content_hash"] = self.content_hash_
-        meta["history"] = self.history_
-        (directory / "model.json").write_text(json.dumps(meta, indent=2))
-        return directory
+        meta = {**self._metadata(), "history": self.history_}
+        return write_model_json(directory, meta, self.content_hash_)
 
     @classmethod
     def load(cls, directory: str | Path) -> OfflineRLRecommender:
         """Load a model written by :meth:`save`; needs no data. Checks the content hash."""
-        directory = Path(directory)
-        meta_path, weights_path = directory / "model.json", directory / "weights.d3"
-        if not meta_path.is_file() or not weights_path.is_file():
-            raise ModelFileError(
-                f"{directory} is not a saved offline RL model (needs model.json and weights.d3); "
-                "train one with `safer benchmark` or OfflineRLRecommender.fit(...).save(dir)"
-            )
-        meta = json.loads(meta_path.read_text())
+        meta, weights_path = read_model_files(
+            directory, "weights.d3", "a saved offline RL model (needs model.json and weights.d3); "
+            "train one with `safer benchmark` or OfflineRLRecommender.fit(...).save(dir)",
+        )  # fmt: skip
         known = {f.name for f in fields(OfflineRLConfig)}
         model = cls(OfflineRLConfig(**{k: v for k, v in meta["config"].items() if k in known}))
         model.feature_mean_ = np.asarray(meta["scaling"]["feature_mean_"], dtype=np.float32)
@@ -344,11 +341,7 @@ class OfflineRLRecommender:
         model.algo_.create_impl((model.obs_dim_,), N_ACTIONS)
         model.algo_.load_model(str(weights_path))
         model.content_hash_ = model._content_hash()
-        if model.content_hash_ != meta.get("content_hash"):
-            raise ModelFileError(
-                f"{directory}: weights or metadata do not match the saved content hash "
-                "(the files were changed or mixed up); re-save or retrain the model"
-            )
+        check_content_hash(directory, model.content_hash_, meta)
         return model
 
     def _metadata(self) -> dict:
