@@ -74,6 +74,18 @@ def calibrate_and_report(
     ``model`` follows the ``safer.models`` interface (predict_proba, uncertainty, embed,
     content_hash_). ``train`` is used only by ``selection`` (the ridge), never for scores.
     """
+    gate = _calibrate(model, train, calibration, method=method, alpha=alpha, delta=delta, c=c,
+                      groups_column=groups_column, seed=seed)  # fmt: skip
+    if gate_path is not None:
+        gate.save(gate_path)
+    report = _audit(model, gate, test, subgroup_columns)
+    if report_path is not None:
+        write_report(report, report_path, json_path)
+    return gate, report
+
+
+def _calibrate(model, train, calibration, *, method, alpha, delta, c, groups_column, seed) -> Gate:
+    """The gate of ``model`` on ``calibration``; ``train`` feeds only selection's ridge."""
     kw = {}
     if method == "selection":
         kw = {
@@ -87,7 +99,7 @@ def calibrate_and_report(
         if groups_column not in calibration:
             raise SaferError(f"--groups column {groups_column!r} is not in the cohort")
         groups_cal = calibration[groups_column].astype(str).to_numpy()
-    gate = calibrate_gate(
+    return calibrate_gate(
         method,
         model.predict_proba(calibration),
         calibration["action"].to_numpy(),
@@ -100,12 +112,6 @@ def calibrate_and_report(
         seed=seed,
         **kw,
     )
-    if gate_path is not None:
-        gate.save(gate_path)
-    report = _audit(model, gate, test, subgroup_columns)
-    if report_path is not None:
-        write_report(report, report_path, json_path)
-    return gate, report
 
 
 def _audit(model, gate: Gate, test: pd.DataFrame, subgroup_columns=None) -> dict:
@@ -139,28 +145,8 @@ def calibrate(
     """Calibrate a conformal gate on the model's calibration split only."""
     m, splits, frame = _load(model, cohort)
     train, cal = splits.subset(frame, "train"), splits.subset(frame, "calibration")
-    kw = {}
-    if method == "selection":
-        kw = {
-            "embedding_train": m.embed(train),
-            "kappa_train": m.uncertainty(train),
-            "embedding_cal": m.embed(cal),
-            "kappa_cal": m.uncertainty(cal),
-        }
-    if groups is not None and groups not in cal:
-        raise SaferError(f"--groups column {groups!r} is not in the cohort")
-    gate = calibrate_gate(
-        method,
-        m.predict_proba(cal),
-        cal["action"].to_numpy(),
-        alpha=alpha,
-        delta=delta,
-        c=c,
-        groups_cal=None if groups is None else cal[groups].astype(str).to_numpy(),
-        model_hash=m.content_hash_,
-        groups_column=groups,
-        **kw,
-    )
+    gate = _calibrate(m, train, cal, method=method, alpha=alpha, delta=delta, c=c,
+                      groups_column=groups, seed=0)  # fmt: skip
     gate.save(out)
     summary = {
         "gate": str(out),
