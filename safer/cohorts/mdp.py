@@ -115,6 +115,24 @@ class IcuSepsisMDP:
         u = rng.random(len(states))[:, None] * cum[:, -1:]
         return np.minimum((cum < u).sum(axis=1), self.n_states - 1)
 
+    def advance(
+        self,
+        alive: np.ndarray,
+        states: np.ndarray,
+        actions: np.ndarray,
+        died: np.ndarray,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """One transition for the live episodes ``alive`` (indices) in ``states``.
+
+        Episodes that reach a terminal state get ``died[episode]`` set (1 for death) and leave
+        the batch. Returns the live episodes, their new states and how many ended.
+        """
+        nxt = self.sample_next(states, actions, rng)
+        done = nxt >= N_PATIENT_STATES
+        died[alive[done]] = (nxt[done] == DEATH).astype(np.int64)
+        return alive[~done], nxt[~done], int(done.sum())
+
     def sample_actions(
         self, policy: np.ndarray, states: np.ndarray, rng: np.random.Generator
     ) -> np.ndarray:

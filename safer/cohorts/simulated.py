@@ -29,7 +29,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from safer.actions import FLUID_BINS, N_LEVELS, VASO_BINS
-from safer.cohorts.mdp import DEATH, N_PATIENT_STATES, IcuSepsisMDP, load_mdp
+from safer.cohorts.mdp import IcuSepsisMDP, load_mdp
 from safer.cohorts.notes import NOTE_FILL, write_notes
 from safer.cohorts.observation import ObservationModel
 from safer.cohorts.schema import FEATURES, STEP_HOURS, validate
@@ -85,11 +85,8 @@ def rollout(
     for t in range(max_steps):
         actions = mdp.sample_actions(policy, states, rng)
         chunks.append((alive, t, states, actions))
-        nxt = mdp.sample_next(states, actions, rng)
-        done = nxt >= N_PATIENT_STATES
-        died[alive[done]] = (nxt[done] == DEATH).astype(np.int64)
-        bar.update(int(done.sum()))
-        alive, states = alive[~done], nxt[~done]
+        alive, states, ended = mdp.advance(alive, states, actions, died, rng)
+        bar.update(ended)
         if len(alive) == 0:
             break
     else:

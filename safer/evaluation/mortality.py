@@ -35,7 +35,7 @@ import pandas as pd
 from scipy.stats import norm
 from tqdm.auto import tqdm
 
-from safer.cohorts.mdp import DEATH, N_PATIENT_STATES, IcuSepsisMDP, load_mdp
+from safer.cohorts.mdp import IcuSepsisMDP, load_mdp
 from safer.cohorts.simulated import MAX_STEPS, SimulationConfig, rollout
 from safer.errors import SaferError
 from safer.evaluation._episodes import FIRST_STAY_ID, ObservedEpisodes
@@ -211,11 +211,8 @@ def _observed_rollout(policy, mdp, episodes, rng, config, max_steps, progress):
             history.iloc[tail, history.columns.get_loc(col)] = rows[col].to_numpy()
         decisions += len(alive)
         abstained += int(decision.deferred.sum())
-        nxt = mdp.sample_next(states, actions, rng)
-        done = nxt >= N_PATIENT_STATES
-        died[alive[done]] = (nxt[done] == DEATH).astype(np.int64)
-        bar.update(int(done.sum()))
-        alive, states = alive[~done], nxt[~done]
+        alive, states, ended = mdp.advance(alive, states, actions, died, rng)
+        bar.update(ended)
         if len(alive) == 0:
             break
         history = history[np.isin(history["stay_id"].to_numpy() - FIRST_STAY_ID, alive)]
