@@ -259,8 +259,12 @@ def write_markdown(result: BenchmarkResult, path: str | Path, command: str = "")
 
 
 # ------------------------------------------------------------------------------- provenance
-def provenance(command: str = "") -> str:
+def provenance(
+    command: str = "", packages: tuple[str, ...] = ("torch", "d3rlpy", "mapie", "numpy")
+) -> str:
     """Markdown lines: the command, machine, date and package versions of a benchmark run.
+
+    Every benchmark table's header is built here (``benchmarks/_report.header`` too).
 
     Examples
     --------
@@ -271,7 +275,7 @@ def provenance(command: str = "") -> str:
         f"- command: `{command}`\n"
         f"- machine: {machine()}\n"
         f"- date: {dt.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}\n"
-        f"- versions: {versions('safer-icu', 'torch', 'd3rlpy', 'mapie', 'numpy')}\n"
+        f"- versions: {versions('safer-icu', *packages)}\n"
     )
 
 
