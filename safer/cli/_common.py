@@ -8,6 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from safer._json import numpy_default
+
 err_console = Console(stderr=True)
 out_console = Console()
 
@@ -33,12 +35,7 @@ def _fmt(value: Any) -> str:
 
 
 def _default(obj: Any):
-    import numpy as np
-
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
+    try:
+        return numpy_default(obj)
+    except TypeError:
+        return str(obj)  # paths, timestamps, ...: print them as text

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from safer import __version__
+from safer._json import numpy_default
 from safer.actions import N_ACTIONS
 from safer.conformal._checks import (
     ConformalInputError,
@@ -229,7 +230,7 @@ class Gate:
         """Write the gate as JSON; returns the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), default=_jsonable))
+        path.write_text(json.dumps(self.to_dict(), default=numpy_default))
         return path
 
     def _meta(self) -> dict:
@@ -422,13 +423,3 @@ def _singletons(action: np.ndarray) -> np.ndarray:
     rows = np.flatnonzero(action >= 0)
     sets[rows, action[rows]] = True
     return sets
-
-
-def _jsonable(obj):
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"cannot serialise {type(obj).__name__}")
