@@ -224,9 +224,16 @@ def random_policy() -> StatePolicy:
 
 
 def value_iteration(
-    mdp: IcuSepsisMDP | None = None, *, tol: float = 1e-12, max_iter: int = 10_000
+    mdp: IcuSepsisMDP | None = None,
+    *,
+    allowed: np.ndarray | None = None,
+    tol: float = 1e-12,
+    max_iter: int = 10_000,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Survival-maximising values by value iteration (reward 1 on survival, no discount).
+
+    ``allowed`` (716, 25) bool, optional, restricts the maximum to those actions in each state
+    (every state needs at least one).
 
     Returns
     -------
@@ -248,7 +255,7 @@ def value_iteration(
     fixed = np.where(terminal == SURVIVAL, 1.0, 0.0)
     for _ in range(max_iter):
         q = mdp.transitions @ values  # (716, 25)
-        new = q.max(axis=1)
+        new = (q if allowed is None else np.where(allowed, q, -np.inf)).max(axis=1)
         new[terminal] = fixed
         gap = np.abs(new - values).max()
         values = new
