@@ -14,7 +14,9 @@ variant                 what it is
 ======================  ===================================================================
 
 Baselines (:mod:`safer.models.baselines`, same estimator contract): ``lstm``, ``retain``,
-``transformer``, ``bc-mlp``, ``srl-rnn``, and d3rlpy's offline RL ``dqn``, ``cql``, ``bcq``
+``transformer``, ``bc-mlp``, ``srl-rnn``, the next-action models ``sasrec`` and ``hstu`` (the
+encoders of :mod:`safer.seqrec` over treatment histories,
+:mod:`safer.models.baselines.next_action`), and d3rlpy's offline RL ``dqn``, ``cql``, ``bcq``
 (:mod:`safer.models.baselines.offline_rl`). :data:`MODEL_NAMES` lists every buildable name.
 
 Adding a model is one entry in :data:`_BASELINES`: ``"name": Class``, where ``Class`` has a
@@ -33,9 +35,11 @@ from typing import Any
 from safer.errors import SaferError
 from safer.models._common import ModelFileError
 from safer.models.baselines import (
+    HSTUDTR,
     BCMLPRecommender,
     LSTMRecommender,
     RetainRecommender,
+    SASRecDTR,
     SRLRNNRecommender,
     TransformerRecommender,
 )
@@ -72,6 +76,8 @@ _BASELINES: dict[str, type] = {
     "transformer": TransformerRecommender,
     "bc-mlp": BCMLPRecommender,
     "srl-rnn": SRLRNNRecommender,
+    "sasrec": SASRecDTR,
+    "hstu": HSTUDTR,
 }
 SEQUENCE_BASELINES = tuple(_BASELINES)  # share SAFER's inputs; tested in test_baselines.py
 BASELINES = SEQUENCE_BASELINES + OFFLINE_RL_MODELS

@@ -80,15 +80,33 @@ class HSTUNet(nn.Module):
     def forward(
         self, item_seq: torch.Tensor, time_seq: torch.Tensor, seq_len: torch.Tensor
     ) -> torch.Tensor:
-        T = item_seq.shape[1]
-        pos = self.position_embedding(torch.arange(T, device=item_seq.device))
-        x = self.dropout(self.item_embedding(item_seq) * self.scale + pos[None])  # (B, T, d)
-        x = x * (item_seq != 0)[..., None]
-        mask = causal_mask(item_seq)  # (B, 1, T, T)
-        ts = time_seq.float()
+        x = self.encode(self.embed_items(item_seq), item_seq != 0, time_seq)  # (B, T, d)
+        return gather_last(x, seq_len)  # (B, d)
+
+    def embed_items(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """Item ids (B, T), 0 = padding -> scaled token embeddings (B, T, d) for :meth:`encode`."""
+        return self.item_embedding(item_seq) * self.scale
+
+    def encode(
+        self, x: torch.Tensor, valid: torch.Tensor, time_seq: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Already-embedded tokens ``x`` (B, T, d) -> output of every position (B, T, d).
+
+        ``valid`` (B, T) is True at real tokens; position ``i`` attends to valid ``j <= i``;
+        ``time_seq`` (B, T) gives each token's time for the log-bucketed time bias (``None``:
+        all times equal, so that bias is one constant). This is the part the DTR baseline
+        ``hstu`` (:mod:`safer.models.baselines.next_action`) reuses on embedded treatment
+        histories.
+        """
+        T = x.shape[1]
+        pos = self.position_embedding(torch.arange(T, device=x.device))
+        x = self.dropout(x + pos[None])  # (B, T, d)
+        x = x * valid[..., None]
+        mask = causal_mask(valid)  # (B, 1, T, T)
+        ts = torch.zeros(valid.shape, device=x.device) if time_seq is None else time_seq.float()
         for layer in self.layers:
             x = layer(x, ts, mask)
-        return self.norm_out(gather_last(x, seq_len))  # (B, d)
+        return self.norm_out(x)  # (B, T, d)
 
 
 class HSTU(NeuralRecommender):

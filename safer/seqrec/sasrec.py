@@ -95,14 +95,32 @@ class SASRecNet(nn.Module):
     def forward(
         self, item_seq: torch.Tensor, time_seq: torch.Tensor, seq_len: torch.Tensor
     ) -> torch.Tensor:
-        T = item_seq.shape[1]
-        pos = torch.arange(T, device=item_seq.device)
-        x = self.item_embedding(item_seq) + self.position_embedding(pos)[None]  # (B, T, d)
+        x = self.encode(self.embed_items(item_seq), item_seq != 0)  # (B, T, d)
+        return gather_last(x, seq_len)  # (B, d)
+
+    def embed_items(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """Item ids (B, T), 0 = padding -> token embeddings (B, T, d) as :meth:`encode` takes."""
+        return self.item_embedding(item_seq)
+
+    def encode(
+        self, x: torch.Tensor, valid: torch.Tensor, time_seq: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Already-embedded tokens ``x`` (B, T, d) -> hidden state of every position (B, T, d).
+
+        ``valid`` (B, T) is True at real tokens; position ``i`` attends to valid ``j <= i``.
+        Positions are the absolute indices ``0..T-1``. ``time_seq`` is unused (SASRec has no
+        time input); it is accepted so every encoder of the zoo has the same signature. This
+        is the part the DTR baseline ``sasrec`` (:mod:`safer.models.baselines.next_action`)
+        reuses on embedded treatment histories.
+        """
+        T = x.shape[1]
+        pos = torch.arange(T, device=x.device)
+        x = x + self.position_embedding(pos)[None]  # (B, T, d)
         x = self.dropout(self.norm(x))
-        mask = causal_mask(item_seq)  # (B, 1, T, T)
+        mask = causal_mask(valid)  # (B, 1, T, T)
         for attention, ffn in self.blocks:
             x = ffn(attention(x, mask))
-        return gather_last(x, seq_len)  # (B, d)
+        return x
 
 
 def init_weights(module: nn.Module, std: float) -> None:

@@ -15,6 +15,8 @@ name                class                             what it is
 ``transformer``     :class:`TransformerRecommender`   Transformer encoder over the window
 ``bc-mlp``          :class:`BCMLPRecommender`         behaviour-cloning MLP, current step only
 ``srl-rnn``         :class:`SRLRNNRecommender`        SRL-RNN (Wang et al. 2018)
+``sasrec``          :class:`SASRecDTR`                seqrec's SASRec encoder, next action
+``hstu``            :class:`HSTUDTR`                  seqrec's HSTU encoder, next action
 ``dqn``             :class:`OfflineRLRecommender`     d3rlpy DQN on the logged transitions
 ``cql``             :class:`OfflineRLRecommender`     d3rlpy discrete CQL
 ``bcq``             :class:`OfflineRLRecommender`     d3rlpy discrete BCQ
@@ -30,6 +32,7 @@ Examples
 from safer.models.baselines._base import BaselineConfig, BaselineRecommender
 from safer.models.baselines.bc_mlp import BCMLPConfig, BCMLPRecommender
 from safer.models.baselines.lstm import LSTMConfig, LSTMRecommender
+from safer.models.baselines.next_action import HSTUDTR, HSTUDTRConfig, SASRecDTR, SASRecDTRConfig
 from safer.models.baselines.offline_rl import (
     OFFLINE_RL_MODELS,
     OfflineRLConfig,
@@ -51,6 +54,10 @@ __all__ = [
     "BCMLPRecommender",
     "LSTMConfig",
     "LSTMRecommender",
+    "HSTUDTR",
+    "HSTUDTRConfig",
+    "SASRecDTR",
+    "SASRecDTRConfig",
     "RetainConfig",
     "RetainRecommender",
     "SRLRNNConfig",
