@@ -13,8 +13,10 @@ What ``safer benchmark`` runs. One cohort is simulated per run and split once by
    abstains) with its abstention rate.
 
 Seeds vary the model's initialisation and the rollout draws; the split stays fixed, so the
-spread over seeds is the spread of training, not of the data. Two reference rows give the exact
-mortality of the clinicians' and the optimal policy.
+spread over seeds is the spread of training, not of the data. Reference rows give the exact
+mortality of the clinicians' and the optimal policy, and of the oracle one-step learner
+(:mod:`safer.evaluation.ceiling`) given the true states of the same training stays: what this
+much data supports even with the hidden state revealed.
 
 Examples
 --------
@@ -42,12 +44,14 @@ import pandas as pd
 from safer.cohorts import simulate_cohort, split_stays
 from safer.conformal import calibrate_gate
 from safer.errors import SaferError
+from safer.evaluation.ceiling import oracle_ceiling
 from safer.evaluation.experiments import score_split
 from safer.evaluation.mortality import exact_mortality, rollout_mortality
 from safer.evaluation.policies import GatedPolicy, ModelPolicy, clinician_policy, optimal_policy
 from safer.models import MODEL_NAMES, make_model
 
 __all__ = [
+    "ORACLE",
     "BENCHMARK_METRICS",
     "BenchmarkResult",
     "default_models",
@@ -57,6 +61,7 @@ __all__ = [
     "versions",
 ]
 
+ORACLE = "oracle one-step, train stays' true states"
 BENCHMARK_METRICS = ("macro_auc", "micro_auc", "hr_at_3", "mrr_at_3")
 _COLUMNS = (
     *BENCHMARK_METRICS,
@@ -134,7 +139,10 @@ class BenchmarkResult:
             f"Mortality: absolute, % of {s['episodes']} simulated episodes per policy and seed "
             f"(true mortality in the ICU-Sepsis MDP, policy acting on EHR-like rows). Gate: "
             f'"lac" at alpha {s["alpha"]} calibrated on the calibration split; where it '
-            "abstains the clinicians' policy acts. Values: mean ± sd over seeds.\n",
+            "abstains the clinicians' policy acts. Values: mean ± sd over seeds. The oracle "
+            "row is a tabular one-step policy improvement learned from the true MDP states of "
+            "the same training stays (safer.evaluation.ceiling): what this much data supports "
+            "with the hidden state revealed.\n",
             "| model | " + " | ".join(_HEADINGS[c] for c in _COLUMNS) + " |",
             "|---|" + "---:|" * len(_COLUMNS),
         ]
@@ -238,6 +246,7 @@ def run_benchmark(
     references = {
         "clinicians": 100 * exact_mortality(clinician_policy()),
         "optimal": 100 * exact_mortality(optimal_policy()),
+        ORACLE: 100 * oracle_ceiling(train).mortality["one-step"],
     }
     sizes = {s: int(splits.subset(cohort, s)["stay_id"].nunique())
              for s in ("train", "calibration", "test")}  # fmt: skip

@@ -21,9 +21,10 @@ Policies, each evaluated exactly on the true ICU-Sepsis MDP (no rollout noise):
     offline RL). Reported with the mortality the estimated model *predicts* for it, which shows
     how optimistic an offline value estimate is.
 
-In states never seen in the data every policy defers to the clinicians' policy. The result is
-an upper bound on what data of this size supports for any model acting on observations, not a
-model of the toolkit: observations carry less than the true state.
+In states never seen in the data every policy defers to the clinicians' policy. The result is a
+reference point for models acting on observations, which carry less than the true state (not a
+strict bound: a network can share strength across similar states where counting cannot); it is
+an analysis tool, never a recommender.
 
 Examples
 --------

@@ -8,7 +8,7 @@ import pytest
 
 from safer.cli import main
 from safer.errors import SaferError
-from safer.evaluation.benchmark import run_benchmark
+from safer.evaluation.benchmark import ORACLE, run_benchmark
 
 
 def test_benchmark_cli_writes_one_table_and_the_same_numbers_as_json(tmp_path, capsys):
@@ -29,13 +29,14 @@ def test_benchmark_cli_writes_one_table_and_the_same_numbers_as_json(tmp_path, c
         assert cols["fit_seconds"]["mean"] > 0
     refs = payload["references_mortality_pct"]
     assert round(refs["clinicians"], 1) == 21.8 and round(refs["optimal"], 1) == 12.5
+    assert refs["optimal"] <= refs[ORACLE] <= 100.0
 
     table = out.read_text()
     assert "safer benchmark --stays 60 --seeds 0 --models safer-n,cql" in table
     assert "d3rlpy 2.8.1" in table and "- machine:" in table
     rows = [line for line in table.splitlines() if line.startswith("| ")]
     assert [r.split("|")[1].strip() for r in rows[1:]] == [
-        "safer-n", "cql", "clinicians (exact)", "optimal (exact)",
+        "safer-n", "cql", "clinicians (exact)", "optimal (exact)", f"{ORACLE} (exact)",
     ]  # fmt: skip
     assert all(r.count("|") == rows[0].count("|") for r in rows)
     cql = payload["models"]["cql"]
