@@ -16,6 +16,7 @@ variant                 what it is
 Baselines (:mod:`safer.models.baselines`, same estimator contract): ``lstm``, ``retain``,
 ``transformer``, ``bc-mlp``, ``srl-rnn``, and d3rlpy's offline RL ``dqn``, ``cql``, ``bcq``
 (:mod:`safer.models.baselines.offline_rl`). :data:`MODEL_NAMES` lists every buildable name.
+Sequence baseline ``tahdnet``: TAHDNet-style, time-aware hierarchical (reads step gaps).
 
 Adding a model is one entry in :data:`_BASELINES`: ``"name": Class``, where ``Class`` has a
 ``Config`` dataclass attribute (with a ``seed`` field), takes that config in its constructor,
@@ -37,6 +38,7 @@ from safer.models.baselines import (
     LSTMRecommender,
     RetainRecommender,
     SRLRNNRecommender,
+    TAHDNetRecommender,
     TransformerRecommender,
 )
 from safer.models.baselines.offline_rl import (
@@ -72,6 +74,7 @@ _BASELINES: dict[str, type] = {
     "transformer": TransformerRecommender,
     "bc-mlp": BCMLPRecommender,
     "srl-rnn": SRLRNNRecommender,
+    "tahdnet": TAHDNetRecommender,
 }
 SEQUENCE_BASELINES = tuple(_BASELINES)  # share SAFER's inputs; tested in test_baselines.py
 BASELINES = SEQUENCE_BASELINES + OFFLINE_RL_MODELS

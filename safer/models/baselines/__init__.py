@@ -15,6 +15,7 @@ name                class                             what it is
 ``transformer``     :class:`TransformerRecommender`   Transformer encoder over the window
 ``bc-mlp``          :class:`BCMLPRecommender`         behaviour-cloning MLP, current step only
 ``srl-rnn``         :class:`SRLRNNRecommender`        SRL-RNN (Wang et al. 2018)
+``tahdnet``         :class:`TAHDNetRecommender`       TAHDNet-style time-aware hierarchical
 ``dqn``             :class:`OfflineRLRecommender`     d3rlpy DQN on the logged transitions
 ``cql``             :class:`OfflineRLRecommender`     d3rlpy discrete CQL
 ``bcq``             :class:`OfflineRLRecommender`     d3rlpy discrete BCQ
@@ -38,6 +39,7 @@ from safer.models.baselines.offline_rl import (
 )
 from safer.models.baselines.retain import RetainConfig, RetainRecommender
 from safer.models.baselines.srl_rnn import SRLRNNConfig, SRLRNNRecommender
+from safer.models.baselines.tahdnet import TAHDNetConfig, TAHDNetRecommender
 from safer.models.baselines.transformer import TransformerConfig, TransformerRecommender
 
 __all__ = [
@@ -55,6 +57,8 @@ __all__ = [
     "RetainRecommender",
     "SRLRNNConfig",
     "SRLRNNRecommender",
+    "TAHDNetConfig",
+    "TAHDNetRecommender",
     "TransformerConfig",
     "TransformerRecommender",
 ]
