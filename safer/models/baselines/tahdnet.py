@@ -13,8 +13,9 @@ Kept
 How it reads a window
     1. Low level, per step: the input columns are split into clinical groups
        (:func:`feature_groups`: patient, vitals, labs, treatment, notes); each group (its scaled
-       values and missing flags) is embedded by its own layer, and an additive attention over the
-       groups (the notes group only when the step has a usable note) gives one step vector.
+       values and missing flags) is embedded by its own layer; an additive attention weighs the
+       groups (the notes group only when the step has a usable note), and the weighted group
+       embeddings, concatenated and projected, give the step vector.
     2. High level, across steps: a time-aware LSTM (T-LSTM, Baytas et al. KDD 2017) splits the
        cell memory into a short-term part, discounted by ``exp(-rate * dt)`` with one learned
        rate per unit, and a long-term part kept whole; ``dt`` is the number of 4-hour steps since
@@ -123,6 +124,8 @@ def feature_groups(in_dim: int) -> dict[str, np.ndarray]:
 class GroupAttention(nn.Module):
     """Low level: per-group embeddings of one step, pooled by additive attention.
 
+    Each group is scored by additive attention (softmax over the groups present); the weighted
+    group embeddings are concatenated and projected to the step vector.
     ``x`` (B, H, in_dim), ``note_ok`` (B, H) -> step vectors (B, H, d), weights (B, H, G).
     """
 
@@ -134,6 +137,9 @@ class GroupAttention(nn.Module):
         self.n_groups = len(groups)
         self.embed = nn.ModuleList(nn.Linear(len(cols), d_model) for cols in groups.values())
         self.score = nn.Sequential(nn.Linear(d_model, d_model), nn.Tanh(), nn.Linear(d_model, 1))
+        # the weighted groups are concatenated, not averaged, so that one group's weight scales
+        # its own contribution without mixing it into the others' dimensions
+        self.out = nn.Linear(self.n_groups * d_model, d_model)
         self.norm = nn.LayerNorm(d_model)
 
     def forward(self, x, note_ok):
@@ -148,7 +154,8 @@ class GroupAttention(nn.Module):
         present[..., -1] = note_ok  # the notes group only counts when a note is usable
         score = self.score(e).squeeze(-1).masked_fill(~present, float("-inf"))  # (B, H, G)
         weights = torch.softmax(score, dim=-1)  # (B, H, G)
-        return self.norm((weights.unsqueeze(-1) * e).sum(-2)), weights  # (B, H, d), (B, H, G)
+        weighted = (weights.unsqueeze(-1) * e).flatten(-2)  # (B, H, G * d)
+        return self.norm(self.out(weighted)), weights  # (B, H, d), (B, H, G)
 
 
 class TimeAwareLSTMCell(nn.Module):
