@@ -10,8 +10,8 @@ Examples
 ('safer', 'safer-n', 'safer-f', 'safer-u', 'notes-only')
 >>> make_model("safer-n", seed=1).config.use_notes
 False
->>> BASELINES
-('lstm', 'retain', 'transformer', 'bc-mlp', 'srl-rnn', 'dqn', 'cql', 'bcq')
+>>> BASELINES[:5], BASELINES[-3:]
+(('lstm', 'retain', 'transformer', 'bc-mlp', 'srl-rnn'), ('dqn', 'cql', 'bcq'))
 """
 
 from safer.models.registry import (

@@ -16,7 +16,8 @@ variant                 what it is
 Baselines (:mod:`safer.models.baselines`, same estimator contract): ``lstm``, ``retain``,
 ``transformer``, ``bc-mlp``, ``srl-rnn``, the next-action models ``sasrec`` and ``hstu`` (the
 encoders of :mod:`safer.seqrec` over treatment histories,
-:mod:`safer.models.baselines.next_action`), and d3rlpy's offline RL ``dqn``, ``cql``, ``bcq``
+:mod:`safer.models.baselines.next_action`), ``tahdnet`` (TAHDNet-style, time-aware hierarchical;
+reads step gaps), and d3rlpy's offline RL ``dqn``, ``cql``, ``bcq``
 (:mod:`safer.models.baselines.offline_rl`). :data:`MODEL_NAMES` lists every buildable name.
 
 Adding a model is one entry in :data:`_BASELINES`: ``"name": Class``, where ``Class`` has a
@@ -41,6 +42,7 @@ from safer.models.baselines import (
     RetainRecommender,
     SASRecDTR,
     SRLRNNRecommender,
+    TAHDNetRecommender,
     TransformerRecommender,
 )
 from safer.models.baselines.offline_rl import (
@@ -78,6 +80,7 @@ _BASELINES: dict[str, type] = {
     "srl-rnn": SRLRNNRecommender,
     "sasrec": SASRecDTR,
     "hstu": HSTUDTR,
+    "tahdnet": TAHDNetRecommender,
 }
 SEQUENCE_BASELINES = tuple(_BASELINES)  # share SAFER's inputs; tested in test_baselines.py
 BASELINES = SEQUENCE_BASELINES + OFFLINE_RL_MODELS

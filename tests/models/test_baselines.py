@@ -45,7 +45,7 @@ def fitted(tiny_cohort, small):
 def test_model_names_list_variants_then_baselines():
     assert MODEL_NAMES == VARIANTS + BASELINES
     assert set(SEQUENCE_BASELINES) == {
-        "lstm", "retain", "transformer", "bc-mlp", "srl-rnn", "sasrec", "hstu",
+        "lstm", "retain", "transformer", "bc-mlp", "srl-rnn", "sasrec", "hstu", "tahdnet",
     }  # fmt: skip
     assert set(BASELINES) == set(SEQUENCE_BASELINES) | {"dqn", "cql", "bcq"}
 

@@ -17,6 +17,7 @@ name                class                             what it is
 ``srl-rnn``         :class:`SRLRNNRecommender`        SRL-RNN (Wang et al. 2018)
 ``sasrec``          :class:`SASRecDTR`                seqrec's SASRec encoder, next action
 ``hstu``            :class:`HSTUDTR`                  seqrec's HSTU encoder, next action
+``tahdnet``         :class:`TAHDNetRecommender`       TAHDNet-style time-aware hierarchical
 ``dqn``             :class:`OfflineRLRecommender`     d3rlpy DQN on the logged transitions
 ``cql``             :class:`OfflineRLRecommender`     d3rlpy discrete CQL
 ``bcq``             :class:`OfflineRLRecommender`     d3rlpy discrete BCQ
@@ -41,6 +42,7 @@ from safer.models.baselines.offline_rl import (
 )
 from safer.models.baselines.retain import RetainConfig, RetainRecommender
 from safer.models.baselines.srl_rnn import SRLRNNConfig, SRLRNNRecommender
+from safer.models.baselines.tahdnet import TAHDNetConfig, TAHDNetRecommender
 from safer.models.baselines.transformer import TransformerConfig, TransformerRecommender
 
 __all__ = [
@@ -62,6 +64,8 @@ __all__ = [
     "RetainRecommender",
     "SRLRNNConfig",
     "SRLRNNRecommender",
+    "TAHDNetConfig",
+    "TAHDNetRecommender",
     "TransformerConfig",
     "TransformerRecommender",
 ]
