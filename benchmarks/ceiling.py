@@ -89,13 +89,12 @@ def _reading(support: float, exact_one_step: float) -> str:
         "How to read it: the models of the DTR benchmark see noisy EHR-like rows instead of the "
         "state, so at the same number of logged stays these columns are a reference point for "
         "them (not a proof: a network can share strength across similar states where counting "
-        "cannot). "
-        "Imitation of the clinicians' mode cannot go far below the clinicians' mortality; "
-        "outcome-aware one-step improvement is the best of the three but needs far more data "
-        "than 1,000 stays to approach the exact one-step improvement's "
-        f"{exact_one_step:.1f} % (the clinicians' true Q, same support {support}); "
-        "support-constrained value iteration is badly "
-        "over-optimistic about itself (its estimated mortality) and worse in truth."
+        "cannot). The imitation column is what copying the clinicians' most frequent action "
+        "gives; the one-step column shows how much data outcome-aware improvement needs to "
+        "approach the exact one-step improvement's "
+        f"{exact_one_step:.1f} % (the clinicians' true Q, same support {support}); the last two "
+        "columns set the estimated model's forecast for its value-iteration policy against "
+        "that policy's true mortality: the gap is the optimism of an offline value estimate."
     )
 
 
