@@ -48,6 +48,7 @@ __all__ = [
     "N_STRUCT",
     "SCALING_FIELDS",
     "NoteSettings",
+    "PipelineSettings",
     "make_note_encoder",
     "learn_scaling",
     "build_tensors",
@@ -67,6 +68,14 @@ class NoteSettings(Protocol):
     cache_dir: str | None
     note_unit: str
     note_max_length: int
+
+
+class PipelineSettings(NoteSettings, Protocol):
+    """The config fields :class:`InputPipeline` reads (SaferConfig, BaselineConfig)."""
+
+    use_notes: bool
+    note_pool: str
+    max_sentences: int
 
 
 def make_note_encoder(config: NoteSettings, progress: bool) -> NoteEncoder:
@@ -241,6 +250,8 @@ class InputPipeline(NoteEncoderMixin):
     The learned scaling lives in the model's attributes named :data:`SCALING_FIELDS` and is
     saved under ``"scaling"`` in ``model.json``.
     """
+
+    config: PipelineSettings
 
     def _learn_scaling(self, w: Windows, rows: Any) -> None:
         for name, value in learn_scaling(w, rows).items():
