@@ -42,9 +42,8 @@ from tqdm.auto import tqdm
 
 import safer
 from safer.actions import N_ACTIONS
-from safer.cohorts.schema import FEATURES, STATIC, validate
+from safer.cohorts.schema import STATIC, validate
 from safer.errors import NotFittedError, SaferError
-from safer.models._common import CLIP as _CLIP
 from safer.models._common import (
     ModelFileError,
     check_content_hash,
@@ -52,10 +51,9 @@ from safer.models._common import (
     write_model_json,
 )
 from safer.models._common import ids_hash as _ids_hash
-from safer.models._common import nan_stat as _nan_stat
 from safer.models._common import stratified_pick as _stratified_pick
-from safer.models._windows import Windows, build_windows
-from safer.models.encoders import NoteEncoder
+from safer.models._inputs import N_STRUCT, InputPipeline, batch
+from safer.models._windows import build_windows
 
 __all__ = [
     "AttentionBlock",
@@ -69,7 +67,9 @@ __all__ = [
     "ModelFileError",
 ]
 
-_N_STRUCT = 2 * len(FEATURES) + N_ACTIONS  # values + missing mask + previous action one-hot
+# Old name, kept only because tests/models/test_{tahdnet,next_action}.py import it; new code
+# imports N_STRUCT from safer.models._inputs. Delete once those tests do too.
+_N_STRUCT = N_STRUCT
 NOTE_POOLS = ("attention", "mean")
 
 
@@ -307,7 +307,7 @@ class SaferConfig:
 
 
 # ----------------------------------------------------------------------------------- wrapper
-class SaferRecommender:
+class SaferRecommender(InputPipeline):
     """Cohort-aware SAFER recommender (estimator contract: config in, ``fit`` returns self).
 
     Parameters
@@ -390,7 +390,7 @@ class SaferRecommender:
         surv_va = np.flatnonzero(usable & ~died_sorted & is_val)
 
         self.net_ = SaferNet(
-            n_struct=_N_STRUCT, n_static=len(STATIC), note_dim=self._encoder_dim,
+            n_struct=N_STRUCT, n_static=len(STATIC), note_dim=self._encoder_dim,
             history=cfg.history, d_model=cfg.d_model, n_heads=cfg.n_heads,
             n_layers=cfg.n_layers, dropout=cfg.dropout, use_structured=cfg.use_structured,
             use_notes=cfg.use_notes, note_dropout=cfg.note_dropout, note_pool=cfg.note_pool,
@@ -450,7 +450,7 @@ class SaferRecommender:
         with torch.no_grad():
             n = len(data["y"])
             for s in range(0, n, 1024):
-                for k, t in enumerate(self.net_(*_batch(data, np.arange(s, min(s + 1024, n))))):
+                for k, t in enumerate(self.net_(*batch(data, np.arange(s, min(s + 1024, n))))):
                     outs[k].append(t)
         inverse = np.empty_like(windows.order)
         inverse[windows.order] = np.arange(len(windows.order))
@@ -496,11 +496,11 @@ class SaferRecommender:
             "safer_version": safer.__version__,
             "config": asdict(self.config),
             "shapes": {
-                "n_struct": _N_STRUCT,
+                "n_struct": N_STRUCT,
                 "n_static": len(STATIC),
                 "note_dim": self._encoder_dim,
             },  # fmt: skip
-            "scaling": {k: getattr(self, k).tolist() for k in _SCALING},
+            "scaling": self._scaling_metadata(),
             "kappa_range": [self.kappa_min_, self.kappa_max_],
             "train_stays": self.train_stays_.tolist(),
             "train_stays_hash": self.train_stays_hash_,
@@ -511,8 +511,7 @@ class SaferRecommender:
     def _restore(self, meta: dict) -> None:
         cfg, shapes = self.config, meta["shapes"]
         self._encoder_dim = int(shapes["note_dim"])
-        for k in _SCALING:
-            setattr(self, k, np.asarray(meta["scaling"][k], dtype=np.float32))
+        self._restore_scaling(meta["scaling"])
         self.kappa_min_, self.kappa_max_ = (float(x) for x in meta["kappa_range"])
         self.train_stays_ = np.asarray(meta["train_stays"], dtype=np.int64)
         self.train_stays_hash_ = meta["train_stays_hash"]
@@ -537,60 +536,6 @@ class SaferRecommender:
         return h.hexdigest()
 
     # ------------------------------------------------------------------------ helpers
-    def _note_encoder(self, progress: bool) -> NoteEncoder:
-        cfg = self.config
-        encoder = getattr(self, "_encoder", None)
-        if encoder is None:
-            encoder = NoteEncoder(
-                cfg.note_encoder, cache_dir=cfg.cache_dir, unit=cfg.note_unit,
-                max_length=cfg.note_max_length, progress=progress,
-            )  # fmt: skip
-            self._encoder = encoder
-        encoder.progress = progress
-        return encoder
-
-    def _learn_scaling(self, w: Windows, rows: np.ndarray) -> None:
-        feats, stat = w.features[rows], w.static[rows]
-        self.feature_mean_ = _nan_stat(np.nanmean, feats, 0.0)
-        self.feature_std_ = _nan_stat(np.nanstd, feats, 1.0)
-        self.static_mean_ = _nan_stat(np.nanmean, stat, 0.0)
-        self.static_std_ = _nan_stat(np.nanstd, stat, 1.0)
-
-    def _tensors(self, w: Windows, progress: bool) -> dict[str, torch.Tensor]:
-        n = len(w.order)
-        missing = np.isnan(w.features)
-        z = (w.features - self.feature_mean_) / self.feature_std_
-        z = np.clip(np.where(missing, 0.0, z), -_CLIP, _CLIP)
-        prev = np.zeros((n, N_ACTIONS))
-        has_prev = w.prev_action >= 0
-        prev[np.flatnonzero(has_prev), w.prev_action[has_prev]] = 1.0
-        rows = np.concatenate([z, missing.astype(float), prev], axis=1)  # (R, n_struct)
-        rows = np.vstack([rows, np.zeros((1, rows.shape[1]))]).astype(np.float32)  # + pad row
-        stat = np.nan_to_num((w.static - self.static_mean_) / self.static_std_)
-        stat = np.clip(stat, -_CLIP, _CLIP).astype(np.float32)
-        cfg = self.config
-        sentences = None
-        if cfg.use_notes and cfg.note_pool == "attention":
-            table, notes = self._note_encoder(progress).encode_sentences(
-                w.notes, cfg.max_sentences
-            )  # (U, e), (R, S)
-            notes = np.vstack([notes, np.full((1, notes.shape[1]), -1, dtype=np.int64)])
-            sentences = torch.from_numpy(table)
-        elif cfg.use_notes:
-            notes = self._note_encoder(progress).encode(w.notes)  # (R, e)
-            notes = np.vstack([notes, np.zeros((1, notes.shape[1]), dtype=np.float32)])
-        else:
-            notes = np.zeros((n + 1, 1), dtype=np.float32)
-        return {
-            "rows": torch.from_numpy(rows),
-            "notes": torch.from_numpy(notes),
-            "sentences": sentences,
-            "window": torch.from_numpy(w.window),
-            "note_ok": torch.from_numpy(w.note_ok),
-            "static": torch.from_numpy(stat),
-            "y": torch.from_numpy(w.action),
-        }
-
     def _train(self, data, tr, va, rng, epochs, lr, desc, progress, weights=None) -> dict:
         cfg, net = self.config, self.net_
         params = [p for p in net.parameters() if p.requires_grad]
@@ -621,7 +566,7 @@ class SaferRecommender:
         return {"epochs": record, "best_val": float(best)}
 
     def _loss(self, data, idx, weights):
-        logits, surv, _ = self.net_(*_batch(data, idx))
+        logits, surv, _ = self.net_(*batch(data, idx))
         y = data["y"][idx]
         if weights is None:
             return F.cross_entropy(logits, y)
@@ -642,7 +587,7 @@ class SaferRecommender:
             return torch.zeros(0, self.config.d_model)
         with torch.no_grad():
             parts = [
-                self.net_.embed(*_batch(data, idx[s : s + 1024])) for s in range(0, len(idx), 1024)
+                self.net_.embed(*batch(data, idx[s : s + 1024])) for s in range(0, len(idx), 1024)
             ]
         return torch.cat(parts)
 
@@ -688,22 +633,6 @@ class SaferRecommender:
         out = []
         with torch.no_grad():
             for s in range(0, len(idx), 1024):
-                logits, surv, _ = self.net_(*_batch(data, idx[s : s + 1024]))
+                logits, surv, _ = self.net_(*batch(data, idx[s : s + 1024]))
                 out.append(kl_divergence(logits, surv))
         return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
-
-
-_SCALING = ("feature_mean_", "feature_std_", "static_mean_", "static_std_")
-
-
-def _batch(data: dict[str, torch.Tensor], idx) -> tuple[torch.Tensor, ...]:
-    idx = torch.as_tensor(idx, dtype=torch.long)
-    window = data["window"][idx]  # (B, H)
-    struct_pad = window == data["rows"].shape[0] - 1  # (B, H) padding rows
-    struct = data["rows"][window]  # (B, H, n_struct)
-    note_ok = data["note_ok"][idx]  # (B, H)
-    if data["sentences"] is not None:  # (B, H, S) sentence rows; unusable notes -> no sentence
-        notes = torch.where(note_ok.unsqueeze(-1), data["notes"][window], -1)
-    else:  # (B, H, e): unusable notes zeroed
-        notes = data["notes"][window] * note_ok.unsqueeze(-1)
-    return struct, struct_pad, notes, ~note_ok, data["static"][idx], data["sentences"]

@@ -1,8 +1,9 @@
 """Shared cohort-aware wrapper of the baselines: same inputs, contract and files as SAFER.
 
 Every baseline sees exactly what :class:`~safer.models.SaferRecommender` sees, built by the same
-code (:func:`~safer.models._windows.build_windows`, SAFER's feature scaling, its tensor layout
-and its :class:`~safer.models.encoders.NoteEncoder` with the same disk cache): per window step the
+code (:mod:`safer.models._inputs`: :func:`~safer.models._windows.build_windows`, the feature
+scaling, the tensor layout and the :class:`~safer.models.encoders.NoteEncoder` with the same disk
+cache): per window step the
 scaled features, their missing mask and the previous action (one-hot), plus that step's note
 embedding when the note may inform the decision (``note_time <= charttime``), else zeros, and a
 0/1 "usable note" flag. Notes are thus *added* to the structured input, as the SAFER paper did
@@ -38,8 +39,6 @@ import safer
 from safer.actions import N_ACTIONS
 from safer.cohorts.schema import STATIC, validate
 from safer.errors import NotFittedError, SaferError
-
-# SAFER's own input pipeline, reused (not copied) so every model is fed identically.
 from safer.models._common import (
     ModelFileError,
     check_content_hash,
@@ -48,8 +47,8 @@ from safer.models._common import (
 )
 from safer.models._common import ids_hash as _ids_hash
 from safer.models._common import stratified_pick as _stratified_pick
+from safer.models._inputs import N_STRUCT, InputPipeline, batch
 from safer.models._windows import build_windows
-from safer.models.safer import _N_STRUCT, _SCALING, SaferRecommender, _batch
 
 __all__ = ["BaselineConfig", "BaselineRecommender", "step_inputs"]
 
@@ -80,7 +79,8 @@ class BaselineConfig:
     val_fraction: float = 0.15
     note_encoder: str | None = None  # local HF folder; None = all-MiniLM-L6-v2
     note_unit: str = "sentence"
-    # SAFER's input pipeline reads these; baselines add one averaged note vector per step
+    # the shared input pipeline (safer.models._inputs) reads these; baselines add one
+    # averaged note vector per step
     note_pool: str = "mean"
     max_sentences: int = 16
     note_max_length: int = 128
@@ -115,7 +115,7 @@ def step_inputs(struct, notes, note_pad) -> torch.Tensor:
     return torch.cat([struct, notes, flag], dim=-1)
 
 
-class BaselineRecommender:
+class BaselineRecommender(InputPipeline):
     """Base class: fit / predict_proba / uncertainty / embed / save / load for one network.
 
     Subclasses set ``Config`` and implement ``_build_net(in_dim, n_static)``; they may override
@@ -123,11 +123,6 @@ class BaselineRecommender:
     """
 
     Config: ClassVar[type[BaselineConfig]] = BaselineConfig
-
-    # SAFER's input pipeline (scaling, tensors, note encoder), shared so inputs are identical
-    _learn_scaling = SaferRecommender._learn_scaling
-    _note_encoder = SaferRecommender._note_encoder
-    _tensors = SaferRecommender._tensors
 
     def __init__(self, config: BaselineConfig | None = None):
         self.config = config if config is not None else self.Config()
@@ -187,11 +182,11 @@ class BaselineRecommender:
         """Hook for models that need stay outcomes (SRL-RNN); the default needs none."""
 
     def _new_net(self) -> nn.Module:
-        in_dim = _N_STRUCT + self._encoder_dim + 1
+        in_dim = N_STRUCT + self._encoder_dim + 1
         return self._build_net(in_dim, len(STATIC))
 
     def _forward(self, data, idx) -> tuple[torch.Tensor, torch.Tensor]:
-        struct, struct_pad, notes, note_pad, static, _ = _batch(data, idx)  # mean-pooled notes
+        struct, struct_pad, notes, note_pad, static, _ = batch(data, idx)  # mean-pooled notes
         if self.config.use_notes:
             notes = self._note_drop(notes)
         return self.net_(step_inputs(struct, notes, note_pad), struct_pad, static)
@@ -317,11 +312,11 @@ class BaselineRecommender:
             "safer_version": safer.__version__,
             "config": asdict(self.config),
             "shapes": {
-                "n_struct": _N_STRUCT,
+                "n_struct": N_STRUCT,
                 "n_static": len(STATIC),
                 "note_dim": self._encoder_dim,
             },
-            "scaling": {k: getattr(self, k).tolist() for k in _SCALING},
+            "scaling": self._scaling_metadata(),
             "train_stays": self.train_stays_.tolist(),
             "train_stays_hash": self.train_stays_hash_,
             "split_seed": self.split_seed_,
@@ -330,14 +325,13 @@ class BaselineRecommender:
 
     def _restore(self, meta: dict[str, Any]) -> None:
         shapes = meta["shapes"]
-        if int(shapes["n_struct"]) != _N_STRUCT or int(shapes["n_static"]) != len(STATIC):
+        if int(shapes["n_struct"]) != N_STRUCT or int(shapes["n_static"]) != len(STATIC):
             raise ModelFileError(
                 "the saved model was trained on another cohort schema; retrain it with this "
                 f"version of safer ({safer.__version__})"
             )
         self._encoder_dim = int(shapes["note_dim"])
-        for k in _SCALING:
-            setattr(self, k, np.asarray(meta["scaling"][k], dtype=np.float32))
+        self._restore_scaling(meta["scaling"])
         self.train_stays_ = np.asarray(meta["train_stays"], dtype=np.int64)
         self.train_stays_hash_ = meta["train_stays_hash"]
         self.split_seed_ = meta.get("split_seed")

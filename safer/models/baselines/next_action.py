@@ -38,8 +38,8 @@ import torch
 from torch import nn
 
 from safer.actions import N_ACTIONS
+from safer.models._inputs import N_STRUCT
 from safer.models.baselines._base import BaselineConfig, BaselineRecommender
-from safer.models.safer import _N_STRUCT
 from safer.seqrec.hstu import HSTUConfig, HSTUNet
 from safer.seqrec.sasrec import SASRecConfig, SASRecNet
 
@@ -54,8 +54,8 @@ __all__ = [
 
 STEP_HOURS = 4.0  # one cohort row = one 4 h decision step
 NO_PREVIOUS = N_ACTIONS + 1  # token of a stay's first step; actions are 1..25, 0 = padding
-# the previous action one-hot is the last block of SAFER's structured row
-_PREVIOUS_ACTION = slice(_N_STRUCT - N_ACTIONS, _N_STRUCT)
+# the previous action one-hot is the last block of the shared structured row
+_PREVIOUS_ACTION = slice(N_STRUCT - N_ACTIONS, N_STRUCT)
 
 
 def action_tokens(x: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
@@ -66,8 +66,8 @@ def action_tokens(x: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
 
     Examples
     --------
-    >>> x = torch.zeros(1, 3, _N_STRUCT + 1)
-    >>> x[0, 2, _N_STRUCT - N_ACTIONS + 7] = 1.0  # previous action 7 at the last step
+    >>> x = torch.zeros(1, 3, N_STRUCT + 1)
+    >>> x[0, 2, N_STRUCT - N_ACTIONS + 7] = 1.0  # previous action 7 at the last step
     >>> action_tokens(x, torch.tensor([[True, False, False]])).tolist()
     [[0, 26, 8]]
     """
@@ -88,8 +88,8 @@ class NextActionNet(nn.Module):
     Examples
     --------
     >>> encoder = SASRecNet(N_ACTIONS + 1, SASRecConfig(max_len=4, hidden_size=8, n_layers=1))
-    >>> net = NextActionNet(encoder, in_dim=_N_STRUCT + 2, n_static=4, d_model=8, dropout=0.0)
-    >>> logits, z = net(torch.zeros(2, 4, _N_STRUCT + 2), torch.zeros(2, 4, dtype=torch.bool),
+    >>> net = NextActionNet(encoder, in_dim=N_STRUCT + 2, n_static=4, d_model=8, dropout=0.0)
+    >>> logits, z = net(torch.zeros(2, 4, N_STRUCT + 2), torch.zeros(2, 4, dtype=torch.bool),
     ...                 torch.zeros(2, 4))
     >>> tuple(logits.shape), tuple(z.shape)
     ((2, 25), (2, 8))

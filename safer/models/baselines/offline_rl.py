@@ -63,8 +63,8 @@ from safer.models._common import (
 )
 from safer.models._common import ids_hash as _ids_hash
 from safer.models._common import nan_stat as _nan_stat
+from safer.models._inputs import NoteEncoderMixin
 from safer.models._windows import build_windows
-from safer.models.encoders import NoteEncoder
 
 __all__ = [
     "OFFLINE_RL_MODELS",
@@ -146,7 +146,7 @@ def make_offline_rl(name: str, seed: int = 0, **config_overrides: Any) -> Offlin
     return OfflineRLRecommender(OfflineRLConfig(algorithm=name, seed=seed, **config_overrides))
 
 
-class OfflineRLRecommender:
+class OfflineRLRecommender(NoteEncoderMixin):
     """A d3rlpy offline RL policy over cohort tables (estimator contract).
 
     Parameters
@@ -393,18 +393,6 @@ class OfflineRLRecommender:
                 action_flexibility=cfg.action_flexibility, **common
             )
         return algo_config.create(device="cpu:0")
-
-    def _note_encoder(self, progress: bool) -> NoteEncoder:
-        cfg = self.config
-        encoder = getattr(self, "_encoder", None)
-        if encoder is None:
-            encoder = NoteEncoder(
-                cfg.note_encoder, cache_dir=cfg.cache_dir, unit=cfg.note_unit,
-                max_length=cfg.note_max_length, progress=progress,
-            )  # fmt: skip
-            self._encoder = encoder
-        encoder.progress = progress
-        return encoder
 
 
 def _forward_q(impl, x: torch.Tensor) -> torch.Tensor:

@@ -58,8 +58,8 @@ from torch import nn
 from safer.actions import N_ACTIONS
 from safer.cohorts.schema import FEATURES
 from safer.errors import SaferError
+from safer.models._inputs import N_STRUCT, batch
 from safer.models.baselines._base import BaselineConfig, BaselineRecommender, step_inputs
-from safer.models.safer import _N_STRUCT, _batch
 
 __all__ = [
     "FEATURE_GROUPS",
@@ -101,13 +101,13 @@ def feature_groups(in_dim: int) -> dict[str, np.ndarray]:
 
     Examples
     --------
-    >>> groups = feature_groups(_N_STRUCT + 8 + 1)
+    >>> groups = feature_groups(N_STRUCT + 8 + 1)
     >>> list(groups), int(sum(len(g) for g in groups.values()))
     (['patient', 'vitals', 'labs', 'treatment', 'notes'], 128)
     """
-    if in_dim < _N_STRUCT + 2:
+    if in_dim < N_STRUCT + 2:
         raise SaferError(
-            f"a TAHDNet step input needs at least {_N_STRUCT + 2} columns (structured row, one "
+            f"a TAHDNet step input needs at least {N_STRUCT + 2} columns (structured row, one "
             f"note column and the note flag), got {in_dim}; build it with step_inputs()"
         )
     n = len(FEATURES)
@@ -116,8 +116,8 @@ def feature_groups(in_dim: int) -> dict[str, np.ndarray]:
         group: np.array([position[f] for f in names] + [n + position[f] for f in names])
         for group, names in FEATURE_GROUPS.items()
     }
-    groups["treatment"] = np.concatenate([groups["treatment"], np.arange(2 * n, _N_STRUCT)])
-    groups["notes"] = np.arange(_N_STRUCT, in_dim)
+    groups["treatment"] = np.concatenate([groups["treatment"], np.arange(2 * n, N_STRUCT)])
+    groups["notes"] = np.arange(N_STRUCT, in_dim)
     return groups
 
 
@@ -267,7 +267,7 @@ class TAHDNetRecommender(BaselineRecommender):
         return TAHDNetNet(in_dim, n_static, c.d_model, c.dropout)
 
     # The shared pipeline builds windows without step values: hold the frame being read for the
-    # duration of fit / predict so that _tensors can add each row's step next to SAFER's tensors.
+    # duration of fit / predict so that _tensors can add each row's step next to the shared tensors.
     def _fit(self, cohort: pd.DataFrame, progress: bool) -> None:
         with self._reading(cohort):
             super()._fit(cohort, progress)
@@ -292,7 +292,7 @@ class TAHDNetRecommender(BaselineRecommender):
         return data
 
     def _forward(self, data, idx) -> tuple[torch.Tensor, torch.Tensor]:
-        struct, struct_pad, notes, note_pad, static, _ = _batch(data, idx)  # mean-pooled notes
+        struct, struct_pad, notes, note_pad, static, _ = batch(data, idx)  # mean-pooled notes
         if self.config.use_notes:
             notes = self._note_drop(notes)
         steps = data["step"][data["window"][torch.as_tensor(idx, dtype=torch.long)]]  # (B, H)
