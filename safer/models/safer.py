@@ -67,9 +67,6 @@ __all__ = [
     "ModelFileError",
 ]
 
-# Old name, kept only because tests/models/test_{tahdnet,next_action}.py import it; new code
-# imports N_STRUCT from safer.models._inputs. Delete once those tests do too.
-_N_STRUCT = N_STRUCT
 NOTE_POOLS = ("attention", "mean")
 
 

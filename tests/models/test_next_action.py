@@ -8,8 +8,8 @@ import torch
 
 from safer.actions import N_ACTIONS
 from safer.models import make_model
+from safer.models._inputs import N_STRUCT
 from safer.models.baselines.next_action import NextActionNet, action_tokens
-from safer.models.safer import _N_STRUCT
 from safer.seqrec.hstu import HSTUNet
 from safer.seqrec.sasrec import SASRecNet
 
@@ -57,8 +57,8 @@ def test_a_later_row_does_not_change_an_earlier_decision(fitted, tiny_cohort, na
 
 
 def test_previous_action_tokens_follow_the_item_layout():
-    x = torch.zeros(2, 4, _N_STRUCT + 3)
-    first = _N_STRUCT - N_ACTIONS
+    x = torch.zeros(2, 4, N_STRUCT + 3)
+    first = N_STRUCT - N_ACTIONS
     x[0, 2, first + 0] = 1.0  # action 0 -> item 1
     x[0, 3, first + 24] = 1.0  # action 24 -> item 25
     pad = torch.tensor([[True, False, False, False], [False, False, False, False]])
@@ -71,11 +71,11 @@ def test_padding_does_not_reach_the_decision(name):
     """Right-aligned windows: the last position must ignore whatever sits in padded steps."""
     torch.manual_seed(0)
     model = make_model(name, seed=0, d_model=16, history=4)
-    net = model._build_net(_N_STRUCT + 2, 4).eval()
-    x, static = torch.randn(3, 4, _N_STRUCT + 2), torch.randn(3, 4)
+    net = model._build_net(N_STRUCT + 2, 4).eval()
+    x, static = torch.randn(3, 4, N_STRUCT + 2), torch.randn(3, 4)
     pad = torch.tensor([[True, True, False, False]] * 3)
     noisy = x.clone()
-    noisy[:, :2] = torch.randn(3, 2, _N_STRUCT + 2) * 10
+    noisy[:, :2] = torch.randn(3, 2, N_STRUCT + 2) * 10
     with torch.no_grad():
         logits, _ = net(x, pad, static)
         logits_noisy, _ = net(noisy, pad, static)

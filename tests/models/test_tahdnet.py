@@ -13,16 +13,16 @@ import torch
 from safer.cohorts.schema import FEATURES
 from safer.errors import SaferError
 from safer.models import make_model
+from safer.models._inputs import N_STRUCT
 from safer.models.baselines.tahdnet import (
     FEATURE_GROUPS,
     TAHDNetNet,
     TimeAwareLSTMCell,
     feature_groups,
 )
-from safer.models.safer import _N_STRUCT
 
 NOTE_DIM = 8
-IN_DIM = _N_STRUCT + NOTE_DIM + 1
+IN_DIM = N_STRUCT + NOTE_DIM + 1
 
 
 def _window(batch=3, history=5, n_pad=2, seed=0, note_flag=1.0):
@@ -48,16 +48,16 @@ def test_every_feature_is_in_exactly_one_group():
 
 @pytest.mark.parametrize("note_dim", [1, NOTE_DIM])
 def test_feature_groups_cover_every_input_column_exactly_once(note_dim):
-    in_dim = _N_STRUCT + note_dim + 1
+    in_dim = N_STRUCT + note_dim + 1
     groups = feature_groups(in_dim)
     cols = np.concatenate(list(groups.values()))
     np.testing.assert_array_equal(np.sort(cols), np.arange(in_dim))
     assert list(groups)[-1] == "notes"
-    np.testing.assert_array_equal(groups["notes"], np.arange(_N_STRUCT, in_dim))
+    np.testing.assert_array_equal(groups["notes"], np.arange(N_STRUCT, in_dim))
     hr = FEATURES.index("HR")  # a feature's value and its missing flag share its group
     assert {hr, len(FEATURES) + hr} <= set(groups["vitals"].tolist())
     with pytest.raises(SaferError, match="step_inputs"):
-        feature_groups(_N_STRUCT)
+        feature_groups(N_STRUCT)
 
 
 def test_attention_weights_sum_to_one_over_present_steps_and_groups():
