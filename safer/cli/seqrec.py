@@ -89,6 +89,7 @@ def benchmark(
     models: str = typer.Option("pop,sasrec,gru4rec,hstu,fuxi", "--models", help="Comma-separated."),
     epochs: int = typer.Option(300, "--epochs", min=1, help="Most epochs per model."),
     layers: str = typer.Option("", "--scaling-layers", help="e.g. 2,4,8: HSTU/FuXi layer curve."),
+    protocol: str = typer.Option("recbole", "--protocol", help="recbole or hstu (every row)."),
     threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: torch's)."),
     json_out: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
 ) -> None:
@@ -98,7 +99,7 @@ def benchmark(
     _set_threads(threads)
     names = [m.strip() for m in models.split(",") if m.strip()]
     scaling = [int(x) for x in layers.split(",") if x.strip()]
-    rows = run_benchmark(data, names, epochs=epochs, scaling_layers=scaling, progress=not json_out)
+    rows = run_benchmark(data, names, epochs, scaling, protocol=protocol, progress=not json_out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(to_markdown(rows, data))
     if json_out:

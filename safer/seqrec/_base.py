@@ -1,9 +1,11 @@
 """The estimator wrapper shared by every sequential recommender, and the training loop.
 
 A model file defines a config dataclass (deriving from :class:`NeuralConfig`), a pure
-``nn.Module`` that maps ``(item_seq, time_seq, seq_len)`` to one ``(B, d)`` user vector, and a
-thin subclass of :class:`NeuralRecommender` that builds it. Scores are the dot products of the
-user vector with every item embedding (column 0 is padding and is never recommended).
+``nn.Module`` that maps ``(item_seq, time_seq, seq_len)`` to one ``(B, d)`` user vector (and,
+for sequence-level training, ``embed_items`` + ``encode`` giving every position's ``(B, T, d)``
+state), and a thin subclass of :class:`NeuralRecommender` that builds it. Scores are the dot
+products of the user vector with every item embedding (column 0 is padding and is never
+recommended).
 """
 
 from __future__ import annotations
@@ -27,13 +29,23 @@ from safer.seqrec.protocol import (
     METRICS,
     Examples,
     ProtocolError,
+    Windows,
     check_protocol,
     leave_one_out,
     rank_metrics,
     seen_mask,
+    training_windows,
 )
 
-__all__ = ["ModelDirError", "NeuralConfig", "NeuralRecommender", "SequentialRecommender"]
+__all__ = [
+    "TRAININGS",
+    "ModelDirError",
+    "NeuralConfig",
+    "NeuralRecommender",
+    "SequentialRecommender",
+]
+
+TRAININGS = ("auto", "prefix", "sequence")
 
 
 class ModelDirError(SaferError, OSError):
@@ -47,6 +59,15 @@ class NeuralConfig:
     ``protocol="recbole"`` trains with a full softmax (cross-entropy over every item) and ranks
     seen items; ``"hstu"`` trains with a sampled softmax over ``n_negatives`` uniform negatives and
     removes seen items from the ranking.
+
+    ``training`` chooses what one training example is. ``"prefix"``: every prefix of a user's
+    sequence, one loss per forward pass (RecBole's way; batches of ``batch_size`` prefixes).
+    ``"sequence"``: the training part of each user's sequence cut into windows of ``max_len``
+    (:func:`~safer.seqrec.protocol.training_windows`), with the next-item loss at every real
+    position under the causal mask, one forward pass per window (the HSTU / FuXi-alpha papers'
+    way; batches of ``sequence_batch_size`` windows). ``"auto"`` (default): ``"prefix"`` for
+    ``protocol="recbole"``, ``"sequence"`` for ``protocol="hstu"``. Both see the same targets;
+    evaluation is the same leave-one-out last-position scoring either way.
     """
 
     max_len: int = 50
@@ -60,6 +81,22 @@ class NeuralConfig:
     n_negatives: int = 128
     seed: int = 2020
     device: str = "cpu"
+    training: str = "auto"
+    sequence_batch_size: int = 128
+
+    def resolved_training(self) -> str:
+        """``"prefix"`` or ``"sequence"``: the training this config runs (``"auto"`` resolved).
+
+        >>> NeuralConfig(protocol="hstu").resolved_training()
+        'sequence'
+        """
+        if self.training not in TRAININGS:
+            raise ProtocolError(
+                f"unknown training {self.training!r}; use one of {', '.join(TRAININGS)}"
+            )
+        if self.training != "auto":
+            return self.training
+        return "sequence" if self.protocol == "hstu" else "prefix"
 
 
 class SequentialRecommender:
@@ -192,12 +229,15 @@ class NeuralRecommender(SequentialRecommender):
     def fit(self, data: SequenceData, progress: bool = False) -> NeuralRecommender:
         """Train on the train split of ``data``; keep the epoch with the best validation MRR@10.
 
-        Validation runs after every epoch (RecBole's ``eval_step: 1``); training stops after
-        ``stopping_step`` epochs without improvement. ``history_`` records the loss, the seconds
-        of training per epoch and the validation metrics.
+        One epoch is one pass over the training prefixes (``training="prefix"``) or over the
+        training windows (``"sequence"``); see :class:`NeuralConfig`. Validation runs after
+        every epoch (RecBole's ``eval_step: 1``); training stops after ``stopping_step`` epochs
+        without improvement. ``history_`` records the loss (mean over training targets), the
+        seconds of training per epoch and the validation metrics.
         """
         cfg = self.config
         check_protocol(cfg.protocol)
+        training = cfg.resolved_training()
         splits = leave_one_out(data, cfg.max_len)
         if len(splits["train"]) == 0:
             raise ProtocolError("no training examples: every user needs at least 2 interactions")
@@ -206,28 +246,38 @@ class NeuralRecommender(SequentialRecommender):
         device = torch.device(cfg.device)
         self.item_tokens_ = data.item_tokens
         self.module_ = self._build(data.n_items).to(device)
+        if training == "sequence" and not hasattr(self.module_, "encode"):
+            raise ProtocolError(f"{self.name} has no per-position encoder; use training='prefix'")
         optim = torch.optim.Adam(
             self.module_.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
         )
-        train = _to_tensors(splits["train"], device)
-        n = len(splits["train"])
+        if training == "prefix":
+            train = _to_tensors(splits["train"], device)
+            n, batch_size, n_targets = len(splits["train"]), cfg.batch_size, len(splits["train"])
+        else:
+            windows = training_windows(data, cfg.max_len)
+            train = _window_tensors(windows, device)
+            n, batch_size = len(windows), cfg.sequence_batch_size
+            n_targets = int((windows.target_seq != 0).sum())
         best, best_state, bad = -np.inf, None, 0
         self.history_ = []
         bar = tqdm(range(cfg.epochs), desc=f"{self.name} epochs", disable=not progress)
         for epoch in bar:
             self.module_.train()
             start, total = time.perf_counter(), 0.0
-            for index in torch.randperm(n, generator=gen).split(cfg.batch_size):
-                seq, ts, lens, target = (t[index.to(device)] for t in train)
-                h = self.module_(seq, ts, lens)  # (B, d)
-                loss = self._loss(h, target, gen)
+            for index in torch.randperm(n, generator=gen).split(batch_size):
+                batch = tuple(t[index.to(device)] for t in train)
+                if training == "prefix":
+                    loss, weight = self._prefix_loss(*batch, gen), len(index)
+                else:
+                    loss, weight = self._sequence_loss(*batch, gen), int((batch[2] != 0).sum())
                 optim.zero_grad()
                 loss.backward()
                 optim.step()
-                total += float(loss.detach()) * len(index)
+                total += float(loss.detach()) * weight
             record: dict[str, Any] = {
                 "epoch": epoch,
-                "loss": total / n,
+                "loss": total / n_targets,
                 "train_seconds": time.perf_counter() - start,
             }
             if len(splits["valid"]):
@@ -250,6 +300,31 @@ class NeuralRecommender(SequentialRecommender):
             self.module_.load_state_dict(best_state)
         self.module_.eval()
         return self
+
+    def _prefix_loss(
+        self,
+        seq: torch.Tensor,
+        ts: torch.Tensor,
+        lens: torch.Tensor,
+        target: torch.Tensor,
+        gen: torch.Generator,
+    ) -> torch.Tensor:
+        """Mean next-item loss of a batch of prefixes: one user vector per row."""
+        h = self.module_(seq, ts, lens)  # (B, d)
+        return self._loss(h, target, gen)
+
+    def _sequence_loss(
+        self, seq: torch.Tensor, ts: torch.Tensor, target_seq: torch.Tensor, gen: torch.Generator
+    ) -> torch.Tensor:
+        """Mean next-item loss over every real position of a batch of windows.
+
+        One forward pass gives each position's state under the causal mask; the loss of
+        position ``i`` is the prefix loss of input ``seq[:, : i + 1]`` with target
+        ``target_seq[:, i]``; padding positions (target 0) are left out.
+        """
+        x = self.module_.encode(self.module_.embed_items(seq), seq != 0, ts)  # (B, T, d)
+        real = target_seq != 0  # (B, T)
+        return self._loss(x[real], target_seq[real], gen)  # over (n_real, d)
 
     def _loss(self, h: torch.Tensor, target: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         weight = self.module_.item_embedding.weight  # (n_items + 1, d)
@@ -288,6 +363,14 @@ def _to_tensors(ex: Examples, device: torch.device) -> tuple[torch.Tensor, ...]:
         torch.as_tensor(ex.time_seq, dtype=torch.float64, device=device),
         torch.as_tensor(ex.seq_len, device=device),
         torch.as_tensor(ex.target, device=device),
+    )
+
+
+def _window_tensors(w: Windows, device: torch.device) -> tuple[torch.Tensor, ...]:
+    return (
+        torch.as_tensor(w.item_seq, device=device),
+        torch.as_tensor(w.time_seq, dtype=torch.float64, device=device),
+        torch.as_tensor(w.target_seq, device=device),
     )
 
 

@@ -19,14 +19,21 @@ def run_benchmark(
     protocol: str = "recbole",
     seed: int = 2020,
     progress: bool = False,
+    overrides: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per (model, layers): test HR/NDCG/MRR/Recall@10, epochs run, seconds per epoch.
+    """One row per (model, layers): test HR/NDCG/MRR/Recall@10, size, epochs run, s/epoch.
 
     ``scaling_layers`` (e.g. ``[2, 4, 8]``) adds HSTU and FuXi-alpha rows at each depth.
+    ``overrides`` (e.g. ``{"stopping_step": 5}``) updates the config of every neural model.
+    Each row names its protocol, its training (``prefix`` / ``sequence``), its depth
+    (``layers``; ``None`` for popularity) and its number of trainable ``parameters``.
 
     Examples
     --------
-    >>> rows = run_benchmark  # doctest: +SKIP
+    >>> rows = run_benchmark("ratings.inter", ["sasrec"], epochs=50, scaling_layers=[2, 4],
+    ...                      protocol="hstu")  # doctest: +SKIP
+    >>> [r["model"] for r in rows]  # doctest: +SKIP
+    ['sasrec', 'hstu (2 layers)', 'fuxi (2 layers)', 'hstu (4 layers)', 'fuxi (4 layers)']
     """
     data = SequenceData.read(data_path)
     runs: list[tuple[str, dict[str, Any]]] = [(m, {}) for m in models]
@@ -34,22 +41,36 @@ def run_benchmark(
         runs += [(m, {"n_layers": n_layers}) for m in ("hstu", "fuxi")]
     rows = []
     for name, extra in runs:
-        params = {"protocol": protocol}
+        params: dict[str, Any] = {"protocol": protocol}
         if name != "pop":
-            params.update(epochs=epochs, seed=seed, **extra)
+            params.update(epochs=epochs, seed=seed, **(overrides or {}), **extra)
         model = make_model(name, **params)
         start = time.perf_counter()
         model.fit(data, progress=progress)
         fit_seconds = time.perf_counter() - start
         result = model.evaluate(data, "test")
         history = model.history_
+        module = getattr(model, "module_", None)
+        cfg = model.config
         rows.append(
             {
                 "model": name + (f" ({extra['n_layers']} layers)" if extra else ""),
                 **{k: result[k] for k in ("hr@10", "ndcg@10", "mrr@10", "recall@10")},
                 "protocol": result["protocol"],
+                "training": cfg.resolved_training() if module is not None else "counts",
+                "layers": getattr(cfg, "n_layers", getattr(cfg, "num_layers", None)),
+                "parameters": (
+                    sum(p.numel() for p in module.parameters() if p.requires_grad)
+                    if module is not None
+                    else 0
+                ),
                 "n_users": result["n_users"],
                 "epochs_run": len(history),
+                "best_epoch": (
+                    max(history, key=lambda h: h.get("valid_mrr@10", -1.0))["epoch"]
+                    if history
+                    else None
+                ),
                 "seconds_per_epoch": (
                     sum(h["train_seconds"] for h in history) / len(history) if history else 0.0
                 ),
@@ -59,26 +80,32 @@ def run_benchmark(
     return rows
 
 
-def to_markdown(rows: list[dict[str, Any]], data_path: str | Path) -> str:
+def to_markdown(
+    rows: list[dict[str, Any]], data_path: str | Path, title: str = "Sequential recommenders"
+) -> str:
     """A Markdown page: the benchmark header (command, machine, date, versions) and the table."""
     try:
         from benchmarks._report import header
 
-        top = header("Sequential recommenders", "torch")
+        top = header(title, "torch")
     except ImportError:  # installed package without the repository's benchmarks/
-        top = "# Sequential recommenders\n\n"
+        top = f"# {title}\n\n"
     lines = [
         top,
-        f"Data: `{data_path}`. Protocol per row (see docs/seqrec.md): leave-one-out, full ranking, "
-        "max length 50; test split, metrics @10.\n",
-        "| model | protocol | users | HR@10 | NDCG@10 | MRR@10 | Recall@10 | epochs run "
-        "| s/epoch |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"Data: `{data_path}`. Protocol and training per row (see docs/seqrec.md): leave-one-out, "
+        "last item test, second-last validation; test split, metrics @10. s/epoch = training "
+        "seconds of one epoch (validation not included).\n",
+        "| model | protocol | users | HR@10 | NDCG@10 | MRR@10 | Recall@10 | training | layers "
+        "| parameters | epochs run | best epoch | s/epoch |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        layers = "" if r["layers"] is None else r["layers"]
+        best = "" if r["best_epoch"] is None else r["best_epoch"] + 1
         lines.append(
             f"| {r['model']} | {r['protocol']} | {r['n_users']} | {r['hr@10']:.4f} | "
-            f"{r['ndcg@10']:.4f} | {r['mrr@10']:.4f} | {r['recall@10']:.4f} | {r['epochs_run']} | "
+            f"{r['ndcg@10']:.4f} | {r['mrr@10']:.4f} | {r['recall@10']:.4f} | {r['training']} | "
+            f"{layers} | {r['parameters']:,} | {r['epochs_run']} | {best} | "
             f"{r['seconds_per_epoch']:.2f} |"
         )
     return "\n".join(lines) + "\n"

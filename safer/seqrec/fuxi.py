@@ -109,12 +109,28 @@ class FuXiNet(nn.Module):
     def forward(
         self, item_seq: torch.Tensor, time_seq: torch.Tensor, seq_len: torch.Tensor
     ) -> torch.Tensor:
-        x = self.dropout(self.item_embedding(item_seq) * self.scale)  # (B, T, d)
-        mask = causal_mask(item_seq)  # (B, 1, T, T)
-        ts = time_seq.float()
+        x = self.encode(self.embed_items(item_seq), item_seq != 0, time_seq)  # (B, T, d)
+        return gather_last(x, seq_len)  # (B, d)
+
+    def embed_items(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """Item ids (B, T), 0 = padding -> scaled token embeddings (B, T, d) for :meth:`encode`."""
+        return self.item_embedding(item_seq) * self.scale
+
+    def encode(
+        self, x: torch.Tensor, valid: torch.Tensor, time_seq: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Already-embedded tokens ``x`` (B, T, d) -> output of every position (B, T, d).
+
+        ``valid`` (B, T) is True at real tokens; position ``i`` attends to valid ``j <= i``;
+        ``time_seq`` (B, T) feeds the temporal channel (``None``: all times equal). Same
+        signature as :meth:`safer.seqrec.hstu.HSTUNet.encode`.
+        """
+        x = self.dropout(x)  # (B, T, d)
+        mask = causal_mask(valid)  # (B, 1, T, T)
+        ts = torch.zeros(valid.shape, device=x.device) if time_seq is None else time_seq.float()
         for attention, ffn in zip(self.attention, self.ffn, strict=False):
             x = ffn(attention(x, ts, mask), x)
-        return self.norm_out(gather_last(x, seq_len))  # (B, d)
+        return self.norm_out(x)  # (B, T, d)
 
 
 class FuXiAlpha(NeuralRecommender):

@@ -55,10 +55,24 @@ class GRU4RecNet(nn.Module):
     def forward(
         self, item_seq: torch.Tensor, time_seq: torch.Tensor, seq_len: torch.Tensor
     ) -> torch.Tensor:
-        x = self.dropout(self.item_embedding(item_seq))  # (B, T, e)
-        # right-padded rows: the state at position len-1 has seen only real items
-        h, _ = self.gru(x)  # (B, T, hidden)
-        return gather_last(self.dense(h), seq_len)  # (B, e)
+        x = self.encode(self.embed_items(item_seq), item_seq != 0, time_seq)  # (B, T, e)
+        return gather_last(x, seq_len)  # (B, e)
+
+    def embed_items(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """Item ids (B, T), 0 = padding -> token embeddings (B, T, e) for :meth:`encode`."""
+        return self.item_embedding(item_seq)
+
+    def encode(
+        self, x: torch.Tensor, valid: torch.Tensor, time_seq: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Embedded tokens ``x`` (B, T, e) -> the GRU state of every position (B, T, e).
+
+        The GRU runs left to right, so position ``i`` has seen tokens ``0..i`` only; with
+        right-padded rows the states of real positions never see padding. ``valid`` and
+        ``time_seq`` are unused (same signature as the other encoders).
+        """
+        h, _ = self.gru(self.dropout(x))  # (B, T, hidden)
+        return self.dense(h)  # (B, T, e)
 
 
 class GRU4Rec(NeuralRecommender):

@@ -11,7 +11,10 @@ NDCG = 1/log2(rank + 1) inside the top K, else 0; Recall = hit (one relevant ite
 
 ``"hstu"`` — the protocol of the HSTU and FuXi-alpha papers: the same leave-one-out examples, but
 items the user has seen before the target are removed from the ranking, and training uses a
-sampled softmax over uniformly drawn negatives instead of a full softmax.
+sampled softmax over uniformly drawn negatives instead of a full softmax. Its default training is
+autoregressive over whole sequences (:func:`training_windows`): the training part of each user's
+sequence is cut into windows of ``max_len`` inputs, and one forward pass gives the next-item loss
+at every position under the causal mask, instead of one pass per prefix.
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ __all__ = [
     "PROTOCOLS",
     "Examples",
     "ProtocolError",
+    "Windows",
     "leave_one_out",
     "rank_metrics",
     "seen_mask",
+    "training_windows",
 ]
 
 PROTOCOLS = ("recbole", "hstu")
@@ -151,6 +156,91 @@ def _build(data: SequenceData, chunks: list[tuple[int, np.ndarray]], L: int) -> 
         [data.sequences[u][p] for u, p in zip(user, position, strict=False)], dtype=np.int64
     )
     return Examples(user, position, item_seq, time_seq, seq_len.astype(np.int64), target)
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Training windows for sequence-level (autoregressive) training.
+
+    Attributes
+    ----------
+    user
+        ``(N,)`` index of the window's user in ``SequenceData.sequences``.
+    start
+        ``(N,)`` index in that user's sequence of the window's first input item.
+    item_seq, time_seq
+        ``(N, max_len)`` input items (timestamps), right-padded with 0 like
+        :class:`Examples` (real items first), so position ``i`` of a window sits where it sits
+        in an evaluation input.
+    seq_len
+        ``(N,)`` number of real input items.
+    target_seq
+        ``(N, max_len)`` the next item of each input position (``item_seq`` shifted by one);
+        0 at padding, where no loss is taken.
+    """
+
+    user: np.ndarray
+    start: np.ndarray
+    item_seq: np.ndarray
+    time_seq: np.ndarray
+    seq_len: np.ndarray
+    target_seq: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    def take(self, index: np.ndarray) -> Windows:
+        return Windows(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
+
+
+def training_windows(data: SequenceData, max_len: int = 50) -> Windows:
+    """Cut each user's training items into windows of ``max_len`` inputs and their next items.
+
+    The training part of a sequence is everything before the validation and test targets:
+    exactly the items whose prefixes are the ``train`` examples of :func:`leave_one_out`, so
+    every one of those targets is the target of exactly one window position. Windows do not
+    overlap and are aligned on the most recent training item (the last window is full when the
+    user has ``max_len + 1`` training items or more; an older remainder forms a shorter first
+    window). Inside a window, position ``i`` sees items ``start..start+i`` only through the
+    model's causal mask, so a position's context is the window, not the whole history.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> log = pd.DataFrame({"user": ["u"] * 6, "item": list("abcdef"), "timestamp": range(6)})
+    >>> w = training_windows(SequenceData.from_interactions(log), max_len=2)
+    >>> w.item_seq.tolist(), w.target_seq.tolist()
+    ([[1, 0], [2, 3]], [[2, 0], [3, 4]])
+    """
+    users, starts, items, times, targets = [], [], [], [], []
+    for u, seq in enumerate(data.sequences):
+        train = split_positions(len(seq))[0]
+        bounds = []  # (first input position, last target position), newest window first
+        last = train.stop - 1 if len(train) else 0
+        while last >= 1:
+            first = max(0, last - max_len)
+            bounds.append((first, last))
+            last = first
+        for first, last in reversed(bounds):
+            pad = max_len - (last - first)
+            users.append(u)
+            starts.append(first)
+            items.append(np.r_[seq[first:last], np.zeros(pad, np.int64)])
+            times.append(np.r_[data.times[u][first:last], np.zeros(pad)])
+            targets.append(np.r_[seq[first + 1 : last + 1], np.zeros(pad, np.int64)])
+    if not users:
+        empty = np.zeros((0, max_len), np.int64)
+        z = np.zeros(0, np.int64)
+        return Windows(z, z, empty, empty.astype(float), z, empty.copy())
+    item_seq = np.stack(items).astype(np.int64)
+    return Windows(
+        np.array(users, np.int64),
+        np.array(starts, np.int64),
+        item_seq,
+        np.stack(times).astype(float),
+        (item_seq != 0).sum(axis=1),
+        np.stack(targets).astype(np.int64),
+    )
 
 
 def seen_mask(data: SequenceData, examples: Examples, n_items: int) -> torch.Tensor:

@@ -48,3 +48,21 @@ def test_benchmark_writes_a_table(synthetic_inter, tmp_path):
     run("seqrec", "benchmark", "--data", str(synthetic_inter), "--models", "pop", "--out", str(out))
     text = out.read_text()
     assert "| pop | recbole | 120 |" in text and "command:" in text
+
+
+def test_benchmark_scaling_rows_report_size_and_protocol(synthetic_inter, tmp_path):
+    out = tmp_path / "scaling.md"
+    printed = run(
+        "seqrec", "benchmark", "--data", str(synthetic_inter), "--models", "sasrec",
+        "--scaling-layers", "1,2", "--protocol", "hstu", "--epochs", "1", "--out", str(out),
+        "--json",
+    )  # fmt: skip
+    rows = {r["model"]: r for r in json.loads(printed)}
+    assert list(rows) == [
+        "sasrec", "hstu (1 layers)", "fuxi (1 layers)", "hstu (2 layers)", "fuxi (2 layers)"
+    ]  # fmt: skip
+    assert {r["protocol"] for r in rows.values()} == {"hstu"}
+    assert {r["training"] for r in rows.values()} == {"sequence"}
+    assert rows["hstu (2 layers)"]["parameters"] > rows["hstu (1 layers)"]["parameters"] > 0
+    assert rows["fuxi (2 layers)"]["layers"] == 2 and rows["sasrec"]["epochs_run"] == 1
+    assert "| hstu (2 layers) | hstu | 120 |" in out.read_text()
