@@ -53,6 +53,7 @@ __all__ = [
     "learn_scaling",
     "build_tensors",
     "batch",
+    "window_steps",
     "NoteEncoderMixin",
     "InputPipeline",
 ]
@@ -149,7 +150,8 @@ def build_tensors(
         ``rows`` (R+1, N_STRUCT) float32 structured rows, the last one the padding row;
         ``notes`` (R+1, e) float32 embeddings or (R+1, S) int64 sentence rows (-1 = none);
         ``sentences`` (U, e) the sentence table or None; ``window`` (R, H) and ``note_ok``
-        (R, H) from ``w``; ``static`` (R, n_static) float32; ``y`` (R,) the actions.
+        (R, H) from ``w``; ``static`` (R, n_static) float32; ``y`` (R,) the actions; ``step``
+        (R+1,) float32 each row's step (0 for the padding row), for time-aware networks.
 
     Examples
     --------
@@ -191,7 +193,23 @@ def build_tensors(
         "note_ok": torch.from_numpy(w.note_ok),
         "static": torch.from_numpy(stat),
         "y": torch.from_numpy(w.action),
+        "step": torch.from_numpy(np.append(w.step, 0.0).astype(np.float32)),  # + pad row
     }
+
+
+def window_steps(data: dict[str, torch.Tensor], idx: Any) -> torch.Tensor:
+    """``(B, H)`` step of each window position of decisions ``idx`` (0 at padding).
+
+    Examples
+    --------
+    >>> from safer.cohorts import simulate_cohort
+    >>> from safer.models._windows import build_windows
+    >>> w = build_windows(simulate_cohort(n_stays=2, seed=0, progress=False), 3, False)
+    >>> data = build_tensors(w, learn_scaling(w, slice(None)), note_pool=None)
+    >>> window_steps(data, [2]).tolist()  # the third decision of the first stay
+    [[0.0, 1.0, 2.0]]
+    """
+    return data["step"][data["window"][torch.as_tensor(idx, dtype=torch.long)]]
 
 
 def batch(data: dict[str, torch.Tensor], idx: Any) -> tuple[torch.Tensor | None, ...]:

@@ -32,6 +32,7 @@ class Windows:
     features: np.ndarray  # (R, 47) raw clinical values, NaN = missing
     static: np.ndarray  # (R, 4)
     prev_action: np.ndarray  # (R,) previous present row's action in the stay, -1 = none
+    step: np.ndarray  # (R,) the row's step (4 h each); 0 where not numeric
     notes: list[str]  # (R,)
     note_ok: np.ndarray  # (R, H) the window row's note may inform this decision
     action: np.ndarray  # (R,) this row's action (the label; -1 if absent or invalid)
@@ -91,4 +92,5 @@ def build_windows(df: pd.DataFrame, history: int, need_notes: bool) -> Windows:
     else:
         notes = [""] * n
         note_ok = np.zeros_like(window, dtype=bool)
-    return Windows(order, window, features, static, prev_action, notes, note_ok, action)
+    step_s = np.nan_to_num(step[order])
+    return Windows(order, window, features, static, prev_action, step_s, notes, note_ok, action)

@@ -82,3 +82,14 @@ def test_padding_does_not_reach_the_decision(name):
         logits_unpadded, _ = net(x, torch.zeros_like(pad), static)
     torch.testing.assert_close(logits_noisy, logits)
     assert not torch.allclose(logits_unpadded, logits)  # padded steps really were masked
+
+
+def test_hstu_reads_gaps_between_steps_and_sasrec_does_not(tiny_cohort):
+    full = tiny_cohort[tiny_cohort["step"] <= 5]
+    gapped = full[full["step"] != 2]  # one absent row per stay: step 1 -> step 3 is an 8 h gap
+    contiguous = gapped.assign(step=gapped.groupby("stay_id").cumcount())  # same rows, no gap
+    for name, sees_gaps in (("hstu", True), ("sasrec", False)):
+        model = make_model(name, seed=0, use_notes=False, epochs=1, d_model=16)
+        model.fit(tiny_cohort, progress=False)
+        same = np.array_equal(model.predict_proba(gapped), model.predict_proba(contiguous))
+        assert same is not sees_gaps, name

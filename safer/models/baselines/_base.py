@@ -47,7 +47,7 @@ from safer.models._common import (
 )
 from safer.models._common import ids_hash as _ids_hash
 from safer.models._common import stratified_pick as _stratified_pick
-from safer.models._inputs import N_STRUCT, InputPipeline, batch
+from safer.models._inputs import N_STRUCT, InputPipeline, batch, window_steps
 from safer.models._windows import build_windows
 
 __all__ = ["BaselineConfig", "BaselineRecommender", "step_inputs"]
@@ -123,6 +123,8 @@ class BaselineRecommender(InputPipeline):
     """
 
     Config: ClassVar[type[BaselineConfig]] = BaselineConfig
+    # True: the network's forward also takes ``steps`` (B, H), each window position's step
+    reads_steps: ClassVar[bool] = False
 
     def __init__(self, config: BaselineConfig | None = None):
         self.config = config if config is not None else self.Config()
@@ -189,7 +191,10 @@ class BaselineRecommender(InputPipeline):
         struct, struct_pad, notes, note_pad, static, _ = batch(data, idx)  # mean-pooled notes
         if self.config.use_notes:
             notes = self._note_drop(notes)
-        return self.net_(step_inputs(struct, notes, note_pad), struct_pad, static)
+        x = step_inputs(struct, notes, note_pad)
+        if self.reads_steps:  # time-aware networks: each window position's step (B, H)
+            return self.net_(x, struct_pad, static, steps=window_steps(data, idx))
+        return self.net_(x, struct_pad, static)
 
     def _note_drop(self, notes: torch.Tensor) -> torch.Tensor:
         p = self.config.note_dropout

@@ -16,9 +16,9 @@ The token of window step ``t`` is
 
 The encoder runs causally (a step attends to itself and earlier present steps) over the
 right-aligned window, so its last position is the current decision; a head on that position gives
-the 25 logits. HSTU's time input is the step's time in hours: window position times 4 h (a
-cohort row is one 4 h step; the shared tensors carry the window's positions, not charttimes, so
-a stay with missing rows is seen without its gaps, as by every other baseline).
+the 25 logits. HSTU's time input is each window row's step times 4 h (a cohort row is one 4 h
+step), so a stay with rows absent from the frame is seen with its gaps; SASRec reads positions
+only.
 
 Examples
 --------
@@ -104,12 +104,14 @@ class NextActionNet(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(d_model, N_ACTIONS)
 
-    def forward(self, x, pad, static):
-        H = x.shape[1]
+    def forward(self, x, pad, static, steps=None):
+        B, H = pad.shape
         tokens = self.encoder.embed_items(action_tokens(x, pad))  # (B, H, d)
         tokens = tokens + self.step_proj(x) + self.static_proj(static)[:, None]  # (B, H, d)
-        hours = torch.arange(H, device=x.device, dtype=x.dtype) * STEP_HOURS  # (H,)
-        h = self.encoder.encode(tokens, ~pad, hours.expand(x.shape[0], H))  # (B, H, d)
+        if steps is None:  # window positions as consecutive steps
+            steps = torch.arange(H, device=x.device, dtype=x.dtype).expand(B, H)
+        hours = steps.to(x.dtype) * STEP_HOURS  # (B, H)
+        h = self.encoder.encode(tokens, ~pad, hours)  # (B, H, d)
         z = h[:, -1]  # (B, d): the current decision, never padding (right-aligned window)
         return self.head(self.drop(z)), z
 
@@ -203,6 +205,7 @@ class HSTUDTR(BaselineRecommender):
     """
 
     Config = HSTUDTRConfig
+    reads_steps = True  # time = each window row's step x 4 h: gaps (absent rows) are seen
 
     def _build_net(self, in_dim: int, n_static: int) -> nn.Module:
         c = self.config

@@ -46,20 +46,17 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
 from safer.actions import N_ACTIONS
 from safer.cohorts.schema import FEATURES
 from safer.errors import SaferError
-from safer.models._inputs import N_STRUCT, batch
-from safer.models.baselines._base import BaselineConfig, BaselineRecommender, step_inputs
+from safer.models._inputs import N_STRUCT
+from safer.models.baselines._base import BaselineConfig, BaselineRecommender
 
 __all__ = [
     "FEATURE_GROUPS",
@@ -261,39 +258,8 @@ class TAHDNetRecommender(BaselineRecommender):
     """
 
     Config = TAHDNetConfig
+    reads_steps = True
 
     def _build_net(self, in_dim: int, n_static: int) -> nn.Module:
         c = self.config
         return TAHDNetNet(in_dim, n_static, c.d_model, c.dropout)
-
-    # The shared pipeline builds windows without step values: hold the frame being read for the
-    # duration of fit / predict so that _tensors can add each row's step next to the shared tensors.
-    def _fit(self, cohort: pd.DataFrame, progress: bool) -> None:
-        with self._reading(cohort):
-            super()._fit(cohort, progress)
-
-    def _outputs(self, cohort: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
-        with self._reading(cohort):
-            return super()._outputs(cohort)
-
-    @contextmanager
-    def _reading(self, cohort: pd.DataFrame) -> Iterator[None]:
-        self._frame = cohort
-        try:
-            yield
-        finally:
-            del self._frame
-
-    def _tensors(self, w, progress: bool) -> dict[str, torch.Tensor]:
-        data = super()._tensors(w, progress)  # build_windows has checked the columns by now
-        step = pd.to_numeric(self._frame["step"], errors="coerce").to_numpy(dtype=np.float32)
-        step = np.nan_to_num(step[w.order])
-        data["step"] = torch.from_numpy(np.append(step, np.float32(0.0)))  # + the padding row
-        return data
-
-    def _forward(self, data, idx) -> tuple[torch.Tensor, torch.Tensor]:
-        struct, struct_pad, notes, note_pad, static, _ = batch(data, idx)  # mean-pooled notes
-        if self.config.use_notes:
-            notes = self._note_drop(notes)
-        steps = data["step"][data["window"][torch.as_tensor(idx, dtype=torch.long)]]  # (B, H)
-        return self.net_(step_inputs(struct, notes, note_pad), struct_pad, static, steps)
