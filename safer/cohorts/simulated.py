@@ -29,17 +29,17 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from safer.actions import FLUID_BINS, N_LEVELS, VASO_BINS
+from safer.cohorts._rows import cohort_rows, draw_admissions, statics_at
 from safer.cohorts.mdp import IcuSepsisMDP, load_mdp
 from safer.cohorts.notes import NOTE_FILL, write_notes
 from safer.cohorts.observation import ObservationModel
-from safer.cohorts.schema import FEATURES, STEP_HOURS, validate
+from safer.cohorts.schema import FEATURES, validate
 from safer.errors import SaferError
 
 __all__ = ["SimulationConfig", "simulate_cohort", "rollout", "Rollout", "sample_doses"]
 
 MAX_STEPS = 500  # the ICU-Sepsis environment's own episode cap
 _FIRST_STAY_ID = 200_001
-_EPOCH = pd.Timestamp("2150-01-01")  # MIMIC-style shifted dates
 
 
 @dataclass
@@ -163,7 +163,7 @@ def simulate_cohort(
     for t, rows in enumerate(tqdm(row_of_stay_step, desc="observe", unit="step",
                                   disable=not progress, leave=False)):  # fmt: skip
         stays = roll.stay[rows]
-        st = _take_statics(statics, stays)
+        st = statics_at(statics, stays)
         x, eps_t = obs.observe(mdp.centers, mdp.sofa, roll.state[rows], st,
                                None if t == 0 else eps[stays], rng)  # fmt: skip
         if t == 0:
@@ -172,37 +172,25 @@ def simulate_cohort(
         features[rows] = x
 
     prev_state = np.where(roll.step > 0, np.roll(roll.state, 1), -1)
-    notes = _notes_with_progress(mdp, roll, prev_state, rng, cfg.note_fill, progress)
-    note_text, minutes_before = notes
-    fluid_ml, vaso = sample_doses(roll.action, rng)
-
-    admit = _EPOCH + pd.to_timedelta(rng.uniform(0, 365 * 50, n_stays), unit="D").round("min")
-    charttime = admit[roll.stay] + pd.to_timedelta(roll.step * STEP_HOURS, unit="h")
-    note_time = charttime - pd.to_timedelta(minutes_before, unit="min").round("min")
-
-    df = pd.DataFrame(
-        {
-            "stay_id": (_FIRST_STAY_ID + roll.stay).astype(np.int64),
-            "step": roll.step.astype(np.int64),
-            "charttime": charttime.values,
-            "weight_kg": statics.weight_kg[roll.stay],
-        }
+    note_text, minutes_before = _notes_with_progress(
+        mdp, roll, prev_state, rng, cfg.note_fill, progress
     )
-    feat = pd.DataFrame(features, columns=FEATURES)
-    feat["gender"] = statics.gender[roll.stay]
-    feat["re_admission"] = statics.re_admission[roll.stay]
-    feat["age"] = statics.age[roll.stay]
-    df = pd.concat([df, feat], axis=1)
-    df["fluid_bin"] = (roll.action // N_LEVELS).astype(np.int64)
-    df["vaso_bin"] = (roll.action % N_LEVELS).astype(np.int64)
-    df["action"] = roll.action.astype(np.int64)
-    df["fluid_ml"] = fluid_ml
-    df["vaso_ugkgmin"] = vaso
-    df["note"] = pd.Series(note_text, dtype=object)
-    df["note_time"] = pd.Series(note_time.values)
-    df["died"] = roll.died[roll.stay]
-    df["true_state"] = roll.state.astype(np.int64)
-    df["true_sofa"] = mdp.sofa[roll.state]
+    fluid_ml, vaso = sample_doses(roll.action, rng)
+    admit = draw_admissions(n_stays, rng)  # last draw: a seed's table depends on this order
+    df = cohort_rows(
+        mdp=mdp,
+        first_stay_id=_FIRST_STAY_ID,
+        stay=roll.stay,
+        step=roll.step,
+        admit=admit,
+        statics=statics,
+        features=features,
+        notes=note_text,
+        minutes_before=minutes_before,
+        true_state=roll.state,
+        treatment=(roll.action, fluid_ml, vaso),
+        died=roll.died,
+    )
     df.attrs["truncated_stays"] = int(roll.truncated.sum())
     df.attrs["seed"] = seed
     return validate(df)
@@ -212,10 +200,6 @@ def _rows_by_step(roll: Rollout) -> list[np.ndarray]:
     order = np.argsort(roll.step, kind="stable")
     bounds = np.searchsorted(roll.step[order], np.arange(roll.step.max() + 2))
     return [order[bounds[t] : bounds[t + 1]] for t in range(len(bounds) - 1)]
-
-
-def _take_statics(statics, idx):
-    return type(statics)(**{k: v[idx] for k, v in vars(statics).items()})
 
 
 def _notes_with_progress(mdp, roll, prev_state, rng, note_fill, progress):
