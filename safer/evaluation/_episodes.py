@@ -5,8 +5,9 @@ Uses the very same pieces as :func:`safer.cohorts.simulate_cohort` — the
 measurement noise, missingness), :func:`~safer.cohorts.notes.write_notes` (notes from the true
 state, charted before the decision) and :func:`~safer.cohorts.simulated.sample_doses` — but one
 step at a time, because a policy's action at step ``t`` decides the state at ``t + 1``.
-The rows are laid out by :func:`safer.cohorts._rows.cohort_rows`, as the cohort's are; ``died`` is 0 until the episode ends (a model must not
-read it) and the action columns hold the policy's action once it has decided.
+The rows are laid out by :func:`safer.cohorts._rows.cohort_rows`, as the cohort's are; ``died``
+is 0 until the episode ends (a model must not read it) and the action columns hold the policy's
+action once it has decided.
 """
 
 from __future__ import annotations
