@@ -11,7 +11,7 @@ Examples
 >>> splits = split_stays(cohort, seed=0)
 >>> len(splits.train) + len(splits.calibration) + len(splits.test)
 100
->>> splits.subset(cohort, "test")["stay_id"].isin(splits.train).any()
+>>> bool(splits.subset(cohort, "test")["stay_id"].isin(splits.train).any())
 False
 """
 
