@@ -31,6 +31,7 @@ demo: install
 
 test: install-test
 	$(PY) -m pytest
+	$(PY) -m pytest --doctest-modules safer --ignore=safer/store/migrations -q  # docstring examples
 
 test-fast: install-test
 	$(PY) -m pytest -m "not slow and not e2e"
