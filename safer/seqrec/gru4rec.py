@@ -46,11 +46,8 @@ class GRU4RecNet(nn.Module):
         )
         self.dense = nn.Linear(c.hidden_size, c.embedding_size)
         nn.init.xavier_normal_(self.item_embedding.weight)
-        for name, weight in self.gru.named_parameters():
-            if "weight_hh" in name:
-                nn.init.orthogonal_(weight)
-            else:
-                nn.init.xavier_uniform_(weight)
+        for weight in self.gru.parameters():  # RecBole's init: Xavier-uniform, input and hidden
+            nn.init.xavier_uniform_(weight)
 
     def forward(
         self, item_seq: torch.Tensor, time_seq: torch.Tensor, seq_len: torch.Tensor
