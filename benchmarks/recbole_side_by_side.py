@@ -184,7 +184,7 @@ def main() -> None:
             )
         )
     sys.path.insert(0, str(ROOT))
-    from benchmarks._report import header
+    from benchmarks._report import header, write_page
 
     lines = [
         header("Sequential recommenders: SAFER vs RecBole on ml-100k", "torch"),
@@ -202,11 +202,7 @@ def main() -> None:
             f"| {lib} | {model} | {r['n_users']} | {r['ndcg@10']:.4f} | {r['hr@10']:.4f} | "
             f"{r['mrr@10']:.4f} | {r['epochs_run']} | {r['seconds_per_epoch']:.2f} |"
         )
-    if args.note:
-        lines += ["", args.note]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_page(args.out, lines, args.note)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     import torch
 
-    from benchmarks._report import header
+    from benchmarks._report import header, write_page
     from safer.seqrec.benchmark import run_benchmark
 
     torch.set_num_threads(args.threads)
@@ -82,11 +82,7 @@ def main() -> None:
             f"{r['best_epoch'] + 1} | {r['seconds_per_epoch']:.2f} | {r['hr@10']:.4f} | "
             f"{r['ndcg@10']:.4f} | {r['mrr@10']:.4f} | {r['recall@10']:.4f} |"
         )
-    if args.note:
-        lines += ["", args.note]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_page(args.out, lines, args.note)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ __all__ = [
     "ModelDirError",
     "NeuralConfig",
     "NeuralRecommender",
+    "SequenceEncoder",
     "SequentialRecommender",
 ]
 
@@ -372,6 +373,31 @@ def _window_tensors(w: Windows, device: torch.device) -> tuple[torch.Tensor, ...
         torch.as_tensor(w.time_seq, dtype=torch.float64, device=device),
         torch.as_tensor(w.target_seq, device=device),
     )
+
+
+class SequenceEncoder(nn.Module):
+    """Base of the seqrec nets: ``forward`` scores from the last real position.
+
+    A net implements ``embed_items(item_seq) -> (B, T, d)`` (item ids, 0 = padding, to tokens) and
+    ``encode(x, valid, time_seq=None) -> (B, T, d)`` (every position of already-embedded tokens);
+    sequence-level training and the DTR bridge (:mod:`safer.models.baselines.next_action`) call
+    those two directly.
+    """
+
+    def embed_items(self, item_seq: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def encode(
+        self, x: torch.Tensor, valid: torch.Tensor, time_seq: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(
+        self, item_seq: torch.Tensor, time_seq: torch.Tensor, seq_len: torch.Tensor
+    ) -> torch.Tensor:
+        """``(B, T)`` item ids and times, ``(B,)`` lengths -> ``(B, d)`` at each last item."""
+        x = self.encode(self.embed_items(item_seq), item_seq != 0, time_seq)  # (B, T, d)
+        return gather_last(x, seq_len)  # (B, d)
 
 
 def gather_last(x: torch.Tensor, seq_len: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from safer.seqrec._base import NeuralConfig, NeuralRecommender, causal_mask, gather_last
+from safer.seqrec._base import NeuralConfig, NeuralRecommender, SequenceEncoder, causal_mask
 from safer.seqrec._layers import RelativeBias
 
 __all__ = ["FuXiAlpha", "FuXiConfig", "FuXiNet"]
@@ -83,7 +83,7 @@ class MultiStageFFN(nn.Module):
         return o + self.dropout(self.down(nn.functional.silu(self.gate(z)) * self.up(z)))
 
 
-class FuXiNet(nn.Module):
+class FuXiNet(SequenceEncoder):
     """Item embeddings -> ``n_layers`` (AMS + multi-stage FFN) blocks -> last hidden state.
 
     Positions enter only through the positional channel (no absolute position embedding).
@@ -105,12 +105,6 @@ class FuXiNet(nn.Module):
         self.attention = nn.ModuleList(AMSAttention(c) for _ in range(c.n_layers))
         self.ffn = nn.ModuleList(MultiStageFFN(c) for _ in range(c.n_layers))
         self.norm_out = nn.RMSNorm(c.hidden_size)
-
-    def forward(
-        self, item_seq: torch.Tensor, time_seq: torch.Tensor, seq_len: torch.Tensor
-    ) -> torch.Tensor:
-        x = self.encode(self.embed_items(item_seq), item_seq != 0, time_seq)  # (B, T, d)
-        return gather_last(x, seq_len)  # (B, d)
 
     def embed_items(self, item_seq: torch.Tensor) -> torch.Tensor:
         """Item ids (B, T), 0 = padding -> scaled token embeddings (B, T, d) for :meth:`encode`."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from safer.seqrec._base import NeuralConfig, NeuralRecommender, gather_last
+from safer.seqrec._base import NeuralConfig, NeuralRecommender, SequenceEncoder
 
 __all__ = ["GRU4Rec", "GRU4RecConfig", "GRU4RecNet"]
 
@@ -26,7 +26,7 @@ class GRU4RecConfig(NeuralConfig):
     dropout: float = 0.3
 
 
-class GRU4RecNet(nn.Module):
+class GRU4RecNet(SequenceEncoder):
     """Embedding -> dropout -> GRU -> linear; returns the state at each row's last item.
 
     Examples
@@ -48,12 +48,6 @@ class GRU4RecNet(nn.Module):
         nn.init.xavier_normal_(self.item_embedding.weight)
         for weight in self.gru.parameters():  # RecBole's init: Xavier-uniform, input and hidden
             nn.init.xavier_uniform_(weight)
-
-    def forward(
-        self, item_seq: torch.Tensor, time_seq: torch.Tensor, seq_len: torch.Tensor
-    ) -> torch.Tensor:
-        x = self.encode(self.embed_items(item_seq), item_seq != 0, time_seq)  # (B, T, e)
-        return gather_last(x, seq_len)  # (B, e)
 
     def embed_items(self, item_seq: torch.Tensor) -> torch.Tensor:
         """Item ids (B, T), 0 = padding -> token embeddings (B, T, e) for :meth:`encode`."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from safer.seqrec._base import NeuralConfig, NeuralRecommender, causal_mask, gather_last
+from safer.seqrec._base import NeuralConfig, NeuralRecommender, SequenceEncoder, causal_mask
 from safer.seqrec._layers import RelativeBias
 
 __all__ = ["HSTU", "HSTUConfig", "HSTUNet"]
@@ -55,7 +55,7 @@ class HSTULayer(nn.Module):
         return x + self.f2(self.dropout(self.norm_att(y) * u))
 
 
-class HSTUNet(nn.Module):
+class HSTUNet(SequenceEncoder):
     """Item + position embeddings -> ``n_layers`` HSTU layers -> last hidden state.
 
     Examples
@@ -76,12 +76,6 @@ class HSTUNet(nn.Module):
         self.dropout = nn.Dropout(c.dropout)
         self.layers = nn.ModuleList(HSTULayer(c) for _ in range(c.n_layers))
         self.norm_out = nn.LayerNorm(c.hidden_size)
-
-    def forward(
-        self, item_seq: torch.Tensor, time_seq: torch.Tensor, seq_len: torch.Tensor
-    ) -> torch.Tensor:
-        x = self.encode(self.embed_items(item_seq), item_seq != 0, time_seq)  # (B, T, d)
-        return gather_last(x, seq_len)  # (B, d)
 
     def embed_items(self, item_seq: torch.Tensor) -> torch.Tensor:
         """Item ids (B, T), 0 = padding -> scaled token embeddings (B, T, d) for :meth:`encode`."""

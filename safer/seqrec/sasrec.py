@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from safer.seqrec._base import NeuralConfig, NeuralRecommender, causal_mask, gather_last
+from safer.seqrec._base import NeuralConfig, NeuralRecommender, SequenceEncoder, causal_mask
 
 __all__ = ["SASRec", "SASRecConfig", "SASRecNet"]
 
@@ -64,7 +64,7 @@ class FeedForward(nn.Module):
         return self.norm(self.dropout(self.net(x)) + x)
 
 
-class SASRecNet(nn.Module):
+class SASRecNet(SequenceEncoder):
     """Item + position embeddings -> ``n_layers`` causal Transformer blocks -> last hidden state.
 
     Examples
@@ -91,12 +91,6 @@ class SASRecNet(nn.Module):
             for _ in range(c.n_layers)
         )
         self.apply(lambda m: init_weights(m, c.initializer_range))
-
-    def forward(
-        self, item_seq: torch.Tensor, time_seq: torch.Tensor, seq_len: torch.Tensor
-    ) -> torch.Tensor:
-        x = self.encode(self.embed_items(item_seq), item_seq != 0)  # (B, T, d)
-        return gather_last(x, seq_len)  # (B, d)
 
     def embed_items(self, item_seq: torch.Tensor) -> torch.Tensor:
         """Item ids (B, T), 0 = padding -> token embeddings (B, T, d) as :meth:`encode` takes."""
