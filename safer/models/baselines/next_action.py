@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from safer.actions import N_ACTIONS
+from safer.cohorts.schema import STEP_HOURS
 from safer.models._inputs import N_STRUCT
 from safer.models.baselines._base import BaselineConfig, BaselineRecommender
 from safer.seqrec.hstu import HSTUConfig, HSTUNet
@@ -52,7 +53,6 @@ __all__ = [
     "HSTUDTR",
 ]
 
-STEP_HOURS = 4.0  # one cohort row = one 4 h decision step
 NO_PREVIOUS = N_ACTIONS + 1  # token of a stay's first step; actions are 1..25, 0 = padding
 # the previous action one-hot is the last block of the shared structured row
 _PREVIOUS_ACTION = slice(N_STRUCT - N_ACTIONS, N_STRUCT)
