@@ -224,7 +224,7 @@ def evaluate_examples(
 class NeuralRecommender(SequentialRecommender):
     """Wrapper of an ``nn.Module`` encoder: training loop, scoring, weights on disk."""
 
-    def _build(self, n_items: int) -> nn.Module:
+    def _build(self, n_items: int) -> SequenceEncoder:
         raise NotImplementedError
 
     def fit(self, data: SequenceData, progress: bool = False) -> NeuralRecommender:
@@ -247,8 +247,6 @@ class NeuralRecommender(SequentialRecommender):
         device = torch.device(cfg.device)
         self.item_tokens_ = data.item_tokens
         self.module_ = self._build(data.n_items).to(device)
-        if training == "sequence" and not hasattr(self.module_, "encode"):
-            raise ProtocolError(f"{self.name} has no per-position encoder; use training='prefix'")
         optim = torch.optim.Adam(
             self.module_.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
         )

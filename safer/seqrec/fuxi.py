@@ -139,5 +139,5 @@ class FuXiAlpha(NeuralRecommender):
     name = "fuxi"
     config_class = FuXiConfig
 
-    def _build(self, n_items: int) -> nn.Module:
+    def _build(self, n_items: int) -> SequenceEncoder:
         return FuXiNet(n_items, self.config)

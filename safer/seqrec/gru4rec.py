@@ -79,5 +79,5 @@ class GRU4Rec(NeuralRecommender):
     name = "gru4rec"
     config_class = GRU4RecConfig
 
-    def _build(self, n_items: int) -> nn.Module:
+    def _build(self, n_items: int) -> SequenceEncoder:
         return GRU4RecNet(n_items, self.config)

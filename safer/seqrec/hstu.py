@@ -115,5 +115,5 @@ class HSTU(NeuralRecommender):
     name = "hstu"
     config_class = HSTUConfig
 
-    def _build(self, n_items: int) -> nn.Module:
+    def _build(self, n_items: int) -> SequenceEncoder:
         return HSTUNet(n_items, self.config)

@@ -145,5 +145,5 @@ class SASRec(NeuralRecommender):
     name = "sasrec"
     config_class = SASRecConfig
 
-    def _build(self, n_items: int) -> nn.Module:
+    def _build(self, n_items: int) -> SequenceEncoder:
         return SASRecNet(n_items, self.config)
