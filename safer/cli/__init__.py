@@ -37,7 +37,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(db.audit_app, name="audit-trail")
 app.command("console")(db.console)
 app.command("mortality")(mortality.mortality)
-app.command("benchmark")(benchmark.benchmark)
+app.command("benchmark", help=benchmark.HELP)(benchmark.benchmark)
 
 
 def _version(value: bool) -> None:

@@ -12,6 +12,14 @@ from safer.cli._common import err_console, print_json
 from safer.errors import SaferError
 from safer.evaluation.benchmark import run_benchmark, write_markdown
 
+HELP = (
+    "Every model on one simulated cohort's splits: metrics and true mortality in one table.\n\n"
+    "Trains each model on the train split; reports macro/micro-AUC, HR@3, MRR@3 (test "
+    "survivors), true mortality ungated and gated (with abstention), training time, and exact "
+    "reference mortalities (clinicians, optimal, oracle one-step on the training stays' true "
+    "states)."
+)
+
 
 def benchmark(
     stays: int = typer.Option(1000, "--stays", min=20, help="Simulated stays (one cohort)."),
@@ -36,8 +44,7 @@ def benchmark(
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the numbers as JSON."),
 ) -> None:
-    """Train every model on one simulated cohort's train split; report macro/micro-AUC, HR@3,
-    MRR@3 (test survivors), true mortality ungated and gated (with abstention), training time."""
+    """Every model on one simulated cohort's splits: metrics and true mortality in one table."""
     from safer.evaluation.benchmark import default_models, make_benchmark_model
     from safer.models.baselines.offline_rl import OFFLINE_RL_MODELS
 
