@@ -248,8 +248,8 @@ class TAHDNetConfig(BaselineConfig):
 class TAHDNetRecommender(BaselineRecommender):
     """TAHDNet-style model over the history window (contract of :class:`BaselineRecommender`).
 
-    Unlike the other baselines it reads each window row's ``step``, so gaps between present rows
-    (rows absent from the frame) lengthen the elapsed time the network discounts.
+    Like ``hstu``, it reads each window row's ``step`` (``reads_steps``), so gaps between present
+    rows (rows absent from the frame) lengthen the elapsed time the network discounts.
 
     Examples
     --------
