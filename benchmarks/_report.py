@@ -1,4 +1,5 @@
-"""Shared pieces of benchmark tables: the provenance header and writing the page."""
+"""Shared pieces of the benchmark scripts: the provenance header of this script's command line
+and writing the page. The provenance itself is the library's (:mod:`safer._provenance`)."""
 
 from __future__ import annotations
 
@@ -6,20 +7,22 @@ import shlex
 import sys
 from pathlib import Path
 
-from safer.evaluation.benchmark import provenance
+from safer import _provenance
+
+
+def command_line() -> str:
+    """The command that is running this script, as a user would type it."""
+    return "python " + " ".join(shlex.quote(a) for a in sys.argv)
 
 
 def header(title: str, *packages: str) -> str:
     """``# title`` and the provenance lines of the running benchmark script."""
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-    return f"# {title}\n\n" + provenance(command, packages) + "\n"
+    return _provenance.header(title, command_line(), *packages)
 
 
 def write_page(out: str | Path, lines: list[str], note: str = "") -> None:
     """Write ``lines`` (and ``note`` under them) to ``out`` (folders created) and print them."""
     if note:
         lines = [*lines, "", note]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
+    _provenance.write_page(out, "\n".join(lines))
     print("\n".join(lines))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import typer
 
+from safer._provenance import write_page
 from safer.cli._common import err_console, print_json, print_table
 
 app = typer.Typer(
@@ -100,8 +102,13 @@ def benchmark(
     names = [m.strip() for m in models.split(",") if m.strip()]
     scaling = [int(x) for x in layers.split(",") if x.strip()]
     rows = run_benchmark(data, names, epochs, scaling, protocol=protocol, progress=not json_out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(to_markdown(rows, data))
+    command = (
+        f"safer seqrec benchmark --data {shlex.quote(str(data))} --out {shlex.quote(str(out))} "
+        f"--models {','.join(names)} --epochs {epochs} --protocol {protocol}"
+        + (f" --scaling-layers {layers}" if scaling else "")
+        + (f" --threads {threads}" if threads else "")
+    )
+    write_page(out, to_markdown(rows, data, command=command))
     if json_out:
         print_json(rows)
     else:

@@ -4,9 +4,8 @@ Nothing here imports a model: a researcher can build and validate cohorts on the
 """
 
 from safer.cohorts.io import read_cohort, write_cohort
-from safer.cohorts.mdp import IcuSepsisMDP, load_mdp
 from safer.cohorts.schema import FEATURES, REQUIRED_COLUMNS, STATIC, model_columns, validate
-from safer.cohorts.simulated import SimulationConfig, simulate_cohort
+from safer.cohorts.simulated import IcuSepsisMDP, SimulationConfig, load_mdp, simulate_cohort
 from safer.cohorts.splits import StaySplits, split_stays
 from safer.cohorts.summary import summarize
 

@@ -29,18 +29,15 @@ Examples
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-import platform
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from safer._provenance import provenance, write_page
 from safer.cohorts import simulate_cohort, split_stays
 from safer.conformal import calibrate_gate
 from safer.errors import SaferError
@@ -56,9 +53,6 @@ __all__ = [
     "BenchmarkResult",
     "default_models",
     "run_benchmark",
-    "provenance",
-    "machine",
-    "versions",
 ]
 
 ORACLE = "oracle one-step, train stays' true states"
@@ -261,61 +255,7 @@ def run_benchmark(
 
 def write_markdown(result: BenchmarkResult, path: str | Path, command: str = "") -> Path:
     """Write :meth:`BenchmarkResult.markdown` to ``path`` (folders created)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(result.markdown(command))
-    return path
-
-
-# ------------------------------------------------------------------------------- provenance
-def provenance(
-    command: str = "", packages: tuple[str, ...] = ("torch", "d3rlpy", "mapie", "numpy")
-) -> str:
-    """Markdown lines: the command, machine, date and package versions of a benchmark run.
-
-    Every benchmark table's header is built here (``benchmarks/_report.header`` too).
-
-    Examples
-    --------
-    >>> "- machine:" in provenance("safer benchmark")
-    True
-    """
-    return (
-        f"- command: `{command}`\n"
-        f"- machine: {machine()}\n"
-        f"- date: {dt.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}\n"
-        f"- versions: {versions('safer-icu', *packages)}\n"
-    )
-
-
-def machine() -> str:
-    """Cores, CPU model, RAM and OS of this machine, for benchmark headers."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f", {kb / 2**20:.0f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    return f"{os.cpu_count()} cores ({cpu}){mem}, {platform.system()} {platform.release()}"
-
-
-def versions(*packages: str) -> str:
-    """``python X, pkg Y, ...`` for the installed distributions named."""
-    out = [f"python {platform.python_version()}"]
-    for name in packages:
-        try:
-            out.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            out.append(f"{name} (not installed)")
-    return ", ".join(out)
+    return write_page(path, result.markdown(command))
 
 
 def _cell(mean: float, sd: float, column: str) -> str:

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from safer.actions import N_ACTIONS
-from safer.cohorts.mdp import DEATH, N_PATIENT_STATES, SURVIVAL, IcuSepsisMDP, load_mdp
+from safer.cohorts.simulated import DEATH, N_PATIENT_STATES, SURVIVAL, IcuSepsisMDP, load_mdp
 from safer.errors import SaferError
 from safer.evaluation.policies import value_iteration
 

@@ -35,10 +35,16 @@ import pandas as pd
 from scipy.stats import norm
 from tqdm.auto import tqdm
 
-from safer.cohorts.mdp import IcuSepsisMDP, load_mdp
-from safer.cohorts.simulated import MAX_STEPS, SimulationConfig, rollout
+from safer.cohorts.simulated import (
+    FIRST_STAY_ID,
+    MAX_STEPS,
+    IcuSepsisMDP,
+    ObservedEpisodes,
+    SimulationConfig,
+    load_mdp,
+    rollout,
+)
 from safer.errors import SaferError
-from safer.evaluation._episodes import FIRST_STAY_ID, ObservedEpisodes
 from safer.evaluation.policies import Policy
 
 __all__ = [

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from safer._provenance import header
 from safer.seqrec import SequenceData, make_model
 
 __all__ = ["run_benchmark", "to_markdown"]
@@ -81,17 +82,15 @@ def run_benchmark(
 
 
 def to_markdown(
-    rows: list[dict[str, Any]], data_path: str | Path, title: str = "Sequential recommenders"
+    rows: list[dict[str, Any]],
+    data_path: str | Path,
+    title: str = "Sequential recommenders",
+    command: str = "",
 ) -> str:
-    """A Markdown page: the benchmark header (command, machine, date, versions) and the table."""
-    try:
-        from benchmarks._report import header
-
-        top = header(title, "torch")
-    except ImportError:  # installed package without the repository's benchmarks/
-        top = f"# {title}\n\n"
+    """A Markdown page: the provenance header of ``command`` (machine, date, versions) and the
+    table."""
     lines = [
-        top,
+        header(title, command, "torch"),
         f"Data: `{data_path}`. Protocol and training per row (see docs/seqrec.md): leave-one-out, "
         "last item test, second-last validation; test split, metrics @10. s/epoch = training "
         "seconds of one epoch (validation not included).\n",

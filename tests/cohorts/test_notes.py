@@ -2,7 +2,7 @@ import re
 
 import numpy as np
 
-from safer.cohorts.notes import OUTCOME_WORDS
+from safer.cohorts.simulated.notes import OUTCOME_WORDS
 
 _OUTCOME = re.compile(r"\b(" + "|".join(re.escape(w) for w in OUTCOME_WORDS) + r")\b", re.I)
 
@@ -36,9 +36,9 @@ def test_no_future_notes(small_cohort):
 
 def test_notes_describe_the_true_state_not_the_observation(small_cohort):
     """MAP quoted in notes tracks the true state's MAP better than the noisy measurement does."""
-    from safer.cohorts.mdp import load_mdp
-    from safer.cohorts.observation import z_to_clinical
     from safer.cohorts.schema import FEATURES
+    from safer.cohorts.simulated.mdp import load_mdp
+    from safer.cohorts.simulated.observation import z_to_clinical
 
     mdp = load_mdp()
     df = small_cohort

@@ -3,7 +3,7 @@ import pytest
 
 from safer.actions import FLUID_BINS, VASO_BINS, bin_of_dose
 from safer.cohorts import FEATURES, load_mdp, simulate_cohort, summarize
-from safer.cohorts.observation import FEATURE_SPECS
+from safer.cohorts.simulated.observation import FEATURE_SPECS
 
 # Exact references from policy evaluation on the shipped matrices (ARCHITECTURE.md).
 CLINICIAN, MODE, RANDOM = 0.218, 0.213, 0.220

@@ -1,13 +1,13 @@
 """The embedded default cohort: EHR-like stays simulated from the ICU-Sepsis MDP.
 
 Trajectories are rolled out under a state-based policy (by default the clinicians' policy that
-ICU-Sepsis ships) from the MDP's initial distribution until death or survival. Every step becomes
-a cohort row: noisy, partly missing features in clinical units
-(:mod:`safer.cohorts.observation`), the clinician's action with a dose sampled inside its bin,
-and a note written from the true state (:mod:`safer.cohorts.notes`). The true state and SOFA are
-kept in hidden ``true_state`` / ``true_sofa`` columns. Because the dynamics are known, the
-cohort's mortality converges to the exact mortality of the policy in the MDP
-(21.8 % for the clinicians).
+ICU-Sepsis ships) from the MDP's initial distribution until death or survival. Every step becomes a
+cohort row: noisy, partly missing features in clinical units
+(:mod:`safer.cohorts.simulated.observation`), the clinician's action with a dose sampled inside its
+bin, and a note written from the true state (:mod:`safer.cohorts.simulated.notes`). The true state
+and SOFA are kept in hidden ``true_state`` / ``true_sofa`` columns. Because the dynamics are known,
+the cohort's mortality converges to the exact mortality of the policy in the MDP (21.8 % for the
+clinicians).
 
 The rollout is vectorised across stays: each step samples every live stay's action and next
 state at once.
@@ -29,11 +29,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from safer.actions import FLUID_BINS, N_LEVELS, VASO_BINS
-from safer.cohorts._rows import cohort_rows, draw_admissions, statics_at
-from safer.cohorts.mdp import IcuSepsisMDP, load_mdp
-from safer.cohorts.notes import NOTE_FILL, write_notes
-from safer.cohorts.observation import ObservationModel
 from safer.cohorts.schema import FEATURES, validate
+from safer.cohorts.simulated._rows import cohort_rows, draw_admissions, statics_at
+from safer.cohorts.simulated.mdp import IcuSepsisMDP, load_mdp
+from safer.cohorts.simulated.notes import NOTE_FILL, write_notes
+from safer.cohorts.simulated.observation import ObservationModel
 from safer.errors import SaferError
 
 __all__ = ["SimulationConfig", "simulate_cohort", "rollout", "Rollout", "sample_doses"]

@@ -16,8 +16,8 @@ written before the decision (``note_time <= charttime``) and may differ from the
 Examples
 --------
 >>> import numpy as np
->>> from safer.cohorts.mdp import load_mdp
->>> from safer.cohorts.notes import write_notes
+>>> from safer.cohorts.simulated.mdp import load_mdp
+>>> from safer.cohorts.simulated.notes import write_notes
 >>> mdp = load_mdp()
 >>> notes, minutes = write_notes(mdp, states=np.array([3, 3]), prev_states=np.array([-1, 3]),
 ...                              steps=np.array([0, 1]), rng=np.random.default_rng(0))
@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from safer.cohorts.mdp import IcuSepsisMDP
-from safer.cohorts.observation import z_to_clinical
 from safer.cohorts.schema import FEATURES
+from safer.cohorts.simulated.mdp import IcuSepsisMDP
+from safer.cohorts.simulated.observation import z_to_clinical
 
 __all__ = ["write_notes", "OUTCOME_WORDS", "NOTE_FILL"]
 

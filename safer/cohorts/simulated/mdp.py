@@ -13,7 +13,7 @@ prints deprecation banners), and evaluate policies exactly by solving the absorb
 
 Examples
 --------
->>> from safer.cohorts.mdp import load_mdp
+>>> from safer.cohorts.simulated.mdp import load_mdp
 >>> mdp = load_mdp()
 >>> round(mdp.exact_mortality(mdp.expert_policy), 3)
 0.218

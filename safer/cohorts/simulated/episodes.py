@@ -1,13 +1,13 @@
 """Step-wise EHR-like observation of live episodes, for rollouts of history-based policies.
 
 Uses the very same pieces as :func:`safer.cohorts.simulate_cohort` — the
-:class:`~safer.cohorts.observation.ObservationModel` (statics from the first state, AR(1)
-measurement noise, missingness), :func:`~safer.cohorts.notes.write_notes` (notes from the true
-state, charted before the decision) and :func:`~safer.cohorts.simulated.sample_doses` — but one
-step at a time, because a policy's action at step ``t`` decides the state at ``t + 1``.
-The rows are laid out by :func:`safer.cohorts._rows.cohort_rows`, as the cohort's are; ``died``
-is 0 until the episode ends (a model must not read it) and the action columns hold the policy's
-action once it has decided.
+:class:`~safer.cohorts.simulated.observation.ObservationModel` (statics from the first state, AR(1)
+measurement noise, missingness), :func:`~safer.cohorts.simulated.notes.write_notes` (notes from the
+true state, charted before the decision) and :func:`~safer.cohorts.simulated.sample_doses` — but one
+step at a time, because a policy's action at step ``t`` decides the state at ``t + 1``. The rows are
+laid out by :func:`safer.cohorts.simulated._rows.cohort_rows`, as the cohort's are; ``died`` is 0
+until the episode ends (a model must not read it) and the action columns hold the policy's action
+once it has decided.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from safer.cohorts._rows import action_columns, cohort_rows, draw_admissions, statics_at
-from safer.cohorts.mdp import IcuSepsisMDP
-from safer.cohorts.notes import write_notes
-from safer.cohorts.observation import ObservationModel
 from safer.cohorts.schema import FEATURES
-from safer.cohorts.simulated import SimulationConfig, sample_doses
+from safer.cohorts.simulated._rows import action_columns, cohort_rows, draw_admissions, statics_at
+from safer.cohorts.simulated.cohort import SimulationConfig, sample_doses
+from safer.cohorts.simulated.mdp import IcuSepsisMDP
+from safer.cohorts.simulated.notes import write_notes
+from safer.cohorts.simulated.observation import ObservationModel
 
 FIRST_STAY_ID = 900_001  # rollout stays never collide with simulated cohort ids (200_001..)
 

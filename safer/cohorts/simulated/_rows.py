@@ -1,10 +1,10 @@
 """The one place that lays simulated observations out as cohort rows.
 
-:func:`safer.cohorts.simulate_cohort` (all steps of all stays at once) and the step-wise
-observation of live episodes in :mod:`safer.evaluation._episodes` (one step of the live stays at a
-time) both end here, so a cohort row has a single definition: keys, the static column that is not
-a feature (``weight_kg``), the 47 features with the stay's statics written over their columns,
-actions and doses, the note and its time, the outcome and the hidden simulator truth.
+:func:`safer.cohorts.simulate_cohort` (all steps of all stays at once) and the step-wise observation
+of live episodes in :mod:`safer.cohorts.simulated.episodes` (one step of the live stays at a time)
+both end here, so a cohort row has a single definition: keys, the static column that is not a
+feature (``weight_kg``), the 47 features with the stay's statics written over their columns, actions
+and doses, the note and its time, the outcome and the hidden simulator truth.
 
 Nothing here draws a random number: callers draw statics, admissions, observations, notes and
 doses in their own order and pass the results in.
@@ -16,8 +16,6 @@ import numpy as np
 import pandas as pd
 
 from safer.actions import N_LEVELS
-from safer.cohorts.mdp import IcuSepsisMDP
-from safer.cohorts.observation import StayStatics
 from safer.cohorts.schema import (
     ACTION_COLUMNS,
     FEATURES,
@@ -29,6 +27,8 @@ from safer.cohorts.schema import (
     STEP_HOURS,
     TRUE_PREFIX,
 )
+from safer.cohorts.simulated.mdp import IcuSepsisMDP
+from safer.cohorts.simulated.observation import StayStatics
 
 __all__ = ["ROW_COLUMNS", "EPOCH", "draw_admissions", "statics_at", "action_columns", "cohort_rows"]
 
@@ -134,9 +134,9 @@ def cohort_rows(
 
     Examples
     --------
-    >>> from safer.cohorts.mdp import load_mdp
-    >>> from safer.cohorts.observation import ObservationModel
-    >>> from safer.cohorts.notes import write_notes
+    >>> from safer.cohorts.simulated.mdp import load_mdp
+    >>> from safer.cohorts.simulated.observation import ObservationModel
+    >>> from safer.cohorts.simulated.notes import write_notes
     >>> mdp, rng = load_mdp(), np.random.default_rng(0)
     >>> states = np.array([3, 40])
     >>> obs = ObservationModel()
