@@ -27,33 +27,20 @@ True
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F  # noqa: N812 (the PyTorch convention)
 from torch import nn
-from tqdm.auto import tqdm
 
-import safer
+from safer._learnable import Trainer
 from safer.actions import N_ACTIONS
-from safer.cohorts.schema import STATIC, validate
-from safer.errors import NotFittedError, SaferError
-from safer.models._common import (
-    ModelFileError,
-    check_content_hash,
-    read_model_files,
-    write_model_json,
-)
-from safer.models._common import ids_hash as _ids_hash
-from safer.models._common import stratified_pick as _stratified_pick
-from safer.models._inputs import N_STRUCT, InputPipeline, batch
-from safer.models._windows import build_windows
+from safer.cohorts.schema import STATIC
+from safer.errors import SaferError
+from safer.models._base import WindowModel
+from safer.models._inputs import N_STRUCT, batch
 
 __all__ = [
     "AttentionBlock",
@@ -64,7 +51,6 @@ __all__ = [
     "kl_divergence",
     "SaferConfig",
     "SaferRecommender",
-    "ModelFileError",
 ]
 
 NOTE_POOLS = ("attention", "mean")
@@ -304,7 +290,7 @@ class SaferConfig:
 
 
 # ----------------------------------------------------------------------------------- wrapper
-class SaferRecommender(InputPipeline):
+class SaferRecommender(WindowModel):
     """Cohort-aware SAFER recommender (estimator contract: config in, ``fit`` returns self).
 
     Parameters
@@ -323,7 +309,7 @@ class SaferRecommender(InputPipeline):
     train_stays_ : numpy.ndarray
         The stay ids the model was fitted on (to check that evaluation stays are disjoint).
     history_ : dict
-        Per-stage training and validation losses.
+        Per-stage training records (``base``, ``survivor``, ``finetune``).
     split_seed_ : int or None
         Seed of the stay-level split the training stays came from, when given to ``fit``.
 
@@ -337,50 +323,19 @@ class SaferRecommender(InputPipeline):
     True
     """
 
-    def __init__(self, config: SaferConfig | None = None):
-        self.config = config if config is not None else SaferConfig()
+    Config = SaferConfig
+    uncertainty_kind = "kappa"
+    legacy_config = {"note_pool": "mean"}  # models saved before note_pool existed averaged
 
     # ------------------------------------------------------------------------------ fit
-    def fit(
-        self, cohort: pd.DataFrame, *, progress: bool = True, split_seed: int | None = None
-    ) -> SaferRecommender:
-        """Train stages 1-3 on ``cohort`` (training stays only; validated first).
-
-        A stay-level validation part (``val_fraction``) of ``cohort`` is held out for early
-        stopping; the calibration and test splits must not be passed here. ``split_seed`` (the
-        seed of :func:`~safer.cohorts.split_stays` that produced ``cohort``) is saved with the
-        model so ``safer evaluate`` can recompute the same splits.
-        """
-        cfg = self.config
-        cfg.check()
-        validate(cohort)
-        self.split_seed_ = split_seed
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            self._fit(cohort, progress)
-        return self
-
     def _fit(self, cohort: pd.DataFrame, progress: bool) -> None:
+        """Stages 1-3 on the training stays; a stay-level validation part (``val_fraction``)
+        is held out for early stopping (the calibration and test splits must not be passed)."""
         cfg = self.config
         rng = np.random.default_rng(cfg.seed)
-        died = cohort.groupby("stay_id", sort=True)["died"].first()
-        if cfg.survivors_only:
-            died = died[died == 0]
-        if len(died) < 2:
-            raise SaferError("need at least 2 training stays (survivors for safer-u) to fit")
-        val_stays = _stratified_pick(died, cfg.val_fraction, rng)
-        self.train_stays_ = np.sort(cohort["stay_id"].unique()).astype(np.int64)
-        self.train_stays_hash_ = _ids_hash(self.train_stays_)
-
-        windows = build_windows(cohort, cfg.history, cfg.use_notes)
-        fit_stats = ~np.isin(cohort["stay_id"].to_numpy()[windows.order], val_stays)
-        self._learn_scaling(windows, fit_stats)
-        self._encoder_dim = self._note_encoder(progress).dim if cfg.use_notes else 1
-        data = self._tensors(windows, progress)
-        stay_sorted = cohort["stay_id"].to_numpy()[windows.order]
+        survivors = (lambda died: died == 0) if cfg.survivors_only else None
+        windows, data, is_val, usable = self._prepare(cohort, rng, progress, pool=survivors)
         died_sorted = cohort["died"].to_numpy()[windows.order].astype(bool)
-        is_val = np.isin(stay_sorted, val_stays)
-        usable = data["y"].numpy() >= 0
         pool = usable & (~died_sorted if cfg.survivors_only else True)
         tr, va = np.flatnonzero(pool & ~is_val), np.flatnonzero(pool & is_val)
         surv_tr = np.flatnonzero(usable & ~died_sorted & ~is_val)
@@ -395,9 +350,10 @@ class SaferRecommender(InputPipeline):
         self.history_ = {}
         # stage 1: base model on all training stays
         self.net_.survivor_head.requires_grad_(False)
-        self.history_["base"] = self._train(
-            data, tr, va, rng, cfg.epochs, cfg.lr, "stage 1/3 base", progress
-        )
+        self.history_["base"] = self._epochs(
+            self.net_, lambda idx: self._loss(data, idx), tr, va, rng, epochs=cfg.epochs,
+            lr=cfg.lr, desc="stage 1/3 base", progress=progress,
+        )  # fmt: skip
         # stage 2: survivor-only head on the frozen embedding
         self.history_["survivor"] = self._train_survivor_head(data, surv_tr, surv_va, progress)
         # stage 3: risk-aware fine-tuning with (1 - kappa_hat) weights and gamma * kappa^2
@@ -411,12 +367,12 @@ class SaferRecommender(InputPipeline):
             weights[va] = 1.0 - np.clip(
                 (self._kappa_of(data, va) - self.kappa_min_) / span if span > 0 else 0.0, 0, 1
             )
-            self.history_["finetune"] = self._train(
-                data, tr, va, rng, cfg.finetune_epochs, cfg.finetune_lr, "stage 3/3 fine-tune",
-                progress, weights=torch.from_numpy(weights),
+            w = torch.from_numpy(weights)
+            self.history_["finetune"] = self._epochs(
+                self.net_, lambda idx: self._loss(data, idx, w), tr, va, rng,
+                epochs=cfg.finetune_epochs, lr=cfg.finetune_lr, desc="stage 3/3 fine-tune",
+                progress=progress,
             )  # fmt: skip
-        self.net_.eval()
-        self.content_hash_ = self._content_hash()
 
     # ------------------------------------------------------------------------- predict
     def predict_proba(self, cohort: pd.DataFrame) -> np.ndarray:
@@ -426,94 +382,32 @@ class SaferRecommender(InputPipeline):
         and only notes with ``note_time <= charttime_i``. Its own ``action`` is never read (it
         is the label; pass -1 when it is not known yet); earlier rows' actions are.
         """
-        logits, _, _ = self._outputs(cohort)
+        logits, _, _ = self._net_outputs(cohort)
         return torch.softmax(logits, dim=-1).numpy()
 
     def uncertainty(self, cohort: pd.DataFrame) -> np.ndarray:
         """Deceased-label uncertainty ``kappa = KL(p_base || p_survivor)`` per row, (n_rows,)."""
-        logits, surv, _ = self._outputs(cohort)
+        logits, surv, _ = self._net_outputs(cohort)
         return kl_divergence(logits, surv).numpy()
 
     def embed(self, cohort: pd.DataFrame) -> np.ndarray:
         """Fused representation per row, shape (n_rows, d_model)."""
-        return self._outputs(cohort)[2].numpy()
+        return self._net_outputs(cohort)[2].numpy()
 
-    def _outputs(self, cohort: pd.DataFrame):
-        self._check_fitted()
-        windows = build_windows(cohort, self.config.history, self.config.use_notes)
-        data = self._tensors(windows, progress=False)
-        self.net_.eval()
-        outs = [[], [], []]
-        with torch.no_grad():
-            n = len(data["y"])
-            for s in range(0, n, 1024):
-                for k, t in enumerate(self.net_(*batch(data, np.arange(s, min(s + 1024, n))))):
-                    outs[k].append(t)
-        inverse = np.empty_like(windows.order)
-        inverse[windows.order] = np.arange(len(windows.order))
-        return tuple(torch.cat(o)[torch.from_numpy(inverse)] for o in outs)
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "net_"):
-            raise NotFittedError(
-                "this SaferRecommender is not fitted yet: call fit first "
-                "(or SaferRecommender.load(dir) for a saved model)"
-            )
+    def _net_outputs(self, cohort: pd.DataFrame):
+        return self._outputs(cohort, lambda data, idx: self.net_(*batch(data, idx)))
 
     # ---------------------------------------------------------------------- save / load
-    def save(self, directory: str | Path) -> Path:
-        """Write ``model.json`` (config, scaling, hashes, version) and ``weights.pt``."""
-        self._check_fitted()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        torch.save(self.net_.state_dict(), directory / "weights.pt")
-        return write_model_json(directory, self._metadata(), self.content_hash_)
+    def _network(self) -> nn.Module:
+        return self.net_
 
-    @classmethod
-    def load(cls, directory: str | Path) -> SaferRecommender:
-        """Load a model written by :meth:`save`; needs no data. Checks the content hash."""
-        meta, weights_path = read_model_files(
-            directory, "weights.pt", "a saved SAFER model (needs model.json and weights.pt); "
-            "train one with `safer train --out DIR`",
-        )  # fmt: skip
-        known = {f.name for f in fields(SaferConfig)}
-        settings = {"note_pool": "mean"}  # models saved before note_pool existed averaged
-        settings.update({k: v for k, v in meta["config"].items() if k in known})
-        model = cls(SaferConfig(**settings))
-        model._restore(meta)
-        model.net_.load_state_dict(torch.load(weights_path, weights_only=True))
-        model.net_.eval()
-        model.content_hash_ = model._content_hash()
-        check_content_hash(directory, model.content_hash_, meta)
-        return model
-
-    def _metadata(self) -> dict:
-        return {
-            "model": "SaferRecommender",
-            "safer_version": safer.__version__,
-            "config": asdict(self.config),
-            "shapes": {
-                "n_struct": N_STRUCT,
-                "n_static": len(STATIC),
-                "note_dim": self._encoder_dim,
-            },  # fmt: skip
-            "scaling": self._scaling_metadata(),
-            "kappa_range": [self.kappa_min_, self.kappa_max_],
-            "train_stays": self.train_stays_.tolist(),
-            "train_stays_hash": self.train_stays_hash_,
-            "split_seed": self.split_seed_,
-            "history": self.history_,
-        }
+    def _learned_meta(self) -> dict:
+        return {**super()._learned_meta(), "kappa_range": [self.kappa_min_, self.kappa_max_]}
 
     def _restore(self, meta: dict) -> None:
+        super()._restore(meta)
         cfg, shapes = self.config, meta["shapes"]
-        self._encoder_dim = int(shapes["note_dim"])
-        self._restore_scaling(meta["scaling"])
         self.kappa_min_, self.kappa_max_ = (float(x) for x in meta["kappa_range"])
-        self.train_stays_ = np.asarray(meta["train_stays"], dtype=np.int64)
-        self.train_stays_hash_ = meta["train_stays_hash"]
-        self.split_seed_ = meta.get("split_seed")
-        self.history_ = meta.get("history", {})
         self.net_ = SaferNet(
             n_struct=int(shapes["n_struct"]), n_static=int(shapes["n_static"]),
             note_dim=self._encoder_dim, history=cfg.history, d_model=cfg.d_model,
@@ -522,61 +416,13 @@ class SaferRecommender(InputPipeline):
             note_dropout=cfg.note_dropout, note_pool=cfg.note_pool,
         )  # fmt: skip
 
-    def _content_hash(self) -> str:
-        h = hashlib.sha256()
-        for name, tensor in sorted(self.net_.state_dict().items()):
-            h.update(name.encode())
-            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        meta = self._metadata()
-        meta.pop("history")
-        h.update(json.dumps(meta, sort_keys=True).encode())
-        return h.hexdigest()
-
     # ------------------------------------------------------------------------ helpers
-    def _train(self, data, tr, va, rng, epochs, lr, desc, progress, weights=None) -> dict:
-        cfg, net = self.config, self.net_
-        params = [p for p in net.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
-        best, best_state, bad, record = np.inf, copy.deepcopy(net.state_dict()), 0, []
-        bar = tqdm(range(epochs), desc=desc, unit="epoch", disable=not progress)
-        for _ in bar:
-            net.train()
-            total = 0.0
-            order = rng.permutation(tr)
-            for s in range(0, len(order), cfg.batch_size):
-                idx = order[s : s + cfg.batch_size]
-                loss = self._loss(data, idx, weights)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += loss.item() * len(idx)
-            val = self._evaluate_loss(data, va if len(va) else tr, weights)
-            record.append({"train": total / max(len(tr), 1), "val": val})
-            bar.set_postfix(val=f"{val:.3f}")
-            if val < best - 1e-4:
-                best, best_state, bad = val, copy.deepcopy(net.state_dict()), 0
-            else:
-                bad += 1
-                if bad >= cfg.patience:
-                    break
-        net.load_state_dict(best_state)
-        return {"epochs": record, "best_val": float(best)}
-
-    def _loss(self, data, idx, weights):
+    def _loss(self, data, idx, weights=None):
         logits, surv, _ = self.net_(*batch(data, idx))
         y = data["y"][idx]
         if weights is None:
             return F.cross_entropy(logits, y)
         return risk_aware_loss(logits, surv, y, weights[idx], self.config.gamma)
-
-    def _evaluate_loss(self, data, idx, weights) -> float:
-        self.net_.eval()
-        with torch.no_grad():
-            total = 0.0
-            for s in range(0, len(idx), 1024):
-                part = idx[s : s + 1024]
-                total += float(self._loss(data, part, weights)) * len(part)
-        return total / max(len(idx), 1)
 
     def _embeddings(self, data, idx) -> torch.Tensor:
         self.net_.eval()
@@ -600,30 +446,21 @@ class SaferRecommender(InputPipeline):
         y_tr, y_va = data["y"][tr], data["y"][va if len(va) else tr]
         opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr * 5, weight_decay=cfg.weight_decay)
         gen = torch.Generator().manual_seed(cfg.seed)
-        best, best_state, bad, record = np.inf, copy.deepcopy(head.state_dict()), 0, []
-        bar = tqdm(range(cfg.survivor_epochs), desc="stage 2/3 survivor head", unit="epoch",
-                   disable=not progress)  # fmt: skip
-        for _ in bar:
-            perm = torch.randperm(len(tr), generator=gen)
-            for s in range(0, len(tr), cfg.batch_size):
-                b = perm[s : s + cfg.batch_size]
-                loss = F.cross_entropy(head(z_tr[b]), y_tr[b])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+
+        def validate() -> float:
             with torch.no_grad():
-                val = float(F.cross_entropy(head(z_va), y_va))
-            record.append({"val": val})
-            if val < best - 1e-4:
-                best, best_state, bad = val, copy.deepcopy(head.state_dict()), 0
-            else:
-                bad += 1
-                if bad >= cfg.patience + 1:
-                    break
-        head.load_state_dict(best_state)
+                return float(F.cross_entropy(head(z_va), y_va))
+
+        record = Trainer(
+            epochs=cfg.survivor_epochs, patience=cfg.patience + 1, min_delta=1e-4,
+            desc="stage 2/3 survivor head", progress=progress,
+        ).run(
+            head, opt, lambda: torch.randperm(len(tr), generator=gen).split(cfg.batch_size),
+            lambda b: (F.cross_entropy(head(z_tr[b]), y_tr[b]), len(b)), validate=validate,
+        )  # fmt: skip
         net.requires_grad_(True)
         head.requires_grad_(False)
-        return {"epochs": record, "best_val": float(best)}
+        return record
 
     def _kappa_of(self, data, idx) -> np.ndarray:
         self.net_.eval()

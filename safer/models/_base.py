@@ -1,0 +1,211 @@
+"""What every recommender over cohort tables shares, on top of :class:`~safer._learnable.Learnable`.
+
+:class:`CohortModel` is the estimator contract of :mod:`safer.models`: ``fit(cohort)`` on the
+training stays (validated first; the stays and the split seed are recorded), ``predict_proba``
+over the 25 actions, ``uncertainty`` of each decision (its kind named by ``uncertainty_kind``),
+``embed``; saving, loading and the content hash are the learnable base's.
+
+:class:`WindowModel` adds the machinery of the models that read history windows (SAFER and the
+sequence baselines): the shared input pipeline (:mod:`safer.models._inputs`), a stay-level
+validation part for early stopping, epochs on the shared :class:`~safer._learnable.Trainer`, and
+batched outputs returned in input row order. A model file then holds its network and its loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+
+from safer._learnable import Learnable, Trainer, fitting
+from safer.cohorts.schema import validate
+from safer.errors import SaferError
+from safer.models._common import ids_hash, stratified_pick
+from safer.models._inputs import InputPipeline
+from safer.models._windows import Windows, build_windows
+
+__all__ = ["UNCERTAINTY_KINDS", "CohortModel", "WindowModel"]
+
+#: What ``uncertainty()`` returns, by kind (recorded in a selection gate).
+UNCERTAINTY_KINDS = {
+    "kappa": "deceased-label uncertainty KL(p_base || p_survivor) of the SAFER heads",
+    "entropy": "predictive entropy of the 25-way distribution divided by log 25, in [0, 1]",
+}
+
+_BATCH = 1024  # decisions per forward pass when scoring
+
+
+class CohortModel(Learnable):
+    """Base of the recommenders over cohort tables (see the module docstring).
+
+    Subclasses implement ``_fit(cohort, progress)``, ``predict_proba``, ``uncertainty`` and
+    ``embed``, and set ``uncertainty_kind`` (a key of :data:`UNCERTAINTY_KINDS`).
+
+    Attributes
+    ----------
+    train_stays_ : numpy.ndarray
+        The stay ids the model was fitted on (to check that evaluation stays are disjoint).
+    split_seed_ : int or None
+        Seed of the stay-level split the training stays came from, when given to ``fit``.
+    content_hash_ : str
+        sha256 over the weights and the saved metadata; changes with any retraining.
+    history_ : dict
+        Per-stage training records of :class:`~safer._learnable.Trainer`.
+    """
+
+    uncertainty_kind: ClassVar[str] = "entropy"
+
+    def fit(
+        self, cohort: pd.DataFrame, *, progress: bool = True, split_seed: int | None = None
+    ) -> CohortModel:
+        """Train on ``cohort`` (training stays only; validated first); returns ``self``.
+
+        ``split_seed`` (the seed of :func:`~safer.cohorts.split_stays` that produced ``cohort``)
+        is saved with the model so ``safer evaluate`` can recompute the same splits.
+        """
+        self.config.check()
+        validate(cohort)
+        self.split_seed_ = split_seed
+        self.train_stays_ = np.sort(cohort["stay_id"].unique()).astype(np.int64)
+        self.train_stays_hash_ = ids_hash(self.train_stays_)
+        with fitting(self.config.seed):
+            self._fit(cohort, progress)
+        return self._finish_fit()
+
+    def _fit(self, cohort: pd.DataFrame, progress: bool) -> None:
+        raise NotImplementedError
+
+    def _learned_meta(self) -> dict[str, Any]:
+        return {
+            "train_stays": self.train_stays_.tolist(),
+            "train_stays_hash": self.train_stays_hash_,
+            "split_seed": self.split_seed_,
+        }
+
+    def _restore(self, meta: dict[str, Any]) -> None:
+        self.train_stays_ = np.asarray(meta["train_stays"], dtype=np.int64)
+        self.train_stays_hash_ = meta["train_stays_hash"]
+        self.split_seed_ = meta.get("split_seed")
+
+
+class WindowModel(CohortModel, InputPipeline):
+    """A :class:`CohortModel` over history windows, fed by the shared input pipeline.
+
+    A subclass builds its network in ``_fit`` from :meth:`_prepare` and trains it with
+    :meth:`_epochs`; it scores with :meth:`_outputs`.
+    """
+
+    def _prepare(
+        self, cohort: pd.DataFrame, rng: np.random.Generator, progress: bool, *, pool=None
+    ) -> tuple[Windows, dict[str, torch.Tensor], np.ndarray, np.ndarray]:
+        """Windows, tensors and the sorted-row masks ``is_val`` and ``usable`` of a fit.
+
+        A stay-level validation part (``val_fraction``, stratified by death) is drawn from the
+        stays of ``pool`` (default: every stay of ``cohort``); the feature scaling is learned
+        on the rows of the other stays.
+        """
+        cfg = self.config
+        died = cohort.groupby("stay_id", sort=True)["died"].first()
+        if pool is not None:
+            died = died[pool(died)]
+        if len(died) < 2:
+            raise SaferError(
+                "need at least 2 training stays to fit (survivors for safer-u); pass a larger "
+                "cohort"
+            )
+        val_stays = stratified_pick(died, cfg.val_fraction, rng)
+        windows = build_windows(cohort, cfg.history, cfg.use_notes)
+        stay_sorted = cohort["stay_id"].to_numpy()[windows.order]
+        is_val = np.isin(stay_sorted, val_stays)
+        self._learn_scaling(windows, ~is_val)
+        self._encoder_dim = self._note_encoder(progress).dim if cfg.use_notes else 1
+        data = self._tensors(windows, progress)
+        return windows, data, is_val, data["y"].numpy() >= 0
+
+    def _epochs(
+        self,
+        module: torch.nn.Module,
+        loss: Callable[[np.ndarray], torch.Tensor],
+        tr: np.ndarray,
+        va: np.ndarray,
+        rng: np.random.Generator,
+        *,
+        epochs: int,
+        lr: float,
+        desc: str,
+        progress: bool,
+        patience: int | None = None,
+    ) -> dict[str, Any]:
+        """Epochs of AdamW over the decisions ``tr`` (shuffled by ``rng``, ``batch_size`` a
+        batch), early stopping on the mean ``loss`` over ``va`` (``tr`` when empty)."""
+        cfg = self.config
+        params = [p for p in module.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+        held_out = va if len(va) else tr
+
+        def batches():
+            order = rng.permutation(tr)
+            return (order[s : s + cfg.batch_size] for s in range(0, len(order), cfg.batch_size))
+
+        def validate() -> float:
+            module.eval()
+            return self._mean_loss(loss, held_out)
+
+        return Trainer(
+            epochs=epochs,
+            patience=cfg.patience if patience is None else patience,
+            min_delta=1e-4,
+            desc=desc,
+            progress=progress,
+        ).run(module, opt, batches, lambda idx: (loss(idx), len(idx)), validate=validate)
+
+    @staticmethod
+    def _mean_loss(loss: Callable[[np.ndarray], torch.Tensor], idx: np.ndarray) -> float:
+        """Mean of ``loss`` over the decisions ``idx``, without gradient, in batches."""
+        total = 0.0
+        with torch.no_grad():
+            for s in range(0, len(idx), _BATCH):
+                part = idx[s : s + _BATCH]
+                total += float(loss(part)) * len(part)
+        return total / max(len(idx), 1)
+
+    def _outputs(
+        self, cohort: pd.DataFrame, forward: Callable[[dict, np.ndarray], tuple]
+    ) -> tuple[torch.Tensor, ...]:
+        """``forward(data, idx)`` over every decision of ``cohort``, in input row order."""
+        self.check_fitted()
+        windows = build_windows(cohort, self.config.history, self.config.use_notes)
+        data = self._tensors(windows, progress=False)
+        self._network().eval()
+        parts: list[list[torch.Tensor]] = []
+        with torch.no_grad():
+            n = len(data["y"])
+            for s in range(0, n, _BATCH):
+                out = forward(data, np.arange(s, min(s + _BATCH, n)))
+                parts = parts or [[] for _ in out]
+                for k, t in enumerate(out):
+                    parts[k].append(t)
+        inverse = torch.from_numpy(np.argsort(windows.order))
+        return tuple(torch.cat(p)[inverse] for p in parts)
+
+    def _learned_meta(self) -> dict[str, Any]:
+        from safer.cohorts.schema import STATIC
+        from safer.models._inputs import N_STRUCT
+
+        return {
+            "shapes": {
+                "n_struct": N_STRUCT,
+                "n_static": len(STATIC),
+                "note_dim": self._encoder_dim,
+            },
+            "scaling": self._scaling_metadata(),
+            **super()._learned_meta(),
+        }
+
+    def _restore(self, meta: dict[str, Any]) -> None:
+        super()._restore(meta)
+        self._encoder_dim = int(meta["shapes"]["note_dim"])
+        self._restore_scaling(meta["scaling"])
