@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from safer._json import numpy_default
+from safer._json import to_plain
 
 err_console = Console(stderr=True)
 out_console = Console()
@@ -16,7 +16,7 @@ out_console = Console()
 
 def print_json(payload: Any) -> None:
     """Print JSON to stdout and nothing else (progress and messages go to stderr)."""
-    print(json.dumps(payload, indent=2, default=_default))
+    print(json.dumps(to_plain(payload, paths_as_text=True), indent=2))
 
 
 def print_table(title: str, rows: dict[str, Any]) -> None:
@@ -32,10 +32,3 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
-
-
-def _default(obj: Any):
-    try:
-        return numpy_default(obj)
-    except TypeError:
-        return str(obj)  # paths, timestamps, ...: print them as text

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from safer import __version__
-from safer._json import numpy_default
+from safer._json import dumps
 from safer.actions import N_ACTIONS
 from safer.conformal._checks import (
     ConformalInputError,
@@ -230,7 +230,7 @@ class Gate:
         """Write the gate as JSON; returns the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), default=numpy_default))
+        path.write_text(dumps(self.to_dict()))
         return path
 
     def _meta(self) -> dict:
