@@ -320,9 +320,14 @@ def config_from_dict(config_cls: type, raw: dict[str, Any], *, defaults=None, wh
     return config_cls(**values)
 
 
-def read_artifact(directory: str | Path, legacy_files: tuple[str, ...] = ()) -> dict[str, Any]:
+def read_artifact(
+    directory: str | Path,
+    legacy_files: tuple[str, ...] = (),
+    how_to_train: str = "safer train --out DIR",
+) -> dict[str, Any]:
     """The metadata of a saved model folder (``model.json``, or one of ``legacy_files`` that
-    older versions wrote); raises :class:`ArtifactError` with what to do when there is none."""
+    older versions wrote); raises :class:`ArtifactError` naming ``how_to_train`` (the command
+    that makes one) when there is none."""
     directory = Path(directory)
     for name in (ARTIFACT_FILE, *legacy_files):
         path = directory / name
@@ -330,8 +335,8 @@ def read_artifact(directory: str | Path, legacy_files: tuple[str, ...] = ()) -> 
             break
     else:
         raise ArtifactError(
-            f"{directory} holds no saved model ({ARTIFACT_FILE} not found); train one and save "
-            "it, e.g. `safer train --out DIR`"
+            f"{directory} holds no saved model ({ARTIFACT_FILE} not found); train one with "
+            f"`{how_to_train}`"
         )
     try:
         meta = json.loads(path.read_text())
@@ -358,6 +363,8 @@ class Learnable:
         Metadata file names older versions of this class wrote (read, never written).
     legacy_config : dict
         Values for config keys that artifacts saved before the key existed do not hold.
+    how_to_train : str
+        The command that trains and saves one, named in load errors.
     """
 
     Config: ClassVar[type]
@@ -365,6 +372,7 @@ class Learnable:
     weights_file: ClassVar[str] = "weights.pt"
     legacy_files: ClassVar[tuple[str, ...]] = ()
     legacy_config: ClassVar[dict[str, Any]] = {}
+    how_to_train: ClassVar[str] = "safer train --out DIR"
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.Config()
@@ -430,12 +438,13 @@ class Learnable:
             **self._learned_meta(),
         }
 
-    def _compute_content_hash(self) -> str:
+    def _compute_content_hash(self, meta: dict[str, Any] | None = None) -> str:
+        """SHA-256 over the weights and ``meta`` (default: this model's metadata)."""
         h = hashlib.sha256()
         for name, tensor in self._hash_tensors():
             h.update(name.encode())
             h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        h.update(json.dumps(self._metadata(), sort_keys=True).encode())
+        h.update(json.dumps(self._metadata() if meta is None else meta, sort_keys=True).encode())
         return h.hexdigest()
 
     def save(self, directory: str | Path) -> Path:
@@ -456,7 +465,7 @@ class Learnable:
     def load(cls: type[L], directory: str | Path) -> L:
         """Load a folder written by :meth:`save`; needs no data. Checks kind, version, hash."""
         directory = Path(directory)
-        meta = read_artifact(directory, cls.legacy_files)
+        meta = read_artifact(directory, cls.legacy_files, cls.how_to_train)
         legacy = meta.pop("_file") != ARTIFACT_FILE
         kind = meta.get("model", cls.kind() if legacy else None)
         if kind != cls.kind():
@@ -467,7 +476,8 @@ class Learnable:
         weights = directory / cls.weights_file
         if not weights.is_file():
             raise ArtifactError(
-                f"{directory} lacks its weights file {cls.weights_file}; re-save or retrain"
+                f"{directory} lacks its weights file {cls.weights_file}; re-save it or train "
+                f"again with `{cls.how_to_train}`"
             )
         saved = meta.get("safer_version")
         if saved is not None and saved != __version__:
@@ -491,8 +501,13 @@ class Learnable:
             ) from exc
         model.history_ = meta.get("history", {})
         model.safer_version_ = saved if saved is not None else __version__
-        model.content_hash_ = model._compute_content_hash()
-        if not legacy and meta.get("content_hash") != model.content_hash_:
+        if legacy:  # older formats saved no hash: the model gets one now
+            model.content_hash_ = model._compute_content_hash()
+            return model
+        # the hash covers the files as saved (a config key unknown here included)
+        hashed = {k: v for k, v in meta.items() if k not in ("history", "content_hash")}
+        model.content_hash_ = model._compute_content_hash(hashed)
+        if meta.get("content_hash") != model.content_hash_:
             raise ArtifactError(
                 f"{directory}: weights or metadata do not match the saved content hash (the "
                 "files were changed or mixed up); re-save or retrain the model"

@@ -17,9 +17,9 @@ False
 from safer.models.registry import (
     BASELINES,
     MODEL_NAMES,
+    MODELS,
     SEQUENCE_BASELINES,
     VARIANTS,
-    UnknownVariantError,
     load_model,
     make_model,
 )
@@ -32,7 +32,7 @@ __all__ = [
     "VARIANTS",
     "SaferConfig",
     "SaferRecommender",
-    "UnknownVariantError",
+    "MODELS",
     "load_model",
     "make_model",
 ]

@@ -28,13 +28,12 @@ name; ``make_model(name)`` then builds it and ``load_model(dir)`` loads it.
 
 from __future__ import annotations
 
-import json
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from safer.errors import SaferError
-from safer.models._common import ModelFileError
+from safer._learnable import ArtifactError, read_artifact
+from safer._registry import Registry, make_config
+from safer.models._base import CohortModel
 from safer.models.baselines import (
     HSTUDTR,
     BCMLPRecommender,
@@ -57,7 +56,7 @@ __all__ = [
     "BASELINES",
     "SEQUENCE_BASELINES",
     "MODEL_NAMES",
-    "UnknownVariantError",
+    "MODELS",
     "make_model",
     "load_model",
 ]
@@ -72,7 +71,7 @@ _VARIANT_SETTINGS: dict[str, dict[str, Any]] = {
 VARIANTS = tuple(_VARIANT_SETTINGS)
 
 # name -> model class (``Class.Config`` its config dataclass); one entry adds a model
-_BASELINES: dict[str, type] = {
+_BASELINES: dict[str, type[CohortModel]] = {
     "lstm": LSTMRecommender,
     "retain": RetainRecommender,
     "transformer": TransformerRecommender,
@@ -86,19 +85,23 @@ SEQUENCE_BASELINES = tuple(_BASELINES)  # share SAFER's inputs; tested in test_b
 BASELINES = SEQUENCE_BASELINES + OFFLINE_RL_MODELS
 MODEL_NAMES = VARIANTS + BASELINES
 
+#: Every buildable name -> its class (the SAFER variants are one class, configured).
+MODELS: Registry[type[CohortModel]] = Registry(
+    "model",
+    {
+        **dict.fromkeys(VARIANTS, SaferRecommender),
+        **_BASELINES,
+        **dict.fromkeys(OFFLINE_RL_MODELS, OfflineRLRecommender),
+    },
+)
+
 # saved "model" field -> class with a ``load(dir)`` classmethod
-_LOADERS: dict[str, type] = {
-    "SaferRecommender": SaferRecommender,
-    **{cls.__name__: cls for cls in _BASELINES.values()},
-    "OfflineRLRecommender": OfflineRLRecommender,
-}
+_LOADERS: Registry[type[CohortModel]] = Registry(
+    "saved model type", {cls.kind(): cls for cls in dict.fromkeys(MODELS.values())}
+)
 
 
-class UnknownVariantError(SaferError, ValueError):
-    """A variant name that is not registered."""
-
-
-def make_model(variant: str, seed: int = 0, **config_overrides: Any) -> Any:
+def make_model(variant: str, seed: int = 0, **config_overrides: Any) -> CohortModel:
     """An unfitted model of the named SAFER variant or baseline.
 
     Parameters
@@ -116,47 +119,31 @@ def make_model(variant: str, seed: int = 0, **config_overrides: Any) -> Any:
     False
     >>> type(make_model("lstm", d_model=16)).__name__
     'LSTMRecommender'
+    >>> make_model("gbm")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    safer._registry.UnknownNameError: unknown model 'gbm'; known: safer, safer-n, ...
     """
+    cls = MODELS[variant]
     if variant in OFFLINE_RL_MODELS:  # one class, the algorithm is a config value
         return make_offline_rl(variant, seed=seed, **config_overrides)
-    if variant in _BASELINES:
-        cls = _BASELINES[variant]
-        _check_fields(cls.Config, config_overrides)
-        return cls(cls.Config(seed=seed, **config_overrides))
-    if variant not in _VARIANT_SETTINGS:
-        raise UnknownVariantError(
-            f"unknown model variant {variant!r}; known models: {', '.join(MODEL_NAMES)}"
-        )
-    _check_fields(SaferConfig, config_overrides)
-    settings = {**_VARIANT_SETTINGS[variant], **config_overrides}
-    return SaferRecommender(SaferConfig(variant=variant, seed=seed, **settings))
+    if cls is SaferRecommender:
+        settings = {**_VARIANT_SETTINGS[variant], **config_overrides}
+        return cls(make_config(SaferConfig, settings, variant=variant, seed=seed))
+    return cls(make_config(cls.Config, config_overrides, seed=seed))
 
 
-def _check_fields(config_cls: type, overrides: dict[str, Any]) -> None:
-    known = {f.name for f in fields(config_cls)}
-    bad = sorted(set(overrides) - known)
-    if bad:
-        raise SaferError(f"unknown config fields {bad}; {config_cls.__name__} has {sorted(known)}")
-
-
-def load_model(directory: str | Path):
+def load_model(directory: str | Path) -> CohortModel:
     """Load any saved model (SAFER or a registered baseline) from its folder; needs no data.
 
     Examples
     --------
     >>> model = load_model("runs/safer")  # doctest: +SKIP
     """
-    meta_path = Path(directory) / "model.json"
-    if not meta_path.is_file():
-        raise ModelFileError(
-            f"{directory} holds no model.json; train a model with `safer train --out DIR`"
-        )
-    try:
-        kind = json.loads(meta_path.read_text()).get("model")
-    except json.JSONDecodeError as exc:
-        raise ModelFileError(f"{meta_path} is not valid JSON ({exc}); retrain or re-save") from exc
+    kind = read_artifact(directory).get("model")
     if kind not in _LOADERS:
-        raise ModelFileError(
-            f"{meta_path} describes an unknown model type {kind!r}; known: {sorted(_LOADERS)}"
+        raise ArtifactError(
+            f"{Path(directory) / 'model.json'} describes an unknown model type {kind!r}; "
+            f"known: {', '.join(_LOADERS)}"
         )
     return _LOADERS[kind].load(directory)

@@ -27,7 +27,7 @@ from safer.tsedit.data import (
     read_series_csv,
     write_series_csv,
 )
-from safer.tsedit.model import DiffusionEditor, EditResult, ModelLoadError, TseditConfig
+from safer.tsedit.model import DiffusionEditor, EditResult, TseditConfig
 
 __all__ = [
     "STATISTICS",
@@ -37,7 +37,6 @@ __all__ = [
     "EditPlan",
     "EditResult",
     "InfeasibleEditError",
-    "ModelLoadError",
     "Normalizer",
     "SegmentStat",
     "SeriesData",

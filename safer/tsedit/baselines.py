@@ -39,7 +39,7 @@ def inpaint_edit(
     seed: int = 0,
 ) -> EditResult:
     """Hard inpainting (Diffusion-TS style): replace anchored points of x_t at every step."""
-    editor._check_fitted()
+    editor.check_fitted()
     x = editor._as_array(series)
     length = len(x)
     plan = resolve(list(anchors), list(segments), editor.channels_, length)

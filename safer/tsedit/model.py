@@ -22,20 +22,16 @@ Examples
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from safer import __version__
-from safer.errors import NotFittedError, SaferError
+from safer._learnable import Learnable, Trainer, fitting
 from safer.tsedit.controls import (
     Anchor,
     EditPlan,
@@ -47,11 +43,7 @@ from safer.tsedit.controls import (
 )
 from safer.tsedit.data import Normalizer, SeriesData, TseditDataError
 
-__all__ = ["TseditConfig", "Denoiser", "DiffusionEditor", "EditResult", "ModelLoadError"]
-
-
-class ModelLoadError(SaferError, OSError):
-    """A saved editing model is missing or unreadable."""
+__all__ = ["TseditConfig", "Denoiser", "DiffusionEditor", "EditResult"]
 
 
 @dataclass
@@ -143,7 +135,7 @@ class EditResult:
 Hook = Callable[[torch.Tensor, int], torch.Tensor]
 
 
-class DiffusionEditor:
+class DiffusionEditor(Learnable):
     """Diffusion model of fixed-length multivariate windows, with multi-grained editing.
 
     Parameters
@@ -156,7 +148,9 @@ class DiffusionEditor:
     channels_ : list of str
     normalizer_ : Normalizer
     model_ : Denoiser
-    loss_history_ : list of float
+    history_ : dict
+        The training record (one "epoch" per optimiser step); ``loss_history_`` lists its
+        losses.
 
     Examples
     --------
@@ -167,8 +161,9 @@ class DiffusionEditor:
     (2, 16, 1)
     """
 
-    def __init__(self, config: TseditConfig | None = None):
-        self.config = config if config is not None else TseditConfig()
+    Config = TseditConfig
+    legacy_files = ("tsedit.json",)  # what versions before the one artifact format wrote
+    how_to_train = "safer tsedit train --out DIR"
 
     # -- fitting ----------------------------------------------------------------------------
     def fit(self, data: SeriesData, progress: bool = True) -> DiffusionEditor:
@@ -181,41 +176,44 @@ class DiffusionEditor:
             )
         if len(data) == 0:
             raise TseditDataError("no training windows; is the series shorter than the window?")
-        gen = torch.Generator().manual_seed(cfg.seed)
-        torch.manual_seed(cfg.seed)
-        self.channels_ = list(data.channels)
-        self.normalizer_ = Normalizer.fit(data)
-        mask = torch.tensor(data.mask, dtype=torch.float32)
-        z = torch.tensor(self.normalizer_.transform(data.values), dtype=torch.float32) * mask
-        valid = _valid_from_mask(mask)
-        self.alpha_bar_ = _cosine_alpha_bar(cfg.diffusion_steps)
-        self.model_ = Denoiser(len(self.channels_), cfg.window, cfg.d_model, cfg.n_heads,
-                               cfg.n_layers, cfg.dropout)  # fmt: skip
-        opt = torch.optim.AdamW(self.model_.parameters(), lr=cfg.lr, weight_decay=1e-4)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, cfg.train_steps))
-        self.loss_history_: list[float] = []
-        self.model_.train()
-        bar = tqdm(range(cfg.train_steps), desc="tsedit train", disable=not progress)
-        for _ in bar:
-            idx = torch.randint(0, len(z), (cfg.batch_size,), generator=gen)
-            x0, m, v = z[idx], mask[idx], valid[idx]  # (B, T, C)
-            t = torch.randint(0, cfg.diffusion_steps, (len(idx),), generator=gen)
-            ab = self.alpha_bar_[t][:, None, None]
-            noise = torch.randn(x0.shape, generator=gen)
-            x_t = (ab.sqrt() * x0 + (1 - ab).sqrt() * noise) * v
-            cond, cmask = self._random_context(x0, m, v, gen)
-            pred = self.model_(x_t, t, cond, cmask, v)
-            loss = (((pred - x0) ** 2) * m).sum() / m.sum().clamp(min=1)
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(self.model_.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            self.loss_history_.append(loss.item())
-            if progress:
-                bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-        self.model_.eval()
-        return self
+        with fitting(cfg.seed):
+            gen = torch.Generator().manual_seed(cfg.seed)
+            self.channels_ = list(data.channels)
+            self.normalizer_ = Normalizer.fit(data)
+            mask = torch.tensor(data.mask, dtype=torch.float32)
+            z = torch.tensor(self.normalizer_.transform(data.values), dtype=torch.float32) * mask
+            valid = _valid_from_mask(mask)
+            self.alpha_bar_ = _cosine_alpha_bar(cfg.diffusion_steps)
+            self.model_ = self._new_denoiser()
+            opt = torch.optim.AdamW(self.model_.parameters(), lr=cfg.lr, weight_decay=1e-4)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, cfg.train_steps))
+
+            def step(_) -> tuple[torch.Tensor, float]:
+                idx = torch.randint(0, len(z), (cfg.batch_size,), generator=gen)
+                x0, m, v = z[idx], mask[idx], valid[idx]  # (B, T, C)
+                t = torch.randint(0, cfg.diffusion_steps, (len(idx),), generator=gen)
+                ab = self.alpha_bar_[t][:, None, None]
+                noise = torch.randn(x0.shape, generator=gen)
+                x_t = (ab.sqrt() * x0 + (1 - ab).sqrt() * noise) * v
+                cond, cmask = self._random_context(x0, m, v, gen)
+                pred = self.model_(x_t, t, cond, cmask, v)
+                return (((pred - x0) ** 2) * m).sum() / m.sum().clamp(min=1), 1.0
+
+            # one "epoch" per optimiser step on a random batch, as DDPM trains
+            self.history_ = Trainer(
+                epochs=cfg.train_steps, desc="tsedit train", progress=progress, max_grad_norm=1.0
+            ).run(self.model_, opt, lambda: [None], step, scheduler=sched)
+        return self._finish_fit()
+
+    @property
+    def loss_history_(self) -> list[float]:
+        """Training loss of every optimiser step."""
+        return [r["train"] for r in getattr(self, "history_", {}).get("epochs", [])]
+
+    def _new_denoiser(self) -> Denoiser:
+        cfg = self.config
+        return Denoiser(len(self.channels_), cfg.window, cfg.d_model, cfg.n_heads, cfg.n_layers,
+                        cfg.dropout)  # fmt: skip
 
     def _random_context(self, x0, m, v, gen):
         cfg = self.config
@@ -228,12 +226,6 @@ class DiffusionEditor:
         return x0 * cmask, cmask
 
     # -- sampling ---------------------------------------------------------------------------
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
-            raise NotFittedError(
-                "this DiffusionEditor is not fitted; call fit first (or DiffusionEditor.load(DIR))"
-            )
-
     @torch.no_grad()
     def _ddim(self, x_t, valid, cond, cmask, t_start: int, steps: int,
               x0_hook: Hook | None = None, xt_hook: Hook | None = None,
@@ -257,7 +249,7 @@ class DiffusionEditor:
 
     def sample(self, n: int, seed: int = 0, steps: int = 50) -> np.ndarray:
         """Draw ``n`` windows from pure noise; returns (n, window, n_channels) in data units."""
-        self._check_fitted()
+        self.check_fitted()
         gen = torch.Generator().manual_seed(seed)
         shape = (n, self.config.window, len(self.channels_))
         valid = torch.ones(shape)
@@ -269,7 +261,7 @@ class DiffusionEditor:
     @torch.no_grad()
     def embed(self, values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """Learned embedding of clean windows (mean-pooled denoiser features at t = 0)."""
-        self._check_fitted()
+        self.check_fitted()
         z, valid = self._prepare(values, mask)
         zeros = torch.zeros_like(z)
         t = torch.zeros(len(z), dtype=torch.long)
@@ -331,7 +323,7 @@ class DiffusionEditor:
             ``series`` in the input's layout and ``report`` (see
             :func:`safer.tsedit.controls.edit_report`).
         """
-        self._check_fitted()
+        self.check_fitted()
         x = self._as_array(series)
         length = x.shape[0]
         if not 0.0 < strength <= 1.0:
@@ -423,44 +415,21 @@ class DiffusionEditor:
         return pd.DataFrame(x, columns=self.channels_, index=index)
 
     # -- persistence ------------------------------------------------------------------------
-    def save(self, directory: str | Path) -> Path:
-        """Write config, weights, channels, normalisation and package version to ``directory``."""
-        self._check_fitted()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "config": asdict(self.config),
+    def _network(self) -> nn.Module:
+        return self.model_
+
+    def _learned_meta(self) -> dict:
+        return {
             "channels": self.channels_,
             "mean": self.normalizer_.mean.tolist(),
             "std": self.normalizer_.std.tolist(),
-            "safer_version": __version__,
         }
-        (directory / "tsedit.json").write_text(json.dumps(meta, indent=2))
-        torch.save(self.model_.state_dict(), directory / "weights.pt")
-        return directory
 
-    @classmethod
-    def load(cls, directory: str | Path) -> DiffusionEditor:
-        """Load a model written by :meth:`save`; needs no data."""
-        directory = Path(directory)
-        try:
-            meta = json.loads((directory / "tsedit.json").read_text())
-            state = torch.load(directory / "weights.pt", weights_only=True)
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise ModelLoadError(
-                f"{directory}: not a tsedit model ({exc}); train one with `safer tsedit train`"
-            ) from exc
-        self = cls(TseditConfig(**meta["config"]))
-        cfg = self.config
+    def _restore(self, meta: dict) -> None:
         self.channels_ = list(meta["channels"])
         self.normalizer_ = Normalizer(np.array(meta["mean"]), np.array(meta["std"]))
-        self.alpha_bar_ = _cosine_alpha_bar(cfg.diffusion_steps)
-        self.model_ = Denoiser(len(self.channels_), cfg.window, cfg.d_model, cfg.n_heads,
-                               cfg.n_layers, cfg.dropout)  # fmt: skip
-        self.model_.load_state_dict(state)
-        self.model_.eval()
-        self.loss_history_ = []
-        return self
+        self.alpha_bar_ = _cosine_alpha_bar(self.config.diffusion_steps)
+        self.model_ = self._new_denoiser()
 
 
 def _valid_from_mask(mask: torch.Tensor) -> torch.Tensor:

@@ -37,12 +37,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import io
-import json
 import random
 import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,17 +49,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-import safer
+from safer._learnable import torch_threads
+from safer._registry import make_config
 from safer.actions import N_ACTIONS
-from safer.cohorts.schema import validate
-from safer.errors import NotFittedError, SaferError
+from safer.errors import SaferError
+from safer.models._base import CohortModel
 from safer.models._common import CLIP as _CLIP
-from safer.models._common import (
-    check_content_hash,
-    read_model_files,
-    write_model_json,
-)
-from safer.models._common import ids_hash as _ids_hash
 from safer.models._common import nan_stat as _nan_stat
 from safer.models._inputs import NoteEncoderMixin
 from safer.models._windows import build_windows
@@ -139,14 +132,15 @@ def make_offline_rl(name: str, seed: int = 0, **config_overrides: Any) -> Offlin
         raise UnknownAlgorithmError(
             f"unknown offline RL model {name!r}; known: {', '.join(OFFLINE_RL_MODELS)}"
         )
-    known = {f.name for f in fields(OfflineRLConfig)} - {"algorithm", "seed"}
-    bad = sorted(set(config_overrides) - known)
-    if bad:
-        raise SaferError(f"unknown config fields {bad}; OfflineRLConfig has {sorted(known)}")
-    return OfflineRLRecommender(OfflineRLConfig(algorithm=name, seed=seed, **config_overrides))
+    for fixed in ("algorithm", "seed"):
+        if fixed in config_overrides:
+            raise SaferError(f"{fixed!r} is set by make_offline_rl(name, seed=...), not overridden")
+    return OfflineRLRecommender(
+        make_config(OfflineRLConfig, config_overrides, algorithm=name, seed=seed)
+    )
 
 
-class OfflineRLRecommender(NoteEncoderMixin):
+class OfflineRLRecommender(CohortModel, NoteEncoderMixin):
     """A d3rlpy offline RL policy over cohort tables (estimator contract).
 
     Parameters
@@ -177,27 +171,18 @@ class OfflineRLRecommender(NoteEncoderMixin):
     True
     """
 
-    def __init__(self, config: OfflineRLConfig | None = None):
-        self.config = config if config is not None else OfflineRLConfig()
+    Config = OfflineRLConfig
 
     # ------------------------------------------------------------------------------ fit
-    def fit(
-        self, cohort: pd.DataFrame, *, progress: bool = True, split_seed: int | None = None
-    ) -> OfflineRLRecommender:
-        """Learn from the logged transitions of ``cohort`` (the training stays; validated).
+    def _fit(self, cohort: pd.DataFrame, progress: bool) -> None:
+        """Learn from the logged transitions of the training stays.
 
-        Torch runs on one thread while d3rlpy trains (restored afterwards); the global
-        ``random``/NumPy/torch generators that d3rlpy seeds are restored too.
+        Torch runs on one thread while d3rlpy trains; the global ``random`` / NumPy generators
+        that d3rlpy seeds are restored afterwards (torch's is forked by ``fit``).
         """
         cfg = self.config
-        cfg.check()
-        validate(cohort)
-        if cohort["stay_id"].nunique() < 2:
+        if len(self.train_stays_) < 2:
             raise SaferError("need at least 2 training stays to fit an offline RL model")
-        self.split_seed_ = split_seed
-        self.train_stays_ = np.sort(cohort["stay_id"].unique()).astype(np.int64)
-        self.train_stays_hash_ = _ids_hash(self.train_stays_)
-
         windows = build_windows(cohort, cfg.note_history if cfg.use_notes else 1, cfg.use_notes)
         self.feature_mean_ = _nan_stat(np.nanmean, windows.features, 0.0)
         self.feature_std_ = _nan_stat(np.nanstd, windows.features, 1.0)
@@ -214,7 +199,7 @@ class OfflineRLRecommender(NoteEncoderMixin):
         d3rlpy = _import_d3rlpy()
         self.algo_ = self._new_algo()
         steps_per_epoch = max(1, min(cfg.n_steps, 1000))
-        with _fitting_context(progress):
+        with _d3rlpy_context(progress):
             dataset = d3rlpy.dataset.MDPDataset(
                 observations=obs, actions=windows.action.reshape(-1, 1), rewards=reward,
                 terminals=terminal, action_space=d3rlpy.constants.ActionSpace.DISCRETE,
@@ -227,13 +212,11 @@ class OfflineRLRecommender(NoteEncoderMixin):
                 experiment_name=f"safer-{cfg.algorithm}",
             )  # fmt: skip
         self.history_ = {"epochs": [{k: float(v) for k, v in m.items()} for _, m in results]}
-        self.content_hash_ = self._content_hash()
-        return self
 
     # ------------------------------------------------------------------------- predict
     def q_values(self, cohort: pd.DataFrame) -> np.ndarray:
         """Q(s, a) for every row and all 25 actions, shape (n_rows, 25), rows in input order."""
-        self._check_fitted()
+        self.check_fitted()
         obs = self._observe(cohort)
         impl = self.algo_.impl
         out = []
@@ -263,7 +246,7 @@ class OfflineRLRecommender(NoteEncoderMixin):
 
     def embed(self, cohort: pd.DataFrame) -> np.ndarray:
         """The Q-function's encoder output per row, shape (n_rows, hidden_units)."""
-        self._check_fitted()
+        self.check_fitted()
         obs = self._observe(cohort)
         encoder = self.algo_.impl.modules.q_funcs[0].encoder
         with torch.no_grad():
@@ -303,75 +286,47 @@ class OfflineRLRecommender(NoteEncoderMixin):
             parts.append(total / np.maximum(ok.sum(axis=1, keepdims=True), 1.0))
         return np.concatenate(parts, axis=1).astype(np.float32)
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "algo_"):
-            raise NotFittedError(
-                f"this {self.config.algorithm} model is not fitted yet: call fit first "
-                "(or OfflineRLRecommender.load(dir) for a saved model)"
-            )
-
     # ---------------------------------------------------------------------- save / load
-    def save(self, directory: str | Path) -> Path:
-        """Write ``model.json`` (config, scaling, hashes, version) and ``weights.d3``."""
-        self._check_fitted()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.algo_.save_model(str(directory / "weights.d3"))
-        meta = {**self._metadata(), "history": self.history_}
-        return write_model_json(directory, meta, self.content_hash_)
+    weights_file = "weights.d3"
 
-    @classmethod
-    def load(cls, directory: str | Path) -> OfflineRLRecommender:
-        """Load a model written by :meth:`save`; needs no data. Checks the content hash."""
-        meta, weights_path = read_model_files(
-            directory, "weights.d3", "a saved offline RL model (needs model.json and weights.d3); "
-            "train one with `safer benchmark` or OfflineRLRecommender.fit(...).save(dir)",
-        )  # fmt: skip
-        known = {f.name for f in fields(OfflineRLConfig)}
-        model = cls(OfflineRLConfig(**{k: v for k, v in meta["config"].items() if k in known}))
-        model.feature_mean_ = np.asarray(meta["scaling"]["feature_mean_"], dtype=np.float32)
-        model.feature_std_ = np.asarray(meta["scaling"]["feature_std_"], dtype=np.float32)
-        model.obs_dim_ = int(meta["obs_dim"])
-        model._note_dim = int(meta["note_dim"])
-        model.train_stays_ = np.asarray(meta["train_stays"], dtype=np.int64)
-        model.train_stays_hash_ = meta["train_stays_hash"]
-        model.split_seed_ = meta.get("split_seed")
-        model.history_ = meta.get("history", {})
-        model.algo_ = model._new_algo()
-        model.algo_.create_impl((model.obs_dim_,), N_ACTIONS)
-        model.algo_.load_model(str(weights_path))
-        model.content_hash_ = model._content_hash()
-        check_content_hash(directory, model.content_hash_, meta)
-        return model
+    def _network(self) -> Any:
+        return self.algo_
 
-    def _metadata(self) -> dict:
+    def _learned_meta(self) -> dict:
         return {
-            "model": "OfflineRLRecommender",
-            "safer_version": safer.__version__,
-            "config": asdict(self.config),
             "obs_dim": self.obs_dim_,
             "note_dim": self._note_dim,
             "scaling": {
                 "feature_mean_": self.feature_mean_.tolist(),
                 "feature_std_": self.feature_std_.tolist(),
             },
-            "train_stays": self.train_stays_.tolist(),
-            "train_stays_hash": self.train_stays_hash_,
-            "split_seed": self.split_seed_,
+            **super()._learned_meta(),
         }
 
-    def _content_hash(self) -> str:
-        h = hashlib.sha256()
+    def _restore(self, meta: dict) -> None:
+        super()._restore(meta)
+        self.feature_mean_ = np.asarray(meta["scaling"]["feature_mean_"], dtype=np.float32)
+        self.feature_std_ = np.asarray(meta["scaling"]["feature_std_"], dtype=np.float32)
+        self.obs_dim_ = int(meta["obs_dim"])
+        self._note_dim = int(meta["note_dim"])
+        self.algo_ = self._new_algo()
+        self.algo_.create_impl((self.obs_dim_,), N_ACTIONS)
+
+    def _hash_tensors(self):
+        """d3rlpy's modules in their dataclass order, each one's tensors sorted by name
+        (optimizers are training state, not the model)."""
         modules = self.algo_.impl.modules
         for f in dataclasses.fields(modules):
             module = getattr(modules, f.name)
-            if not isinstance(module, nn.Module):
-                continue  # optimizers: training state, not the model
-            for name, tensor in sorted(module.state_dict().items()):
-                h.update(f"{f.name}.{name}".encode())
-                h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        h.update(json.dumps(self._metadata(), sort_keys=True).encode())
-        return h.hexdigest()
+            if isinstance(module, nn.Module):
+                for name, tensor in sorted(module.state_dict().items()):
+                    yield f"{f.name}.{name}", tensor
+
+    def _save_weights(self, path: Path) -> None:
+        self.algo_.save_model(str(path))
+
+    def _load_weights(self, path: Path) -> None:
+        self.algo_.load_model(str(path))
 
     # ------------------------------------------------------------------------ helpers
     def _new_algo(self):
@@ -409,17 +364,14 @@ def _import_d3rlpy():
 
 
 @contextlib.contextmanager
-def _fitting_context(progress: bool):
+def _d3rlpy_context(progress: bool):
     """One torch thread; d3rlpy's log lines on stderr (dropped without progress); the global
-    ``random``/NumPy/torch generators that ``d3rlpy.seed`` sets are restored afterwards."""
-    threads = torch.get_num_threads()
+    ``random``/NumPy generators that ``d3rlpy.seed`` sets are restored afterwards."""
     py_state, np_state = random.getstate(), np.random.get_state()
     sink = sys.stderr if progress else io.StringIO()
-    torch.set_num_threads(1)
     try:
-        with torch.random.fork_rng(devices=[]), contextlib.redirect_stdout(sink):
+        with torch_threads(1), contextlib.redirect_stdout(sink):
             yield
     finally:
-        torch.set_num_threads(threads)
         random.setstate(py_state)
         np.random.set_state(np_state)
