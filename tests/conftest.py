@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
+from safer._learnable import torch_threads
 from safer.cohorts import simulate_cohort
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _one_torch_thread():
     """Tests train tiny models: one thread is fastest and never oversubscribes a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="session")

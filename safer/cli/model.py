@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from safer._learnable import torch_threads
 from safer.cli._common import err_console, print_json, print_table
 from safer.cohorts import read_cohort, split_stays
 from safer.errors import SaferError
@@ -36,10 +37,6 @@ def train(
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Train a recommender on the train split of COHORT (early stopping inside train only)."""
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
     table = read_cohort(cohort)
     splits = split_stays(table, seed=split_seed)
     overrides = {
@@ -51,9 +48,10 @@ def train(
         if v is not None
     }  # fmt: skip
     start = time.perf_counter()
-    model = train_on_split(
-        table, splits, variant=variant, seed=seed, progress=not json_out, **overrides
-    )
+    with torch_threads(threads):
+        model = train_on_split(
+            table, splits, variant=variant, seed=seed, progress=not json_out, **overrides
+        )
     seconds = time.perf_counter() - start
     model.save(out)
     summary = {

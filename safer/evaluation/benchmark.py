@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from safer._json import to_plain
 from safer._provenance import provenance, write_page
 from safer.cohorts import simulate_cohort, split_stays
 from safer.conformal import calibrate_gate
@@ -108,18 +109,18 @@ class BenchmarkResult:
         """JSON-ready: settings, per-model mean/sd, the per-seed runs and the references."""
         summary = self.summary()
         models = {
-            name: {
-                c: {"mean": _num(row[f"{c}_mean"]), "sd": _num(row[f"{c}_sd"])} for c in _COLUMNS
-            }  # fmt: skip
+            name: {c: {"mean": row[f"{c}_mean"], "sd": row[f"{c}_sd"]} for c in _COLUMNS}
             for name, row in summary.iterrows()
         }
-        return {
-            "settings": self.settings,
-            "units": "mortality and abstention: absolute percent of episodes / decisions",
-            "models": models,
-            "runs": [{k: _num(v) for k, v in r.items()} for r in self.runs.to_dict("records")],
-            "references_mortality_pct": self.references,
-        }
+        return to_plain(
+            {
+                "settings": self.settings,
+                "units": "mortality and abstention: absolute percent of episodes / decisions",
+                "models": models,
+                "runs": self.runs.to_dict("records"),
+                "references_mortality_pct": self.references,
+            }
+        )
 
     def markdown(self, command: str = "") -> str:
         """The table of ``docs/benchmarks/dtr.md`` with its provenance header."""
@@ -265,11 +266,3 @@ def _cell(mean: float, sd: float, column: str) -> str:
     if sd is None or not np.isfinite(sd):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {sd:.{digits}f}"
-
-
-def _num(value: Any) -> Any:
-    if isinstance(value, (float, np.floating)):
-        return None if not np.isfinite(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value

@@ -51,6 +51,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from safer._learnable import torch_threads
 from safer.actions import N_ACTIONS
 from safer.cohorts.schema import FEATURES, STATIC, validate
 from safer.errors import NotFittedError, SaferError
@@ -321,7 +322,7 @@ class OffPolicyEvaluator:
         terminals = self._is_last().astype(np.float32)
         rewards = np.where(terminals > 0, self.survived_[self.episode_], 0.0).astype(np.float32)
         encoder = VectorEncoderFactory(hidden_units=list(cfg.fqe_hidden))
-        with _quiet(cfg.progress), _torch_threads(cfg.torch_threads):
+        with _quiet(cfg.progress), torch_threads(cfg.torch_threads):
             target = d3rlpy.dataset.MDPDataset(
                 obs, drawn, rewards, terminals, action_size=N_ACTIONS
             )
@@ -365,19 +366,6 @@ def _ratio(num: float, den: float) -> float:
 def _normalise(weights: np.ndarray) -> np.ndarray:
     total = weights.sum(axis=0, keepdims=True)
     return np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int | None):
-    import torch
-
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @contextlib.contextmanager

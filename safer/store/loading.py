@@ -13,9 +13,7 @@ Examples
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from tqdm.auto import tqdm
 
+from safer._json import finite_or_none
 from safer.actions import N_ACTIONS
 from safer.cohorts.schema import FEATURES, validate
 from safer.store.audit import append_event
@@ -33,13 +32,6 @@ __all__ = ["load_cohort", "add_recommendations", "LOW_CONFIDENCE"]
 
 LOW_CONFIDENCE = 0.5
 _CHUNK = 2000
-
-
-def _num(x: Any) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return None if math.isnan(x) else x
 
 
 def _chunks(rows: list[dict], size: int = _CHUNK):
@@ -66,9 +58,9 @@ def load_cohort(
         stays.append(
             {
                 "stay_id": int(stay_id),
-                "age": _num(first["age"]),
+                "age": finite_or_none(first["age"]),
                 "gender": int(first["gender"]),
-                "weight_kg": _num(first["weight_kg"]),
+                "weight_kg": finite_or_none(first["weight_kg"]),
                 "died": int(first["died"]),
                 "n_steps": len(rows),
             }
@@ -81,9 +73,9 @@ def load_cohort(
                     "step": int(row.step),
                     "charttime": pd.Timestamp(row.charttime).to_pydatetime(),
                     "action": int(row.action),
-                    "fluid_ml": _num(getattr(row, "fluid_ml", None)),
-                    "vaso_ugkgmin": _num(getattr(row, "vaso_ugkgmin", None)),
-                    "features": {f: _num(v) for f, v in zip(FEATURES, feats[i], strict=True)},
+                    "fluid_ml": finite_or_none(getattr(row, "fluid_ml", None)),
+                    "vaso_ugkgmin": finite_or_none(getattr(row, "vaso_ugkgmin", None)),
+                    "features": dict(zip(FEATURES, map(finite_or_none, feats[i]), strict=True)),
                 }
             )
             if isinstance(row.note, str) and row.note and not pd.isna(row.note_time):
