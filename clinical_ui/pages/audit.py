@@ -2,23 +2,61 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
 from clinical_ui import session
 from safer.store import coverage_summary, list_events, require, verify_trail
 
+SUMMARY_COLUMNS = {
+    "model_hash": "model",
+    "gate": "gate (calibration hash)",
+    "method": "method",
+    "alpha": "alpha",
+    "metric": "guaranteed quantity",
+    "realised": "realised",
+    "promise": "promise",
+    "recommendations": "recommendations",
+    "abstention_rate": "abstention",
+    "flagged_rate": "flagged",
+    "reviewed": "reviewed",
+    "override_rate": "overridden",
+    "report": "report",
+}
+
 factory = session.factory_or_stop()
 user = session.require_page(factory, "view_audit")
 st.title("Audit")
 
-st.subheader("Coverage / FDR and review summary")
+st.subheader("Guarantees and review summary")
+summary = []
 with session.shown_errors("loading the summary"), factory() as s:
     summary = coverage_summary(s, user)
-    if summary:
-        st.dataframe(pd.DataFrame(summary), hide_index=True, key="audit_summary")
-    else:
-        st.info("No recommendations stored yet.")
+if summary:
+    table = pd.DataFrame(summary)
+    shown = [c for c in SUMMARY_COLUMNS if c in table.columns]
+    st.dataframe(table[shown].rename(columns=SUMMARY_COLUMNS), hide_index=True,
+                 key="audit_summary")  # fmt: skip
+    for i, row in enumerate(summary):
+        if row.get("metric") is None:
+            st.caption(f"Gate {row['gate']}: {row['report']}")
+            continue
+        st.markdown(
+            f"**Gate {row['gate']}** ({row['method']}, alpha = {row['alpha']}): realised "
+            f"{row['metric']} **{row['realised']:.1%}** (95% interval {row['ci_low']:.1%} – "
+            f"{row['ci_high']:.1%}) against the promise {row['metric']} {row['promise']}; "
+            f"{'**flagged**' if row['guarantee_flagged'] else 'consistent'}, "
+            f"{row['flagged_subgroups']} flagged subgroup(s)."
+        )
+        html_report = Path(row["report"]).with_suffix(".html")
+        if html_report.is_file():
+            st.download_button(f"Download the audit report of gate {row['gate']}",
+                               html_report.read_bytes(), file_name=html_report.name,
+                               mime="text/html", key=f"audit_report_{i}")  # fmt: skip
+else:
+    st.info("No recommendations stored yet.")
 
 st.subheader("Audit trail")
 c1, c2, c3 = st.columns(3)

@@ -1,10 +1,10 @@
 """What-if: edit a stay's vitals before a decision and see how SAFER's recommendation changes.
 
-A thin view over :mod:`safer.tsedit.whatif`: rebuild the stay's rows up to the decision, edit
-the vitals with the configured tsedit model (point anchors, segment means), write them back and
-re-score with the configured SAFER model and gate. It never trains, calibrates or changes a
-stored recommendation; it appends one "what_if_viewed" audit event per edit (counts, channels
-and actions only, no patient text).
+A thin view over :class:`safer.decisions.WhatIf` and :func:`safer.store.stay_history`: rebuild
+the stay's rows up to the decision, edit the vitals with the configured tsedit model (point
+anchors, segment means), write them back and re-decide with the configured model and gate. It
+never trains, calibrates or changes a stored recommendation; it appends one "what_if_viewed"
+audit event per edit (counts, channels and actions only, no patient text).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import streamlit as st
 
 from clinical_ui import session
 from safer.actions import N_ACTIONS, action_label
+from safer.decisions import WhatIf
 from safer.errors import SaferError
-from safer.store import append_event, review_queue
-from safer.tsedit import Anchor, DiffusionEditor, SegmentStat
-from safer.tsedit.whatif import apply_edit_to_history, score_decision, stay_history, vitals_window
+from safer.store import append_event, review_queue, stay_history
+from safer.tsedit import Anchor, SegmentStat
 
 ENV = {"model": "SAFER_MODEL_DIR", "gate": "SAFER_GATE_PATH", "tsedit": "SAFER_TSEDIT_DIR"}
 NOT_CONFIGURED = (
@@ -30,13 +30,8 @@ NOT_CONFIGURED = (
 
 
 @st.cache_resource(show_spinner="Loading the models...")
-def _load(model_dir: str, gate_path: str | None, tsedit_dir: str):
-    from safer.conformal import load_gate
-    from safer.models import load_model
-
-    model = load_model(model_dir)
-    gate = None if gate_path is None else load_gate(gate_path, model_hash=model.content_hash_)
-    return model, gate, DiffusionEditor.load(tsedit_dir)
+def _load(model_dir: str, gate_path: str | None, tsedit_dir: str) -> WhatIf:
+    return WhatIf.load(model_dir, gate_path, tsedit_dir)
 
 
 def _reset_controls(rec_id: int | None) -> None:
@@ -64,7 +59,7 @@ if paths["model"] is None or paths["tsedit"] is None:
     st.warning(NOT_CONFIGURED)
     st.stop()
 try:
-    model, gate, editor = _load(paths["model"], paths["gate"], paths["tsedit"])
+    whatif = _load(paths["model"], paths["gate"], paths["tsedit"])
 except SaferError as exc:
     st.error(f"The what-if models could not be loaded: {exc}")
     st.stop()
@@ -90,9 +85,9 @@ with session.shown_errors("loading the stay"), factory() as s:
     history = stay_history(s, user, pick)
 if history is None:
     st.stop()
-original = vitals_window(history, editor.config.window, editor.channels_)
+original = whatif.vitals(history)
 steps = list(original.index)
-channels = list(editor.channels_)
+channels = whatif.channels
 last = history.iloc[-1]
 st.caption(f"Stay {int(last['stay_id'])}, decision at step {int(last['step'])} "
            f"({pd.Timestamp(last['charttime']):%Y-%m-%d %H:%M}); editing steps "
@@ -150,19 +145,17 @@ if b2.button("Clear the edits", key="whatif_clear"):
     st.rerun()
 if b1.button("Run the edit", key="whatif_run", disabled=not controls):
     with session.shown_errors("the edit"), st.spinner("Editing..."):
-        result = editor.edit(original, list(anchors), list(segments), steps=ddim_steps,
-                             strength=strength, seed=0)  # fmt: skip
-        edited_rows = apply_edit_to_history(history, result.series)
-        whatif = score_decision(model, edited_rows, gate)
+        result = whatif.edit(history, anchors, segments, steps=ddim_steps, strength=strength,
+                             seed=0)  # fmt: skip
         st.session_state["whatif_result"] = {"series": result.series, "report": result.report,
-                                             "scored": whatif}  # fmt: skip
+                                             "scored": result.scored}  # fmt: skip
         with factory() as s, s.begin():
             append_event(s, actor=user.username, action="what_if_viewed",
                          entity="recommendation", entity_id=pick,
                          after={"anchors": len(anchors), "segments": len(segments),
                                 "channels": sorted({a.channel for a in anchors}
                                                    | {g.channel for g in segments}),
-                                "whatif_action": whatif["action"]})  # fmt: skip
+                                "whatif_action": result.scored["action"]})  # fmt: skip
 
 result = st.session_state["whatif_result"]
 edited = original if result is None else result["series"]
@@ -179,7 +172,7 @@ st.dataframe(table[[f"{ch} ({k})" for ch in channels for k in ("charted", "edite
 st.subheader("SAFER's recommendation")
 charted = None
 with session.shown_errors("scoring the decision"):
-    charted = score_decision(model, history, gate)
+    charted = whatif.score(history)
 if charted is None:
     st.stop()
 left, right = st.columns(2)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import typer
 
-from safer import __version__
 from safer.cli._common import err_console, print_json, print_table
 from safer.errors import SaferError
 
@@ -65,50 +64,21 @@ def load_cmd(
     db: str | None = _DB,
     json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
 ) -> None:  # fmt: skip
-    """Store a cohort's stays and the model's (gated) recommendations; idempotent."""
-    from safer.cohorts import read_cohort
-    from safer.store import add_recommendations, connect, load_cohort
+    """Store a cohort's stays and the model's (gated) recommendations; idempotent.
 
-    try:
-        from safer.models import load_model
-    except ImportError as exc:
-        raise SaferError(
-            "safer.models is not available in this installation; install SAFER with its models"
-        ) from exc
+    A gate calibrated for another model is refused before anything is written.
+    """
+    from safer.cohorts import read_cohort
+    from safer.conformal import load_gate
+    from safer.models import load_model
+    from safer.store import connect, store_decisions
+
     Session = connect(db)
     table = read_cohort(cohort)
     m = load_model(model)
-    proba = m.predict_proba(table)
-    sets = reasons = alpha = calibration_hash = method = report = None
-    action = proba.argmax(axis=1)
-    if gate is not None:
-        from safer.conformal import load_gate
-
-        g = load_gate(gate)
-        decision = g.decide(proba, embedding=m.embed(table))
-        action, sets, reasons = decision.action, decision.sets, list(decision.reasons)
-        alpha, calibration_hash = g.alpha, g.calibration_hash
-        method = getattr(g, "method", None)
-        report = getattr(g, "report_path", None)
+    g = None if gate is None else load_gate(gate, model_hash=m.content_hash_)
     with Session() as session, session.begin():
-        counts = load_cohort(session, table, actor="cli", progress=not json_out)
-        counts["recommendations"] = add_recommendations(
-            session,
-            table["stay_id"].to_numpy(),
-            table["step"].to_numpy(),
-            proba,
-            sets,
-            action,
-            reasons,
-            alpha,
-            model_hash=m.content_hash_,
-            calibration_hash=calibration_hash,
-            model_version=str(getattr(m, "version_", __version__)),
-            split_seed=getattr(m, "split_seed_", None),
-            gate_method=method,
-            report_path=None if report is None else str(report),
-            actor="cli",
-        )
+        counts = store_decisions(session, table, m, g, actor="cli", progress=not json_out)
     if json_out:
         print_json(counts)
     else:
@@ -162,24 +132,18 @@ def console(
     ),
 ) -> None:  # fmt: skip
     """Start the Streamlit clinician console on the configured database."""
+    from safer.decisions import WhatIf
     from safer.store import connect, database_url
 
     url = database_url(db)
     connect(url)  # refuses a stale schema or an unreachable database before starting
     app_py = console_app_path()
     env = dict(os.environ, SAFER_DB_URL=url)
-    whatif = {
-        "SAFER_MODEL_DIR": (model, "model.json", "safer train --out DIR"),
-        "SAFER_GATE_PATH": (gate, None, "safer calibrate --out FILE"),
-        "SAFER_TSEDIT_DIR": (tsedit, "tsedit.json", "safer tsedit train --out DIR"),
-    }
-    for var, (path, marker, how) in whatif.items():
-        if path is None:
-            continue
-        target = path / marker if marker else path
-        if not target.is_file():
-            raise SaferError(f"{target} not found; create it with `{how}`")
-        env[var] = str(path.resolve())
+    WhatIf.check_paths(model, gate, tsedit)  # the what-if page loads them: refuse bad ones now
+    for var, path in (("SAFER_MODEL_DIR", model), ("SAFER_GATE_PATH", gate),
+                      ("SAFER_TSEDIT_DIR", tsedit)):  # fmt: skip
+        if path is not None:
+            env[var] = str(path.resolve())
     root = str(app_py.parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     cmd = [sys.executable, "-m", "streamlit", "run", str(app_py), "--server.port", str(port),

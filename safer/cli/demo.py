@@ -12,7 +12,6 @@ from pathlib import Path
 
 import typer
 
-from safer import __version__
 from safer.cli._common import err_console, print_json, print_table
 from safer.cohorts import simulate_cohort, split_stays, summarize, write_cohort
 
@@ -31,9 +30,22 @@ def demo(
     json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Run the whole pipeline on the embedded ICU-Sepsis cohort and print what each stage gives."""
-    import torch
+    from safer._learnable import torch_threads
 
-    from safer.cli.conformal import calibrate_and_report
+    with torch_threads(threads):
+        result = _run(stays, seed, alpha, episodes, out, progress=not json_out)
+    if json_out:
+        print_json(result)
+    else:
+        err_console.print(
+            f"\nOpen the console: [bold]SAFER_DB_URL={result['console']['database']} safer "
+            f"console[/] and sign in as [bold]demo-clinician[/] or [bold]demo-auditor[/] "
+            f"(passwords in {result['console']['credentials']})."
+        )
+
+
+def _run(stays: int, seed: int, alpha: float, episodes: int, out: Path, *, progress: bool):
+    from safer.decisions import calibrate_and_audit
     from safer.evaluation.experiments import train_and_evaluate
     from safer.evaluation.mortality import mortality_table
     from safer.evaluation.policies import (
@@ -43,8 +55,6 @@ def demo(
         optimal_policy,
     )
 
-    torch.set_num_threads(threads)
-    progress = not json_out
     out.mkdir(parents=True, exist_ok=True)
 
     _stage(progress, "1/5 cohort: simulate the embedded ICU-Sepsis cohort")
@@ -73,7 +83,7 @@ def demo(
 
     _stage(progress, f"3/5 conformal gate: calibrate (alpha={alpha}) and audit on the test split")
     parts = {name: splits.subset(cohort, name) for name in ("train", "calibration", "test")}
-    gate, report = calibrate_and_report(
+    gate, report = calibrate_and_audit(
         model,
         parts["train"],
         parts["calibration"],
@@ -123,27 +133,18 @@ def demo(
     _stage(progress, "5/5 console: load the test split and its recommendations into a database")
     result["console"] = _load_database(out, model, gate, parts["test"])
     _show(progress, "console database", result["console"])
-    if json_out:
-        print_json(result)
-    else:
-        err_console.print(
-            f"\nOpen the console: [bold]SAFER_DB_URL={result['console']['database']} safer "
-            f"console[/] and sign in as [bold]demo-clinician[/] or [bold]demo-auditor[/] "
-            f"(passwords in {result['console']['credentials']})."
-        )
+    return result
 
 
 def _load_database(out: Path, model, gate, test) -> dict:
     """Create the demo database, two demo users and the gated recommendations of the test split."""
-    from safer.store import add_recommendations, add_user, connect, load_cohort, upgrade
+    from safer.store import add_user, connect, store_decisions, upgrade
     from safer.store.schema import User
 
     db_file = (out / "safer.db").resolve()
     url = f"sqlite:///{db_file}"
     upgrade(url)
     credentials = out / "demo_credentials.txt"
-    proba = model.predict_proba(test)
-    decisions = gate.decide(proba, embedding=None, model_hash=model.content_hash_)
     with connect(url)() as session, session.begin():
         existing = {name for (name,) in session.query(User.username)}
         lines = []
@@ -156,26 +157,11 @@ def _load_database(out: Path, model, gate, test) -> dict:
         if lines:
             credentials.write_text("\n".join(lines) + "\n")
             credentials.chmod(0o600)
-        load_cohort(session, test)
-        stored = add_recommendations(
-            session,
-            stay_ids=test["stay_id"].to_numpy(),
-            steps=test["step"].to_numpy(),
-            proba=proba,
-            sets=decisions.sets,
-            action=decisions.action,
-            reasons=list(decisions.reason),
-            alpha=gate.alpha,
-            model_hash=model.content_hash_,
-            calibration_hash=gate.calibration_hash,
-            model_version=f"{model.config.variant} (safer {__version__})",
-        )
-    abstained = float((decisions.action < 0).mean())
+        counts = store_decisions(session, test, model, gate)
     return {
         "database": url,
         "credentials": str(credentials),
-        "recommendations_stored": stored,
-        "abstained_fraction": round(abstained, 4),
+        "recommendations_stored": counts["recommendations"],
     }
 
 

@@ -40,7 +40,7 @@ import pandas as pd
 from safer._json import to_plain
 from safer._provenance import provenance, write_page
 from safer.cohorts import simulate_cohort, split_stays
-from safer.conformal import calibrate_gate
+from safer.decisions import calibrate
 from safer.errors import SaferError
 from safer.evaluation.ceiling import oracle_ceiling
 from safer.evaluation.experiments import score_split
@@ -217,10 +217,7 @@ def run_benchmark(
             model.fit(train, progress=progress, split_seed=split_seed)
             fit_seconds = time.perf_counter() - start
             scores = score_split(model, cohort, splits, "test")["survivors"]
-            gate = calibrate_gate(
-                "lac", model.predict_proba(calibration), calibration["action"].to_numpy(),
-                alpha=alpha, model_hash=model.content_hash_, seed=seed,
-            )  # fmt: skip
+            gate = calibrate(model, train, calibration, method="lac", alpha=alpha, seed=seed)
             plain = rollout_mortality(
                 ModelPolicy(model, name=name), episodes, seed, progress=progress
             )

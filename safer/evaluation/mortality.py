@@ -45,7 +45,7 @@ from safer.cohorts.simulated import (
     rollout,
 )
 from safer.errors import SaferError
-from safer.evaluation.policies import Policy
+from safer.evaluation.policies import DeferringPolicy, Policy, StatePolicy
 
 __all__ = [
     "UNITS",
@@ -125,7 +125,7 @@ def exact_mortality(policy: Policy, mdp: IcuSepsisMDP | None = None) -> float:
     >>> round(exact_mortality(optimal_policy()), 3)
     0.125
     """
-    if policy.matrix is None:
+    if not isinstance(policy, StatePolicy):
         raise SaferError(
             f"policy '{policy.name}' is not state-based, so it has no exact mortality; "
             "use rollout_mortality (safer mortality --episodes N)"
@@ -167,8 +167,9 @@ def rollout_mortality(
     """
     if not isinstance(episodes, (int, np.integer)) or episodes < 1:
         raise SaferError(f"episodes must be a positive integer, got {episodes!r}")
-    observed = policy.matrix is None if observed is None else observed
-    if not observed and policy.matrix is None:
+    state_based = isinstance(policy, StatePolicy)
+    observed = not state_based if observed is None else observed
+    if not observed and not state_based:
         raise SaferError(f"policy '{policy.name}' needs observed rows: call with observed=True")
     mdp = load_mdp()
     rng = np.random.default_rng(seed)
@@ -225,11 +226,7 @@ def _observed_rollout(policy, mdp, episodes, rng, config, max_steps, progress):
     else:
         truncated[alive] = True
     bar.close()
-    return died, truncated, decisions, (abstained if _defers(policy) else None)
-
-
-def _defers(policy: Policy) -> bool:
-    return type(policy).deferred_rows is not Policy.deferred_rows
+    return died, truncated, decisions, (abstained if isinstance(policy, DeferringPolicy) else None)
 
 
 def true_mortality(
@@ -242,7 +239,7 @@ def true_mortality(
 ) -> MortalityResult:
     """Exact mortality where the policy is state-based (plus the rollout), else the rollout."""
     roll = rollout_mortality(policy, episodes, seed, progress=progress, config=config)
-    if policy.matrix is not None:
+    if isinstance(policy, StatePolicy):
         exact = exact_mortality(policy)
         return MortalityResult(
             policy=policy.name,

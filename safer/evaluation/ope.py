@@ -55,7 +55,7 @@ from safer._learnable import torch_threads
 from safer.actions import N_ACTIONS
 from safer.cohorts.schema import FEATURES, STATIC, validate
 from safer.errors import NotFittedError, SaferError
-from safer.evaluation.policies import Policy
+from safer.evaluation.policies import DeferringPolicy, Policy
 
 __all__ = ["ESTIMATORS", "OPEConfig", "Estimate", "OPEReport", "OffPolicyEvaluator"]
 
@@ -227,8 +227,9 @@ class OffPolicyEvaluator:
         rng = np.random.default_rng(cfg.seed)
         rows = self.logged_
         target = np.asarray(policy.probabilities(rows), dtype=float).copy()
-        deferred = policy.deferred_rows(rows)
-        target[deferred] = self.behaviour_proba_[deferred]
+        if isinstance(policy, DeferringPolicy):  # deferred rows follow the logged behaviour
+            deferred = policy.deferred_rows(rows)
+            target[deferred] = self.behaviour_proba_[deferred]
         idx = np.arange(len(rows))
         ratio = target[idx, self.actions_] / self.behaviour_proba_[idx, self.actions_]
         rho = self._padded_cumprod(ratio)  # (n_stays, H)

@@ -1,27 +1,29 @@
 """Treatment policies: from a stay's history (its cohort rows so far) to the next action.
 
-A policy answers one question, "what dose for the next 4 hours?", for a batch of stays at once:
-``act_batch(histories)`` takes the rows of several stays up to now and returns one action per
-stay (stays in increasing ``stay_id``); ``act(history)`` does it for one stay. For off-policy
-evaluation, ``probabilities(rows)`` gives the policy's action distribution at every logged row.
+A policy (the small :class:`Policy` protocol) answers one question, "what dose for the next 4
+hours?", for a batch of stays at once: ``policy.decide(histories)`` takes the rows of several
+stays up to now and returns one action per stay (stays in increasing ``stay_id``);
+:func:`act_batch` and :func:`act` are the shortcuts to its actions. For off-policy evaluation,
+``probabilities(rows)`` gives the policy's action distribution at every logged row.
 
-Two kinds of policy:
+Three kinds of policy:
 
 - **state-based** (``clinician``, ``clinician-mode``, ``random``, ``optimal``) read the simulator's
   hidden ``true_state`` column (``needs_true_state = True``, except ``random``) and carry their
   ``(716, 25)`` ``matrix``, so their mortality can also be computed exactly;
 - **model-based** (``model:DIR``, ``gated:DIR:GATE``) see only :func:`safer.cohorts.model_columns`
   (never ``true_*``) — what a deployed recommender sees. The gated policy follows the recommender
-  where the conformal gate recommends and the clinician where it abstains; in simulation the
-  clinician is the clinicians' policy at the true state, so it, too, needs the true state.
+  where the conformal gate recommends and defers where it abstains: in simulation to the
+  clinicians' policy at the true state (so it, too, needs the true state), on real data to
+- the **logged** action (:class:`LoggedActionPolicy`): what the clinicians actually charted,
+  readable on logged rows only.
 
 Examples
 --------
 >>> from safer.cohorts import simulate_cohort
 >>> from safer.evaluation.policies import make_policy
 >>> cohort = simulate_cohort(n_stays=3, seed=0, progress=False)
->>> policy = make_policy("clinician-mode")
->>> policy.act_batch(cohort[cohort.step == 0]).shape
+>>> act_batch(make_policy("clinician-mode"), cohort[cohort.step == 0]).shape
 (3,)
 """
 
@@ -29,11 +31,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
+from safer._registry import Registry
 from safer.actions import N_ACTIONS
 from safer.cohorts.schema import model_columns
 from safer.cohorts.simulated import DEATH, N_PATIENT_STATES, SURVIVAL, IcuSepsisMDP, load_mdp
@@ -42,10 +45,14 @@ from safer.errors import SaferError
 __all__ = [
     "POLICY_NAMES",
     "Policy",
+    "DeferringPolicy",
     "PolicyDecision",
     "StatePolicy",
+    "LoggedActionPolicy",
     "ModelPolicy",
     "GatedPolicy",
+    "act",
+    "act_batch",
     "clinician_policy",
     "clinician_mode_policy",
     "random_policy",
@@ -55,7 +62,15 @@ __all__ = [
     "last_rows",
 ]
 
-POLICY_NAMES = ("clinician", "clinician-mode", "random", "optimal", "model:DIR", "gated:DIR:GATE")
+POLICY_NAMES = (
+    "clinician",
+    "clinician-mode",
+    "random",
+    "optimal",
+    "logged",
+    "model:DIR",
+    "gated:DIR:GATE",
+)
 
 
 class PolicyError(SaferError, ValueError):
@@ -83,55 +98,57 @@ def last_rows(histories: pd.DataFrame) -> pd.DataFrame:
     return ordered[is_last]
 
 
-class Policy:
-    """Base class: subclasses implement :meth:`decide` and :meth:`probabilities`.
+@runtime_checkable
+class Policy(Protocol):
+    """What a policy is: a name, one action per stay for its current step, and its action
+    distribution at logged rows (what off-policy evaluation reads).
 
-    Attributes
-    ----------
-    name : str
-        The CLI spec of the policy (``"clinician"``, ``"model:runs/safer"`` ...).
-    needs_true_state : bool
-        Whether the policy reads the simulator's hidden ``true_state`` (then it can only run on
-        simulated cohorts and rollouts, never on real EHR).
-    matrix : ndarray (716, 25) or None
-        The state-based action distribution, for exact evaluation; ``None`` for model policies.
+    ``decide(histories, rng)`` takes the rows of several stays up to now (a cohort table's rows)
+    and returns a :class:`PolicyDecision` for the latest step of each (stays in increasing
+    ``stay_id``); ``probabilities(rows)`` gives the ``(n_rows, 25)`` action distribution at every
+    row, each row with its stay's history. Any object with these is a policy: the classes below,
+    or a researcher's own.
     """
 
-    name: str = "policy"
-    needs_true_state: bool = False
-    matrix: np.ndarray | None = None
+    name: str
 
     def decide(
         self, histories: pd.DataFrame, rng: np.random.Generator | None = None
-    ) -> PolicyDecision:
-        """Actions for the current step of every stay in ``histories``."""
-        raise NotImplementedError
+    ) -> PolicyDecision: ...
 
-    def probabilities(self, rows: pd.DataFrame) -> np.ndarray:
-        """(n_rows, 25) action distribution at every row (each row with its stay's history)."""
-        raise NotImplementedError
-
-    def deferred_rows(self, rows: pd.DataFrame) -> np.ndarray:
-        """Rows where the policy hands the decision to the clinician (default: none)."""
-        return np.zeros(len(rows), dtype=bool)
-
-    def act_batch(
-        self, histories: pd.DataFrame, rng: np.random.Generator | None = None
-    ) -> np.ndarray:
-        """One action per stay (increasing ``stay_id``) for the stays' current step."""
-        return self.decide(histories, rng).actions
-
-    def act(self, history: pd.DataFrame, rng: np.random.Generator | None = None) -> int:
-        """The action for one stay's current step, given its rows so far."""
-        if history["stay_id"].nunique() != 1:
-            raise PolicyError("act() takes the rows of one stay; use act_batch() for several")
-        return int(self.act_batch(history, rng)[0])
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r})"
+    def probabilities(self, rows: pd.DataFrame) -> np.ndarray: ...
 
 
-class StatePolicy(Policy):
+@runtime_checkable
+class DeferringPolicy(Policy, Protocol):
+    """A policy that hands some decisions to someone else (a gated recommender): it also says
+    at which logged rows it defers, so its abstention can be measured and, off-policy, the
+    deferred rows follow the logged behaviour."""
+
+    def deferred_rows(self, rows: pd.DataFrame) -> np.ndarray: ...
+
+
+def act_batch(
+    policy: Policy, histories: pd.DataFrame, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """One action per stay (increasing ``stay_id``) for the stays' current step."""
+    return policy.decide(histories, rng).actions
+
+
+def act(policy: Policy, history: pd.DataFrame, rng: np.random.Generator | None = None) -> int:
+    """The action for one stay's current step, given its rows so far.
+
+    >>> from safer.cohorts import simulate_cohort
+    >>> stay = simulate_cohort(n_stays=1, seed=0, progress=False)
+    >>> 0 <= act(make_policy("clinician-mode"), stay) < 25
+    True
+    """
+    if history["stay_id"].nunique() != 1:
+        raise PolicyError("act() takes the rows of one stay; use act_batch() for several")
+    return int(act_batch(policy, history, rng)[0])
+
+
+class StatePolicy:
     """A policy given as action probabilities per true MDP state.
 
     Parameters
@@ -159,6 +176,9 @@ class StatePolicy(Policy):
         self.matrix = full
         self.name = name
         self.needs_true_state = needs_true_state
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
 
     @property
     def deterministic(self) -> bool:
@@ -275,7 +295,52 @@ def optimal_policy(mdp: IcuSepsisMDP | None = None) -> StatePolicy:
     return StatePolicy(np.eye(N_ACTIONS)[best], "optimal")
 
 
-class ModelPolicy(Policy):
+class LoggedActionPolicy:
+    """The action the clinicians actually charted at each row: current practice as logged.
+
+    What a gated policy defers to on real data, where there is no simulator and no hidden
+    state. It reads the current row's ``action`` column, so it only runs on logged rows (a
+    cohort table), never in a rollout, where no action has been charted yet.
+
+    Examples
+    --------
+    >>> from safer.cohorts import simulate_cohort
+    >>> cohort = simulate_cohort(n_stays=2, seed=0, progress=False)
+    >>> first = cohort[cohort.step == 0]
+    >>> (act_batch(LoggedActionPolicy(), first) == first["action"].to_numpy()).all()
+    np.True_
+    """
+
+    name = "logged"
+    needs_true_state = False
+
+    def decide(
+        self, histories: pd.DataFrame, rng: np.random.Generator | None = None
+    ) -> PolicyDecision:
+        current = last_rows(histories)
+        return PolicyDecision(
+            current["stay_id"].to_numpy(), self._actions(current), np.zeros(len(current), bool)
+        )
+
+    def probabilities(self, rows: pd.DataFrame) -> np.ndarray:
+        return np.eye(N_ACTIONS)[self._actions(rows)]
+
+    def _actions(self, rows: pd.DataFrame) -> np.ndarray:
+        if "action" not in rows.columns:
+            raise PolicyError("the logged-action policy needs the rows' charted 'action' column")
+        actions = rows["action"].to_numpy()
+        if np.any((actions < 0) | (actions >= N_ACTIONS)):
+            raise PolicyError(
+                "the logged-action policy needs a charted action 0..24 at every row it acts "
+                "on; it cannot act in a rollout, where nothing has been charted yet"
+            )
+        return actions.astype(np.int64)
+
+    def __repr__(self) -> str:
+        return "LoggedActionPolicy()"
+
+
+class ModelPolicy:
     """Argmax of a trained recommender's ``predict_proba``; sees only model columns.
 
     Parameters
@@ -292,15 +357,20 @@ class ModelPolicy(Policy):
     ...         return np.eye(25)[np.full(len(rows), 3)]
     >>> from safer.cohorts import simulate_cohort
     >>> cohort = simulate_cohort(n_stays=2, seed=0, progress=False)
-    >>> ModelPolicy(Always3()).act_batch(cohort).tolist()
+    >>> act_batch(ModelPolicy(Always3()), cohort).tolist()
     [3, 3]
     """
+
+    needs_true_state = False
 
     def __init__(self, model: Any, name: str = "model"):
         if not hasattr(model, "predict_proba"):
             raise PolicyError("a model policy needs an object with predict_proba(cohort_rows)")
         self.model = model
         self.name = name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
 
     @classmethod
     def from_dir(cls, path: str | Path) -> ModelPolicy:
@@ -338,52 +408,49 @@ class ModelPolicy(Policy):
 
 
 class GatedPolicy(ModelPolicy):
-    """The recommender where the conformal gate recommends, the clinician where it abstains.
+    """The recommender where its conformal gate recommends, someone else where it abstains.
+
+    Decisions go through :func:`safer.decisions.decide`, so the gate is always checked against
+    the model (a gate calibrated for another model is refused).
 
     Parameters
     ----------
     model : object
-        As for :class:`ModelPolicy`; ``embed(rows)`` is passed to the gate when present.
-    gate : object
-        Anything with ``decide(proba, embedding=...)`` returning an object whose ``action`` is
-        the recommended action per row, ``-1`` where it abstains
-        (e.g. what :func:`safer.conformal.load_gate` returns).
-    clinician : StatePolicy, optional
-        Who decides on abstention; default the clinicians' policy at the true state.
+        A fitted recommender (:func:`safer.models.load_model`).
+    gate : safer.conformal.Gate
+        Its calibrated gate (:func:`safer.conformal.load_gate`).
+    defer_to : Policy, optional
+        Who decides where the gate abstains: by default the clinicians' policy at the
+        simulator's true state (rollouts on the embedded cohort); on real data
+        :class:`LoggedActionPolicy`, the action actually charted.
     name : str
     """
 
-    needs_true_state = True
-
-    def __init__(
-        self, model: Any, gate: Any, clinician: StatePolicy | None = None, name: str = "gated"
-    ):
+    def __init__(self, model: Any, gate: Any, defer_to: Policy | None = None, name: str = "gated"):
         super().__init__(model, name)
         if not hasattr(gate, "decide"):
             raise PolicyError("a gated policy needs a gate with decide(proba, embedding=...)")
         self.gate = gate
-        self.clinician = clinician or clinician_policy()
+        self.defer_to = defer_to if defer_to is not None else clinician_policy()
+        self.needs_true_state = bool(getattr(self.defer_to, "needs_true_state", False))
 
     @classmethod
-    def from_paths(cls, model_dir: str | Path, gate_path: str | Path) -> GatedPolicy:
-        """Load a recommender and a calibrated gate (``safer train`` / ``safer calibrate``)."""
-        try:
-            from safer.conformal import load_gate
-        except ImportError as exc:
-            raise PolicyError(
-                "gated policies need safer.conformal (the conformal gate); it is not "
-                f"available in this installation ({exc})"
-            ) from exc
-        return cls(
-            _load_model(model_dir), load_gate(gate_path), name=f"gated:{model_dir}:{gate_path}"
-        )
+    def from_paths(
+        cls, model_dir: str | Path, gate_path: str | Path, defer_to: Policy | None = None
+    ) -> GatedPolicy:
+        """Load a recommender and its gate (``safer train`` / ``safer calibrate``); a gate
+        calibrated for another model is refused here."""
+        from safer.conformal import load_gate
+
+        model = _load_model(model_dir)
+        gate = load_gate(gate_path, model_hash=model.content_hash_)
+        return cls(model, gate, defer_to, name=f"gated:{model_dir}:{gate_path}")
 
     def _gate_actions(self, rows: pd.DataFrame, proba: np.ndarray) -> np.ndarray:
-        embedding = None
-        if hasattr(self.model, "embed"):
-            embedding = np.asarray(self.model.embed(rows[model_columns(rows)]))
-        decision = self.gate.decide(proba, embedding=embedding)
-        return np.asarray(decision.action, dtype=np.int64)
+        from safer.decisions import decide
+
+        decisions = decide(self.model, self.gate, rows[model_columns(rows)], proba=proba)
+        return np.asarray(decisions.action, dtype=np.int64)
 
     def decide(
         self, histories: pd.DataFrame, rng: np.random.Generator | None = None
@@ -394,7 +461,7 @@ class GatedPolicy(ModelPolicy):
         abstain = gated < 0
         actions = gated.copy()
         if abstain.any():
-            actions[abstain] = self.clinician.decide(current[abstain], rng).actions
+            actions[abstain] = self.defer_to.decide(current[abstain], rng).actions
         return PolicyDecision(current["stay_id"].to_numpy(), actions, abstain)
 
     def deferred_rows(self, rows: pd.DataFrame) -> np.ndarray:
@@ -405,27 +472,26 @@ class GatedPolicy(ModelPolicy):
         out = np.eye(N_ACTIONS)[np.maximum(gated, 0)]
         abstain = gated < 0
         if abstain.any():
-            out[abstain] = self.clinician.probabilities(rows[abstain])
+            out[abstain] = self.defer_to.probabilities(rows[abstain])
         return out
 
 
 def _load_model(path: str | Path) -> Any:
-    try:
-        from safer.models import load_model
-    except ImportError as exc:
-        raise PolicyError(
-            "model policies need safer.models (the recommender); it is not available in this "
-            f"installation ({exc})"
-        ) from exc
+    from safer.models import load_model
+
     return load_model(path)
 
 
-_STATE_POLICIES = {
-    "clinician": clinician_policy,
-    "clinician-mode": clinician_mode_policy,
-    "random": random_policy,
-    "optimal": optimal_policy,
-}
+_NAMED_POLICIES = Registry(
+    "policy",
+    {
+        "clinician": clinician_policy,
+        "clinician-mode": clinician_mode_policy,
+        "random": random_policy,
+        "optimal": optimal_policy,
+        "logged": LoggedActionPolicy,
+    },
+)
 
 
 def make_policy(spec: str) -> Policy:
@@ -434,8 +500,9 @@ def make_policy(spec: str) -> Policy:
     Parameters
     ----------
     spec : str
-        One of ``clinician``, ``clinician-mode``, ``random``, ``optimal``, ``model:DIR``,
-        ``gated:DIR:GATE``.
+        One of ``clinician``, ``clinician-mode``, ``random``, ``optimal``, ``logged`` (the
+        charted action; logged rows only), ``model:DIR``, ``gated:DIR:GATE`` (deferring to the
+        simulator's clinicians).
 
     Examples
     --------
@@ -443,8 +510,8 @@ def make_policy(spec: str) -> Policy:
     'optimal'
     """
     spec = spec.strip()
-    if spec in _STATE_POLICIES:
-        return _STATE_POLICIES[spec]()
+    if spec in _NAMED_POLICIES:
+        return _NAMED_POLICIES[spec]()
     kind, _, rest = spec.partition(":")
     if kind == "model" and rest:
         return ModelPolicy.from_dir(rest)

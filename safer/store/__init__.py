@@ -42,9 +42,9 @@ from safer.store.errors import (
     StaleSchemaError,
     StoreError,
 )
-from safer.store.loading import LOW_CONFIDENCE, add_recommendations, load_cohort
+from safer.store.loading import LOW_CONFIDENCE, add_decisions, load_cohort, store_decisions
 from safer.store.reports import coverage_summary
-from safer.store.reviews import decision_detail, review_queue, submit_review
+from safer.store.reviews import decision_detail, review_queue, stay_history, submit_review
 from safer.store.users import PERMISSIONS, SignedInUser, add_user, authenticate, get_user, require
 
 __all__ = [
@@ -61,7 +61,7 @@ __all__ = [
     "StaleSchemaError",
     "StoreError",
     "TrailReport",
-    "add_recommendations",
+    "add_decisions",
     "add_user",
     "append_event",
     "authenticate",
@@ -79,6 +79,8 @@ __all__ = [
     "require",
     "review_queue",
     "safe_url",
+    "stay_history",
+    "store_decisions",
     "submit_review",
     "upgrade",
     "verify_trail",

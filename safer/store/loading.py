@@ -1,19 +1,19 @@
 """Load cohorts and recommendations into the store (idempotent: loading twice adds nothing).
 
-Arrays in: the store does not know which model or gate made the recommendations.
+:func:`store_decisions` is the one entry point from a model and its gate: it asks
+:func:`safer.decisions.decide` for the decisions (the gate checked against the model), then
+stores the stays (:func:`load_cohort`) and the decisions (:func:`add_decisions`).
 
 Examples
 --------
 >>> # with Session() as s, s.begin():
->>> #     load_cohort(s, cohort)
->>> #     add_recommendations(s, cohort["stay_id"], cohort["step"], proba, sets=None,
->>> #                         action=proba.argmax(1), reasons=None, alpha=None,
->>> #                         model_hash="abc", calibration_hash=None, model_version="0.1")
+>>> #     store_decisions(s, cohort, load_model("runs/safer"), load_gate("gate.json"))
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -28,7 +28,11 @@ from safer.store.audit import append_event
 from safer.store.errors import StoreError
 from safer.store.schema import NO_GATE, Gate, ModelRun, Note, Recommendation, Stay, Step
 
-__all__ = ["load_cohort", "add_recommendations", "LOW_CONFIDENCE"]
+if TYPE_CHECKING:  # the store takes these records; importing them at run time is not needed
+    from safer.conformal import Decisions
+    from safer.conformal import Gate as ConformalGate
+
+__all__ = ["load_cohort", "add_decisions", "store_decisions", "LOW_CONFIDENCE"]
 
 LOW_CONFIDENCE = 0.5
 _CHUNK = 2000
@@ -105,37 +109,36 @@ def _get_or_create(session: Session, model, lookup: dict, extra: dict):
     return obj
 
 
-def add_recommendations(
+def add_decisions(
     session: Session,
     stay_ids: Sequence[int],
     steps: Sequence[int],
     proba: np.ndarray,
-    sets: np.ndarray | None,
-    action: Sequence[int],
-    reasons: Sequence[str] | None,
-    alpha: float | None,
-    model_hash: str,
-    calibration_hash: str | None,
-    model_version: str,
+    decisions: Decisions,
     *,
+    model_version: str,
     split_seed: int | None = None,
-    gate_method: str | None = None,
     report_path: str | None = None,
     low_confidence: float = LOW_CONFIDENCE,
     actor: str = "system",
 ) -> int:
-    """Store one recommendation per (stay, step); returns how many were new.
+    """Store one recommendation per (stay, step) from a :class:`~safer.conformal.Decisions`
+    record; returns how many were new.
 
     Parameters
     ----------
     stay_ids, steps : (n,) keys of the decisions; their stays must be loaded first.
-    proba : (n, 25) probabilities over the action grid.
-    sets : (n, 25) bool prediction sets, or None (no gate).
-    action : (n,) recommended action, ``-1`` = abstained.
-    reasons : (n,) why each was abstained / flagged, or None.
-    alpha, calibration_hash : the gate's level and calibration-data hash (None without a gate).
-    model_hash, model_version : identify the model that produced ``proba``.
-    low_confidence : a recommendation whose top probability is below this is flagged.
+    proba : (n, 25) the model's probabilities over the action grid.
+    decisions : safer.conformal.Decisions
+        What :func:`safer.decisions.decide` returned for these rows: the action (-1 =
+        abstained), the prediction sets (None without a gate), the reason, and the provenance
+        (method, alpha, model and calibration hashes).
+    model_version : str
+        What made ``proba`` (:func:`safer.decisions.model_version`).
+    report_path : str, optional
+        Where the gate's audit report was written (shown in the auditor's summary).
+    low_confidence : float
+        A recommendation whose top probability is below this is flagged.
 
     A recommendation is *flagged* (shown first in the review queue) when it abstained or is
     low-confidence. Keys already stored for the same model and calibration are skipped.
@@ -143,21 +146,19 @@ def add_recommendations(
     proba = np.asarray(proba, dtype=float)
     stay_ids = np.asarray(stay_ids, dtype=int)
     steps = np.asarray(steps, dtype=int)
-    action = np.asarray(action, dtype=int)
+    action = np.asarray(decisions.action, dtype=int)
     n = len(stay_ids)
     if proba.shape != (n, N_ACTIONS) or steps.shape != (n,) or action.shape != (n,):
         raise StoreError(
-            f"expected stay_ids/steps/action of shape ({n},) and proba of shape ({n}, "
-            f"{N_ACTIONS}); got steps {steps.shape}, action {action.shape}, proba {proba.shape}"
+            f"expected stay_ids/steps/decisions of length {n} and proba of shape ({n}, "
+            f"{N_ACTIONS}); got steps {steps.shape}, actions {action.shape}, proba {proba.shape}"
         )
     if np.any((action < -1) | (action >= N_ACTIONS)):
         raise StoreError(f"action must be -1 (abstain) or 0..{N_ACTIONS - 1}")
-    if sets is not None:
-        sets = np.asarray(sets, dtype=bool)
-        if sets.shape != (n, N_ACTIONS):
-            raise StoreError(f"sets must have shape ({n}, {N_ACTIONS}), got {sets.shape}")
-    if reasons is not None and len(reasons) != n:
-        raise StoreError(f"reasons must have {n} entries, got {len(reasons)}")
+    gated = decisions.calibration_hash is not None
+    sets = None if decisions.sets is None else np.asarray(decisions.sets, dtype=bool)
+    if sets is not None and sets.shape != (n, N_ACTIONS):
+        raise StoreError(f"sets must have shape ({n}, {N_ACTIONS}), got {sets.shape}")
     known = {tuple(r) for r in session.execute(sa.select(Step.stay_id, Step.step))}
     unknown = [
         (int(a), int(b)) for a, b in zip(stay_ids, steps, strict=True) if (a, b) not in known
@@ -167,7 +168,8 @@ def add_recommendations(
             f"{len(unknown)} recommendation(s) refer to steps not in the store, e.g. "
             f"(stay, step) {unknown[:3]}; load the cohort first (store.load_cohort)"
         )
-    cal = calibration_hash or NO_GATE
+    model_hash = decisions.model_hash
+    cal = decisions.calibration_hash if gated else NO_GATE
     run = _get_or_create(
         session,
         ModelRun,
@@ -175,13 +177,15 @@ def add_recommendations(
         {"split_seed": split_seed},
     )
     gate = None
-    if calibration_hash:
+    if gated:
         gate = _get_or_create(
             session,
             Gate,
-            {"calibration_hash": calibration_hash, "alpha": float(alpha or 0.0)},
-            {"method": gate_method, "report_path": report_path},
+            {"calibration_hash": cal, "alpha": float(decisions.alpha)},
+            {"method": decisions.method, "report_path": report_path},
         )
+        if report_path and gate.report_path != report_path:
+            gate.report_path = report_path  # audited since it was first stored
     have = {
         tuple(r)
         for r in session.execute(
@@ -199,14 +203,12 @@ def add_recommendations(
         top = int(proba[i].argmax())
         abstained = bool(action[i] == -1)
         low = bool(proba[i, top] < low_confidence)
-        reason = reasons[i] if reasons is not None else ""
-        if not reason:
-            if gate is None and low:
-                reason = f"no gate: top probability {proba[i, top]:.2f} < {low_confidence:.2f}"
-            elif gate is None:
-                reason = "no gate"
-            elif low:
-                reason = f"top probability {proba[i, top]:.2f} < {low_confidence:.2f}"
+        if gated:
+            reason = str(decisions.reason[i])
+        elif low:
+            reason = f"no gate: top probability {proba[i, top]:.2f} < {low_confidence:.2f}"
+        else:
+            reason = "no gate"
         rows.append(
             {
                 "stay_id": key[0],
@@ -220,8 +222,8 @@ def add_recommendations(
                 "abstained": abstained,
                 "low_confidence": low,
                 "flagged": abstained or low,
-                "reason": str(reason),
-                "alpha": None if alpha is None else float(alpha),
+                "reason": reason,
+                "alpha": None if not gated else float(decisions.alpha),
                 "model_hash": model_hash,
                 "calibration_hash": cal,
                 "status": "pending",
@@ -241,3 +243,37 @@ def add_recommendations(
                    "flagged": sum(r["flagged"] for r in rows)},
         )  # fmt: skip
     return len(rows)
+
+
+def store_decisions(
+    session: Session,
+    cohort: pd.DataFrame,
+    model: Any,
+    gate: ConformalGate | None = None,
+    *,
+    actor: str = "system",
+    progress: bool = False,
+) -> dict[str, int]:
+    """Store a cohort's stays and the model's (gated) decision at every row; idempotent.
+
+    The decisions come from :func:`safer.decisions.decide`, which refuses a gate calibrated for
+    another model before anything is written. Returns the counts added (``stays``, ``steps``,
+    ``notes``, ``recommendations``).
+    """
+    from safer.decisions import decide, model_version
+
+    proba = model.predict_proba(cohort)
+    decisions = decide(model, gate, cohort, proba=proba)
+    counts = load_cohort(session, cohort, actor=actor, progress=progress)
+    counts["recommendations"] = add_decisions(
+        session,
+        cohort["stay_id"].to_numpy(),
+        cohort["step"].to_numpy(),
+        proba,
+        decisions,
+        model_version=model_version(model),
+        split_seed=getattr(model, "split_seed_", None),
+        report_path=None if gate is None else gate.report_path,
+        actor=actor,
+    )
+    return counts

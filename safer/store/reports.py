@@ -1,7 +1,8 @@
 """Per-gate summary for auditors: abstention and override rates, plus the stored report's figures.
 
-The coverage / FDR figures come from the JSON report the conformal layer wrote (its path is
-stored with the gate); the store does not recompute them. Rates come from the database.
+The realised guarantee (coverage, error rate or FDR, with its interval and promise) comes from
+the JSON report the decisions stage wrote (its path is recorded in the gate file and stored with
+the gate); the store does not recompute it. Rates come from the database.
 
 Examples
 --------
@@ -21,14 +22,19 @@ from sqlalchemy.orm import Session
 from safer.store.schema import NO_GATE, Gate, Recommendation, Review
 from safer.store.users import SignedInUser, require
 
-__all__ = ["coverage_summary"]
-
-_REPORT_KEYS = ("coverage", "fdr", "empirical_coverage", "empirical_fdr", "selection_rate")
+__all__ = ["coverage_summary", "report_figures"]
 
 
-def _report_figures(path: str | None) -> tuple[dict[str, Any], str]:
+def report_figures(path: str | None) -> tuple[dict[str, Any], str]:
+    """The realised guarantee of a gate's JSON report, and where it came from (or why not).
+
+    Reads what :func:`safer.conformal.report.audit` writes: the overall ``metric`` (e.g.
+    coverage), its realised value with the Clopper-Pearson interval, the promise and whether it
+    was flagged, and the number of flagged subgroups. ``path`` may name the HTML report (its
+    ``.json`` twin is read).
+    """
     if not path:
-        return {}, "no report path stored for this gate"
+        return {}, "no report recorded for this gate (run `safer audit` with its gate file)"
     p = Path(path)
     if p.suffix.lower() == ".html":
         p = p.with_suffix(".json")
@@ -36,12 +42,19 @@ def _report_figures(path: str | None) -> tuple[dict[str, Any], str]:
         return {}, f"report {p} not found"
     try:
         data = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        overall = data["overall"]
+        figures = {
+            "metric": overall["metric"],
+            "realised": overall["value_realised"],
+            "ci_low": overall["ci_low"],
+            "ci_high": overall["ci_high"],
+            "promise": overall["promise"],
+            "guarantee_flagged": bool(overall["flagged"]),
+            "flagged_subgroups": int(data.get("n_flagged_subgroups", 0)),
+            "test_decisions": int(data.get("n_test", overall.get("n", 0))),
+        }
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         return {}, f"report {p} is unreadable ({type(exc).__name__})"
-    figures = {k: data[k] for k in _REPORT_KEYS if k in data and not isinstance(data[k], dict)}
-    for k in _REPORT_KEYS:  # {"overall": x, ...} layouts
-        if isinstance(data.get(k), dict) and "overall" in data[k]:
-            figures[k] = data[k]["overall"]
     return figures, str(p)
 
 
@@ -66,7 +79,9 @@ def coverage_summary(session: Session, user: SignedInUser) -> list[dict[str, Any
     rows = []
     for r in session.execute(q):
         gate = session.get(Gate, r.gate_id) if r.gate_id else None
-        figures, source = _report_figures(gate.report_path if gate else None)
+        figures, source = (
+            report_figures(gate.report_path) if gate else ({}, "no gate: nothing is promised")
+        )
         reviewed = int(r.reviewed or 0)
         rows.append(
             {

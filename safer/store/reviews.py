@@ -11,6 +11,7 @@ Examples
 >>> # with Session() as s:
 >>> #     queue = review_queue(s, user)                 # flagged first
 >>> #     detail = decision_detail(s, user, queue[0]["id"])
+>>> #     rows = stay_history(s, user, queue[0]["id"])   # the cohort rows up to that decision
 >>> #     submit_review(s, user, detail["id"], "override", chosen_action=6,
 >>> #                   reason="MAP already 75 on current dose", expected_version=1)
 """
@@ -19,18 +20,28 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from safer.actions import N_ACTIONS, describe_action
+from safer.cohorts.schema import FEATURES
 from safer.store.audit import append_event, lock_trail
 from safer.store.errors import InvalidReviewError, ReviewConflictError, StoreError
-from safer.store.schema import Note, Recommendation, Review, Step, User, utcnow
+from safer.store.schema import Note, Recommendation, Review, Stay, Step, User, utcnow
 from safer.store.users import SignedInUser, require
 
-__all__ = ["review_queue", "decision_detail", "submit_review", "DECISIONS", "QUEUE_STATUSES"]
+__all__ = [
+    "review_queue",
+    "decision_detail",
+    "stay_history",
+    "submit_review",
+    "DECISIONS",
+    "QUEUE_STATUSES",
+]
 
 DECISIONS = ("accept", "override")
 QUEUE_STATUSES = ("pending", "reviewed", "all")
@@ -163,6 +174,79 @@ def decision_detail(session: Session, user: SignedInUser, rec_id: int) -> dict[s
         "notes": notes,
         "review": review,
     }
+
+
+def stay_history(session: Session, user: SignedInUser, rec_id: int) -> pd.DataFrame:
+    """Cohort rows of a stored decision's stay, steps ``0..step`` of that decision.
+
+    Parameters
+    ----------
+    session : sqlalchemy.orm.Session
+        A session on the SAFER store.
+    user : safer.store.SignedInUser
+        The signed-in user; needs the ``view_queue`` permission.
+    rec_id : int
+        The stored recommendation (one decision) to rebuild.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per step, sorted by step, with the cohort columns a recommender reads (keys,
+        static, the 47 features, ``action``/``fluid_bin``/``vaso_bin``, ``note``/``note_time``,
+        ``died``). The last row is the decision; its ``action`` is the one charted, which a
+        recommender never reads for the row it scores. Notes come only from steps up to the
+        decision and only if charted at or before its time.
+
+    Examples
+    --------
+    >>> # with Session() as s:
+    >>> #     rows = stay_history(s, user, rec_id=12)
+    """
+    require(user, "view_queue")
+    rec = session.get(Recommendation, int(rec_id))
+    if rec is None:
+        raise StoreError(f"no recommendation {rec_id}; pick one from the review queue")
+    stay = session.get(Stay, rec.stay_id)
+    steps = list(
+        session.execute(
+            sa.select(Step)
+            .where(Step.stay_id == rec.stay_id, Step.step <= rec.step)
+            .order_by(Step.step)
+        ).scalars()
+    )
+    if not steps:
+        raise StoreError(f"stay {rec.stay_id} has no stored steps; reload it with `safer db load`")
+    decision_time = steps[-1].charttime
+    notes = {
+        n.step: n
+        for n in session.execute(
+            sa.select(Note).where(
+                Note.stay_id == rec.stay_id,
+                Note.step <= rec.step,
+                Note.note_time <= decision_time,
+            )
+        ).scalars()
+    }
+    rows = []
+    for s in steps:
+        note = notes.get(s.step)
+        row = {f: np.nan if s.features.get(f) is None else s.features[f] for f in FEATURES}
+        row.update(
+            stay_id=s.stay_id,
+            step=s.step,
+            charttime=pd.Timestamp(s.charttime),
+            weight_kg=stay.weight_kg if stay.weight_kg is not None else row["Weight_kg"],
+            action=s.action,
+            fluid_bin=s.action // 5,
+            vaso_bin=s.action % 5,
+            fluid_ml=s.fluid_ml,
+            vaso_ugkgmin=s.vaso_ugkgmin,
+            note="" if note is None else note.text,
+            note_time=pd.NaT if note is None else pd.Timestamp(note.note_time),
+            died=int(stay.died or 0),
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _conflict(session: Session, rec_id: int) -> ReviewConflictError:

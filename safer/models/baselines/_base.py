@@ -137,8 +137,15 @@ class BaselineRecommender(WindowModel):
         self.net_ = self._new_net()
         self.history_ = {
             "train": self._epochs(
-                self.net_, lambda idx: self._loss(data, idx), tr, va, rng, epochs=cfg.epochs,
-                lr=cfg.lr, desc=f"train {type(self).__name__}", progress=progress,
+                self.net_,
+                lambda idx: self._loss(data, idx),
+                tr,
+                va,
+                rng,
+                epochs=cfg.epochs,
+                lr=cfg.lr,
+                desc=f"train {type(self).__name__}",
+                progress=progress,
             )  # fmt: skip
         }
 

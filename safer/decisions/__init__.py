@@ -1,0 +1,37 @@
+"""The decisions stage: the one path from a model and a gate to decisions.
+
+:func:`calibrate` a gate for a model on the calibration split, :func:`decide` rows (the model
+hash is always checked), :func:`audit` the gate on the test split with subgroups, and
+:func:`calibrate_and_audit` to do all three and write the gate and the auditor's report.
+The store's :func:`safer.store.store_decisions` hands the resulting
+:class:`~safer.conformal.Decisions` to the database; :class:`WhatIf` re-decides after an edit of
+the vitals.
+
+Imports flow one way: cohorts → models → conformal → **decisions** → evaluation / store →
+clinical_ui.
+"""
+
+from safer.decisions.core import (
+    NO_GATE_REASON,
+    audit,
+    calibrate,
+    calibrate_and_audit,
+    decide,
+    model_version,
+    record_report,
+    subgroup_frame,
+)
+from safer.decisions.whatif import WhatIf, WhatIfResult
+
+__all__ = [
+    "NO_GATE_REASON",
+    "WhatIf",
+    "WhatIfResult",
+    "audit",
+    "calibrate",
+    "calibrate_and_audit",
+    "decide",
+    "model_version",
+    "record_report",
+    "subgroup_frame",
+]

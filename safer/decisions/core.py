@@ -1,0 +1,249 @@
+"""The one path from a model and a gate to decisions: calibrate, decide, audit.
+
+Everything that turns a recommender's probabilities into recommendations goes through here —
+``safer calibrate`` / ``safer audit``, ``safer demo``, ``safer db load`` (via
+:func:`safer.store.store_decisions`), ``safer benchmark``, the gated mortality policy and the
+console's what-if page — so the rules hold everywhere:
+
+- a gate is calibrated on the calibration split only (the selection method's ridge on the
+  training split, never on calibration decisions);
+- :func:`decide` always checks the model's content hash against the gate's (a gate never
+  transfers between models) and computes exactly the inputs the gate's method asks for (the
+  embedding, Mondrian groups);
+- the auditor's report is computed on the test split with subgroups, and the gate file records
+  where its report was written.
+
+The model is anything with the estimator contract of :mod:`safer.models` (``predict_proba``,
+``uncertainty`` with its ``uncertainty_kind``, ``embed``, ``content_hash_``); nothing here
+trains.
+
+Examples
+--------
+>>> from safer.cohorts import simulate_cohort, split_stays
+>>> from safer.models import make_model
+>>> cohort = simulate_cohort(n_stays=80, seed=0, progress=False)
+>>> splits = split_stays(cohort, seed=0)
+>>> train, cal, test = (splits.subset(cohort, s) for s in ("train", "calibration", "test"))
+>>> model = make_model("bc-mlp", use_notes=False, epochs=2).fit(train, progress=False)
+>>> gate = calibrate(model, train, cal, method="lac", alpha=0.2)
+>>> d = decide(model, gate, test)
+>>> d.action.shape == (len(test),), d.method
+(True, 'lac')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from safer.conformal import Decisions, Gate, calibrate_gate
+from safer.conformal.report import audit as audit_report
+from safer.conformal.report import write_report
+from safer.errors import SaferError
+
+__all__ = [
+    "NO_GATE_REASON",
+    "calibrate",
+    "decide",
+    "audit",
+    "calibrate_and_audit",
+    "subgroup_frame",
+    "model_version",
+    "record_report",
+]
+
+NO_GATE_REASON = "no conformal gate: the most likely dose"
+
+_AGE_BANDS = ([0, 40, 60, 80, np.inf], ["<40", "40-59", "60-79", "80+"])
+_SOFA_BANDS = ([-np.inf, 5, 10, np.inf], ["0-5", "6-10", "11+"])
+
+
+def model_version(model: Any) -> str:
+    """What the store records as the model's version: its name and the package that fitted it.
+
+    >>> from safer.models import make_model
+    >>> model_version(make_model("safer-n"))  # doctest: +ELLIPSIS
+    'safer-n (safer ...)'
+    """
+    import safer
+
+    config = getattr(model, "config", None)
+    name = getattr(config, "variant", None) or getattr(config, "algorithm", None)
+    name = name or type(model).__name__
+    return f"{name} (safer {getattr(model, 'safer_version_', safer.__version__)})"
+
+
+def subgroup_frame(rows: pd.DataFrame, extra: list[str] | None = None) -> pd.DataFrame:
+    """Age bands, gender, SOFA bands, mechanical ventilation (+ named columns) per decision."""
+    out = pd.DataFrame(index=rows.index)
+    if "age" in rows:
+        out["age band"] = pd.cut(rows["age"], _AGE_BANDS[0], labels=_AGE_BANDS[1], right=False)
+    if "gender" in rows:
+        out["gender"] = rows["gender"].map({0: "male", 1: "female"}).fillna("unknown")
+    if "SOFA" in rows:
+        out["SOFA band"] = pd.cut(rows["SOFA"], _SOFA_BANDS[0], labels=_SOFA_BANDS[1])
+    if "mechvent" in rows:
+        out["mechanical ventilation"] = np.where(rows["mechvent"] > 0.5, "yes", "no")
+    for col in extra or []:
+        if col not in rows:
+            raise SaferError(f"subgroup column {col!r} is not in the cohort; pick an existing one")
+        out[col] = rows[col]
+    return out.astype(str).reset_index(drop=True)
+
+
+def _groups(rows: pd.DataFrame, column: str | None, flag: str = "--groups") -> np.ndarray | None:
+    if column is None:
+        return None
+    if column not in rows:
+        raise SaferError(
+            f"{flag} column {column!r} is not in the cohort; the gate's Mondrian groups must be "
+            "a cohort column"
+        )
+    return rows[column].astype(str).to_numpy()
+
+
+def calibrate(
+    model: Any,
+    train: pd.DataFrame,
+    calibration: pd.DataFrame,
+    *,
+    method: str = "lac",
+    alpha: float = 0.1,
+    delta: float | None = None,
+    c: float | None = None,
+    groups_column: str | None = None,
+    seed: int = 0,
+) -> Gate:
+    """The gate of ``model`` calibrated on ``calibration``.
+
+    ``train`` (the model's training stays) feeds only the selection method's ridge of the
+    uncertainty on the embedding, never a conformity score. ``groups_column`` names the cohort
+    column of Mondrian groups (set methods).
+    """
+    from safer.conformal import METHODS
+
+    needs = METHODS[method]
+    kw: dict[str, Any] = {}
+    if needs.needs_embedding:
+        kw["embedding_train"] = model.embed(train)
+        kw["embedding_cal"] = model.embed(calibration)
+    if needs.needs_kappa:
+        kw["kappa_train"] = model.uncertainty(train)
+        kw["kappa_cal"] = model.uncertainty(calibration)
+        kw["uncertainty_kind"] = getattr(model, "uncertainty_kind", None)
+    return calibrate_gate(
+        method,
+        model.predict_proba(calibration),
+        calibration["action"].to_numpy(),
+        alpha=alpha,
+        delta=delta,
+        c=c,
+        groups_cal=_groups(calibration, groups_column),
+        model_hash=model.content_hash_,
+        groups_column=groups_column,
+        seed=seed,
+        **kw,
+    )
+
+
+def decide(model: Any, gate: Gate | None, rows: pd.DataFrame, *, proba=None) -> Decisions:
+    """Decisions for every row of ``rows``: the gate's, or the most likely dose without a gate.
+
+    The gate's model hash is always checked against ``model.content_hash_``
+    (:class:`~safer.conformal.GateMismatchError` otherwise). ``proba`` may pass the model's
+    probabilities of these rows when the caller already has them.
+
+    Without a gate every decision recommends the most likely dose, with no prediction set
+    (``sets`` is None), ``method`` "none" and no level.
+    """
+    P = model.predict_proba(rows) if proba is None else np.asarray(proba, dtype=float)
+    if gate is None:
+        n = len(P)
+        return Decisions(
+            action=P.argmax(axis=1).astype(np.int64),
+            sets=None,
+            reason=np.full(n, NO_GATE_REASON, dtype=object),
+            score=P.max(axis=1),
+            method="none",
+            alpha=None,
+            model_hash=model.content_hash_,
+            calibration_hash=None,
+        )
+    gate.check_model(model.content_hash_)
+    embedding = model.embed(rows) if gate.needs_embedding else None
+    groups = _groups(rows, gate.groups_column, "the gate's groups")
+    return gate.decide(P, embedding=embedding, groups=groups, model_hash=model.content_hash_)
+
+
+def audit(
+    model: Any,
+    gate: Gate,
+    test: pd.DataFrame,
+    subgroup_columns: list[str] | None = None,
+) -> dict:
+    """The auditor's report of ``gate`` on the test split (see :mod:`safer.conformal.report`).
+
+    The uncertainty the selection method promises on is the model's TRUE uncertainty of each
+    test decision, computed here from the model (never the gate's prediction of it).
+    """
+    gate.check_model(model.content_hash_)
+    return audit_report(
+        gate,
+        model.predict_proba(test),
+        test["action"].to_numpy(),
+        kappa=model.uncertainty(test) if gate.needs_kappa else None,
+        embedding=model.embed(test) if gate.needs_embedding else None,
+        groups=_groups(test, gate.groups_column, "the gate's groups"),
+        subgroups=subgroup_frame(test, subgroup_columns),
+        model_hash=model.content_hash_,
+    )
+
+
+def calibrate_and_audit(
+    model: Any,
+    train: pd.DataFrame,
+    calibration: pd.DataFrame,
+    test: pd.DataFrame,
+    *,
+    method: str = "lac",
+    alpha: float = 0.1,
+    delta: float | None = None,
+    c: float | None = None,
+    groups_column: str | None = None,
+    subgroup_columns: list[str] | None = None,
+    gate_path: str | Path | None = None,
+    report_path: str | Path | None = None,
+    json_path: str | Path | None = None,
+    seed: int = 0,
+) -> tuple[Gate, dict]:
+    """Calibrate on ``calibration``, audit on ``test``, write the report and the gate.
+
+    With ``report_path`` the HTML report is written (and the same numbers as JSON at
+    ``json_path``, default the report's path with ``.json``) and the gate records where, so the
+    store's audit summary can show the realised coverage; the gate is then saved at
+    ``gate_path``.
+    """
+    gate = calibrate(
+        model, train, calibration, method=method, alpha=alpha, delta=delta, c=c,
+        groups_column=groups_column, seed=seed,
+    )  # fmt: skip
+    report = audit(model, gate, test, subgroup_columns)
+    if report_path is not None:
+        gate = record_report(gate, report, report_path, json_path)
+    if gate_path is not None:
+        gate.save(gate_path)
+    return gate, report
+
+
+def record_report(
+    gate: Gate, report: dict, report_path: str | Path, json_path: str | Path | None = None
+) -> Gate:
+    """Write ``report`` (HTML, and JSON beside it) and return the gate recording its path."""
+    report_path = Path(report_path)
+    json_path = report_path.with_suffix(".json") if json_path is None else Path(json_path)
+    write_report(report, report_path, json_path)
+    return dataclasses.replace(gate, report_path=str(report_path.resolve()))
