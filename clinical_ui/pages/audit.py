@@ -41,7 +41,7 @@ if summary:
                  key="audit_summary")  # fmt: skip
     for i, row in enumerate(summary):
         if row.get("metric") is None:
-            st.caption(f"Gate {row['gate']}: {row['report']}")
+            st.markdown(f"**Gate {row['gate']}**: {row['report']}.")
             continue
         st.markdown(
             f"**Gate {row['gate']}** ({row['method']}, alpha = {row['alpha']}): realised "

@@ -18,6 +18,7 @@ from safer.decisions.core import (
     calibrate_and_audit,
     decide,
     model_version,
+    most_likely,
     record_report,
     subgroup_frame,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "calibrate_and_audit",
     "decide",
     "model_version",
+    "most_likely",
     "record_report",
     "subgroup_frame",
 ]

@@ -49,6 +49,7 @@ __all__ = [
     "NO_GATE_REASON",
     "calibrate",
     "decide",
+    "most_likely",
     "audit",
     "calibrate_and_audit",
     "subgroup_frame",
@@ -150,6 +151,26 @@ def calibrate(
     )
 
 
+def most_likely(proba: np.ndarray, model_hash: str) -> Decisions:
+    """Ungated decisions: the most likely dose everywhere, no prediction set, no level.
+
+    >>> d = most_likely(np.eye(25)[[3, 7]], "m")
+    >>> d.action.tolist(), d.sets, d.method
+    ([3, 7], None, 'none')
+    """
+    P = np.asarray(proba, dtype=float)
+    return Decisions(
+        action=P.argmax(axis=1).astype(np.int64),
+        sets=None,
+        reason=np.full(len(P), NO_GATE_REASON, dtype=object),
+        score=P.max(axis=1),
+        method="none",
+        alpha=None,
+        model_hash=str(model_hash),
+        calibration_hash=None,
+    )
+
+
 def decide(model: Any, gate: Gate | None, rows: pd.DataFrame, *, proba=None) -> Decisions:
     """Decisions for every row of ``rows``: the gate's, or the most likely dose without a gate.
 
@@ -162,17 +183,7 @@ def decide(model: Any, gate: Gate | None, rows: pd.DataFrame, *, proba=None) -> 
     """
     P = model.predict_proba(rows) if proba is None else np.asarray(proba, dtype=float)
     if gate is None:
-        n = len(P)
-        return Decisions(
-            action=P.argmax(axis=1).astype(np.int64),
-            sets=None,
-            reason=np.full(n, NO_GATE_REASON, dtype=object),
-            score=P.max(axis=1),
-            method="none",
-            alpha=None,
-            model_hash=model.content_hash_,
-            calibration_hash=None,
-        )
+        return most_likely(P, model.content_hash_)
     gate.check_model(model.content_hash_)
     embedding = model.embed(rows) if gate.needs_embedding else None
     groups = _groups(rows, gate.groups_column, "the gate's groups")

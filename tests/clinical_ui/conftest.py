@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from safer.store import add_recommendations, add_user, connect, load_cohort, upgrade
+from safer.decisions import most_likely
+from safer.store import add_decisions, add_user, connect, load_cohort, upgrade
 
 PASSWORDS = {"ana": "ana-password", "cy": "cy-password", "di": "di-password"}
 
@@ -23,8 +24,8 @@ def seed(url: str, cohort) -> dict:
             "di": add_user(s, "di", PASSWORDS["di"], role="admin"),
         }
         load_cohort(s, cohort)
-        add_recommendations(s, cohort["stay_id"], cohort["step"], proba, None, proba.argmax(1),
-                            None, None, "model-abc", None, "0.1")  # fmt: skip
+        add_decisions(s, cohort["stay_id"], cohort["step"], proba,
+                      most_likely(proba, "model-abc"), model_version="0.1")  # fmt: skip
     Session.kw["bind"].dispose()
     return users
 

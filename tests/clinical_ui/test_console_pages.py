@@ -137,3 +137,35 @@ def test_review_events_reach_the_trail(seeded_db):
     assert actions[-1] == "review"
     if not at.success:
         pytest.fail(errors(at))
+
+
+def test_audit_page_shows_the_gates_method_alpha_realised_coverage_and_report(
+    tmp_path, small_cohort, monkeypatch
+):
+    """A real model and gate, audited and stored by the decisions stage, as `safer demo` does."""
+    from safer.cohorts import split_stays
+    from safer.decisions import calibrate_and_audit
+    from safer.models import make_model
+    from safer.store import add_user, store_decisions
+
+    splits = split_stays(small_cohort, seed=0)
+    train, cal, test = (splits.subset(small_cohort, s) for s in ("train", "calibration", "test"))
+    model = make_model("bc-mlp", use_notes=False, epochs=2, d_model=16).fit(train, progress=False)
+    gate, report = calibrate_and_audit(
+        model, train, cal, test, method="lac", alpha=0.2, report_path=tmp_path / "report.html"
+    )
+    url = f"sqlite:///{tmp_path / 'audited.db'}"
+    upgrade(url)
+    with connect(url)() as s, s.begin():
+        auditor = add_user(s, "cy", "cy-password", role="auditor")
+        store_decisions(s, test, model, gate)
+    monkeypatch.setenv("SAFER_DB_URL", url)
+    at = app_as(auditor)
+    assert not at.exception, at.exception
+    summary = at.dataframe[0].value
+    assert summary["method"].tolist() == ["lac"] and summary["alpha"].tolist() == [0.2]
+    assert summary["realised"].iloc[0] == pytest.approx(report["overall"]["value_realised"])
+    text = " ".join(m.value for m in at.markdown)
+    assert "realised coverage" in text and ">= 0.8" in text
+    buttons = [b for b in at.get("download_button")]
+    assert len(buttons) == 1 and "audit report" in buttons[0].proto.label

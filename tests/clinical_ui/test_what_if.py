@@ -1,4 +1,5 @@
-"""The console's what-if page and its library helpers (safer.tsedit.whatif), on tiny models."""
+"""The console's what-if page and the library under it (safer.decisions.WhatIf,
+safer.store.stay_history, safer.tsedit.whatif), on tiny models."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from safer.conformal import calibrate_gate
+from safer.conformal import GateMismatchError, calibrate_gate
+from safer.decisions import WhatIf
 from safer.models import make_model
-from safer.store import connect
+from safer.store import connect, stay_history
 from safer.store.schema import AuditEvent, Recommendation
-from safer.tsedit import DiffusionEditor, TseditConfig, cohort_windows
-from safer.tsedit.whatif import apply_edit_to_history, score_decision, stay_history
+from safer.tsedit import Anchor, DiffusionEditor, TseditConfig, cohort_windows
+from safer.tsedit.whatif import apply_edit_to_history
 
 APP = str(Path(__file__).resolve().parents[2] / "clinical_ui" / "app.py")
 TINY_TSEDIT = dict(d_model=16, n_heads=2, n_layers=1, diffusion_steps=50, train_steps=40,
@@ -37,7 +39,11 @@ def whatif_models(small_cohort, ui_cohort, tmp_path_factory):
     gate.save(out / "gate.json")
     editor = DiffusionEditor(TseditConfig(window=12, **TINY_TSEDIT))
     editor.fit(cohort_windows(train, window=12), progress=False).save(out / "tsedit")
-    return {"model": model, "gate": gate, "dir": out}
+    other = make_model("safer-n", seed=1, epochs=1, finetune_epochs=1, survivor_epochs=2,
+                       d_model=16, n_heads=2, history=4).fit(train, progress=False)  # fmt: skip
+    calibrate_gate("lac", other.predict_proba(cal), cal["action"].to_numpy(), alpha=0.2,
+                   model_hash=other.content_hash_).save(out / "other_gate.json")  # fmt: skip
+    return {"model": model, "gate": gate, "editor": editor, "dir": out}
 
 
 @pytest.fixture
@@ -116,23 +122,42 @@ def test_stay_history_rebuilds_the_cohort_rows_the_model_scored(seeded_db, confi
     assert history["step"].tolist() == list(range(rec.step + 1))
     rows = ui_cohort[(ui_cohort["stay_id"] == rec.stay_id) & (ui_cohort["step"] <= rec.step)]
     expected = model.predict_proba(rows)[-1]
-    scored = score_decision(model, history, gate)
+    whatif = WhatIf(model, gate, configured["editor"])
+    scored = whatif.score(history)
     assert np.allclose(scored["probabilities"], expected, atol=1e-6)
     assert scored["prediction_set"] is not None
     # writing the charted vitals back changes nothing; a changed vital changes the rows scored
     same = apply_edit_to_history(history, history.set_index("step")[["HR", "MeanBP"]])
-    assert np.allclose(score_decision(model, same, gate)["probabilities"], expected, atol=1e-6)
+    assert np.allclose(whatif.score(same)["probabilities"], expected, atol=1e-6)
     edited = history.set_index("step")[["MeanBP"]] * 0 + 40.0
     changed = apply_edit_to_history(history, edited)
     assert (changed["MeanBP"] == 40.0).all() and changed["HR"].equals(history["HR"])
 
 
-def test_console_refuses_a_what_if_path_that_is_not_a_model(seeded_db, tmp_path):
+def test_whatif_edit_scores_both_and_refuses_a_foreign_gate(configured, ui_cohort):
+    d = configured["dir"]
+    whatif = WhatIf.load(d / "model", d / "gate.json", d / "tsedit")
+    stay = ui_cohort[ui_cohort["stay_id"] == ui_cohort["stay_id"].iloc[0]]
+    window = whatif.vitals(stay)
+    result = whatif.edit(stay, [Anchor(len(window) - 1, "HR", 180.0)], steps=5)
+    assert result.series["HR"].iloc[-1] == pytest.approx(180.0)
+    assert result.charted == whatif.score(stay)
+    assert result.changed == (result.charted["action"] != result.scored["action"])
+    with pytest.raises(GateMismatchError, match="never transfers"):
+        WhatIf.load(d / "model", d / "other_gate.json", d / "tsedit")
+
+
+def test_console_refuses_a_what_if_path_that_is_not_a_model(seeded_db, tmp_path, configured):
     from typer.testing import CliRunner
 
     from safer.cli import app
 
     result = CliRunner().invoke(app, ["console", "--tsedit", str(tmp_path)])
     assert result.exit_code != 0
-    assert "tsedit.json not found" in str(result.exception)
+    assert "model.json not found" in str(result.exception)
     assert "safer tsedit train" in str(result.exception)
+    d = configured["dir"]
+    foreign = CliRunner().invoke(
+        app, ["console", "--model", str(d / "model"), "--gate", str(d / "other_gate.json")]
+    )
+    assert foreign.exit_code != 0 and "never transfers" in str(foreign.exception)

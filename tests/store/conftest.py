@@ -14,7 +14,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from safer.store import add_recommendations, add_user, connect, load_cohort, upgrade
+from safer.decisions import most_likely
+from safer.store import add_decisions, add_user, connect, load_cohort, upgrade
 
 PG_ENV = "SAFER_TEST_PG_URL"
 
@@ -83,6 +84,6 @@ def loaded(Session, tiny_cohort):
             "di": add_user(s, "di", "di-password", role="admin"),
         }
         load_cohort(s, tiny_cohort)
-        add_recommendations(s, tiny_cohort["stay_id"], tiny_cohort["step"], proba, None,
-                            proba.argmax(1), None, None, "model-abc", None, "0.1")  # fmt: skip
+        add_decisions(s, tiny_cohort["stay_id"], tiny_cohort["step"], proba,
+                      most_likely(proba, "model-abc"), model_version="0.1")  # fmt: skip
     return Session, users, proba

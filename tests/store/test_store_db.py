@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from safer.conformal import Decisions
+from safer.decisions import most_likely
 from safer.store import (
     AuthenticationError,
     DatabaseUnavailableError,
     PermissionDeniedError,
     StaleSchemaError,
     StoreError,
-    add_recommendations,
+    add_decisions,
     add_user,
     authenticate,
     connect,
@@ -24,7 +26,7 @@ from safer.store import (
     review_queue,
     upgrade,
 )
-from safer.store.schema import Note, Recommendation, Stay, Step, User
+from safer.store.schema import Gate, Note, Recommendation, Stay, Step, User
 from tests.store.conftest import make_proba
 
 
@@ -84,14 +86,13 @@ def test_roles_are_enforced(loaded):
 
 def test_load_is_idempotent_and_keeps_only_notes_before_decisions(Session, tiny_cohort):
     proba = make_proba(len(tiny_cohort))
-    args = (tiny_cohort["stay_id"], tiny_cohort["step"], proba, None, proba.argmax(1), None, None,
-            "model-abc", None, "0.1")  # fmt: skip
+    args = (tiny_cohort["stay_id"], tiny_cohort["step"], proba, most_likely(proba, "model-abc"))
     with Session() as s, s.begin():
         first = load_cohort(s, tiny_cohort)
-        n_recs = add_recommendations(s, *args)
+        n_recs = add_decisions(s, *args, model_version="0.1")
     with Session() as s, s.begin():
         assert load_cohort(s, tiny_cohort) == {"stays": 0, "steps": 0, "notes": 0}
-        assert add_recommendations(s, *args) == 0
+        assert add_decisions(s, *args, model_version="0.1") == 0
     n_notes = int((tiny_cohort["note"] != "").sum())
     assert first == {"stays": 12, "steps": len(tiny_cohort), "notes": n_notes}
     assert n_recs == len(tiny_cohort)
@@ -110,12 +111,16 @@ def test_gated_recommendations_keep_sets_abstentions_and_hashes(Session, tiny_co
     proba = make_proba(n, seed=3)
     sets = proba > 0.1
     action = np.where(sets.sum(1) == 1, proba.argmax(1), -1)
-    reasons = ["set of one" if a >= 0 else "set has several actions" for a in action]
+    reasons = np.array(["set of one" if a >= 0 else "set has several actions" for a in action])
+    decisions = Decisions(action=action, sets=sets, reason=reasons, score=sets.sum(1),
+                          method="lac", alpha=0.1, model_hash="model-abc",
+                          calibration_hash="cal-123")  # fmt: skip
     with Session() as s, s.begin():
         load_cohort(s, tiny_cohort)
         keys = (tiny_cohort["stay_id"], tiny_cohort["step"])
-        add_recommendations(s, *keys, proba, sets, action, reasons, 0.1, "model-abc", "cal-123",
-                            "0.1", gate_method="lac")  # fmt: skip
+        add_decisions(s, *keys, proba, decisions, model_version="0.1", report_path="r.html")
+        gate = s.execute(sa.select(Gate)).scalar_one()
+        assert (gate.method, gate.alpha, gate.report_path) == ("lac", 0.1, "r.html")
     with Session() as s:
         recs = s.execute(sa.select(Recommendation).order_by(Recommendation.id)).scalars().all()
     assert [r.abstained for r in recs] == list(action == -1)
@@ -128,7 +133,7 @@ def test_gated_recommendations_keep_sets_abstentions_and_hashes(Session, tiny_co
 def test_recommendations_for_unknown_steps_are_refused(Session, tiny_cohort):
     proba = make_proba(1)
     with Session() as s, pytest.raises(StoreError, match="load the cohort first"):
-        add_recommendations(s, [999999], [0], proba, None, [0], None, None, "m", None, "0.1")
+        add_decisions(s, [999999], [0], proba, most_likely(proba, "m"), model_version="0.1")
 
 
 def test_patient_text_never_reaches_the_logs(Session, tiny_cohort, caplog):
