@@ -35,20 +35,3 @@ class ClonedClinician:
 
     def embed(self, rows):
         return self.pipe_[:-1].transform(rows[FEATURES].to_numpy(float))
-
-
-class Decision:
-    def __init__(self, action):
-        self.action = action
-
-
-class TopProbabilityGate:
-    """Recommend the argmax where its probability is >= threshold, else abstain (-1)."""
-
-    def __init__(self, threshold):
-        self.threshold = threshold
-
-    def decide(self, proba, embedding=None):
-        if embedding is None or len(embedding) != len(proba):
-            raise AssertionError("the gate expects one embedding per row")
-        return Decision(np.where(proba.max(axis=1) >= self.threshold, proba.argmax(axis=1), -1))

@@ -11,7 +11,6 @@ from safer.evaluation.mortality import (
     wilson_interval,
 )
 from safer.evaluation.policies import GatedPolicy, ModelPolicy, clinician_policy, make_policy
-from tests.evaluation._standin import TopProbabilityGate
 
 REFERENCES = {"clinician": 0.218, "clinician-mode": 0.213, "random": 0.220, "optimal": 0.125}
 
@@ -43,13 +42,11 @@ def test_observed_rollout_of_the_clinicians_matches_their_exact_mortality():
     assert res.ci_low <= exact_mortality(clinician_policy()) <= res.ci_high
 
 
-def test_model_and_gated_policies_roll_out_with_an_abstention_rate(cloned_model):
+def test_model_and_gated_policies_roll_out_with_an_abstention_rate(cloned_model, cloned_gate):
     model = rollout_mortality(ModelPolicy(cloned_model), 400, seed=0, progress=False)
     assert model.observed and model.abstention_rate is None
     assert 0.0 < model.mortality < 0.6
-    gated = true_mortality(
-        GatedPolicy(cloned_model, TopProbabilityGate(0.5)), 400, seed=0, progress=False
-    )
+    gated = true_mortality(GatedPolicy(cloned_model, cloned_gate), 400, seed=0, progress=False)
     assert gated.method == "rollout" and gated.exact is None
     assert 0.0 < gated.rollout.abstention_rate < 1.0
     with pytest.raises(SaferError, match="not state-based"):

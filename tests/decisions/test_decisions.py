@@ -1,0 +1,122 @@
+"""The decisions stage on small real models: calibrate, decide (model-checked), audit, and the
+`safer calibrate` / `safer audit` commands that wire it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from safer.cohorts import split_stays
+from safer.conformal import GateMismatchError, load_gate
+from safer.decisions import (
+    NO_GATE_REASON,
+    audit,
+    calibrate,
+    calibrate_and_audit,
+    decide,
+    model_version,
+    subgroup_frame,
+)
+from safer.errors import SaferError
+from safer.models import make_model
+
+
+@pytest.fixture(scope="module")
+def parts(small_cohort):
+    splits = split_stays(small_cohort, seed=0)
+    return tuple(splits.subset(small_cohort, s) for s in ("train", "calibration", "test"))
+
+
+@pytest.fixture(scope="module")
+def models(parts):
+    """Two tiny real models of different kinds: an entropy (BC-MLP) and a kappa (SAFER-n) one."""
+    train = parts[0]
+    mlp = make_model("bc-mlp", use_notes=False, epochs=2, d_model=16).fit(train, progress=False)
+    safer_n = make_model(
+        "safer-n", epochs=1, survivor_epochs=2, finetune_epochs=1, d_model=16, n_heads=2, history=4
+    ).fit(train, progress=False)
+    return {"bc-mlp": mlp, "safer-n": safer_n}
+
+
+@pytest.mark.parametrize(("name", "method"), [("bc-mlp", "lac"), ("safer-n", "selection")])
+def test_calibrate_and_audit_writes_the_gate_with_its_report(tmp_path, parts, models, name, method):
+    train, cal, test = parts
+    model = models[name]
+    gate, report = calibrate_and_audit(
+        model, train, cal, test, method=method, alpha=0.2, gate_path=tmp_path / "gate.json",
+        report_path=tmp_path / "r.html",
+    )  # fmt: skip
+    saved = load_gate(tmp_path / "gate.json", model_hash=model.content_hash_)
+    assert saved.report_path == str((tmp_path / "r.html").resolve())
+    assert json.loads((tmp_path / "r.json").read_text())["n_test"] == len(test)
+    assert {"age band", "gender", "SOFA band", "mechanical ventilation"} <= {
+        r["column"] for r in report["subgroups"]
+    }
+    assert "data:image/png;base64," in (tmp_path / "r.html").read_text()
+    if method == "selection":  # the gate records which uncertainty its c is a cut-off of
+        assert saved.uncertainty == model.uncertainty_kind == "kappa"
+
+
+def test_decide_checks_the_model_and_computes_what_the_method_needs(parts, models):
+    train, cal, test = parts
+    mlp, safer_n = models["bc-mlp"], models["safer-n"]
+    gate = calibrate(safer_n, train, cal, method="selection", alpha=0.2)
+    d = decide(safer_n, gate, test)
+    direct = gate.decide(safer_n.predict_proba(test), embedding=safer_n.embed(test))
+    np.testing.assert_array_equal(d.action, direct.action)
+    with pytest.raises(GateMismatchError, match="never transfers between models"):
+        decide(mlp, gate, test)
+    with pytest.raises(GateMismatchError):
+        audit(mlp, gate, test)
+
+
+def test_decide_without_a_gate_recommends_the_most_likely_dose(parts, models):
+    test = parts[2]
+    model = models["bc-mlp"]
+    d = decide(model, None, test)
+    np.testing.assert_array_equal(d.action, model.predict_proba(test).argmax(axis=1))
+    assert d.sets is None and d.alpha is None and d.method == "none"
+    assert set(d.reason) == {NO_GATE_REASON} and d.model_hash == model.content_hash_
+    assert model_version(model).startswith("BCMLPRecommender (safer ")
+
+
+def test_mondrian_groups_come_from_the_gate_column(parts, models):
+    train, cal, test = parts
+    model = models["bc-mlp"]
+    gate = calibrate(model, train, cal, method="lac", alpha=0.3, groups_column="mechvent")
+    assert decide(model, gate, test).sets.shape == (len(test), 25)
+    with pytest.raises(SaferError, match="'mechvent' is not in the cohort"):
+        decide(model, gate, test.drop(columns=["mechvent"]))
+
+
+def test_subgroup_frame_unknown_column(small_cohort):
+    with pytest.raises(SaferError, match="not in the cohort"):
+        subgroup_frame(small_cohort, ["no_such_column"])
+
+
+def _run(argv):
+    from safer.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code in (0, None), argv
+
+
+def test_cli_calibrate_and_audit(tmp_path, small_cohort):
+    from safer.cohorts import write_cohort
+
+    cohort_file = tmp_path / "c.parquet"
+    write_cohort(small_cohort, cohort_file)
+    model_dir = tmp_path / "model"
+    _run(["train", "--cohort", str(cohort_file), "--variant", "safer", "--out", str(model_dir)])
+    for method in ("lac", "ltt", "selection"):
+        gate = tmp_path / f"{method}.json"
+        _run(["calibrate", "--model", str(model_dir), "--cohort", str(cohort_file), "--method",
+              method, "--alpha", "0.2", "--out", str(gate)])  # fmt: skip
+        out = tmp_path / f"{method}.html"
+        _run(["audit", "--model", str(model_dir), "--gate", str(gate), "--cohort",
+              str(cohort_file), "--out", str(out), "--json"])  # fmt: skip
+        assert json.loads(out.with_suffix(".json").read_text())["method"] == method
+        assert json.loads(gate.read_text())["report_path"] == str(out.resolve())
