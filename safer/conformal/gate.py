@@ -354,7 +354,7 @@ def calibrate_gate(
         if groups is not None:
             raise ConformalInputError("groups apply to set methods (lac, aps, raps), not 'ltt'")
         delta = 0.1 if delta is None else check_alpha(delta, "delta")
-        rc = RiskControl(alpha=alpha, delta=delta).fit(P, y)
+        rc = RiskControl(alpha=alpha, delta=delta).conformalize(P, y)
         return Gate(
             method=method,
             delta=delta,
