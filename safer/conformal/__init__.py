@@ -9,9 +9,10 @@ Three guarantees, each explicit about what it promises (see each module's docstr
 - :mod:`safer.conformal.risk` — MAPIE learn-then-test: error rate of issued recommendations
   <= alpha with probability >= 1 - delta.
 
-:class:`Gate` bundles one of them with the hashes of the model and calibration data;
-:mod:`safer.conformal.report` writes the auditor's report. Nothing here imports a model or
-the cohort schema.
+Those three modules are the engines, usable on their own. :mod:`safer.conformal.methods` wraps
+each as a gate method (one class per file, named in :data:`METHODS`); :class:`Gate` bundles
+one method's state with the hashes of the model and calibration data; :mod:`safer.conformal.report`
+writes the auditor's report. Nothing here imports a model or the cohort schema.
 """
 
 from safer.conformal._checks import (
@@ -20,7 +21,8 @@ from safer.conformal._checks import (
     GateMismatchError,
     min_calibration_size,
 )
-from safer.conformal.gate import ABSTAIN, METHODS, Decisions, Gate, calibrate_gate, load_gate
+from safer.conformal.gate import ABSTAIN, Decisions, Gate, calibrate_gate, load_gate
+from safer.conformal.methods import METHODS, GateMethod
 from safer.conformal.risk import RiskControl
 from safer.conformal.selection import ConformalSelector, benjamini_hochberg, conformal_pvalues
 from safer.conformal.sets import PredictionSets
@@ -33,6 +35,7 @@ __all__ = [
     "ConformalSelector",
     "Decisions",
     "Gate",
+    "GateMethod",
     "GateMismatchError",
     "PredictionSets",
     "RiskControl",

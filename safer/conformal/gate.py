@@ -1,9 +1,13 @@
 """The gate: a calibrated conformal rule, saved as JSON, that turns probabilities into decisions.
 
-A :class:`Gate` records the method, its levels (alpha, delta, c), the learned thresholds, the
-hash of the calibration data, the hash of the model it was calibrated for and the package
-version. It also keeps the calibration arrays it needs to be rebuilt exactly (and re-calibrated
-at another alpha for the auditor's trade-off plot), so a saved gate is self-contained.
+A :class:`Gate` records provenance -- the method's name, its level alpha, the hash of the model
+it was calibrated for, the hash of the calibration data, the package version, the seed, the
+Mondrian groups column, the kind of uncertainty a selection gate read, and where its audit
+report was written -- plus the method's state: the learned ``thresholds``, the levels ``delta``
+and ``c`` where the method has them, and the ``calibration`` arrays it needs to be rebuilt
+exactly (and re-calibrated at another alpha for the auditor's trade-off plot), so a saved gate
+is self-contained. What the method does lives in its class in :mod:`safer.conformal.methods`
+(``gate.rule``); the gate never switches on the method's name.
 
 ``gate.decide(proba, embedding=..., groups=...)`` returns a :class:`Decisions` record:
 
@@ -18,6 +22,9 @@ score            (n,) float: p-value (selection), top probability (ltt), set siz
 method, alpha, model_hash, calibration_hash: the provenance of every decision
 ===============  ==========================================================================
 
+``gate.needs_embedding`` / ``gate.needs_kappa`` say whether the caller must compute the
+model's embedding (for ``decide``) and its uncertainty (for the audit).
+
 Examples
 --------
 >>> import numpy as np
@@ -27,14 +34,15 @@ Examples
 >>> y = np.array([rng.choice(25, p=p) for p in proba])
 >>> gate = calibrate_gate("lac", proba[:400], y[:400], alpha=0.2, model_hash="m1")
 >>> d = gate.decide(proba[400:], model_hash="m1")
->>> d.action.shape, d.sets.shape
-((100,), (100, 25))
+>>> d.action.shape, d.sets.shape, gate.needs_embedding
+((100,), (100, 25), False)
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,27 +50,21 @@ import pandas as pd
 
 from safer import __version__
 from safer._json import dumps
-from safer.actions import N_ACTIONS
-from safer.conformal._checks import (
-    ConformalInputError,
-    GateMismatchError,
-    array_hash,
-    check_alpha,
-    check_groups,
-    check_labels,
-    check_proba,
-    check_vector,
+from safer._registry import UnknownNameError
+from safer.conformal._checks import GateMismatchError, check_alpha
+from safer.conformal.methods import (
+    ABSTAIN,
+    METHODS,
+    GateMethod,
+    MethodState,
+    check_uncertainty_kind,
 )
-from safer.conformal.risk import RiskControl, decide_by_threshold
-from safer.conformal.selection import ConformalSelector, benjamini_hochberg
-from safer.conformal.sets import SET_METHODS, PredictionSets, singleton_decisions
 from safer.errors import SaferError
 
 __all__ = ["Gate", "Decisions", "calibrate_gate", "load_gate", "METHODS", "ABSTAIN"]
 
-METHODS = ("selection", "lac", "aps", "raps", "ltt")
-ABSTAIN = -1
-_FORMAT = "safer-gate/1"
+_FORMAT = "safer-gate/2"
+_READABLE_FORMATS = ("safer-gate/1", _FORMAT)  # /1: before report_path and uncertainty
 
 
 @dataclass
@@ -105,14 +107,39 @@ class Decisions:
 class Gate:
     """A calibrated conformal gate. Build with :func:`calibrate_gate`, load with :func:`load_gate`.
 
+    Attributes
+    ----------
+    method : str
+        Name of the method in :data:`safer.conformal.METHODS`.
+    alpha : float
+        The level.
+    model_hash, calibration_hash : str
+        The model it was calibrated for; the calibration data.
+    thresholds, calibration : dict
+        The method's learned state and the calibration arrays it is rebuilt from.
+    delta, c : float or None
+        LTT's failure probability; selection's uncertainty cut-off.
+    groups_column : str or None
+        Cohort column of the Mondrian groups (set methods).
+    package_version : str
+    seed : int
+    uncertainty : {"kappa", "entropy"} or None
+        The kind of kappa a selection gate was calibrated on (so ``c`` has a known scale);
+        None for methods that do not read kappa, or when not recorded.
+    report_path : str or None
+        Where an audit report of this gate was written (:meth:`with_report`); None until then.
+
     Examples
     --------
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> proba = rng.dirichlet(np.full(25, 0.2), size=300)
     >>> y = proba.argmax(axis=1)
-    >>> calibrate_gate("ltt", proba, y, alpha=0.1, delta=0.1, model_hash="m").method
-    'ltt'
+    >>> gate = calibrate_gate("ltt", proba, y, alpha=0.1, delta=0.1, model_hash="m")
+    >>> gate.method, gate.rule.promise().bound
+    ('ltt', '<= 0.1')
+    >>> gate.with_report("audit/ltt.html").report_path
+    'audit/ltt.html'
     """
 
     method: str
@@ -126,70 +153,68 @@ class Gate:
     package_version: str = __version__
     seed: int = 0
     calibration: dict = field(default_factory=dict, repr=False)
+    uncertainty: str | None = None
+    report_path: str | None = None
+
+    # -- the method behind the gate ------------------------------------------------------------
+
+    @property
+    def rule(self) -> GateMethod:
+        """The method object (:class:`~safer.conformal.methods.GateMethod`) in this gate's state."""
+        key = self._rule_key()
+        cached = self.__dict__.get("_rule")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        state = MethodState(
+            thresholds=self.thresholds,
+            calibration=self.calibration,
+            calibration_hash=self.calibration_hash,
+            delta=self.delta,
+            c=self.c,
+        )
+        rule = self._method_class().from_state(
+            state, alpha=self.alpha, seed=self.seed, uncertainty=self.uncertainty
+        )
+        self.__dict__["_rule"] = (key, rule)
+        return rule
+
+    @property
+    def needs_labels(self) -> bool:
+        """Whether calibration needs the clinicians' actions."""
+        return self._method_class().needs_labels
+
+    @property
+    def needs_embedding(self) -> bool:
+        """Whether :meth:`decide` needs ``embedding=`` (the model's ``embed()``)."""
+        return self._method_class().needs_embedding
+
+    @property
+    def needs_kappa(self) -> bool:
+        """Whether calibration and the audit need kappa (the model's ``uncertainty()``)."""
+        return self._method_class().needs_kappa
+
+    @property
+    def supports_groups(self) -> bool:
+        """Whether the method takes per-decision groups (Mondrian calibration)."""
+        return self._method_class().supports_groups
+
+    # -- use -------------------------------------------------------------------------------------
 
     def decide(self, proba, *, embedding=None, groups=None, model_hash: str | None = None):
         """Decide for each row of ``proba`` (n, 25): recommend an action or abstain.
 
-        ``embedding`` is required by ``selection``; ``groups`` by Mondrian sets. Pass
-        ``model_hash`` (the model's ``content_hash_``) to have it checked against the gate's.
+        ``embedding`` is required when :attr:`needs_embedding` (selection); ``groups`` by
+        Mondrian sets. Pass ``model_hash`` (the model's ``content_hash_``) to have it checked
+        against the gate's.
         """
         if model_hash is not None:
             self.check_model(model_hash)
-        P = check_proba(proba)
-        n = len(P)
-        if self.method in SET_METHODS:
-            sets = self._sets().predict_set(P, groups=groups)
-            action = singleton_decisions(sets)
-            size = sets.sum(axis=1)
-            reason = np.where(
-                size == 1,
-                "single-action conformal set",
-                np.where(
-                    size == 0,
-                    "abstain: empty conformal set",
-                    np.char.add(
-                        "abstain: conformal set of ", np.char.add(size.astype(str), " actions")
-                    ),
-                ),
-            )
-            score = size.astype(float)
-        elif self.method == "ltt":
-            lam = float(self.thresholds["lambda"])
-            action = decide_by_threshold(P, lam)
-            top = P.max(axis=1)
-            sets = _singletons(action)
-            lam_txt = "inf (no valid threshold)" if not np.isfinite(lam) else f"{lam:.2f}"
-            reason = np.where(
-                action >= 0,
-                f"top probability >= threshold {lam_txt}",
-                f"abstain: top probability below threshold {lam_txt}",
-            )
-            score = top
-        else:
-            if embedding is None:
-                raise ConformalInputError(
-                    "the selection gate needs embedding= (the model's embed() of these decisions)"
-                )
-            selector = self._selector()
-            pvals = selector.pvalues(embedding)
-            if len(pvals) != n:
-                raise ConformalInputError(
-                    f"embedding has {len(pvals)} rows but proba has {n}; pass the same decisions"
-                )
-            chosen = benjamini_hochberg(pvals, self.alpha)
-            action = np.where(chosen, P.argmax(axis=1), ABSTAIN).astype(np.int64)
-            sets = _singletons(action)
-            reason = np.where(
-                chosen,
-                f"selected: BH at FDR {self.alpha:g} (low predicted uncertainty)",
-                "abstain: uncertainty not shown to be below c",
-            )
-            score = pvals
+        verdict = self.rule.decide(proba, embedding=embedding, groups=groups)
         return Decisions(
-            action=action,
-            sets=sets,
-            reason=np.asarray(reason, dtype=object),
-            score=np.asarray(score, dtype=float),
+            action=verdict.action,
+            sets=verdict.sets,
+            reason=np.asarray(verdict.reason, dtype=object),
+            score=np.asarray(verdict.score, dtype=float),
             method=self.method,
             alpha=self.alpha,
             model_hash=self.model_hash,
@@ -206,21 +231,26 @@ class Gate:
 
     def recalibrate(self, alpha: float) -> Gate:
         """The same method on the same calibration data at another alpha (for trade-off plots)."""
-        cal = self.calibration
-        if self.method == "selection":
-            gate = Gate(**{**self._meta(), "alpha": check_alpha(alpha)})
-            return gate
-        return calibrate_gate(
+        rule = self.rule.recalibrate(check_alpha(alpha))
+        return _gate_from_rule(
             self.method,
-            np.asarray(cal["proba"]),
-            np.asarray(cal["y"]),
-            alpha=alpha,
-            delta=self.delta,
-            groups_cal=None if cal.get("groups") is None else np.asarray(cal["groups"]),
+            rule,
             model_hash=self.model_hash,
             groups_column=self.groups_column,
-            seed=self.seed,
+            method_class=self._method_class(),
         )
+
+    def with_report(self, path) -> Gate:
+        """This gate with :attr:`report_path` set to where its audit report was written.
+
+        Save the returned gate over the old file so the store can find the report:
+        ``gate.with_report(html_path).save(gate_path)``.
+        """
+        gate = replace(self, report_path=str(path))
+        gate.__dict__.update({k: v for k, v in self.__dict__.items() if k.startswith("_")})
+        return gate
+
+    # -- files -----------------------------------------------------------------------------------
 
     def to_dict(self) -> dict:
         """JSON-ready dictionary (the file format of :meth:`save`)."""
@@ -246,31 +276,21 @@ class Gate:
             "groups_column": self.groups_column,
             "seed": self.seed,
             "calibration": self.calibration,
+            "uncertainty": self.uncertainty,
+            "report_path": self.report_path,
         }
 
-    def _sets(self) -> PredictionSets:
-        cached = self.__dict__.get("_sets_cache")
-        if cached is None:
-            cal = self.calibration
-            groups = cal.get("groups")
-            cached = PredictionSets(
-                self.method, self.alpha, groups=groups is not None, random_state=self.seed
-            ).conformalize(
-                np.asarray(cal["proba"], dtype=float),
-                np.asarray(cal["y"]),
-                None if groups is None else np.asarray(groups, dtype=object),
-            )
-            self.__dict__["_sets_cache"] = cached
-        return cached
+    def _method_class(self) -> type[GateMethod]:
+        # the class the gate was calibrated or loaded with (its registry may extend METHODS)
+        name, cls = self.__dict__.get("_method_cls", (None, None))
+        return cls if name == self.method else METHODS[self.method]
 
-    def _selector(self) -> ConformalSelector:
-        t = self.thresholds
-        selector = ConformalSelector(alpha=self.alpha, c=self.c)
-        selector.coef_ = np.asarray(t["ridge_coef"], dtype=float)
-        selector.intercept_ = float(t["ridge_intercept"])
-        selector.c_ = float(self.c)
-        selector.set_null_scores(self.calibration["null_scores"], t["n_calibration"])
-        return selector
+    def _rule_key(self) -> tuple:
+        # the rule is rebuilt when a field it reads is changed in place
+        return (
+            self.method, self.alpha, self.delta, self.c, self.seed, self.uncertainty,
+            id(self.thresholds), id(self.calibration), self.calibration_hash,
+        )  # fmt: skip
 
 
 def calibrate_gate(
@@ -289,18 +309,30 @@ def calibrate_gate(
     model_hash: str,
     groups_column: str | None = None,
     seed: int = 0,
+    uncertainty_kind: str | None = None,
+    methods: Mapping[str, type[GateMethod]] = METHODS,
 ) -> Gate:
     """Calibrate a :class:`Gate` on the calibration split only.
 
     Parameters
     ----------
-    method : {"selection", "lac", "aps", "raps", "ltt"}
+    method : str
+        A name in ``methods`` (by default :data:`safer.conformal.METHODS`: "selection", "lac",
+        "aps", "raps", "ltt"); an unknown name raises an error listing the known ones.
     proba_cal : (n, 25) calibration probabilities; y_cal : (n,) clinician actions (sets, ltt).
     alpha : level; delta : LTT failure probability (default 0.1); c : selection cut-off.
-    groups_cal : per-decision group labels for Mondrian sets.
+    groups_cal : per-decision group labels for Mondrian sets (methods that support groups).
     embedding_train, kappa_train : a split disjoint from calibration, for the selection ridge.
     embedding_cal, kappa_cal : calibration embeddings and true uncertainty (selection).
     model_hash : the model's content hash, recorded and checked on use.
+    groups_column : the cohort column ``groups_cal`` came from (recorded by group methods).
+    seed : seed of the method's randomness (RAPS's hold-out split).
+    uncertainty_kind : {"kappa", "entropy"} or None
+        What kappa is (the model's ``uncertainty_kind``), recorded by methods that read kappa
+        so the gate's ``c`` has a known scale; ignored (None) by the others.
+    methods : mapping
+        The name map to look ``method`` up in; pass an extended copy of
+        :data:`safer.conformal.METHODS` for a method kept outside the package.
 
     Examples
     --------
@@ -310,83 +342,34 @@ def calibrate_gate(
     >>> calibrate_gate("aps", p, y, alpha=0.1, model_hash="abc").thresholds["n_calibration"]
     200
     """
-    if method not in METHODS:
-        raise ConformalInputError(f"unknown method {method!r}; choose one of {list(METHODS)}")
-    alpha = check_alpha(alpha)
-    P = check_proba(proba_cal, "proba_cal")
-    common = {"alpha": alpha, "model_hash": str(model_hash), "seed": int(seed)}
-    if method == "selection":
-        for name, value in (
-            ("embedding_train", embedding_train),
-            ("kappa_train", kappa_train),
-            ("embedding_cal", embedding_cal),
-            ("kappa_cal", kappa_cal),
-        ):
-            if value is None:
-                raise ConformalInputError(f"method 'selection' needs {name}")
-        kappa = check_vector(kappa_cal, len(P), "kappa_cal")
-        selector = ConformalSelector(alpha=alpha, c=c).fit(embedding_train, kappa_train)
-        selector.conformalize(embedding_cal, kappa)
-        return Gate(
-            method=method,
-            c=selector.c_,
-            calibration_hash=array_hash(np.asarray(embedding_cal, float), kappa),
-            thresholds={
-                "ridge_coef": selector.coef_.tolist(),
-                "ridge_intercept": selector.intercept_,
-                "n_calibration": selector.n_calibration_,
-                "n_null_calibration": int(len(selector.null_scores_)),
-            },
-            calibration={"null_scores": selector.null_scores_.tolist()},
-            **common,
-        )
-    if y_cal is None:
-        raise ConformalInputError(f"method {method!r} needs y_cal, the clinicians' actions")
-    y = check_labels(y_cal, len(P), "y_cal")
-    groups = None if groups_cal is None else check_groups(groups_cal, len(P), "groups_cal")
-    calibration = {
-        "proba": P.tolist(),
-        "y": y.tolist(),
-        "groups": None if groups is None else groups.tolist(),
-    }
-    cal_hash = array_hash(P, y, groups)
-    if method == "ltt":
-        if groups is not None:
-            raise ConformalInputError("groups apply to set methods (lac, aps, raps), not 'ltt'")
-        delta = 0.1 if delta is None else check_alpha(delta, "delta")
-        rc = RiskControl(alpha=alpha, delta=delta).fit(P, y)
-        return Gate(
-            method=method,
-            delta=delta,
-            calibration_hash=cal_hash,
-            thresholds={
-                "lambda": rc.threshold_,
-                "n_calibration": len(P),
-                "n_valid_lambdas": int(len(rc.valid_thresholds_)),
-            },
-            calibration=calibration,
-            **common,
-        )
-    sets = PredictionSets(method, alpha, groups=groups is not None, random_state=seed)
-    sets.conformalize(P, y, groups)
-    gate = Gate(
-        method=method,
-        calibration_hash=cal_hash,
-        groups_column=groups_column,
-        thresholds={
-            "score_quantile": sets.quantiles_,
-            "n_calibration": len(P),
-            "n_per_group": sets.n_calibration_,
-        },
-        calibration=calibration,
-        **common,
+    cls = methods[method]
+    kind = check_uncertainty_kind(uncertainty_kind) if cls.needs_kappa else None
+    rule = cls(alpha, delta=delta, c=c, seed=int(seed), uncertainty=kind)
+    rule.conformalize(
+        proba_cal,
+        y_cal,
+        groups_cal=groups_cal,
+        embedding_train=embedding_train,
+        kappa_train=kappa_train,
+        embedding_cal=embedding_cal,
+        kappa_cal=kappa_cal,
     )
-    gate.__dict__["_sets_cache"] = sets
-    return gate
+    return _gate_from_rule(
+        method,
+        rule,
+        model_hash=str(model_hash),
+        groups_column=groups_column if cls.supports_groups else None,
+        method_class=cls,
+    )
 
 
-def load_gate(path, *, model_hash: str | None = None) -> Gate:
+def load_gate(
+    path, *, model_hash: str | None = None, methods: Mapping[str, type[GateMethod]] = METHODS
+) -> Gate:
     """Read a gate written by :meth:`Gate.save`; with ``model_hash``, check it matches.
+
+    Files of the previous format ("safer-gate/1", without ``report_path`` and ``uncertainty``)
+    load with both None. ``methods`` is the name map the gate's method is looked up in.
 
     Examples
     --------
@@ -406,20 +389,49 @@ def load_gate(path, *, model_hash: str | None = None) -> Gate:
         raise SaferError(
             f"{path} is not a gate JSON file ({exc}); re-run `safer calibrate`"
         ) from None
-    if not isinstance(raw, dict) or raw.get("format") != _FORMAT:
+    if not isinstance(raw, dict) or raw.get("format") not in _READABLE_FORMATS:
         raise SaferError(f"{path} is not a SAFER gate (format {_FORMAT}); re-run `safer calibrate`")
     raw.pop("format")
-    thresholds = raw["thresholds"]
-    if "lambda" in thresholds and thresholds["lambda"] is None:
-        thresholds["lambda"] = float("inf")
+    unknown = sorted(set(raw) - {f.name for f in fields(Gate)})
+    if unknown:
+        raise SaferError(
+            f"{path} has fields {unknown} this version of safer does not know; upgrade safer "
+            "or re-run `safer calibrate`"
+        )
+    try:
+        cls = methods[raw.get("method")]
+    except UnknownNameError as exc:
+        raise UnknownNameError(f"{path}: {exc}; re-run `safer calibrate`") from None
+    raw["thresholds"] = cls.decode_thresholds(raw["thresholds"])
     gate = Gate(**raw)
+    gate.__dict__["_method_cls"] = (gate.method, cls)
     if model_hash is not None:
         gate.check_model(model_hash)
     return gate
 
 
-def _singletons(action: np.ndarray) -> np.ndarray:
-    sets = np.zeros((len(action), N_ACTIONS), dtype=bool)
-    rows = np.flatnonzero(action >= 0)
-    sets[rows, action[rows]] = True
-    return sets
+def _gate_from_rule(
+    method: str,
+    rule: GateMethod,
+    *,
+    model_hash: str,
+    groups_column: str | None,
+    method_class: type[GateMethod],
+) -> Gate:
+    state = rule.state_
+    gate = Gate(
+        method=method,
+        alpha=rule.alpha,
+        model_hash=model_hash,
+        calibration_hash=state.calibration_hash,
+        thresholds=state.thresholds,
+        delta=state.delta,
+        c=state.c,
+        groups_column=groups_column,
+        seed=rule.seed,
+        calibration=state.calibration,
+        uncertainty=rule.uncertainty,
+    )
+    gate.__dict__["_method_cls"] = (method, method_class)
+    gate.__dict__["_rule"] = (gate._rule_key(), rule)  # the conformalized rule itself
+    return gate

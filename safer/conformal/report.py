@@ -5,17 +5,12 @@ for selection, embeddings, groups) plus a small DataFrame of subgroup columns, a
 JSON-ready dict; :func:`render_html` turns it into one self-contained HTML page (the plot is an
 embedded base64 PNG); :func:`write_report` writes both.
 
-The audited quantity depends on the gate's method:
-
-==========  ========================================  =========================  ============
-method      realised quantity (test split)            promise                    flagged when
-==========  ========================================  =========================  ============
-lac/aps/    coverage: clinician's action in the set   >= 1 - alpha               CI upper < target
-raps
-ltt         error rate of issued recommendations      <= alpha (prob. 1 - delta) CI lower > alpha
-selection   FDR: selected decisions with TRUE          <= alpha                   CI lower > alpha
-            kappa >= c
-==========  ========================================  =========================  ============
+What is audited, and what was promised, come from the gate's method: ``gate.rule.outcome``
+marks each test decision as a hit or not and as counted in the denominator or not (coverage
+counts every decision; an error rate or an FDR counts the issued recommendations), and
+``gate.rule.promise`` gives the statement in words, the target and its direction. A result is
+flagged when its whole interval lies on the wrong side of the target. The methods and their
+promises are tabled in :mod:`safer.conformal.methods`.
 
 Intervals are exact binomial (Clopper-Pearson) at ``confidence``. Per-subgroup numbers are
 reported for every method, but only Mondrian sets promise anything per group; a flagged
@@ -39,7 +34,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -47,38 +41,18 @@ import pandas as pd
 from scipy.stats import beta as beta_dist
 
 from safer import __version__
+from safer._json import dumps
 from safer.conformal._checks import ConformalInputError, check_labels, check_proba, check_vector
 from safer.conformal.gate import Gate
+from safer.conformal.methods import METHODS
 
 __all__ = ["audit", "render_html", "write_report", "to_json", "clopper_pearson", "GUARANTEES"]
 
 DEFAULT_ALPHAS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 
-#: Plain-language statement of what each guarantee does and does not promise.
-GUARANTEES = {
-    "sets": (
-        "Promises: for a new decision drawn like the calibration decisions, the conformal set "
-        "contains the clinicians' action with probability at least 1 - alpha, on average over "
-        "decisions (per group with Mondrian calibration). A recommendation is issued only when "
-        "the set holds a single action. Does not promise: that the clinicians' action is the "
-        "best action, coverage for any one patient, or coverage in a subgroup that was not "
-        "calibrated separately, nor under a shift in the patient population."
-    ),
-    "ltt": (
-        "Promises: with probability at least 1 - delta over the calibration data, the expected "
-        "error rate (recommended action differs from the clinicians') among issued "
-        "recommendations is at most alpha. Does not promise: that a given test split stays "
-        "below alpha (it can exceed it by chance), anything about a single patient, or "
-        "anything about decisions where it abstained."
-    ),
-    "selection": (
-        "Promises: among the decisions it selects for recommendation, the expected fraction "
-        "whose true uncertainty kappa is at least c (false discoveries) is at most alpha "
-        "(Benjamini-Hochberg over conformal p-values). Realised FDR is computed on the true "
-        "kappa of test decisions. Does not promise: that a selected action matches the "
-        "clinicians', FDR within any subgroup, or anything about decisions it did not select."
-    ),
-}
+#: Plain-language statement of what each registered method does and does not promise (for docs;
+#: a report quotes its gate's own ``rule.promise()``, which may be more specific).
+GUARANTEES = {name: cls.guarantee for name, cls in METHODS.items()}
 
 
 def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -113,15 +87,16 @@ def audit(
 ) -> dict:
     """Audit ``gate`` on test decisions; returns the report as a JSON-ready dict.
 
-    ``y`` are the clinicians' actions; ``kappa`` the TRUE uncertainty (required for
-    ``selection``); ``subgroups`` one column per subgrouping, one row per decision.
+    ``y`` are the clinicians' actions; ``kappa`` the TRUE uncertainty (required when
+    ``gate.needs_kappa``, e.g. selection); ``embedding`` the model's ``embed()`` (when
+    ``gate.needs_embedding``); ``subgroups`` one column per subgrouping, one row per decision.
     """
     P = check_proba(proba)
     y = check_labels(y, len(P))
-    if gate.method == "selection":
+    if gate.needs_kappa:
         if kappa is None:
             raise ConformalInputError(
-                "auditing a selection gate needs kappa=, the TRUE uncertainty of the test "
+                f"auditing a {gate.method} gate needs kappa=, the TRUE uncertainty of the test "
                 "decisions (never the predicted one)"
             )
         kappa = check_vector(kappa, len(P), "kappa")
@@ -130,8 +105,10 @@ def audit(
             f"subgroups has {len(subgroups)} rows but there are {len(P)} decisions"
         )
     decisions = gate.decide(P, embedding=embedding, groups=groups, model_hash=model_hash)
-    hits, eligible, metric, promise_kind = _outcomes(gate, decisions, y, kappa)
-    overall = _summarise(hits, eligible, decisions, gate, metric, promise_kind, confidence)
+    promise = gate.rule.promise()
+    outcome = gate.rule.outcome(decisions, y, kappa)
+    hits, eligible = outcome.hit, outcome.counted
+    overall = _summarise(hits, eligible, decisions, promise, outcome.metric, confidence)
     per_group = []
     if subgroups is not None:
         for column in subgroups.columns:
@@ -142,9 +119,8 @@ def audit(
                     hits[mask],
                     eligible[mask],
                     _subset(decisions, mask),
-                    gate,
-                    metric,
-                    promise_kind,
+                    promise,
+                    outcome.metric,
                     confidence,
                 )
                 per_group.append({"column": str(column), "value": value, **row})
@@ -152,11 +128,13 @@ def audit(
     size_counts = {
         int(k): int(v) for k, v in zip(*np.unique(sizes, return_counts=True), strict=True)
     }
-    tradeoff = []
+    tradeoff, targets = [], []
     for a in alphas:
         g = gate if np.isclose(a, gate.alpha) else gate.recalibrate(float(a))
         d = g.decide(P, embedding=embedding, groups=groups)
-        h, e, _, _ = _outcomes(g, d, y, kappa)
+        o = g.rule.outcome(d, y, kappa)
+        h, e = o.hit, o.counted
+        targets.append(g.rule.promise().target)
         tradeoff.append(
             {
                 "alpha": float(a),
@@ -173,13 +151,15 @@ def audit(
         "model_hash": gate.model_hash,
         "calibration_hash": gate.calibration_hash,
         "n_test": int(len(P)),
+        "uncertainty": gate.uncertainty,
         "confidence": confidence,
-        "guarantee": GUARANTEES["sets" if gate.method in ("lac", "aps", "raps") else gate.method],
+        "guarantee": promise.statement,
         "overall": overall,
         "subgroups": per_group,
         "n_flagged_subgroups": int(sum(r["flagged"] for r in per_group)),
         "set_size_counts": size_counts,
         "tradeoff": tradeoff,
+        "tradeoff_targets": targets,
     }
 
 
@@ -211,7 +191,8 @@ tr.flag{{background:#fdd}}.ok{{color:#070}}.bad{{color:#a00;font-weight:bold}}</
 <body><h1>SAFER coverage audit</h1>
 <p>Method <b>{esc(report["method"])}</b>, alpha = {report["alpha"]}
 {"" if report["delta"] is None else f", delta = {report['delta']}"}
-{"" if report["c"] is None else f", c = {report['c']:.4g}"};
+{"" if report["c"] is None else f", c = {report['c']:.4g}"}
+{"" if report.get("uncertainty") is None else f" (uncertainty: {esc(report['uncertainty'])})"};
 {report["n_test"]} test decisions. Model hash <code>{esc(report["model_hash"])}</code>,
 calibration data hash <code>{esc(report["calibration_hash"])}</code>,
 safer {esc(report["package_version"])}.</p>
@@ -248,32 +229,19 @@ def write_report(report: dict, html_path, json_path=None) -> Path:
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def _outcomes(gate, decisions, y, kappa):
-    """Per decision: hit (bool), eligible (counted in the denominator), metric, promise kind."""
-    if gate.method in ("lac", "aps", "raps"):
-        hits = decisions.sets[np.arange(len(y)), y]
-        return hits, np.ones(len(y), dtype=bool), "coverage", "at_least"
-    recommended = decisions.recommended
-    if gate.method == "ltt":
-        return decisions.action != y, recommended, "error rate of recommendations", "at_most"
-    return kappa >= gate.c, recommended, "false discovery rate (true kappa >= c)", "at_most"
-
-
-def _summarise(hits, eligible, decisions, gate, metric, kind, confidence) -> dict:
+def _summarise(hits, eligible, decisions, promise, metric, confidence) -> dict:
     n = int(eligible.sum())
     k = int(hits[eligible].sum())
     lo, hi = clopper_pearson(k, n, confidence)
-    target = 1.0 - gate.alpha if kind == "at_least" else gate.alpha
-    flagged = bool(n > 0 and (hi < target if kind == "at_least" else lo > target))
     return {
         "metric": metric,
-        "promise": f"{'>=' if kind == 'at_least' else '<='} {target:g}",
-        "target": target,
+        "promise": promise.bound,
+        "target": promise.target,
         "n": n,
         "value_realised": k / n if n else float("nan"),
         "ci_low": lo,
         "ci_high": hi,
-        "flagged": flagged,
+        "flagged": bool(n > 0 and promise.broken(lo, hi)),
         "abstention_rate": float(1.0 - decisions.recommended.mean()),
         "n_recommended": int(decisions.recommended.sum()),
         "mean_set_size": float(decisions.sets.sum(axis=1).mean()),
@@ -302,8 +270,8 @@ def _tradeoff_png(report: dict) -> str:
     alphas = [r["alpha"] for r in t]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
     ax1.plot(alphas, [r["value"] for r in t], "o-", label="realised")
-    promised = [1 - a for a in alphas] if report["method"] in ("lac", "aps", "raps") else alphas
-    ax1.plot(alphas, promised, "k--", label="promised")
+    if report.get("tradeoff_targets") is not None:
+        ax1.plot(alphas, report["tradeoff_targets"], "k--", label="promised")
     ax1.set_xlabel("alpha")
     ax1.set_ylabel(report["overall"]["metric"])
     ax1.legend()
@@ -323,16 +291,4 @@ def _pct(x) -> str:
 
 def to_json(report: dict) -> str:
     """Strict JSON text of a report (NaN becomes null)."""
-    return json.dumps(_clean(report), indent=2, allow_nan=False)
-
-
-def _clean(obj):
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, (np.integer, np.bool_)):
-        return obj.item()
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if np.isfinite(obj) else None
-    return obj
+    return dumps(report, indent=2)

@@ -19,14 +19,12 @@ abstains (``threshold_`` is ``inf``).
 
 Examples
 --------
->>> import warnings
-
-import numpy as np
+>>> import numpy as np
 >>> from safer.conformal import RiskControl
 >>> rng = np.random.default_rng(0)
 >>> proba = rng.dirichlet(np.full(25, 0.1), size=2000)
 >>> y = np.array([rng.choice(25, p=p) for p in proba])
->>> rc = RiskControl(alpha=0.4, delta=0.1).fit(proba, y)
+>>> rc = RiskControl(alpha=0.4, delta=0.1).conformalize(proba, y)
 >>> bool(0 <= rc.threshold_ <= 1), rc.controlled_
 (True, True)
 """
@@ -87,8 +85,12 @@ class RiskControl:
         self.delta = delta
         self.lambdas = lambdas
 
-    def fit(self, proba_cal, y_cal) -> RiskControl:
-        """Run learn-then-test on the calibration split; returns ``self``."""
+    def conformalize(self, proba_cal, y_cal) -> RiskControl:
+        """Run learn-then-test on the calibration split; returns ``self``.
+
+        Named after the split it uses, as MAPIE names it (there is nothing to fit: the model is
+        already trained).
+        """
         from mapie.risk_control import BinaryRisk, MultiClassificationLTTController, abstention_rate
 
         alpha = check_alpha(self.alpha)
@@ -138,7 +140,7 @@ class RiskControl:
     def predict(self, proba) -> np.ndarray:
         """Most likely action where its probability >= ``threshold_``, else -1 (abstain)."""
         if not hasattr(self, "threshold_"):
-            raise NotFittedError("RiskControl is not fitted: call fit first")
+            raise NotFittedError("RiskControl is not conformalized: call conformalize first")
         return decide_by_threshold(check_proba(proba), self.threshold_)
 
 

@@ -84,7 +84,7 @@ def test_ltt_guarantee_holds_in_1_minus_delta_of_splits(pool):
     for _ in range(N_SPLITS):
         cal, _, _ = _split(rng, len(y), 1000, 0)
         rest = np.setdiff1d(np.arange(len(y)), cal)
-        lam = RiskControl(alpha, delta).fit(proba[cal], y[cal]).threshold_
+        lam = RiskControl(alpha, delta).conformalize(proba[cal], y[cal]).threshold_
         mask = top[rest] >= lam
         issued.append(mask.mean())
         held.append(True if not mask.any() else (1 - correct[rest][mask].mean()) <= alpha)

@@ -17,7 +17,7 @@ def data():
 
 def test_ltt_decisions_match_mapie_controller(data):
     proba, y, _, _ = data
-    rc = RiskControl(alpha=0.45, delta=0.1).fit(proba[:1000], y[:1000])
+    rc = RiskControl(alpha=0.45, delta=0.1).conformalize(proba[:1000], y[:1000])
     assert rc.controlled_
     ours = rc.predict(proba[1000:])
     theirs = rc.controller_.predict(proba[1000:])
@@ -27,19 +27,19 @@ def test_ltt_decisions_match_mapie_controller(data):
 
 def test_ltt_threshold_is_the_least_abstaining_valid_one(data):
     proba, y, _, _ = data
-    rc = RiskControl(alpha=0.45, delta=0.1).fit(proba[:1000], y[:1000])
+    rc = RiskControl(alpha=0.45, delta=0.1).conformalize(proba[:1000], y[:1000])
     assert rc.threshold_ == rc.valid_thresholds_.min()
 
 
 def test_ltt_unreachable_alpha_abstains_everywhere(data):
     proba, y, _, _ = data
-    rc = RiskControl(alpha=0.001, delta=0.01).fit(proba[:200], y[:200])
+    rc = RiskControl(alpha=0.001, delta=0.01).conformalize(proba[:200], y[:200])
     assert not rc.controlled_
     assert (rc.predict(proba[200:400]) == -1).all()
 
 
-def test_ltt_predict_before_fit():
-    with pytest.raises(NotFittedError, match="call fit first"):
+def test_ltt_predict_before_conformalize():
+    with pytest.raises(NotFittedError, match="call conformalize first"):
         RiskControl().predict(np.full((2, 25), 0.04))
 
 

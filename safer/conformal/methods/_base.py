@@ -1,0 +1,415 @@
+"""The gate-method contract: what a conformal rule implements to become a gate.
+
+A gate method is a small strategy object (as MAPIE's conformity scores are). Built with its
+levels (``alpha``, and ``delta`` / ``c`` where it uses them), it
+
+1. :meth:`~GateMethod.conformalize` s on the calibration split and returns a :class:`MethodState`:
+   the JSON-ready thresholds plus the calibration arrays needed to rebuild it exactly;
+2. :meth:`~GateMethod.decide` s on new decisions: a :class:`Verdict` of action (-1 = abstain),
+   set (n, 25), reason in words and a score;
+3. :meth:`~GateMethod.recalibrate` s at another alpha on the same calibration data;
+4. states its :meth:`~GateMethod.promise` (plain words, a target and a direction) and scores its
+   audited :meth:`~GateMethod.outcome` on test decisions (hit / counted in the denominator).
+
+The public verbs validate inputs as the class flags say (``needs_labels``, ``needs_embedding``,
+``needs_kappa``, ``supports_groups``); a subclass implements the hooks ``_conformalize`` and
+``_decide`` plus ``promise`` and ``outcome``. :class:`safer.conformal.Gate` keeps provenance
+and the state; :mod:`safer.conformal.report` asks the method for its promise and outcome.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+
+from safer.actions import N_ACTIONS
+from safer.conformal._checks import (
+    ConformalInputError,
+    array_hash,
+    check_alpha,
+    check_groups,
+    check_labels,
+    check_proba,
+    check_vector,
+)
+from safer.errors import NotFittedError
+
+__all__ = [
+    "ABSTAIN",
+    "UNCERTAINTY_KINDS",
+    "CalibrationData",
+    "GateMethod",
+    "MethodState",
+    "Outcome",
+    "Promise",
+    "Verdict",
+    "check_uncertainty_kind",
+    "keep_labelled",
+    "singleton_sets",
+]
+
+#: The action of a decision that carries no recommendation.
+ABSTAIN = -1
+
+#: The kinds of uncertainty a gate that reads kappa can be calibrated on (recorded in the gate).
+UNCERTAINTY_KINDS: dict[str, str] = {
+    "kappa": "kappa, SAFER's deceased-label uncertainty KL(p_base || p_survivor)",
+    "entropy": "the predictive entropy of the model's 25 probabilities divided by log 25",
+}
+
+_DIRECTIONS = {"at_least": ">=", "at_most": "<="}
+
+
+@dataclass
+class MethodState:
+    """What :meth:`GateMethod.conformalize` learns, JSON-ready (saved in the gate file).
+
+    Attributes
+    ----------
+    thresholds : dict
+        The learned thresholds (and counts) a reader of the gate file sees.
+    calibration : dict
+        The calibration arrays (as lists) the method needs to be rebuilt exactly.
+    calibration_hash : str
+        Hash of the calibration data (:func:`safer.conformal._checks.array_hash`).
+    delta, c : float or None
+        Levels resolved at calibration (LTT's delta, selection's cut-off c), else None.
+    """
+
+    thresholds: dict
+    calibration: dict
+    calibration_hash: str
+    delta: float | None = None
+    c: float | None = None
+
+
+@dataclass(frozen=True)
+class CalibrationData:
+    """Calibration inputs after the checks the method's flags ask for (None where unused)."""
+
+    proba: np.ndarray
+    y: np.ndarray | None = None
+    groups: np.ndarray | None = None
+    embedding_train: Any = None
+    kappa_train: Any = None
+    embedding_cal: Any = None
+    kappa_cal: np.ndarray | None = None
+
+
+class Verdict(NamedTuple):
+    """Per-decision output of :meth:`GateMethod.decide` (arrays of length n)."""
+
+    action: np.ndarray  # (n,) int: 0..24, or ABSTAIN
+    sets: np.ndarray  # (n, 25) bool
+    reason: np.ndarray  # (n,) str: words a clinician can read
+    score: np.ndarray  # (n,) float: what the rule thresholded
+
+
+@dataclass(frozen=True)
+class Promise:
+    """What a gate promises: its audited metric is ``direction`` ``target``, in plain words.
+
+    Examples
+    --------
+    >>> p = Promise("coverage holds on average", target=0.9, direction="at_least")
+    >>> p.bound, p.broken(ci_low=0.80, ci_high=0.85), p.broken(ci_low=0.88, ci_high=0.93)
+    ('>= 0.9', True, False)
+    """
+
+    statement: str
+    target: float
+    direction: str  # "at_least" or "at_most"
+
+    def __post_init__(self):
+        if self.direction not in _DIRECTIONS:
+            raise ConformalInputError(
+                f"a promise's direction is one of {list(_DIRECTIONS)}, got {self.direction!r}"
+            )
+
+    @property
+    def bound(self) -> str:
+        """The promise as a short inequality, e.g. ``'>= 0.9'``."""
+        return f"{_DIRECTIONS[self.direction]} {self.target:g}"
+
+    def broken(self, ci_low: float, ci_high: float) -> bool:
+        """Whether a confidence interval of the realised metric lies wholly on the wrong side."""
+        if self.direction == "at_least":
+            return bool(ci_high < self.target)
+        return bool(ci_low > self.target)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The audited outcome of test decisions: the metric is ``hit[counted].mean()``."""
+
+    hit: np.ndarray  # (n,) bool: the audited event happened for this decision
+    counted: np.ndarray  # (n,) bool: the decision is in the denominator
+    metric: str  # what hit[counted].mean() is, e.g. "coverage"
+
+
+class GateMethod(ABC):
+    """Base of the gate methods (see the module docstring for the lifecycle).
+
+    Parameters
+    ----------
+    alpha : float
+        Level in (0, 1); checked here.
+    delta : float or None
+        Failure probability, for methods that have one (learn-then-test).
+    c : float or None
+        Uncertainty cut-off, for methods that threshold kappa (selection).
+    seed : int
+        Seed of any randomness in calibration (RAPS's hold-out split).
+    uncertainty : {"kappa", "entropy"} or None
+        Kind of the kappa a method that reads it is calibrated on (see
+        :data:`UNCERTAINTY_KINDS`); ``None`` when not recorded or not read.
+
+    Attributes
+    ----------
+    state_ : MethodState
+        Set by :meth:`conformalize` (or :meth:`from_state`).
+
+    Notes
+    -----
+    A subclass sets these class attributes:
+
+    name : str
+        Its name in :data:`safer.conformal.METHODS` (used in messages).
+    needs_labels : bool
+        ``conformalize`` needs ``y_cal``, the clinicians' actions.
+    needs_embedding : bool
+        ``conformalize`` needs ``embedding_train`` and ``embedding_cal``, ``decide`` needs
+        ``embedding`` (the model's ``embed()`` of the decisions).
+    needs_kappa : bool
+        ``conformalize`` needs ``kappa_train`` and ``kappa_cal``; the audit needs the TRUE kappa.
+    supports_groups : bool
+        Accepts per-decision groups (Mondrian calibration); others refuse them.
+    guarantee : str
+        The promise in plain words, for documentation (:meth:`promise` may specialise it).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from safer.conformal.methods import METHODS
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.dirichlet(np.full(25, 0.2), size=300); y = p.argmax(axis=1)
+    >>> rule = METHODS["aps"](alpha=0.1)
+    >>> state = rule.conformalize(p[:200], y[:200])
+    >>> state.thresholds["n_calibration"], rule.decide(p[200:]).sets.shape
+    (200, (100, 25))
+    >>> rule.promise().bound
+    '>= 0.9'
+    """
+
+    name: ClassVar[str] = ""
+    needs_labels: ClassVar[bool] = True
+    needs_embedding: ClassVar[bool] = False
+    needs_kappa: ClassVar[bool] = False
+    supports_groups: ClassVar[bool] = False
+    guarantee: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        alpha: float,
+        *,
+        delta: float | None = None,
+        c: float | None = None,
+        seed: int = 0,
+        uncertainty: str | None = None,
+    ):
+        self.alpha = check_alpha(alpha)
+        self.delta = delta
+        self.c = c
+        self.seed = seed
+        self.uncertainty = uncertainty
+
+    @classmethod
+    def from_state(
+        cls, state: MethodState, *, alpha: float, seed: int = 0, uncertainty: str | None = None
+    ) -> GateMethod:
+        """Rebuild a conformalized rule from a saved state (no recomputation of thresholds)."""
+        rule = cls(alpha, delta=state.delta, c=state.c, seed=seed, uncertainty=uncertainty)
+        rule.state_ = state
+        return rule
+
+    @classmethod
+    def decode_thresholds(cls, thresholds: dict) -> dict:
+        """Thresholds as read back from JSON (e.g. ``null`` for infinity); default unchanged."""
+        return thresholds
+
+    # -- the verbs -------------------------------------------------------------------------------
+
+    def conformalize(
+        self,
+        proba_cal,
+        y_cal=None,
+        *,
+        groups_cal=None,
+        embedding_train=None,
+        kappa_train=None,
+        embedding_cal=None,
+        kappa_cal=None,
+    ) -> MethodState:
+        """Calibrate on the calibration split (and, for the ridge of selection, a disjoint
+        training split); returns the JSON-ready :class:`MethodState` (also ``self.state_``)."""
+        P = check_proba(proba_cal, "proba_cal")
+        side = {
+            "embedding_train": embedding_train,
+            "kappa_train": kappa_train,
+            "embedding_cal": embedding_cal,
+            "kappa_cal": kappa_cal,
+        }
+        for name, value in side.items():
+            needed = self.needs_embedding if name.startswith("embedding") else self.needs_kappa
+            if needed and value is None:
+                raise ConformalInputError(f"method {self.name!r} needs {name}")
+        kappa = check_vector(kappa_cal, len(P), "kappa_cal") if self.needs_kappa else None
+        y = None
+        if self.needs_labels:
+            if y_cal is None:
+                raise ConformalInputError(
+                    f"method {self.name!r} needs y_cal, the clinicians' actions"
+                )
+            y = check_labels(y_cal, len(P), "y_cal")
+        groups = None
+        if groups_cal is not None:
+            if not self.supports_groups:
+                raise ConformalInputError(
+                    f"groups (Mondrian calibration) apply to methods {_grouped_methods()}, not "
+                    f"{self.name!r}; calibrate without groups or pick one of those"
+                )
+            groups = check_groups(groups_cal, len(P), "groups_cal")
+        data = CalibrationData(
+            proba=P,
+            y=y,
+            groups=groups,
+            embedding_train=embedding_train if self.needs_embedding else None,
+            kappa_train=kappa_train if self.needs_kappa else None,
+            embedding_cal=embedding_cal if self.needs_embedding else None,
+            kappa_cal=kappa,
+        )
+        self.state_ = self._conformalize(data)
+        return self.state_
+
+    def decide(self, proba, *, embedding=None, groups=None) -> Verdict:
+        """Recommend an action or abstain for each row of ``proba`` (n, 25)."""
+        self._state()
+        P = check_proba(proba)
+        if self.needs_embedding and embedding is None:
+            raise ConformalInputError(
+                f"the {self.name} gate needs embedding= (the model's embed() of these decisions)"
+            )
+        return self._decide(P, embedding=embedding, groups=groups)
+
+    def recalibrate(self, alpha: float) -> GateMethod:
+        """The same method on the same calibration data at another ``alpha``.
+
+        The default re-runs :meth:`conformalize` on the arrays that :func:`keep_labelled`
+        stored ("proba", "y", "groups"); a method that keeps other arrays overrides it.
+        """
+        state = self._state()
+        cal = state.calibration
+        rule = type(self)(alpha, delta=state.delta, seed=self.seed, uncertainty=self.uncertainty)
+        groups = cal.get("groups")
+        rule.conformalize(
+            np.asarray(cal["proba"]),
+            np.asarray(cal["y"]),
+            groups_cal=None if groups is None else np.asarray(groups),
+        )
+        return rule
+
+    # -- what a method implements -----------------------------------------------------------------
+
+    @abstractmethod
+    def _conformalize(self, data: CalibrationData) -> MethodState:
+        """Learn thresholds from checked calibration data."""
+
+    @abstractmethod
+    def _decide(self, proba: np.ndarray, *, embedding, groups) -> Verdict:
+        """Decisions for checked probabilities (``self.state_`` is set)."""
+
+    @abstractmethod
+    def promise(self) -> Promise:
+        """What this rule promises, at its alpha (and delta, c)."""
+
+    @abstractmethod
+    def outcome(self, decisions, y: np.ndarray, kappa: np.ndarray | None = None) -> Outcome:
+        """Per test decision: whether the audited event happened, and whether it counts.
+
+        ``decisions`` has ``action`` (n,) and ``sets`` (n, 25) (a :class:`Verdict` or
+        :class:`safer.conformal.Decisions`); ``y`` the clinicians' actions; ``kappa`` the TRUE
+        uncertainty (given when ``needs_kappa``).
+        """
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _state(self) -> MethodState:
+        state = getattr(self, "state_", None)
+        if state is None:
+            raise NotFittedError(
+                f"{type(self).__name__} is not conformalized: call conformalize first"
+            )
+        return state
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(alpha={self.alpha!r})"
+
+
+def keep_labelled(data: CalibrationData) -> tuple[dict, str]:
+    """The calibration arrays of a labelled method, JSON-ready, and their hash.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> data = CalibrationData(proba=np.full((2, 25), 0.04), y=np.array([3, 4]))
+    >>> cal, digest = keep_labelled(data)
+    >>> sorted(cal), cal["y"], len(digest)
+    (['groups', 'proba', 'y'], [3, 4], 16)
+    """
+    groups = data.groups
+    calibration = {
+        "proba": data.proba.tolist(),
+        "y": data.y.tolist(),
+        "groups": None if groups is None else groups.tolist(),
+    }
+    return calibration, array_hash(data.proba, data.y, groups)
+
+
+def singleton_sets(action: np.ndarray) -> np.ndarray:
+    """(n, 25) sets holding only the recommended action; empty rows where it abstains.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> singleton_sets(np.array([2, ABSTAIN])).sum(axis=1).tolist()
+    [1, 0]
+    """
+    sets = np.zeros((len(action), N_ACTIONS), dtype=bool)
+    rows = np.flatnonzero(action >= 0)
+    sets[rows, action[rows]] = True
+    return sets
+
+
+def check_uncertainty_kind(kind: str | None) -> str | None:
+    """``kind`` if it is ``None`` or a key of :data:`UNCERTAINTY_KINDS`, else an error.
+
+    Examples
+    --------
+    >>> check_uncertainty_kind("entropy")
+    'entropy'
+    """
+    if kind is None or kind in UNCERTAINTY_KINDS:
+        return kind
+    raise ConformalInputError(
+        f"unknown uncertainty kind {kind!r}; known: {', '.join(UNCERTAINTY_KINDS)} "
+        "(a model names its kind in uncertainty_kind)"
+    )
+
+
+def _grouped_methods() -> str:
+    from safer.conformal.methods import METHODS
+
+    return ", ".join(name for name, cls in METHODS.items() if cls.supports_groups)
