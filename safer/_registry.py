@@ -7,8 +7,8 @@ name that is not there fails with the list of the names that are.
 Examples
 --------
 >>> colours = Registry("colour", {"red": 1, "blue": 2})
->>> colours["red"]
-1
+>>> colours["red"], "green" in colours
+(1, False)
 >>> colours["green"]
 Traceback (most recent call last):
 ...
@@ -54,6 +54,9 @@ class Registry(Mapping[str, T], Generic[T]):
             raise UnknownNameError(
                 f"unknown {self.what} {name!r}; known: {', '.join(self._entries)}"
             ) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)

@@ -69,16 +69,21 @@ _READABLE_FORMATS = ("safer-gate/1", _FORMAT)  # /1: before report_path and unce
 
 @dataclass
 class Decisions:
-    """Per-decision output of :meth:`Gate.decide` (arrays of length n; see module docstring)."""
+    """Per-decision output of :meth:`Gate.decide` (arrays of length n; see module docstring).
+
+    The decisions stage also makes ungated ones (:func:`safer.decisions.decide` without a gate):
+    then ``sets`` is None (no prediction set), ``method`` is ``"none"`` and ``alpha`` and
+    ``calibration_hash`` are None.
+    """
 
     action: np.ndarray
-    sets: np.ndarray
+    sets: np.ndarray | None
     reason: np.ndarray
     score: np.ndarray
     method: str
-    alpha: float
+    alpha: float | None
     model_hash: str
-    calibration_hash: str
+    calibration_hash: str | None
 
     @property
     def recommended(self) -> np.ndarray:
@@ -87,12 +92,13 @@ class Decisions:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per decision: action, set (list of ids), set_size, reason, score, hashes."""
+        sets = self.sets
         return pd.DataFrame(
             {
                 "action": self.action,
                 "recommended": self.recommended,
-                "set": [np.flatnonzero(row).tolist() for row in self.sets],
-                "set_size": self.sets.sum(axis=1),
+                "set": None if sets is None else [np.flatnonzero(r).tolist() for r in sets],
+                "set_size": None if sets is None else sets.sum(axis=1),
                 "reason": self.reason,
                 "score": self.score,
                 "method": self.method,

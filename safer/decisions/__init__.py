@@ -21,6 +21,7 @@ from safer.decisions.core import (
     most_likely,
     record_report,
     subgroup_frame,
+    visible,
 )
 from safer.decisions.whatif import WhatIf, WhatIfResult
 
@@ -36,4 +37,5 @@ __all__ = [
     "most_likely",
     "record_report",
     "subgroup_frame",
+    "visible",
 ]

@@ -33,13 +33,13 @@ Examples
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from safer.cohorts.schema import model_columns
 from safer.conformal import Decisions, Gate, calibrate_gate
 from safer.conformal.report import audit as audit_report
 from safer.conformal.report import write_report
@@ -55,12 +55,18 @@ __all__ = [
     "subgroup_frame",
     "model_version",
     "record_report",
+    "visible",
 ]
 
 NO_GATE_REASON = "no conformal gate: the most likely dose"
 
 _AGE_BANDS = ([0, 40, 60, 80, np.inf], ["<40", "40-59", "60-79", "80+"])
 _SOFA_BANDS = ([-np.inf, 5, 10, np.inf], ["0-5", "6-10", "11+"])
+
+
+def visible(rows: pd.DataFrame) -> pd.DataFrame:
+    """The columns of ``rows`` a model may read: never the simulator's hidden ``true_*``."""
+    return rows[model_columns(rows)]
 
 
 def model_version(model: Any) -> str:
@@ -128,17 +134,18 @@ def calibrate(
     from safer.conformal import METHODS
 
     needs = METHODS[method]
+    train, cal = visible(train), visible(calibration)
     kw: dict[str, Any] = {}
     if needs.needs_embedding:
         kw["embedding_train"] = model.embed(train)
-        kw["embedding_cal"] = model.embed(calibration)
+        kw["embedding_cal"] = model.embed(cal)
     if needs.needs_kappa:
         kw["kappa_train"] = model.uncertainty(train)
-        kw["kappa_cal"] = model.uncertainty(calibration)
+        kw["kappa_cal"] = model.uncertainty(cal)
         kw["uncertainty_kind"] = getattr(model, "uncertainty_kind", None)
     return calibrate_gate(
         method,
-        model.predict_proba(calibration),
+        model.predict_proba(cal),
         calibration["action"].to_numpy(),
         alpha=alpha,
         delta=delta,
@@ -181,11 +188,11 @@ def decide(model: Any, gate: Gate | None, rows: pd.DataFrame, *, proba=None) -> 
     Without a gate every decision recommends the most likely dose, with no prediction set
     (``sets`` is None), ``method`` "none" and no level.
     """
-    P = model.predict_proba(rows) if proba is None else np.asarray(proba, dtype=float)
+    P = model.predict_proba(visible(rows)) if proba is None else np.asarray(proba, dtype=float)
     if gate is None:
         return most_likely(P, model.content_hash_)
     gate.check_model(model.content_hash_)
-    embedding = model.embed(rows) if gate.needs_embedding else None
+    embedding = model.embed(visible(rows)) if gate.needs_embedding else None
     groups = _groups(rows, gate.groups_column, "the gate's groups")
     return gate.decide(P, embedding=embedding, groups=groups, model_hash=model.content_hash_)
 
@@ -202,12 +209,13 @@ def audit(
     test decision, computed here from the model (never the gate's prediction of it).
     """
     gate.check_model(model.content_hash_)
+    seen = visible(test)
     return audit_report(
         gate,
-        model.predict_proba(test),
+        model.predict_proba(seen),
         test["action"].to_numpy(),
-        kappa=model.uncertainty(test) if gate.needs_kappa else None,
-        embedding=model.embed(test) if gate.needs_embedding else None,
+        kappa=model.uncertainty(seen) if gate.needs_kappa else None,
+        embedding=model.embed(seen) if gate.needs_embedding else None,
         groups=_groups(test, gate.groups_column, "the gate's groups"),
         subgroups=subgroup_frame(test, subgroup_columns),
         model_hash=model.content_hash_,
@@ -257,4 +265,4 @@ def record_report(
     report_path = Path(report_path)
     json_path = report_path.with_suffix(".json") if json_path is None else Path(json_path)
     write_report(report, report_path, json_path)
-    return dataclasses.replace(gate, report_path=str(report_path.resolve()))
+    return gate.with_report(report_path.resolve())

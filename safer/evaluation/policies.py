@@ -449,7 +449,7 @@ class GatedPolicy(ModelPolicy):
     def _gate_actions(self, rows: pd.DataFrame, proba: np.ndarray) -> np.ndarray:
         from safer.decisions import decide
 
-        decisions = decide(self.model, self.gate, rows[model_columns(rows)], proba=proba)
+        decisions = decide(self.model, self.gate, rows, proba=proba)
         return np.asarray(decisions.action, dtype=np.int64)
 
     def decide(

@@ -27,13 +27,7 @@ from safer.models._common import ids_hash, stratified_pick
 from safer.models._inputs import InputPipeline
 from safer.models._windows import Windows, build_windows
 
-__all__ = ["UNCERTAINTY_KINDS", "CohortModel", "WindowModel"]
-
-#: What ``uncertainty()`` returns, by kind (recorded in a selection gate).
-UNCERTAINTY_KINDS = {
-    "kappa": "deceased-label uncertainty KL(p_base || p_survivor) of the SAFER heads",
-    "entropy": "predictive entropy of the 25-way distribution divided by log 25, in [0, 1]",
-}
+__all__ = ["CohortModel", "WindowModel"]
 
 _BATCH = 1024  # decisions per forward pass when scoring
 
@@ -42,7 +36,9 @@ class CohortModel(Learnable):
     """Base of the recommenders over cohort tables (see the module docstring).
 
     Subclasses implement ``_fit(cohort, progress)``, ``predict_proba``, ``uncertainty`` and
-    ``embed``, and set ``uncertainty_kind`` (a key of :data:`UNCERTAINTY_KINDS`).
+    ``embed``, and set ``uncertainty_kind``: what ``uncertainty()`` returns, ``"kappa"`` (SAFER's
+    deceased-label KL) or ``"entropy"`` (normalised predictive entropy). A selection gate records
+    it (:data:`safer.conformal.methods.UNCERTAINTY_KINDS`), so its cut-off ``c`` says which.
 
     Attributes
     ----------

@@ -260,9 +260,9 @@ def store_decisions(
     another model before anything is written. Returns the counts added (``stays``, ``steps``,
     ``notes``, ``recommendations``).
     """
-    from safer.decisions import decide, model_version
+    from safer.decisions import decide, model_version, visible
 
-    proba = model.predict_proba(cohort)
+    proba = model.predict_proba(visible(cohort))
     decisions = decide(model, gate, cohort, proba=proba)
     counts = load_cohort(session, cohort, actor=actor, progress=progress)
     counts["recommendations"] = add_decisions(

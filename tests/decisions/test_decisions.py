@@ -83,12 +83,12 @@ def test_decide_without_a_gate_recommends_the_most_likely_dose(parts, models):
 
 
 def test_mondrian_groups_come_from_the_gate_column(parts, models):
-    train, cal, test = parts
+    train, cal, test = (p.assign(ward=np.where(p["stay_id"] % 2, "east", "west")) for p in parts)
     model = models["bc-mlp"]
-    gate = calibrate(model, train, cal, method="lac", alpha=0.3, groups_column="mechvent")
+    gate = calibrate(model, train, cal, method="lac", alpha=0.3, groups_column="ward")
     assert decide(model, gate, test).sets.shape == (len(test), 25)
-    with pytest.raises(SaferError, match="'mechvent' is not in the cohort"):
-        decide(model, gate, test.drop(columns=["mechvent"]))
+    with pytest.raises(SaferError, match="'ward' is not in the cohort"):
+        decide(model, gate, test.drop(columns=["ward"]))
 
 
 def test_subgroup_frame_unknown_column(small_cohort):
