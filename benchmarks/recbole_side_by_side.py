@@ -148,18 +148,19 @@ def run_safer(model: str, inter: Path, epochs: int, threads: int) -> dict:
 
     torch.set_num_threads(threads)
     from safer.seqrec import SequenceData, make_model
+    from safer.seqrec.benchmark import training_summary
 
     data = SequenceData.read(inter)
     fitted = make_model(model, epochs=epochs).fit(data, progress=True)
     res = fitted.evaluate(data, "test")
-    hist = fitted.history_
+    summary = training_summary(fitted)
     return {
         "ndcg@10": res["ndcg@10"],
         "hr@10": res["hr@10"],
         "mrr@10": res["mrr@10"],
-        "epochs_run": len(hist),
+        "epochs_run": summary["epochs_run"],
         "n_users": res["n_users"],
-        "seconds_per_epoch": sum(h["train_seconds"] for h in hist) / len(hist),
+        "seconds_per_epoch": summary["seconds_per_epoch"],
     }
 
 

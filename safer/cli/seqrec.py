@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from safer._learnable import torch_threads
 from safer._provenance import write_page
 from safer.cli._common import err_console, print_json, print_table
 
@@ -32,27 +33,25 @@ def train(
 ) -> None:
     """Train a model on the train split (validation picks the best epoch) and save it."""
     from safer.seqrec import SequenceData, make_model
+    from safer.seqrec.benchmark import training_summary
 
-    _set_threads(threads)
-    sequences = SequenceData.read(data)
     params = (
         {"protocol": protocol}
         if model == "pop"
         else dict(epochs=epochs, protocol=protocol, seed=seed)
     )
-    recommender = make_model(model, **params).fit(sequences, progress=not json_out)
+    recommender = make_model(model, **params)
+    sequences = SequenceData.read(data)
+    with torch_threads(threads):
+        recommender.fit(sequences, progress=not json_out)
     recommender.save(out)
-    history = recommender.history_
     summary = {
         "model": model,
         "out": str(out),
         "protocol": protocol,
         "users": len(sequences.users),
         "items": sequences.n_items,
-        "epochs_run": len(history),
-        "seconds_per_epoch": (
-            sum(h["train_seconds"] for h in history) / len(history) if history else 0.0
-        ),
+        **training_summary(recommender),
     }
     if json_out:
         print_json(summary)
@@ -98,10 +97,10 @@ def benchmark(
     """Train and test every model on one file; write a Markdown table (with the command)."""
     from safer.seqrec.benchmark import run_benchmark, to_markdown
 
-    _set_threads(threads)
     names = [m.strip() for m in models.split(",") if m.strip()]
     scaling = [int(x) for x in layers.split(",") if x.strip()]
-    rows = run_benchmark(data, names, epochs, scaling, protocol=protocol, progress=not json_out)
+    with torch_threads(threads):
+        rows = run_benchmark(data, names, epochs, scaling, protocol=protocol, progress=not json_out)
     command = (
         f"safer seqrec benchmark --data {shlex.quote(str(data))} --out {shlex.quote(str(out))} "
         f"--models {','.join(names)} --epochs {epochs} --protocol {protocol}"
@@ -113,11 +112,3 @@ def benchmark(
         print_json(rows)
     else:
         err_console.print(f"[green]wrote[/] {out}")
-
-
-def _set_threads(threads: int) -> None:
-    """Small models train faster on few threads, above all on a shared machine."""
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)

@@ -1,47 +1,123 @@
 """General sequential recommenders on RecBole's evaluation protocol.
 
-Models: popularity (:class:`Pop`), :class:`SASRec`, :class:`GRU4Rec`, :class:`HSTU` and
-:class:`FuXiAlpha`, each with its config dataclass and the estimator contract (``fit`` returns
-self, ``score`` / ``evaluate`` before ``fit`` raise "call fit first", ``save`` / ``load``).
+Models (:data:`MODELS`): popularity ``pop`` (:class:`Pop`) and the neural ``sasrec``,
+``gru4rec``, ``hstu`` and ``fuxi`` (:class:`SASRec`, :class:`GRU4Rec`, :class:`HSTU`,
+:class:`FuXiAlpha`: each one encoder with the default next-item softmax head). Every model has
+its config dataclass (``Config``) and the contract of :class:`~safer._learnable.Learnable`:
+``fit`` returns self, ``score`` / ``evaluate`` before ``fit`` raise "call fit first", ``save`` /
+``load`` write and check ``model.json`` (with a content hash) and ``weights.pt``.
+
+Layout: one folder per extension point, one file per extension, one name map per folder.
+
+==============================  ===============================================================
+``encoders/``                   sequence encoders, one file each
+                                (:data:`~safer.seqrec.encoders.ENCODERS`)
+``heads/``                      training objectives and item scores on an encoder's states
+                                (:data:`~safer.seqrec.heads.HEADS`): next-item softmax today;
+                                the RL heads SQN / SAC, SNQN / SA2C, SMORL, PRL and peer
+                                collaboration go here (the interface is in its docstring)
+``recommender.py``              the contract and the one neural recommender (encoder + head)
+                                on the shared trainer and artifact format
+``pop.py``                      popularity
+``config.py``                   the training settings every encoder's config derives from
+``data.py``, ``protocol.py``    interaction files -> sequences; leave-one-out examples,
+                                training windows, ranking metrics
+``benchmark.py``                train and test several models on one file, as a table
+==============================  ===============================================================
+
+Where the systems that are not here yet go (each its own folder with a name map in its
+``__init__``, created with its first file; see docs/seqrec.md):
+
+- ``ctr/``: click-through-rate models (XCrossNet): feature fields in, a click probability out;
+  their own data (fields and labels) and metrics (AUC, log loss), on the same learnable base.
+- ``distill/``: data-set distillation (TD3): a large :class:`SequenceData` in, a small synthetic
+  one out, on which any model of :data:`MODELS` trains.
+- ``adapters/``: parameter-efficient adapters over frozen text (or image) encoders (IISAN):
+  item representations that replace an encoder's ``item_embedding`` lookup; with ``lm.py``
+  for loading local language models.
+- ``rerank/``: rerankers of a fitted model's top-k list (LLM4Rerank), using ``lm.py``.
 
 Examples
 --------
 >>> from safer.seqrec import MODELS, SequenceData
->>> sorted(MODELS)
-['fuxi', 'gru4rec', 'hstu', 'pop', 'sasrec']
+>>> list(MODELS)
+['pop', 'sasrec', 'gru4rec', 'hstu', 'fuxi']
+>>> make_model("sasrec", epochs=3).config.epochs
+3
 """
 
-from safer.seqrec._base import ModelDirError, NeuralConfig, SequentialRecommender
+from pathlib import Path
+from typing import Any
+
+from safer._learnable import ARTIFACT_FILE, ArtifactError, read_artifact
+from safer._registry import Registry, UnknownNameError, make_config
+from safer.seqrec.config import NeuralConfig
 from safer.seqrec.data import SeqrecDataError, SequenceData, read_atomic, read_interactions
-from safer.seqrec.fuxi import FuXiAlpha, FuXiConfig
-from safer.seqrec.gru4rec import GRU4Rec, GRU4RecConfig
-from safer.seqrec.hstu import HSTU, HSTUConfig
+from safer.seqrec.encoders import (
+    ENCODERS,
+    FuXiConfig,
+    GRU4RecConfig,
+    HSTUConfig,
+    SASRecConfig,
+)
+from safer.seqrec.heads import HEADS
 from safer.seqrec.pop import Pop, PopConfig
 from safer.seqrec.protocol import PROTOCOLS, Examples, ProtocolError, leave_one_out
-from safer.seqrec.sasrec import SASRec, SASRecConfig
+from safer.seqrec.recommender import NeuralRecommender, SequentialRecommender
 
-MODELS: dict[str, type[SequentialRecommender]] = {
-    "pop": Pop,
-    "sasrec": SASRec,
-    "gru4rec": GRU4Rec,
-    "hstu": HSTU,
-    "fuxi": FuXiAlpha,
-}
+#: Model name -> class: popularity, and every encoder of ENCODERS with the default head.
+MODELS: Registry[type[SequentialRecommender]] = Registry(
+    "sequential recommender",
+    {"pop": Pop, **{name: NeuralRecommender.for_encoder(name) for name in ENCODERS}},
+)
+SASRec = MODELS["sasrec"]
+GRU4Rec = MODELS["gru4rec"]
+HSTU = MODELS["hstu"]
+FuXiAlpha = MODELS["fuxi"]
 
 
-def make_model(name: str, **overrides) -> SequentialRecommender:
+def make_model(name: str, **overrides: Any) -> SequentialRecommender:
     """Build the model called ``name`` with its default config, updated by ``overrides``.
 
-    >>> make_model("sasrec", epochs=3).config.epochs
-    3
+    An unknown name raises :class:`~safer._registry.UnknownNameError` listing the known ones;
+    an unknown config field raises :class:`~safer.errors.SaferError` listing the fields.
+
+    >>> make_model("hstu", n_layers=4).config.n_layers
+    4
+    >>> make_model("bert")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    safer._registry.UnknownNameError: unknown sequential recommender 'bert'; known: pop, ...
     """
-    if name not in MODELS:
-        raise ProtocolError(f"unknown model {name!r}; use one of {', '.join(MODELS)}")
     cls = MODELS[name]
-    return cls(cls.config_class(**overrides))
+    return cls(make_config(cls.Config, overrides))
+
+
+def load_model(directory: str | Path) -> SequentialRecommender:
+    """Load any saved model of :data:`MODELS` from its folder (also the previous version's).
+
+    >>> load_model("runs/sasrec")  # doctest: +SKIP
+    """
+    legacy = SequentialRecommender.legacy_files
+    if not any((Path(directory) / name).is_file() for name in (ARTIFACT_FILE, *legacy)):
+        raise ArtifactError(
+            f"{directory} holds no saved sequential recommender ({ARTIFACT_FILE} not found); "
+            "create one with `safer seqrec train --out DIR`"
+        )
+    kind = read_artifact(directory, legacy).get("model")
+    try:
+        cls = MODELS[kind]
+    except UnknownNameError:
+        raise ArtifactError(
+            f"{directory} holds a {kind!r} model, not a sequential recommender of this version "
+            f"(known: {', '.join(MODELS)}); load it with the loader of its kind"
+        ) from None
+    return cls.load(directory)
 
 
 __all__ = [
+    "ENCODERS",
+    "HEADS",
     "MODELS",
     "PROTOCOLS",
     "Examples",
@@ -51,8 +127,8 @@ __all__ = [
     "GRU4RecConfig",
     "HSTU",
     "HSTUConfig",
-    "ModelDirError",
     "NeuralConfig",
+    "NeuralRecommender",
     "Pop",
     "PopConfig",
     "ProtocolError",
@@ -61,7 +137,9 @@ __all__ = [
     "SeqrecDataError",
     "SequenceData",
     "SequentialRecommender",
+    "UnknownNameError",
     "leave_one_out",
+    "load_model",
     "make_model",
     "read_atomic",
     "read_interactions",

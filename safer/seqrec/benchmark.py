@@ -8,8 +8,22 @@ from typing import Any
 
 from safer._provenance import header
 from safer.seqrec import SequenceData, make_model
+from safer.seqrec.config import NeuralConfig
+from safer.seqrec.recommender import SequentialRecommender
 
-__all__ = ["run_benchmark", "to_markdown"]
+__all__ = ["run_benchmark", "to_markdown", "training_summary"]
+
+
+def training_summary(model: SequentialRecommender) -> dict[str, Any]:
+    """``epochs_run``, ``best_epoch`` (from 0; ``None`` without validation or epochs) and
+    ``seconds_per_epoch`` (training only) of a fitted model's ``history_``."""
+    history = model.history_
+    epochs = history.get("epochs", [])
+    return {
+        "epochs_run": len(epochs),
+        "best_epoch": history.get("best_epoch"),
+        "seconds_per_epoch": sum(r["seconds"] for r in epochs) / len(epochs) if epochs else 0.0,
+    }
 
 
 def run_benchmark(
@@ -50,31 +64,19 @@ def run_benchmark(
         model.fit(data, progress=progress)
         fit_seconds = time.perf_counter() - start
         result = model.evaluate(data, "test")
-        history = model.history_
-        module = getattr(model, "module_", None)
         cfg = model.config
         rows.append(
             {
                 "model": name + (f" ({extra['n_layers']} layers)" if extra else ""),
                 **{k: result[k] for k in ("hr@10", "ndcg@10", "mrr@10", "recall@10")},
                 "protocol": result["protocol"],
-                "training": cfg.resolved_training() if module is not None else "counts",
+                "training": (
+                    cfg.resolved_training() if isinstance(cfg, NeuralConfig) else "counts"
+                ),
                 "layers": getattr(cfg, "n_layers", getattr(cfg, "num_layers", None)),
-                "parameters": (
-                    sum(p.numel() for p in module.parameters() if p.requires_grad)
-                    if module is not None
-                    else 0
-                ),
+                "parameters": sum(p.numel() for p in model.net_.parameters() if p.requires_grad),
                 "n_users": result["n_users"],
-                "epochs_run": len(history),
-                "best_epoch": (
-                    max(history, key=lambda h: h.get("valid_mrr@10", -1.0))["epoch"]
-                    if history
-                    else None
-                ),
-                "seconds_per_epoch": (
-                    sum(h["train_seconds"] for h in history) / len(history) if history else 0.0
-                ),
+                **training_summary(model),
                 "fit_seconds": fit_seconds,
             }
         )

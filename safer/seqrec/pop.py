@@ -7,12 +7,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-from safer.seqrec._base import SequentialRecommender
 from safer.seqrec.data import SequenceData
 from safer.seqrec.protocol import Examples, check_protocol, split_positions
+from safer.seqrec.recommender import SequentialRecommender
 
-__all__ = ["Pop", "PopConfig"]
+__all__ = ["ItemCounts", "Pop", "PopConfig"]
 
 
 @dataclass
@@ -23,11 +24,24 @@ class PopConfig:
     max_len: int = 50
 
 
+class ItemCounts(nn.Module):
+    """The learned state of :class:`Pop`: one count per item id (buffer ``counts``, float64)."""
+
+    def __init__(self, counts: torch.Tensor):
+        super().__init__()
+        self.register_buffer("counts", counts.to(torch.float64))
+
+
 class Pop(SequentialRecommender):
     """Recommend the items seen most often in training (the same list for everyone).
 
     Counts every item of each user's training part (all items but the validation and test
     targets), like RecBole's Pop on the same split.
+
+    Attributes
+    ----------
+    counts_ : numpy.ndarray
+        ``(n_items + 1,)`` training count of each item id (id 0, padding, counts 0).
 
     Examples
     --------
@@ -37,8 +51,8 @@ class Pop(SequentialRecommender):
     [0.0, 3.0, 1.0]
     """
 
-    name = "pop"
-    config_class = PopConfig
+    Config = PopConfig
+    artifact_kind = "pop"
 
     def fit(self, data: SequenceData, progress: bool = False) -> Pop:
         check_protocol(self.config.protocol)
@@ -48,16 +62,18 @@ class Pop(SequentialRecommender):
             end = train.stop if len(train) else min(len(seq), 1)
             np.add.at(counts, seq[:end], 1.0)
         self.item_tokens_ = data.item_tokens
-        self.counts_ = counts
-        self.history_ = []
-        return self
+        self.net_ = ItemCounts(torch.from_numpy(counts))
+        self.history_ = {}
+        return self._finish_fit()
+
+    @property
+    def counts_(self) -> np.ndarray:
+        return self.net_.counts.numpy()
 
     def _score_batch(self, batch: Examples) -> torch.Tensor:
-        scores = torch.as_tensor(self.counts_, dtype=torch.float32)
-        return scores[None, :].expand(len(batch), -1).clone()
+        scores = self.net_.counts.to(torch.float32)  # (n_items + 1,)
+        return scores[None, :].expand(len(batch), -1).clone()  # (B, n_items + 1)
 
-    def _state(self) -> dict[str, Any]:
-        return {"counts": torch.as_tensor(self.counts_)}
-
-    def _load_state(self, state: dict[str, Any]) -> None:
-        self.counts_ = state["counts"].numpy()
+    def _restore(self, meta: dict[str, Any]) -> None:
+        super()._restore(meta)
+        self.net_ = ItemCounts(torch.zeros(len(self.item_tokens_) + 1))

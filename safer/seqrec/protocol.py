@@ -19,7 +19,9 @@ at every position under the causal mask, instead of one pass per prefix.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,6 +35,7 @@ __all__ = [
     "Examples",
     "ProtocolError",
     "Windows",
+    "evaluate_examples",
     "leave_one_out",
     "rank_metrics",
     "seen_mask",
@@ -278,3 +281,29 @@ def rank_metrics(scores: torch.Tensor, target: torch.Tensor, k: int = 10) -> dic
         f"mrr@{k}": float(torch.where(found, 1.0 / rank, 0.0).sum()),
         f"recall@{k}": float(found.double().sum()),
     }
+
+
+def evaluate_examples(
+    score_batch: Callable[[Examples], torch.Tensor],
+    data: SequenceData,
+    examples: Examples,
+    protocol: str,
+    k: int = 10,
+    batch_size: int = 4096,
+) -> dict[str, Any]:
+    """HR/NDCG/MRR/Recall@k of ``score_batch`` over ``examples``, under ``protocol``.
+
+    ``score_batch(batch) -> (B, n_items + 1)`` scores one batch of examples; under ``"hstu"``
+    the items each user saw before the target are removed from the ranking first. Returns the
+    four means, ``protocol`` and ``n_users`` (the number of examples).
+    """
+    totals = dict.fromkeys((f"hr@{k}", f"ndcg@{k}", f"mrr@{k}", f"recall@{k}"), 0.0)
+    for i in range(0, len(examples), batch_size):
+        batch = examples.take(np.arange(i, min(i + batch_size, len(examples))))
+        scores = score_batch(batch)
+        if protocol == "hstu":
+            scores = scores.masked_fill(seen_mask(data, batch, scores.shape[1] - 1), -torch.inf)
+        for name, value in rank_metrics(scores, torch.from_numpy(batch.target), k).items():
+            totals[name] += value
+    n = len(examples)
+    return {**{m: v / n for m, v in totals.items()}, "protocol": protocol, "n_users": n}

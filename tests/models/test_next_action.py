@@ -10,8 +10,8 @@ from safer.actions import N_ACTIONS
 from safer.models import make_model
 from safer.models._inputs import N_STRUCT
 from safer.models.baselines.next_action import NextActionNet, action_tokens
-from safer.seqrec.hstu import HSTUNet
-from safer.seqrec.sasrec import SASRecNet
+from safer.seqrec.encoders.hstu import HSTUNet
+from safer.seqrec.encoders.sasrec import SASRecNet
 
 ENCODERS = {"sasrec": SASRecNet, "hstu": HSTUNet}
 

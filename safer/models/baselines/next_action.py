@@ -41,8 +41,8 @@ from safer.actions import N_ACTIONS
 from safer.cohorts.schema import STEP_HOURS
 from safer.models._inputs import N_STRUCT
 from safer.models.baselines._base import BaselineConfig, BaselineRecommender
-from safer.seqrec.hstu import HSTUConfig, HSTUNet
-from safer.seqrec.sasrec import SASRecConfig, SASRecNet
+from safer.seqrec.encoders.hstu import HSTUConfig, HSTUNet
+from safer.seqrec.encoders.sasrec import SASRecConfig, SASRecNet
 
 __all__ = [
     "NextActionNet",

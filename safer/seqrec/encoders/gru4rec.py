@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from safer.seqrec._base import NeuralConfig, NeuralRecommender, SequenceEncoder
+from safer.seqrec.config import NeuralConfig
+from safer.seqrec.encoders._layers import SequenceEncoder
 
-__all__ = ["GRU4Rec", "GRU4RecConfig", "GRU4RecNet"]
+__all__ = ["GRU4RecConfig", "GRU4RecNet"]
 
 
 @dataclass
@@ -29,12 +30,16 @@ class GRU4RecConfig(NeuralConfig):
 class GRU4RecNet(SequenceEncoder):
     """Embedding -> dropout -> GRU -> linear; returns the state at each row's last item.
 
+    The ``gru4rec`` model of :data:`safer.seqrec.MODELS` is this encoder with the default head.
+
     Examples
     --------
     >>> net = GRU4RecNet(n_items=9, config=GRU4RecConfig())
     >>> net(torch.tensor([[3, 5, 0]]), torch.zeros(1, 3), torch.tensor([2])).shape
     torch.Size([1, 64])
     """
+
+    Config = GRU4RecConfig
 
     def __init__(self, n_items: int, config: GRU4RecConfig):
         super().__init__()
@@ -64,20 +69,3 @@ class GRU4RecNet(SequenceEncoder):
         """
         h, _ = self.gru(self.dropout(x))  # (B, T, hidden)
         return self.dense(h)  # (B, T, e)
-
-
-class GRU4Rec(NeuralRecommender):
-    """GRU4Rec recommender (estimator contract).
-
-    Examples
-    --------
-    >>> model = GRU4Rec(GRU4RecConfig(epochs=1))
-    >>> model.config.hidden_size
-    128
-    """
-
-    name = "gru4rec"
-    config_class = GRU4RecConfig
-
-    def _build(self, n_items: int) -> SequenceEncoder:
-        return GRU4RecNet(n_items, self.config)

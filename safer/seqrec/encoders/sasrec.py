@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from safer.seqrec._base import NeuralConfig, NeuralRecommender, SequenceEncoder, causal_mask
+from safer.seqrec.config import NeuralConfig
+from safer.seqrec.encoders._layers import SequenceEncoder, causal_mask
 
-__all__ = ["SASRec", "SASRecConfig", "SASRecNet"]
+__all__ = ["SASRecConfig", "SASRecNet"]
 
 
 @dataclass
@@ -67,12 +68,16 @@ class FeedForward(nn.Module):
 class SASRecNet(SequenceEncoder):
     """Item + position embeddings -> ``n_layers`` causal Transformer blocks -> last hidden state.
 
+    The ``sasrec`` model of :data:`safer.seqrec.MODELS` is this encoder with the default head.
+
     Examples
     --------
     >>> net = SASRecNet(n_items=9, config=SASRecConfig(max_len=4, n_layers=1))
     >>> net(torch.tensor([[3, 5, 0, 0]]), torch.zeros(1, 4), torch.tensor([2])).shape
     torch.Size([1, 64])
     """
+
+    Config = SASRecConfig
 
     def __init__(self, n_items: int, config: SASRecConfig):
         super().__init__()
@@ -125,25 +130,3 @@ def init_weights(module: nn.Module, std: float) -> None:
         module.weight.data.fill_(1.0)
     if isinstance(module, (nn.Linear, nn.LayerNorm)) and module.bias is not None:
         module.bias.data.zero_()
-
-
-class SASRec(NeuralRecommender):
-    """SASRec recommender (estimator contract: ``fit`` / ``score`` / ``evaluate`` / ``save``).
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> from safer.seqrec.data import SequenceData
-    >>> log = pd.DataFrame(
-    ...     {"user": list("aaabbb"), "item": list("xyzxyz"), "timestamp": [1, 2, 3] * 2}
-    ... )
-    >>> model = SASRec(SASRecConfig(epochs=1, n_layers=1)).fit(SequenceData.from_interactions(log))
-    >>> sorted(model.evaluate(SequenceData.from_interactions(log)))[:2]
-    ['hr@10', 'mrr@10']
-    """
-
-    name = "sasrec"
-    config_class = SASRecConfig
-
-    def _build(self, n_items: int) -> SequenceEncoder:
-        return SASRecNet(n_items, self.config)

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from safer.seqrec._base import NeuralConfig, NeuralRecommender, SequenceEncoder, causal_mask
-from safer.seqrec._layers import RelativeBias
+from safer.seqrec.config import NeuralConfig
+from safer.seqrec.encoders._layers import RelativeBias, SequenceEncoder, causal_mask
 
-__all__ = ["HSTU", "HSTUConfig", "HSTUNet"]
+__all__ = ["HSTUConfig", "HSTUNet"]
 
 
 @dataclass
@@ -58,12 +58,17 @@ class HSTULayer(nn.Module):
 class HSTUNet(SequenceEncoder):
     """Item + position embeddings -> ``n_layers`` HSTU layers -> last hidden state.
 
+    The ``hstu`` model of :data:`safer.seqrec.MODELS` is this encoder with the default head
+    (``protocol="hstu"`` gives the paper's protocol).
+
     Examples
     --------
     >>> net = HSTUNet(n_items=9, config=HSTUConfig(max_len=4))
     >>> net(torch.tensor([[3, 5, 0, 0]]), torch.tensor([[1.0, 9.0, 0, 0]]), torch.tensor([2])).shape
     torch.Size([1, 64])
     """
+
+    Config = HSTUConfig
 
     def __init__(self, n_items: int, config: HSTUConfig):
         super().__init__()
@@ -101,19 +106,3 @@ class HSTUNet(SequenceEncoder):
         for layer in self.layers:
             x = layer(x, ts, mask)
         return self.norm_out(x)  # (B, T, d)
-
-
-class HSTU(NeuralRecommender):
-    """HSTU recommender (estimator contract); ``protocol="hstu"`` gives the paper's protocol.
-
-    Examples
-    --------
-    >>> HSTU(HSTUConfig(n_layers=4)).config.n_layers
-    4
-    """
-
-    name = "hstu"
-    config_class = HSTUConfig
-
-    def _build(self, n_items: int) -> SequenceEncoder:
-        return HSTUNet(n_items, self.config)

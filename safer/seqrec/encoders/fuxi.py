@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from safer.seqrec._base import NeuralConfig, NeuralRecommender, SequenceEncoder, causal_mask
-from safer.seqrec._layers import RelativeBias
+from safer.seqrec.config import NeuralConfig
+from safer.seqrec.encoders._layers import RelativeBias, SequenceEncoder, causal_mask
 
-__all__ = ["FuXiAlpha", "FuXiConfig", "FuXiNet"]
+__all__ = ["FuXiAlphaNet", "FuXiConfig"]
 
 
 @dataclass
@@ -83,17 +83,20 @@ class MultiStageFFN(nn.Module):
         return o + self.dropout(self.down(nn.functional.silu(self.gate(z)) * self.up(z)))
 
 
-class FuXiNet(SequenceEncoder):
+class FuXiAlphaNet(SequenceEncoder):
     """Item embeddings -> ``n_layers`` (AMS + multi-stage FFN) blocks -> last hidden state.
 
-    Positions enter only through the positional channel (no absolute position embedding).
+    Positions enter only through the positional channel (no absolute position embedding). The
+    ``fuxi`` model of :data:`safer.seqrec.MODELS` is this encoder with the default head.
 
     Examples
     --------
-    >>> net = FuXiNet(n_items=9, config=FuXiConfig(max_len=4))
+    >>> net = FuXiAlphaNet(n_items=9, config=FuXiConfig(max_len=4))
     >>> net(torch.tensor([[3, 5, 0, 0]]), torch.tensor([[1.0, 9.0, 0, 0]]), torch.tensor([2])).shape
     torch.Size([1, 64])
     """
+
+    Config = FuXiConfig
 
     def __init__(self, n_items: int, config: FuXiConfig):
         super().__init__()
@@ -117,7 +120,7 @@ class FuXiNet(SequenceEncoder):
 
         ``valid`` (B, T) is True at real tokens; position ``i`` attends to valid ``j <= i``;
         ``time_seq`` (B, T) feeds the temporal channel (``None``: all times equal). Same
-        signature as :meth:`safer.seqrec.hstu.HSTUNet.encode`.
+        signature as :meth:`safer.seqrec.encoders.hstu.HSTUNet.encode`.
         """
         x = self.dropout(x)  # (B, T, d)
         mask = causal_mask(valid)  # (B, 1, T, T)
@@ -125,19 +128,3 @@ class FuXiNet(SequenceEncoder):
         for attention, ffn in zip(self.attention, self.ffn, strict=False):
             x = ffn(attention(x, ts, mask), x)
         return self.norm_out(x)  # (B, T, d)
-
-
-class FuXiAlpha(NeuralRecommender):
-    """FuXi-alpha recommender (estimator contract).
-
-    Examples
-    --------
-    >>> FuXiAlpha(FuXiConfig(n_layers=8)).config.n_layers
-    8
-    """
-
-    name = "fuxi"
-    config_class = FuXiConfig
-
-    def _build(self, n_items: int) -> SequenceEncoder:
-        return FuXiNet(n_items, self.config)

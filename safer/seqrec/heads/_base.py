@@ -1,0 +1,84 @@
+"""The head interface (see :mod:`safer.seqrec.heads`): :class:`Head` and its input
+:class:`Encoded`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from safer._registry import make_config
+from safer.seqrec.config import NeuralConfig
+from safer.seqrec.encoders._layers import SequenceEncoder
+
+__all__ = ["Encoded", "Head", "NoOptions"]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One training batch after the encoder: what :meth:`Head.loss` reads.
+
+    Attributes
+    ----------
+    states : torch.Tensor
+        ``(N, d)`` the encoder state at every position that has a target.
+    targets : torch.Tensor
+        ``(N,)`` the next item at each of those positions (ids ``1..n_items``).
+    hidden : torch.Tensor
+        ``(B, T, d)`` the state of every input position of the batch.
+    where : torch.Tensor
+        ``(B, T)`` bool, True at the ``N`` positions of ``states`` in row-major order, so a
+        per-position tensor ``v`` (B, T) of the batch lines up with ``states`` as ``v[where]``.
+    batch : mapping of str to torch.Tensor
+        The batch's rows as the protocol built them, one tensor per field: prefix training
+        (:class:`~safer.seqrec.protocol.Examples`, one example per row) has ``user``,
+        ``position``, ``item_seq``, ``time_seq``, ``seq_len``, ``target``; sequence training
+        (:class:`~safer.seqrec.protocol.Windows`, one window per row) has ``user``, ``start``,
+        ``item_seq``, ``time_seq``, ``seq_len``, ``target_seq``. A field added to those classes
+        (e.g. rewards) arrives here with no change to the recommender.
+    """
+
+    states: torch.Tensor
+    targets: torch.Tensor
+    hidden: torch.Tensor
+    where: torch.Tensor
+    batch: Mapping[str, torch.Tensor]
+
+
+@dataclass
+class NoOptions:
+    """The options of a head that has none (``head_options`` must then be empty)."""
+
+
+class Head(nn.Module):
+    """Base of the heads: a training objective and an item-scoring rule over encoder states.
+
+    Parameters
+    ----------
+    n_items : int
+        Number of real items (scores have ``n_items + 1`` columns, column 0 = padding).
+    dim : int
+        Width ``d`` of the encoder states.
+    config : NeuralConfig
+        The recommender's config; ``config.head_options`` fill this head's ``Config``
+        (stored as ``options``; an unknown field raises with the known ones).
+    """
+
+    Config: ClassVar[type] = NoOptions
+
+    def __init__(self, n_items: int, dim: int, config: NeuralConfig):
+        super().__init__()
+        self.options = make_config(self.Config, config.head_options)
+
+    def loss(
+        self, encoder: SequenceEncoder, encoded: Encoded, generator: torch.Generator
+    ) -> torch.Tensor:
+        """The scalar training loss of one batch (mean over its targets)."""
+        raise NotImplementedError
+
+    def score(self, encoder: SequenceEncoder, states: torch.Tensor) -> torch.Tensor:
+        """``(B, d)`` states -> ``(B, n_items + 1)`` item scores, higher = recommend first."""
+        raise NotImplementedError

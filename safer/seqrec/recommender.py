@@ -1,0 +1,368 @@
+"""The recommender contract, and the one neural recommender: an encoder plus a head.
+
+:class:`SequentialRecommender` is what every model of :data:`safer.seqrec.MODELS` is, on the
+learnable base (:class:`~safer._learnable.Learnable`): ``fit`` on the train part of a
+:class:`~safer.seqrec.data.SequenceData`, ``score`` / ``evaluate`` under the model's protocol,
+``save`` / ``load`` in the artifact format (``model.json``: ``model`` = the registry name,
+``config``, the item vocabulary ``item_tokens``, ``history``, ``content_hash``; ``weights.pt``).
+``SequentialRecommender.load(dir)`` picks the model from the folder; it also reads the folders of
+the previous version (``seqrec.json``, no content hash, the encoder's weights alone).
+
+:class:`NeuralRecommender` is an encoder of :data:`~safer.seqrec.encoders.ENCODERS` and a head
+of :data:`~safer.seqrec.heads.HEADS` (``config.head``) in one :class:`SequenceModel`, trained on
+the shared :class:`~safer._learnable.Trainer` with Adam: one epoch is one pass over the training
+prefixes or windows (``config.training``), validation MRR@10 after every epoch picks the best
+epoch and stops training after ``stopping_step`` epochs without improvement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from safer._learnable import Learnable, Trainer, fitting
+from safer.errors import SaferError
+from safer.seqrec.config import NeuralConfig
+from safer.seqrec.data import SequenceData
+from safer.seqrec.encoders import ENCODERS
+from safer.seqrec.encoders._layers import SequenceEncoder, gather_last
+from safer.seqrec.heads import HEADS, Encoded, Head
+from safer.seqrec.protocol import (
+    METRICS,
+    Examples,
+    ProtocolError,
+    Windows,
+    check_protocol,
+    evaluate_examples,
+    leave_one_out,
+    training_windows,
+)
+
+__all__ = ["NeuralRecommender", "SequenceModel", "SequentialRecommender"]
+
+_MONITOR = "valid_mrr@10"  # the validation metric that picks the best epoch
+
+
+class SequentialRecommender(Learnable):
+    """Interface of every recommender: ``fit``, ``score``, ``evaluate``, ``save``, ``load``.
+
+    A subclass sets ``Config`` (with ``protocol`` and ``max_len`` fields) and implements
+    ``fit(data, progress)`` (setting ``item_tokens_`` and ``net_``, calling ``_finish_fit``
+    last), ``_score_batch`` and ``_restore`` (rebuilding ``net_`` from the saved metadata).
+
+    Attributes
+    ----------
+    net_ : torch.nn.Module
+        What the model learned, as a module: its weights are saved and hashed.
+    item_tokens_ : tuple of str
+        The training vocabulary: ``item_tokens_[i - 1]`` is the token of item id ``i``.
+    content_hash_ : str
+        sha256 over the weights and the saved metadata; set by ``fit`` and ``load``.
+    history_ : dict
+        The :class:`~safer._learnable.Trainer` record (``epochs``, ``best_epoch``,
+        ``best_val``); empty for models that do not train by epochs.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import pandas as pd
+    >>> from safer.seqrec import make_model
+    >>> log = pd.DataFrame({"user": list("aaabb"), "item": list("xyzxy"), "timestamp": range(5)})
+    >>> folder = make_model("pop").fit(SequenceData.from_interactions(log)).save(tempfile.mkdtemp())
+    >>> type(SequentialRecommender.load(folder)).__name__  # the class is read from the folder
+    'Pop'
+    """
+
+    legacy_files = ("seqrec.json",)  # the metadata file of the previous version
+
+    def fit(self, data: SequenceData, progress: bool = False) -> SequentialRecommender:
+        raise NotImplementedError
+
+    def _score_batch(self, batch: Examples) -> torch.Tensor:
+        """``(B, n_items + 1)`` float32 scores of one batch of examples, on the CPU."""
+        raise NotImplementedError
+
+    def _network(self) -> nn.Module:
+        return self.net_
+
+    @property
+    def protocol(self) -> str:
+        return self.config.protocol
+
+    def score(self, examples: Examples) -> np.ndarray:
+        """``(N, n_items + 1)`` scores of every item for each example (column 0: padding).
+
+        Raises :class:`~safer.errors.NotFittedError` before ``fit``.
+        """
+        self.check_fitted()
+        size = getattr(self.config, "eval_batch_size", 4096)
+        out = [
+            self._score_batch(examples.take(np.arange(i, min(i + size, len(examples)))))
+            for i in range(0, len(examples), size)
+        ]
+        if not out:
+            return np.zeros((0, len(self.item_tokens_) + 1), np.float32)
+        return torch.cat(out).numpy()
+
+    def evaluate(self, data: SequenceData, split: str = "test", k: int = 10) -> dict[str, Any]:
+        """HR/NDCG/MRR/Recall@k on the ``split`` examples of ``data`` under the model's protocol.
+
+        Returns a dict with the four metrics, ``protocol`` and ``n_users`` (examples scored).
+        """
+        self.check_fitted()
+        if split not in ("valid", "test"):
+            raise ProtocolError(f"unknown split {split!r}; use 'valid' or 'test'")
+        examples = leave_one_out(data, self.config.max_len)[split]
+        if len(examples) == 0:
+            raise ProtocolError(
+                f"the {split} split is empty: users need at least 3 interactions for a "
+                "validation example and 2 for a test example"
+            )
+        return evaluate_examples(self._score_batch, data, examples, self.protocol, k, 4096)
+
+    # -- artifact ---------------------------------------------------------------------------
+    def _learned_meta(self) -> dict[str, Any]:
+        return {"item_tokens": list(self.item_tokens_)}
+
+    def _restore(self, meta: dict[str, Any]) -> None:
+        self.item_tokens_ = tuple(meta["item_tokens"])
+
+    @classmethod
+    def load(cls, directory: str | Path) -> SequentialRecommender:
+        """Load a saved model; called on ``SequentialRecommender`` it picks the model class
+        from the folder (:func:`safer.seqrec.load_model`). Checks kind, version and hash."""
+        if cls is SequentialRecommender:
+            from safer.seqrec import load_model  # the name map lives in the package
+
+            return load_model(directory)
+        model = super().load(directory)
+        if isinstance(model.history_, list):  # seqrec.json of the previous version
+            model.history_ = _legacy_history(model.history_)
+        return model
+
+
+def _legacy_history(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The per-epoch list of the previous version in the :class:`Trainer`'s layout."""
+    if not records:
+        return {}
+    epochs = [
+        {
+            "epoch": r.get("epoch", i),
+            "train": r.get("loss"),
+            "seconds": r.get("train_seconds"),
+            **{k: v for k, v in r.items() if k.startswith("valid_")},
+            **({"val": r[_MONITOR]} if _MONITOR in r else {}),
+        }
+        for i, r in enumerate(records)
+    ]
+    scored = [r for r in epochs if "val" in r]
+    best = max(scored, key=lambda r: r["val"]) if scored else None
+    return {
+        "epochs": epochs,
+        "best_epoch": None if best is None else best["epoch"],
+        "best_val": None if best is None else best["val"],
+    }
+
+
+# ------------------------------------------------------------------------------ network
+class SequenceModel(nn.Module):
+    """An encoder and a head on tensors: the network a :class:`NeuralRecommender` trains.
+
+    Examples
+    --------
+    >>> from safer.seqrec.encoders import GRU4RecConfig, GRU4RecNet
+    >>> from safer.seqrec.heads import SoftmaxHead
+    >>> cfg = GRU4RecConfig(embedding_size=8, hidden_size=8)
+    >>> net = SequenceModel(GRU4RecNet(9, cfg), SoftmaxHead(9, 8, cfg))
+    >>> items = torch.tensor([[3, 5, 0]])
+    >>> net(items, torch.zeros(1, 3), torch.tensor([2])).shape
+    torch.Size([1, 10])
+    >>> windows = {"target_seq": torch.tensor([[5, 7, 0]])}  # a target after each real item
+    >>> batch = {"item_seq": items, "time_seq": torch.zeros(1, 3), **windows}
+    >>> loss, n_targets = net.loss(batch, torch.Generator().manual_seed(0))
+    >>> n_targets
+    2
+    """
+
+    def __init__(self, encoder: SequenceEncoder, head: Head):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    def forward(
+        self, item_seq: torch.Tensor, time_seq: torch.Tensor, seq_len: torch.Tensor
+    ) -> torch.Tensor:
+        """Item ids and times (B, T), lengths (B,) -> item scores (B, n_items + 1)."""
+        return self.head.score(self.encoder, self.encoder(item_seq, time_seq, seq_len))
+
+    def loss(
+        self, batch: dict[str, torch.Tensor], generator: torch.Generator
+    ) -> tuple[torch.Tensor, int]:
+        """The head's loss of one batch and its number of targets.
+
+        ``batch`` holds ``item_seq`` and ``time_seq`` (B, T) and either ``seq_len`` and
+        ``target`` (B,) (prefixes: one target after each row's last item) or ``target_seq``
+        (B, T) (windows: a target at every real position, 0 at padding).
+        """
+        enc, seq = self.encoder, batch["item_seq"]
+        hidden = enc.encode(enc.embed_items(seq), seq != 0, batch["time_seq"])  # (B, T, d)
+        if "target_seq" in batch:
+            where = batch["target_seq"] != 0  # (B, T)
+            states, targets = hidden[where], batch["target_seq"][where]  # (N, d), (N,)
+        else:
+            last = (batch["seq_len"] - 1).clamp(min=0)  # (B,)
+            states, targets = gather_last(hidden, batch["seq_len"]), batch["target"]  # (B, d)
+            where = torch.zeros(seq.shape, dtype=torch.bool, device=seq.device)  # (B, T)
+            where[torch.arange(len(seq), device=seq.device), last] = True
+        encoded = Encoded(states, targets, hidden, where, batch)
+        return self.head.loss(enc, encoded, generator), len(targets)
+
+
+# -------------------------------------------------------------------------- recommender
+class NeuralRecommender(SequentialRecommender):
+    """An encoder and a head (estimator contract: config in, ``fit`` returns self).
+
+    Each neural model of :data:`safer.seqrec.MODELS` is this class bound to one encoder by
+    :meth:`for_encoder` (``SASRec``, ``GRU4Rec``, ``HSTU``, ``FuXiAlpha``); its ``Config`` is
+    the encoder's config, whose ``head`` field names the head (default ``"softmax"``).
+
+    Parameters
+    ----------
+    config : NeuralConfig subclass, optional
+        The encoder's config (default: its defaults).
+
+    Attributes
+    ----------
+    net_ : SequenceModel
+        The trained encoder (``net_.encoder``) and head (``net_.head``).
+    item_tokens_, content_hash_, history_
+        See :class:`SequentialRecommender`; ``history_["epochs"]`` holds per epoch ``train``
+        (mean loss over the training targets), ``seconds`` (training only) and the
+        validation ``valid_hr@10`` ... ``valid_recall@10`` (``val`` = ``valid_mrr@10``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from safer.seqrec import make_model
+    >>> log = pd.DataFrame(
+    ...     {"user": list("aaabbb"), "item": list("xyzxyz"), "timestamp": [1, 2, 3] * 2}
+    ... )
+    >>> data = SequenceData.from_interactions(log)
+    >>> model = make_model("sasrec", epochs=1, n_layers=1).fit(data)
+    >>> type(model).__name__, model.net_.head
+    ('SASRec', SoftmaxHead())
+    >>> sorted(model.evaluate(data))[:2]
+    ['hr@10', 'mrr@10']
+    """
+
+    Config = NeuralConfig  # each bound class: its encoder's config
+    encoder_name: ClassVar[str] = ""
+
+    @classmethod
+    def for_encoder(cls, name: str) -> type[NeuralRecommender]:
+        """The recommender class of encoder ``name`` (a key of ``ENCODERS``), saved as model
+        ``name``; encoder ``XNet`` gives class ``X`` of module ``safer.seqrec``."""
+        encoder = ENCODERS[name]
+        title = encoder.__name__.removesuffix("Net")
+        doc = (
+            f"The ``{name}`` model: :class:`~{encoder.__module__}.{encoder.__name__}` and the "
+            "head of ``config.head`` (see :class:`~safer.seqrec.recommender.NeuralRecommender`)."
+        )
+        attrs = {"Config": encoder.Config, "artifact_kind": name, "encoder_name": name}
+        return type(title, (cls,), {"__module__": "safer.seqrec", "__doc__": doc, **attrs})
+
+    def fit(self, data: SequenceData, progress: bool = False) -> NeuralRecommender:
+        """Train on the train split of ``data``; keep the epoch with the best validation MRR@10.
+
+        One epoch is one pass over the training prefixes (``training="prefix"``) or over the
+        training windows (``"sequence"``); see :class:`~safer.seqrec.config.NeuralConfig`.
+        Runs in :func:`~safer._learnable.fitting` (the config's seed; the caller's random
+        stream is left as it was).
+        """
+        cfg = self.config
+        if not self.encoder_name:
+            raise SaferError(
+                "NeuralRecommender needs an encoder: build models with "
+                "safer.seqrec.make_model(name) or NeuralRecommender.for_encoder(name)"
+            )
+        check_protocol(cfg.protocol)
+        training = cfg.resolved_training()
+        splits = leave_one_out(data, cfg.max_len)
+        if len(splits["train"]) == 0:
+            raise ProtocolError("no training examples: every user needs at least 2 interactions")
+        device = torch.device(cfg.device)
+        with fitting(cfg.seed):
+            gen = torch.Generator().manual_seed(cfg.seed)  # batch order and negatives
+            self.item_tokens_ = data.item_tokens
+            self.net_ = self._build(data.n_items).to(device)
+            rows = splits["train"] if training == "prefix" else training_windows(data, cfg.max_len)
+            train = _tensors(rows, device)
+            size = cfg.batch_size if training == "prefix" else cfg.sequence_batch_size
+            valid = splits["valid"]
+
+            def validate() -> dict[str, float]:
+                result = evaluate_examples(
+                    self._score_batch, data, valid, cfg.protocol, 10, cfg.eval_batch_size
+                )
+                return {f"valid_{m}": result[m] for m in METRICS}
+
+            optimizer = torch.optim.Adam(
+                self.net_.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
+            )
+            trainer = Trainer(
+                epochs=cfg.epochs, patience=cfg.stopping_step, min_delta=0.0, mode="max",
+                desc=f"{self.kind()} epochs", progress=progress,
+            )  # fmt: skip
+            self.history_ = trainer.run(
+                self.net_,
+                optimizer,
+                lambda: torch.randperm(len(rows), generator=gen).split(size),
+                lambda index: self.net_.loss(
+                    {k: t[index.to(device)] for k, t in train.items()}, gen
+                ),
+                validate=validate if len(valid) else None,
+                monitor=_MONITOR,
+            )
+        return self._finish_fit()
+
+    @torch.no_grad()
+    def _score_batch(self, batch: Examples) -> torch.Tensor:
+        self.net_.eval()
+        t = _tensors(batch, torch.device(self.config.device))
+        return self.net_(t["item_seq"], t["time_seq"], t["seq_len"]).float().cpu()
+
+    def _build(self, n_items: int) -> SequenceModel:
+        encoder = ENCODERS[self.encoder_name](n_items, self.config)
+        head = HEADS[self.config.head](n_items, encoder.item_embedding.embedding_dim, self.config)
+        return SequenceModel(encoder, head)
+
+    # -- artifact ---------------------------------------------------------------------------
+    def _restore(self, meta: dict[str, Any]) -> None:
+        super()._restore(meta)
+        with torch.random.fork_rng(devices=[]):  # the saved weights replace the initial ones
+            self.net_ = self._build(len(self.item_tokens_)).to(torch.device(self.config.device))
+
+    def _save_weights(self, path: Path) -> None:
+        torch.save({k: v.cpu() for k, v in self.net_.state_dict().items()}, path)
+
+    def _load_weights(self, path: Path) -> None:
+        state = torch.load(path, weights_only=True)
+        if not any(k.startswith(("encoder.", "head.")) for k in state):
+            state = {f"encoder.{k}": v for k, v in state.items()}  # previous version: encoder only
+        self.net_.load_state_dict(state)
+        self.net_.eval()
+
+
+def _tensors(rows: Examples | Windows, device: torch.device) -> dict[str, torch.Tensor]:
+    """Every field of ``rows`` as a tensor on ``device`` (times as float64)."""
+    out = {}
+    for f in fields(rows):
+        value = getattr(rows, f.name)
+        dtype = torch.float64 if value.dtype.kind == "f" else None
+        out[f.name] = torch.as_tensor(value, dtype=dtype, device=device)
+    return out
