@@ -49,7 +49,7 @@ Examples
 from pathlib import Path
 from typing import Any
 
-from safer._learnable import ARTIFACT_FILE, ArtifactError, read_artifact
+from safer._learnable import ArtifactError, read_artifact
 from safer._registry import Registry, UnknownNameError, make_config
 from safer.seqrec.config import NeuralConfig
 from safer.seqrec.data import SeqrecDataError, SequenceData, read_atomic, read_interactions
@@ -98,21 +98,14 @@ def load_model(directory: str | Path) -> SequentialRecommender:
 
     >>> load_model("runs/sasrec")  # doctest: +SKIP
     """
-    legacy = SequentialRecommender.legacy_files
-    if not any((Path(directory) / name).is_file() for name in (ARTIFACT_FILE, *legacy)):
-        raise ArtifactError(
-            f"{directory} holds no saved sequential recommender ({ARTIFACT_FILE} not found); "
-            "create one with `safer seqrec train --out DIR`"
-        )
-    kind = read_artifact(directory, legacy).get("model")
-    try:
-        cls = MODELS[kind]
-    except UnknownNameError:
+    base = SequentialRecommender
+    kind = read_artifact(directory, base.legacy_files, base.how_to_train).get("model")
+    if kind not in MODELS:
         raise ArtifactError(
             f"{directory} holds a {kind!r} model, not a sequential recommender of this version "
             f"(known: {', '.join(MODELS)}); load it with the loader of its kind"
-        ) from None
-    return cls.load(directory)
+        )
+    return MODELS[kind].load(directory)
 
 
 __all__ = [

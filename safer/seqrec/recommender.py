@@ -79,6 +79,7 @@ class SequentialRecommender(Learnable):
     """
 
     legacy_files = ("seqrec.json",)  # the metadata file of the previous version
+    how_to_train = "safer seqrec train --out DIR"
 
     def fit(self, data: SequenceData, progress: bool = False) -> SequentialRecommender:
         raise NotImplementedError
