@@ -2,9 +2,10 @@
 histories.
 
 The bridge between the two halves of the toolkit: the *same* encoder classes that rank items in
-:mod:`safer.seqrec` (:class:`~safer.seqrec.sasrec.SASRecNet`, :class:`~safer.seqrec.hstu.HSTUNet`,
-built from their own config dataclasses, run through their own ``encode``) read each decision's
-history window here. Nothing of their layers is re-implemented.
+:mod:`safer.seqrec` (:class:`~safer.seqrec.encoders.sasrec.SASRecNet`,
+:class:`~safer.seqrec.encoders.hstu.HSTUNet`, built from their own config dataclasses, run through
+their own ``encode``) read each decision's history window here. Nothing of their layers is
+re-implemented.
 
 The token of window step ``t`` is
 
@@ -137,7 +138,7 @@ class SASRecDTRConfig(BaselineConfig):
         return problems
 
     def encoder_config(self) -> SASRecConfig:
-        """The :class:`~safer.seqrec.sasrec.SASRecConfig` of the shared encoder."""
+        """The :class:`~safer.seqrec.encoders.sasrec.SASRecConfig` of the shared encoder."""
         return SASRecConfig(
             max_len=self.history, n_layers=self.n_layers, n_heads=self.n_heads,
             hidden_size=self.d_model, inner_size=4 * self.d_model,
@@ -185,7 +186,7 @@ class HSTUDTRConfig(BaselineConfig):
         return [f"{n} must be >= 1" for n in names if getattr(self, n) < 1]
 
     def encoder_config(self) -> HSTUConfig:
-        """The :class:`~safer.seqrec.hstu.HSTUConfig` of the shared encoder."""
+        """The :class:`~safer.seqrec.encoders.hstu.HSTUConfig` of the shared encoder."""
         return HSTUConfig(
             max_len=self.history, n_layers=self.n_layers, n_heads=self.n_heads,
             hidden_size=self.d_model, attention_dim=self.attention_dim, dropout=self.dropout,
