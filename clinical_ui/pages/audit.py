@@ -11,8 +11,7 @@ from clinical_ui import session
 from safer.store import coverage_summary, list_events, require, verify_trail
 
 SUMMARY_COLUMNS = {
-    "model_hash": "model",
-    "gate": "gate (calibration hash)",
+    "gate": "gate",
     "method": "method",
     "alpha": "alpha",
     "metric": "guaranteed quantity",
@@ -23,8 +22,9 @@ SUMMARY_COLUMNS = {
     "flagged_rate": "flagged",
     "reviewed": "reviewed",
     "override_rate": "overridden",
-    "report": "report",
+    "model": "model",
 }
+PERCENT = st.column_config.NumberColumn(format="percent")
 
 factory = session.factory_or_stop()
 user = session.require_page(factory, "view_audit")
@@ -35,10 +35,13 @@ summary = []
 with session.shown_errors("loading the summary"), factory() as s:
     summary = coverage_summary(s, user)
 if summary:
-    table = pd.DataFrame(summary)
+    table = pd.DataFrame(summary).assign(model=lambda t: t["model_hash"].str[:12])
     shown = [c for c in SUMMARY_COLUMNS if c in table.columns]
-    st.dataframe(table[shown].rename(columns=SUMMARY_COLUMNS), hide_index=True,
-                 key="audit_summary")  # fmt: skip
+    st.dataframe(
+        table[shown].rename(columns=SUMMARY_COLUMNS), hide_index=True, key="audit_summary",
+        column_config={SUMMARY_COLUMNS[c]: PERCENT
+                       for c in ("realised", "abstention_rate", "flagged_rate", "override_rate")},
+    )  # fmt: skip
     for i, row in enumerate(summary):
         if row.get("metric") is None:
             st.markdown(f"**Gate {row['gate']}**: {row['report']}.")
