@@ -1,0 +1,122 @@
+"""What a real-EHR extraction found: the stay funnel, onsets, outcome, missingness, note fill,
+dose ranges, and a "table one" (the ``tableone`` package) of the stays at onset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from safer.cohorts.schema import FEATURES
+
+__all__ = ["summarize_build", "table_one"]
+
+_DERIVED_NEVER_MISSING = {
+    "gender", "re_admission", "age", "mechvent", "max_dose_vaso", "SOFA", "SIRS",
+    "input_total", "input_4hourly", "output_total", "output_4hourly", "cumulated_balance",
+}  # fmt: skip
+
+
+def _quantiles(x: pd.Series) -> dict:
+    x = x[x > 0]
+    if x.empty:
+        return {"nonzero_steps": 0}
+    q = x.quantile([0.05, 0.5, 0.95])
+    return {
+        "nonzero_steps": int(len(x)),
+        "p5": round(float(q.iloc[0]), 4),
+        "median": round(float(q.iloc[1]), 4),
+        "p95": round(float(q.iloc[2]), 4),
+        "max": round(float(x.max()), 4),
+    }
+
+
+def summarize_build(table, funnel, info, config, statements) -> dict:
+    """The summary printed by ``safer cohort mimic|meds`` and written beside the cohort."""
+    per_stay = table.groupby("stay_id", sort=False)
+    measured = [f for f in FEATURES if f not in _DERIVED_NEVER_MISSING]
+    missing = table[measured].isna().mean().round(4)
+    has_note = table["note"].str.len() > 0
+    return {
+        "source": info.kind,
+        "location": info.location,
+        "stays": int(table["stay_id"].nunique()),
+        "steps": int(len(table)),
+        "mean_steps_per_stay": round(float(per_stay.size().mean()), 2),
+        "funnel": dict(funnel),
+        "mortality": round(float(per_stay["died"].first().mean()), 4),
+        "mortality_definition": (
+            "in-hospital death" if config.mortality == "hospital" else "death within 90 days"
+        ),
+        "vasopressor_formula": config.formula_name,
+        "note_fill": round(float(has_note.mean()), 4),
+        "feature_missing": {k: float(v) for k, v in missing.items()},
+        "fluid_ml_per_4h": _quantiles(table["fluid_ml"]),
+        "vaso_ugkgmin": _quantiles(table["vaso_ugkgmin"]),
+        "actions": {int(a): int(n) for a, n in table["action"].value_counts().sort_index().items()},
+        "statements": list(statements),
+    }
+
+
+_TABLE_ONE = {
+    "age": "age (years)",
+    "gender": "female",
+    "weight_kg": "weight (kg)",
+    "SOFA": "SOFA, highest step",
+    "Arterial_lactate": "lactate, first step (mmol/L)",
+    "MeanBP": "MAP, first step (mmHg)",
+    "mechvent": "ventilated at any step",
+    "max_vaso": "max vasopressor (ug/kg/min NE-eq.)",
+    "total_fluid": "IV fluid over the window (mL)",
+    "steps": "4-hour steps",
+}
+
+
+def table_one(table: pd.DataFrame) -> pd.DataFrame:
+    """A "table one" of the cohort's stays by outcome (``tableone.TableOne``), as a frame.
+
+    One row per stay: static values, the highest SOFA, the first step's lactate and MAP (the
+    first measured value for the first-step ones), the highest vasopressor dose and the IV fluid
+    over the window.
+    """
+    from tableone import TableOne
+
+    per_stay = table.groupby("stay_id", sort=True)
+    first = per_stay.first()
+    stays = pd.DataFrame(
+        {
+            "age": first["age"],
+            "gender": first["gender"],
+            "weight_kg": first["weight_kg"],
+            "SOFA": per_stay["SOFA"].max(),
+            "Arterial_lactate": per_stay["Arterial_lactate"].first(),
+            "MeanBP": per_stay["MeanBP"].first(),
+            "mechvent": per_stay["mechvent"].max(),
+            "max_vaso": per_stay["vaso_ugkgmin"].max(),
+            "total_fluid": per_stay["fluid_ml"].sum(),
+            "steps": per_stay.size(),
+            "died": first["died"].map({0: "survived", 1: "died"}),
+        }
+    ).rename(columns=_TABLE_ONE)
+    categorical = [_TABLE_ONE["gender"], _TABLE_ONE["mechvent"]]
+    nonnormal = [_TABLE_ONE[c] for c in ("max_vaso", "total_fluid", "Arterial_lactate", "steps")]
+    groupby = "died" if stays["died"].nunique() > 1 else None
+    t1 = TableOne(
+        stays,
+        columns=list(_TABLE_ONE.values()),
+        categorical=categorical,
+        nonnormal=nonnormal,
+        groupby=groupby,
+        missing=True,
+        overall=True,
+        pval=False,
+    )
+    out = t1.tableone
+    out.columns = [" ".join(str(p) for p in c if p and not str(p).startswith("Grouped"))
+                   if isinstance(c, tuple) else str(c) for c in out.columns]  # fmt: skip
+    return out.reset_index().rename(columns={"level_0": "variable", "level_1": "level"})
+
+
+def missing_fraction(table: pd.DataFrame) -> float:
+    """Fraction of measured-feature cells that are missing."""
+    measured = [f for f in FEATURES if f not in _DERIVED_NEVER_MISSING]
+    return float(np.mean(table[measured].isna().to_numpy()))
