@@ -8,7 +8,7 @@ from safer.cohorts.mimic._engine import run_build
 from safer.cohorts.mimic.blocks import CohortBuild, ExtractionConfig
 from safer.cohorts.mimic.canonical import SourceError, SourceInfo, values_sql
 from safer.cohorts.mimic.concepts import antibiotic_condition
-from safer.cohorts.mimic.items import FLUIDS, URINE_ITEMS, VASOPRESSORS, item_rows
+from safer.cohorts.mimic.items import FLUIDS, RATE_UNITS, URINE_ITEMS, VASOPRESSORS, item_rows
 
 __all__ = ["MEDS_COLUMNS", "build_meds_cohort", "fill_from_meds"]
 
@@ -171,6 +171,9 @@ def fill_from_meds(con, data: str | Path, stage=lambda name: None) -> SourceInfo
     vaso = values_sql(
         [(i, d, u) for i, (d, u) in VASOPRESSORS.items()], ["ids", "itemid", "drug", "unit"]
     )
+    units = values_sql(
+        [(k, float(f), u) for k, (f, u) in RATE_UNITS.items()], ["un", "uom", "factor", "unit"]
+    )
     con.execute(
         f"""
         INSERT INTO c_vaso
@@ -181,10 +184,10 @@ def fill_from_meds(con, data: str | Path, stage=lambda name: None) -> SourceInfo
             SELECT q.*, ids.drug, ids.unit FROM ({_paired("INFUSION", list(VASOPRESSORS))}) q
             JOIN {vaso} ON ids.itemid = q.itemid
         )
-        SELECT p.subject_id, p.starttime, p.endtime, p.drug,
-               CASE WHEN p.unit = 'U/h' THEN p.rate / 60.0 ELSE p.rate END,
-               CASE WHEN p.unit = 'U/h' THEN 'U/min' ELSE p.unit END, w.weight
-        FROM p LEFT JOIN w ON w.subject_id = p.subject_id AND w.time = p.starttime
+        SELECT p.subject_id, p.starttime, p.endtime, p.drug, p.rate * un.factor, un.unit,
+               w.weight
+        FROM p JOIN {units} ON un.uom = lower(p.unit)
+        LEFT JOIN w ON w.subject_id = p.subject_id AND w.time = p.starttime
         WHERE p.rate IS NOT NULL
         """
     )

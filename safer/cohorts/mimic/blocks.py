@@ -488,10 +488,13 @@ def _assemble(grid, features, vaso, fluid, urine, k_lo) -> pd.DataFrame:
     steps["output_total"] = _cumulative_before(ur, steps, 0)
     steps["cumulated_balance"] = steps["input_total"] - steps["output_total"]
     # 24 h urine output for SOFA, only once 24 h of the ICU stay lie behind the decision
-    uo24 = sum(ur.reindex(pd.MultiIndex.from_arrays([steps["stay_id"], steps["k"] - j]))
-               .fillna(0.0).to_numpy() for j in range(6))  # fmt: skip
+    # (NaN when no urine was charted in those 24 h: unmeasured, not anuric)
+    window = [ur.reindex(pd.MultiIndex.from_arrays([steps["stay_id"], steps["k"] - j]))
+              .to_numpy() for j in range(6)]  # fmt: skip
+    charted = np.any([~np.isnan(w) for w in window], axis=0)
+    uo24 = np.nansum(window, axis=0)
     long_enough = (steps["charttime"] - steps["intime"]) >= pd.Timedelta(hours=24)
-    urine_24h = np.where(long_enough, uo24, np.nan)
+    urine_24h = np.where(long_enough.to_numpy() & charted, uo24, np.nan)
 
     steps["mechvent"] = steps["mechvent"].fillna(0.0)
     steps["Weight_kg"] = steps["Weight_kg"].fillna(steps["weight_kg"])

@@ -29,6 +29,7 @@ __all__ = [
     "VASOPRESSORS",
     "FLUIDS",
     "URINE_ITEMS",
+    "RATE_UNITS",
     "ANTIBIOTIC_NAMES",
     "ANTIBIOTIC_EXCLUDE",
     "LIMITS",
@@ -109,6 +110,19 @@ VASOPRESSORS: dict[int, tuple[str, str]] = {
     30051: ("vasopressin", "U/h"), 222315: ("vasopressin", "U/h"),
 }  # fmt: skip
 
+# rate unit as charted (lower case; MetaVision, CareVue, and the defaults above) ->
+# (factor, canonical unit): canonical rate = charted rate x factor. A vasopressor row charted in
+# another unit (e.g. mL/hour) has no known dose and is left out.
+RATE_UNITS: dict[str, tuple[float, str]] = {
+    "mcg/kg/min": (1.0, "ug/kg/min"), "mcgkgmin": (1.0, "ug/kg/min"),
+    "ug/kg/min": (1.0, "ug/kg/min"),
+    "mg/kg/min": (1000.0, "ug/kg/min"),
+    "mcg/min": (1.0, "ug/min"), "mcgmin": (1.0, "ug/min"), "ug/min": (1.0, "ug/min"),
+    "mg/min": (1000.0, "ug/min"),
+    "units/min": (1.0, "U/min"), "umin": (1.0, "U/min"), "u/min": (1.0, "U/min"),
+    "units/hour": (1.0 / 60.0, "U/min"), "uhr": (1.0 / 60.0, "U/min"), "u/h": (1.0 / 60.0, "U/min"),
+}  # fmt: skip
+
 # itemid -> tonicity factor: mL counted = mL given x factor (isotonic crystalloid = 1;
 # half-normal saline 0.5; hypertonic saline and bicarbonate by their osmolarity relative to
 # 0.9 % saline; 25 % albumin x 5 for its oncotic effect; free water and dextrose 5 % = 0,
@@ -152,12 +166,12 @@ FLUIDS: dict[int, float] = {
 }  # fmt: skip
 
 # urine output items (outputevents): Foley, void, condom catheter, suprapubic, nephrostomy,
-# straight cath, ileal conduit, GU irrigant out minus in is not urine and is left out
+# straight cath, ileal conduit (GU irrigant volumes are left out: in minus out is not urine)
 URINE_ITEMS: tuple[int, ...] = (
     40055, 43175, 40069, 40094, 40715, 40473, 40085, 40057, 40056, 40405, 40428, 40086,
     40096, 40651,  # CareVue
-    226559, 226560, 226561, 226584, 226563, 226564, 226565, 226567, 226557, 226558, 227488,
-    227489,  # MetaVision
+    226559, 226560, 226561, 226584, 226563, 226564, 226565, 226567, 226557,
+    226558,  # MetaVision
 )  # fmt: skip
 
 # systemic antibiotics, matched case-insensitively as substrings of the drug name
