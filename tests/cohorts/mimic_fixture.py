@@ -120,9 +120,11 @@ III_COLUMNS = {
                    "CATEGORY", "DESCRIPTION", "CGID", "ISERROR", "TEXT"],
 }  # fmt: skip
 
-_DATETIME = {"dod", "admittime", "dischtime", "deathtime", "edregtime", "edouttime", "intime",
-             "outtime", "charttime", "storetime", "starttime", "endtime", "stoptime", "chartdate",
-             "storedate", "dob", "dod_hosp", "dod_ssn", "startdate", "enddate", "comments_date"}  # fmt: skip
+_DATETIME = {
+    "dod", "admittime", "dischtime", "deathtime", "edregtime", "edouttime", "intime", "outtime",
+    "charttime", "storetime", "starttime", "endtime", "stoptime", "chartdate", "storedate", "dob",
+    "dod_hosp", "dod_ssn", "startdate", "enddate", "comments_date",
+}  # fmt: skip
 
 
 def _ts(s: str | None):

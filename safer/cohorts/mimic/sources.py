@@ -143,7 +143,8 @@ def canonical_queries(version: str, t: dict[str, str], has_notes: bool) -> dict[
     if iv:
         q["c_patients"].append(
             f"SELECT subject_id, CASE WHEN gender = 'F' THEN 1 WHEN gender = 'M' THEN 0 END, "
-            f"CAST(anchor_age AS DOUBLE PRECISION), make_timestamp(anchor_year, 1, 1, 0, 0, 0), "
+            f"CAST(anchor_age AS DOUBLE PRECISION), "
+            f"make_timestamp(CAST(anchor_year AS INTEGER), 1, 1, 0, 0, 0.0), "
             f"CAST(dod AS TIMESTAMP) FROM {p}"
         )
     else:
@@ -244,8 +245,11 @@ def _check_version(version: str) -> str:
 
 
 def _missing_error(where: str, version: str, missing: list[str]) -> SourceError:
-    lines = "\n".join(f"  - {m}: without it, {LOST.get(m.lower(), 'part of the cohort')}"
-                      for m in missing)  # fmt: skip
+    def lost(name: str) -> str:
+        key = name.replace("/", ".").rsplit(".", 1)[-1].lower()
+        return LOST.get(key, "part of the cohort")
+
+    lines = "\n".join(f"  - {m}: without it, {lost(m)}" for m in missing)
     return SourceError(
         f"{where} (MIMIC-{version.upper()}) lacks {len(missing)} table(s) the cohort needs:\n"
         f"{lines}\nDownload the complete module(s) from PhysioNet and point --source at them."
