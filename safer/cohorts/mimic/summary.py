@@ -3,6 +3,8 @@ dose ranges, and a "table one" (the ``tableone`` package) of the stays at onset.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -100,7 +102,17 @@ def table_one(table: pd.DataFrame) -> pd.DataFrame:
     categorical = [_TABLE_ONE["gender"], _TABLE_ONE["mechvent"]]
     nonnormal = [_TABLE_ONE[c] for c in ("max_vaso", "total_fluid", "Arterial_lactate", "steps")]
     groupby = "died" if stays["died"].nunique() > 1 else None
-    t1 = TableOne(
+    with warnings.catch_warnings():  # tableone's own pandas deprecation warnings
+        warnings.simplefilter("ignore")
+        t1 = _make(TableOne, stays, categorical, nonnormal, groupby)
+    out = t1.tableone
+    out.columns = [" ".join(str(p) for p in c if p and not str(p).startswith("Grouped"))
+                   if isinstance(c, tuple) else str(c) for c in out.columns]  # fmt: skip
+    return out.reset_index().rename(columns={"level_0": "variable", "level_1": "level"})
+
+
+def _make(TableOne, stays, categorical, nonnormal, groupby):  # noqa: N803 - a class
+    return TableOne(
         stays,
         columns=list(_TABLE_ONE.values()),
         categorical=categorical,
@@ -110,10 +122,6 @@ def table_one(table: pd.DataFrame) -> pd.DataFrame:
         overall=True,
         pval=False,
     )
-    out = t1.tableone
-    out.columns = [" ".join(str(p) for p in c if p and not str(p).startswith("Grouped"))
-                   if isinstance(c, tuple) else str(c) for c in out.columns]  # fmt: skip
-    return out.reset_index().rename(columns={"level_0": "variable", "level_1": "level"})
 
 
 def missing_fraction(table: pd.DataFrame) -> float:

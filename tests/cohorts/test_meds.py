@@ -1,0 +1,132 @@
+"""MEDS streams: the real MIMIC-IV demo (../shared/data/mimic-iv-demo-meds, MIMIC-IV Clinical
+Database Demo as MEDS, ODbL) when present, and bad MEDS input always."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from safer.cohorts import split_stays, validate
+from safer.cohorts.meds import build_meds_cohort
+from safer.cohorts.mimic import SourceError, table_one
+from safer.cohorts.schema import FEATURES
+
+# ../shared/data beside the repository (as CI lays it), or $SAFER_SHARED_DATA
+_DATA = os.environ.get("SAFER_SHARED_DATA") or Path(__file__).resolve().parents[3] / "shared/data"
+DEMO = Path(_DATA) / "mimic-iv-demo-meds"
+needs_demo = pytest.mark.skipif(
+    not (DEMO / "events.parquet").is_file(),
+    reason=f"the MIMIC-IV demo MEDS file is not at {DEMO} (a fresh clone has no ../shared)",
+)
+
+
+@pytest.fixture(scope="module")
+def demo():
+    if not (DEMO / "events.parquet").is_file():
+        pytest.skip(f"the MIMIC-IV demo MEDS file is not at {DEMO}")
+    return build_meds_cohort(DEMO, progress=False)
+
+
+@needs_demo
+def test_demo_cohort_builds_and_validates(demo):
+    t = demo.table
+    validate(t)
+    f = demo.summary["funnel"]
+    assert f["icu_stays"] == 140  # the demo's 140 ICU stays (its README)
+    assert f["adult_first_stays"] == 100  # its 100 patients, first stays, all adults
+    assert 0 < f["sepsis3"] <= f["with_suspected_infection"] <= 100
+    assert demo.summary["stays"] == t.stay_id.nunique() == f["cohort_stays"]
+    # 4-hour steps from 24 h before to 48 h after onset: at most 18 per stay
+    assert t.groupby("stay_id").size().max() <= 18
+    assert (t.groupby("stay_id").charttime.diff().dropna() == pd.Timedelta(hours=4)).all()
+
+
+@needs_demo
+def test_demo_states_the_antibiotic_only_fallback_and_no_notes(demo):
+    said = " ".join(demo.summary["statements"])
+    assert "antibiotics alone" in said and "no microbiology" in said
+    assert (demo.table.note == "").all() and demo.table.note_time.isna().all()
+    assert demo.summary["note_fill"] == 0
+
+
+@needs_demo
+def test_demo_doses_are_in_plausible_ranges(demo):
+    t = demo.table
+    vaso, fluid = t.vaso_ugkgmin, t.fluid_ml
+    assert (vaso >= 0).all() and vaso.max() <= 5.0  # rows above 5 ug/kg/min are errors
+    assert 0.01 < vaso[vaso > 0].median() < 0.5  # norepinephrine-equivalent
+    assert (fluid >= 0).all() and fluid.max() < 20_000
+    assert 20 < fluid[fluid > 0].median() < 1500  # mL per 4 h
+    assert set(t.action) <= set(range(25)) and t.action.nunique() > 10
+
+
+@needs_demo
+def test_demo_missing_values_are_missing_not_invented(demo):
+    t = demo.table
+    # every measured feature is either charted or held within its limit, never filled in:
+    # liver tests are drawn rarely, so most steps have none
+    assert t.SGOT.isna().mean() > 0.3
+    assert t.Arterial_lactate.isna().any()
+    for f in ("HR", "MeanBP", "Creatinine"):
+        assert t[f].notna().mean() > 0.5  # the demo's charted vitals and labs are read
+    assert t.HR.dropna().between(10, 300).all()
+    # features no source can give are absent, not zero: notes, and no step has all 47
+    assert t[FEATURES].isna().any(axis=1).mean() > 0.5
+
+
+@needs_demo
+def test_demo_table_one(demo):
+    t1 = table_one(demo.table)
+    assert "age (years), mean (SD)" in set(t1["variable"])
+    assert any("died" in c for c in t1.columns) or "Overall" in t1.columns
+
+
+@needs_demo
+def test_demo_pipeline_train_calibrate_audit(demo):
+    from safer.decisions import audit, calibrate, decide
+    from safer.models import make_model
+
+    cohort = demo.table
+    splits = split_stays(cohort, train=0.5, calibration=0.25, test=0.25, seed=0)
+    train, cal, test = (splits.subset(cohort, s) for s in ("train", "calibration", "test"))
+    model = make_model("bc-mlp", use_notes=False, epochs=2, d_model=16).fit(train, progress=False)
+    proba = model.predict_proba(test)
+    assert proba.shape == (len(test), 25)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    gate = calibrate(model, train, cal, method="lac", alpha=0.2)
+    decisions = decide(model, gate, test)
+    assert len(decisions.action) == len(test)
+    report = audit(model, gate, test)
+    assert report["n_test"] == len(test)
+
+
+# --- bad MEDS input (no demo needed) --------------------------------------------------------
+def test_wrong_meds_schema(tmp_path):
+    pd.DataFrame({"patient": [1], "when": [pd.Timestamp("2150-01-01")]}).to_parquet(
+        tmp_path / "x.parquet"
+    )
+    with pytest.raises(SourceError, match="not a MEDS event table.*subject_id"):
+        build_meds_cohort(tmp_path, progress=False)
+
+
+def test_meds_without_icu_stays(tmp_path):
+    (tmp_path / "data").mkdir()
+    pd.DataFrame(
+        {
+            "subject_id": [1],
+            "time": [pd.Timestamp("2150-01-01")],
+            "code": ["MEDS_BIRTH"],
+            "numeric_value": [np.nan],
+        }
+    ).to_parquet(tmp_path / "data" / "0.parquet")
+    with pytest.raises(SourceError, match="no ICU_ADMISSION events"):
+        build_meds_cohort(tmp_path, progress=False)
+
+
+def test_meds_folder_without_parquet(tmp_path):
+    with pytest.raises(SourceError, match="no parquet files"):
+        build_meds_cohort(tmp_path, progress=False)
