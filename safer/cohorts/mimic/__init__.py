@@ -12,7 +12,7 @@ from safer.cohorts.mimic.build import build_mimic_cohort, open_source
 from safer.cohorts.mimic.canonical import ExtractionConfigError, SourceError, SourceInfo
 from safer.cohorts.mimic.concepts import NE_EQUIVALENT
 from safer.cohorts.mimic.sources import MimicFolder, MimicPostgres
-from safer.cohorts.mimic.summary import table_one
+from safer.cohorts.mimic.summary import table_one, write_build
 
 __all__ = [
     "NE_EQUIVALENT",
@@ -26,4 +26,5 @@ __all__ = [
     "build_mimic_cohort",
     "open_source",
     "table_one",
+    "write_build",
 ]

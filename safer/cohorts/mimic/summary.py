@@ -3,14 +3,16 @@ dose ranges, and a "table one" (the ``tableone`` package) of the stays at onset.
 
 from __future__ import annotations
 
+import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from safer.cohorts.schema import FEATURES
 
-__all__ = ["summarize_build", "table_one"]
+__all__ = ["summarize_build", "table_one", "write_build", "sidecar_paths"]
 
 _DERIVED_NEVER_MISSING = {
     "gender", "re_admission", "age", "mechvent", "max_dose_vaso", "SOFA", "SIRS",
@@ -128,3 +130,51 @@ def missing_fraction(table: pd.DataFrame) -> float:
     """Fraction of measured-feature cells that are missing."""
     measured = [f for f in FEATURES if f not in _DERIVED_NEVER_MISSING]
     return float(np.mean(table[measured].isna().to_numpy()))
+
+
+def sidecar_paths(out: str | Path) -> dict[str, Path]:
+    """Where :func:`write_build` puts the summary and table one beside ``out``."""
+    out = Path(out)
+    stem = out.name
+    for suffix in (".csv.gz", ".parquet", ".pq", ".csv"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    return {
+        "summary": out.with_name(f"{stem}.summary.json"),
+        "table_one": out.with_name(f"{stem}.tableone.csv"),
+    }
+
+
+def write_build(build, out: str | Path) -> dict[str, Path]:
+    """Write the cohort table, its summary (JSON) and its table one (CSV) side by side.
+
+    All or nothing: the side files are written under temporary names first, the cohort
+    atomically (:func:`safer.cohorts.write_cohort`), then the side files are renamed; on any
+    error nothing is left under the final names.
+
+    Returns
+    -------
+    dict
+        ``cohort``, ``summary`` and ``table_one`` paths.
+    """
+    from safer._json import to_plain
+    from safer.cohorts.io import write_cohort
+
+    out = Path(out)
+    paths = sidecar_paths(out)
+    t1 = table_one(build.table)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = {k: p.with_name(p.name + ".partial") for k, p in paths.items()}
+    try:
+        partial["summary"].write_text(
+            json.dumps(to_plain(build.summary, paths_as_text=True), indent=2) + "\n"
+        )
+        t1.to_csv(partial["table_one"], index=False)
+        write_cohort(build.table, out)
+        for key, path in paths.items():
+            partial[key].replace(path)
+    finally:
+        for p in partial.values():
+            p.unlink(missing_ok=True)
+    return {"cohort": out, **paths}
