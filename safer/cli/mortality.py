@@ -1,4 +1,9 @@
-"""``safer mortality``: the true counterfactual mortality of a policy, and off-policy estimates."""
+"""``safer mortality``: the true counterfactual mortality of a policy, and off-policy estimates.
+
+On a real cohort (one without the simulator's hidden ``true_state``, e.g. from ``safer cohort
+mimic``) there is no truth: the command says so and reports off-policy estimates only, a gated
+policy deferring to the logged (charted) action where its gate abstains.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,16 @@ import typer
 
 from safer.cli._common import err_console, print_json, print_table
 from safer.cohorts import read_cohort, simulate_cohort
+from safer.errors import SaferError
 from safer.evaluation.mortality import true_mortality
 from safer.evaluation.ope import OffPolicyEvaluator, OPEConfig
-from safer.evaluation.policies import make_policy
+from safer.evaluation.policies import GatedPolicy, LoggedActionPolicy, make_policy
+
+NO_TRUTH = (
+    "real data: there is no hidden truth, so the true mortality of a policy cannot be computed; "
+    "these are off-policy estimates from the logged stays (a gated policy defers to the logged "
+    "action where its gate abstains)"
+)
 
 
 def mortality(
@@ -25,7 +37,10 @@ def mortality(
         False, "--ope", help="Also estimate the mortality off-policy from logged stays."
     ),
     cohort: Path | None = typer.Option(
-        None, "--cohort", help="Logged cohort for --ope (default: simulate --logged-stays)."
+        None,
+        "--cohort",
+        help="Logged cohort for --ope (default: simulate --logged-stays). A real cohort (no "
+        "true_state column) gets off-policy estimates only: it has no truth.",
     ),
     logged_stays: int = typer.Option(
         2000, "--logged-stays", min=20, help="Stays to simulate as the logged data for --ope."
@@ -37,12 +52,19 @@ def mortality(
 
     State-based policies get the exact value (method "exact") and a rollout check; model
     policies are rolled out on EHR-like rows (method "rollout") with a 95 % Wilson interval.
+    On a real cohort (--cohort without true_state) there is no truth: off-policy estimates
+    only, gated policies deferring to the logged action.
     """
+    if cohort is not None:
+        logged = read_cohort(cohort)
+        if "true_state" not in logged.columns:
+            _real_data(policy, logged, bootstrap, seed, json_out)
+            return
     chosen = make_policy(policy)
     result = true_mortality(chosen, episodes, seed, progress=not json_out)
     if ope:
         logged = (
-            read_cohort(cohort)
+            logged
             if cohort is not None
             else simulate_cohort(logged_stays, seed + 1, progress=not json_out)
         )
@@ -74,3 +96,46 @@ def mortality(
         )
         for note in report.notes:
             err_console.print(f"[yellow]note:[/] {note}")
+
+
+def _real_policy(spec: str):
+    """The policy on real data: a gated policy defers to the logged action."""
+    kind, _, rest = spec.strip().partition(":")
+    if kind == "gated" and ":" in rest:
+        model_dir, _, gate = rest.rpartition(":")
+        return GatedPolicy.from_paths(model_dir, gate, defer_to=LoggedActionPolicy())
+    chosen = make_policy(spec)
+    if getattr(chosen, "needs_true_state", False):
+        raise SaferError(
+            f"policy {spec!r} acts on the simulator's hidden true state, which real data does not "
+            "have; on a real cohort use model:DIR, gated:DIR:GATE or logged"
+        )
+    return chosen
+
+
+def _real_data(spec: str, logged, bootstrap: int, seed: int, json_out: bool) -> None:
+    chosen = _real_policy(spec)
+    evaluator = OffPolicyEvaluator(OPEConfig(bootstrap=bootstrap, seed=seed)).fit(logged)
+    report = evaluator.evaluate(chosen)
+    payload = {
+        "policy": chosen.name,
+        "truth": None,
+        "note": NO_TRUTH,
+        "stays": report.stays,
+        "ope": report.to_dict(),
+    }
+    if json_out:
+        print_json(payload)
+        return
+    err_console.print(f"[yellow]note:[/] {NO_TRUTH}", highlight=False)
+    err_console.print(report.units)
+    table = report.table()
+    print_table(
+        f"off-policy estimates, {chosen.name} (absolute mortality %, 95% bootstrap interval)",
+        {
+            r.estimator: f"{r.mortality_pct:.1f} [{r.ci_low_pct:.1f}, {r.ci_high_pct:.1f}]"
+            for r in table.itertuples()
+        },
+    )
+    for note in report.notes:
+        err_console.print(f"[yellow]note:[/] {note}")

@@ -102,6 +102,18 @@ def test_demo_pipeline_train_calibrate_audit(demo):
     assert len(decisions.action) == len(test)
     report = audit(model, gate, test)
     assert report["n_test"] == len(test)
+    # no truth on real data: off-policy estimates, the gate deferring to the logged action
+    from safer.evaluation.ope import OffPolicyEvaluator, OPEConfig
+    from safer.evaluation.policies import GatedPolicy, LoggedActionPolicy
+
+    policy = GatedPolicy(model, gate, defer_to=LoggedActionPolicy())
+    deferred = policy.deferred_rows(test)
+    probs = policy.probabilities(test)
+    logged = test["action"].to_numpy()
+    assert (probs[deferred].argmax(axis=1) == logged[deferred]).all()
+    ope = OffPolicyEvaluator(OPEConfig(estimators=("wis", "outcome"), bootstrap=10)).fit(cohort)
+    estimate = ope.evaluate(policy).estimates["outcome"].mortality
+    assert 0.0 <= estimate <= 1.0
 
 
 # --- bad MEDS input (no demo needed) --------------------------------------------------------
