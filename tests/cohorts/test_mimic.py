@@ -246,3 +246,8 @@ def test_postgresql_gives_the_same_table(built, version):
             for schema in schemas.values():
                 conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         engine.dispose()
+
+
+def test_no_stay_meeting_the_definition_is_an_error(folders):
+    with pytest.raises(SourceError, match="no stay .* meets the cohort definition"):
+        build_mimic_cohort(folders["iv"], "iv", ExtractionConfig(min_age=100), progress=False)

@@ -149,10 +149,6 @@ class CohortBuild:
     statements: list[str] = field(default_factory=list)
 
 
-def _execute(con, sql: str) -> None:
-    con.execute(sql)
-
-
 def build_from_canonical(con, info: SourceInfo, config: ExtractionConfig, progress=None):
     """Build the cohort from the canonical tables filled in ``con``.
 
@@ -171,14 +167,13 @@ def build_from_canonical(con, info: SourceInfo, config: ExtractionConfig, progre
     funnel["icu_stays"] = _count(con, "SELECT count(*) FROM stays")
     funnel["adult_first_stays"] = _count(con, "SELECT count(*) FROM stays WHERE eligible")
     suspicion = suspicion_sql(info.has_microbiology)
-    _execute(con, f"CREATE OR REPLACE TEMP TABLE suspicion AS {suspicion}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE suspicion AS {suspicion}")
     if not info.has_microbiology:
         statements.append(
             "suspicion of infection from antibiotics alone: the source has no microbiology "
             "(Sepsis-3 asks for a culture with the antibiotic; this over-counts suspicion)"
         )
-    _execute(
-        con,
+    con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE candidates AS
         SELECT st.*, min(su.suspected_time) AS onset
@@ -194,7 +189,7 @@ def build_from_canonical(con, info: SourceInfo, config: ExtractionConfig, progre
     step("measurements")
     limits = values_sql([(f, float(lo), float(hi)) for f, (lo, hi) in LIMITS.items()],
                         ["lim", "feature", "lo", "hi"])  # fmt: skip
-    _execute(con, f"CREATE OR REPLACE TEMP TABLE m_clean AS {clean_measurements_sql(limits)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE m_clean AS {clean_measurements_sql(limits)}")
     _weights(con)
     features = _features(con, k_lo, k_hi)
 
@@ -218,19 +213,18 @@ def build_from_canonical(con, info: SourceInfo, config: ExtractionConfig, progre
     in_icu &= (steps.charttime >= steps.intime) & (steps.charttime < steps.outtime)
     steps = steps[in_icu].copy()
     funnel["cohort_stays"] = int(steps.stay_id.nunique())
+    if steps.empty:
+        raise SourceError(
+            f"no stay of {info.location} meets the cohort definition "
+            f"(stay funnel: {funnel}); is this the intended data?"
+        )
 
     step("notes")
     notes = _notes(con, k_steps, info, config)
     if info.has_notes and config.notes:
         steps = steps.merge(notes, on=["stay_id", "k"], how="left")
     onsets = steps.groupby("stay_id")[["subject_id", "intime", "outtime", "onset"]].first()
-    table = _finish(steps, config)
-    if table.empty:
-        raise SourceError(
-            f"no stay of {info.location} meets the cohort definition "
-            f"(stay funnel: {funnel}); is this the intended data?"
-        )
-    validate(table)
+    table = validate(_finish(steps, config))
     from safer.cohorts.mimic.summary import summarize_build
 
     summary = summarize_build(table, funnel, info, config, statements)
@@ -248,8 +242,7 @@ def _stays(con, config: ExtractionConfig) -> None:
         else "(a.died_in_hospital = 1 OR COALESCE(a.deathtime, s.dod) "
         "<= s.intime + INTERVAL '90 days')"
     )
-    _execute(
-        con,
+    con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE stays AS
         WITH ranked AS (
@@ -277,8 +270,7 @@ def _stays(con, config: ExtractionConfig) -> None:
 def _weights(con) -> None:
     """The stay's weight: the weight charted closest to ICU admission (a week before to
     discharge)."""
-    _execute(
-        con,
+    con.execute(
         """
         CREATE OR REPLACE TEMP TABLE stay_weight AS
         SELECT c.stay_id,
@@ -296,8 +288,7 @@ def _features(con, k_lo: int, k_hi: int) -> pd.DataFrame:
     holds = values_sql([(f, int(HOLD_HOURS[f] * 3600)) for f in MEASURED],
                        ["h", "feature", "hold_s"])  # fmt: skip
     lo_s, hi_s = (k_lo - 1) * _BLOCK_S, k_hi * _BLOCK_S
-    _execute(
-        con,
+    con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE m_blocks AS
         WITH j AS (
@@ -367,8 +358,7 @@ def _interval_blocks(table: str, lo: int, hi: int, pre_bucket: bool, agg: str) -
 
 def _vaso_blocks(con, factors: dict, max_row: float, lo: int, hi: int) -> pd.DataFrame:
     f = values_sql([(d, float(v)) for d, v in factors.items()], ["fx", "drug", "factor"])
-    _execute(
-        con,
+    con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE v_rows AS
         SELECT c.stay_id, c.onset, v.starttime AS s, v.endtime AS e,
@@ -384,8 +374,7 @@ def _vaso_blocks(con, factors: dict, max_row: float, lo: int, hi: int) -> pd.Dat
           AND v.starttime < c.onset + to_seconds({(hi + 1) * _BLOCK_S})
         """,
     )
-    _execute(
-        con,
+    con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE v_levels AS
         WITH ok AS (SELECT * FROM v_rows WHERE dose > 0 AND dose <= {float(max_row)}),
@@ -405,8 +394,7 @@ def _vaso_blocks(con, factors: dict, max_row: float, lo: int, hi: int) -> pd.Dat
 
 
 def _fluid_blocks(con, max_ml: float, lo: int, hi: int) -> pd.DataFrame:
-    _execute(
-        con,
+    con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE f_rows AS
         SELECT c.stay_id, c.onset, GREATEST(f.starttime, c.intime) AS s, f.endtime AS e,
