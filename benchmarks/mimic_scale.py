@@ -75,8 +75,10 @@ def write_folder(folder: Path, stays: int, chart_rows: int, threads: int) -> dic
 
     def copy(sql: str, path: str) -> int:
         target = folder / path
-        con.execute(f"COPY ({sql}) TO '{target}' (HEADER, DELIMITER ',', COMPRESSION gzip)")
-        return int(con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0])
+        copied = con.execute(
+            f"COPY ({sql}) TO '{target}' (HEADER, DELIMITER ',', COMPRESSION gzip)"
+        )
+        return int(copied.fetchone()[0])  # COPY answers the number of rows written
 
     counts = {}
     counts["patients"] = copy(
