@@ -189,7 +189,12 @@ def build_from_canonical(con, info: SourceInfo, config: ExtractionConfig, progre
     step("measurements")
     limits = values_sql([(f, float(lo), float(hi)) for f, (lo, hi) in LIMITS.items()],
                         ["lim", "feature", "lo", "hi"])  # fmt: skip
-    con.execute(f"CREATE OR REPLACE TEMP TABLE m_clean AS {clean_measurements_sql(limits)}")
+    # only the candidates' measurements are kept; the raw table is freed
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE m_clean AS SELECT * FROM ({clean_measurements_sql(limits)})"
+        " WHERE subject_id IN (SELECT subject_id FROM candidates)"
+    )
+    con.execute("DROP TABLE c_measurements")
     _weights(con)
     features = _features(con, k_lo, k_hi)
 
