@@ -9,8 +9,8 @@ import pytest
 
 from safer.cli import main
 from safer.cohorts import read_cohort, simulate_cohort, write_cohort
+from tests.cohorts.demo_data import DEMO, needs_demo
 from tests.cohorts.mimic_fixture import write_fixture
-from tests.cohorts.test_meds import DEMO, needs_demo
 
 
 def run(capsys, *args):

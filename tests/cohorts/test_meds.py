@@ -3,9 +3,6 @@ Database Demo as MEDS, ODbL) when present, and bad MEDS input always."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,14 +11,7 @@ from safer.cohorts import split_stays, validate
 from safer.cohorts.meds import build_meds_cohort
 from safer.cohorts.mimic import SourceError, table_one
 from safer.cohorts.schema import FEATURES
-
-# ../shared/data beside the repository (as CI lays it), or $SAFER_SHARED_DATA
-_DATA = os.environ.get("SAFER_SHARED_DATA") or Path(__file__).resolve().parents[3] / "shared/data"
-DEMO = Path(_DATA) / "mimic-iv-demo-meds"
-needs_demo = pytest.mark.skipif(
-    not (DEMO / "events.parquet").is_file(),
-    reason=f"the MIMIC-IV demo MEDS file is not at {DEMO} (a fresh clone has no ../shared)",
-)
+from tests.cohorts.demo_data import DEMO, needs_demo
 
 
 @pytest.fixture(scope="module")

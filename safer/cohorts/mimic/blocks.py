@@ -140,7 +140,13 @@ class CohortBuild:
     ``table`` is a validated cohort table (:func:`safer.cohorts.validate`); ``summary`` holds the
     counts (the stay funnel, onsets, mortality, missingness per feature, note fill, dose ranges)
     and ``statements`` what was decided about the source (e.g. suspicion of infection from
-    antibiotics alone).
+    antibiotics alone); ``onsets`` gives each stay's Sepsis-3 onset and ICU times.
+
+    Examples
+    --------
+    >>> from safer.cohorts.mimic import build_mimic_cohort
+    >>> build = build_mimic_cohort("mimic-iv/", "iv")  # doctest: +SKIP
+    >>> build.table.head(); build.summary["funnel"]  # doctest: +SKIP
     """
 
     table: pd.DataFrame

@@ -268,6 +268,11 @@ class MimicFolder:
     notes : path, optional
         MIMIC-IV-Note's folder (holding ``note/radiology.csv.gz`` or ``radiology.csv.gz``);
         by default ``root/note`` when present. MIMIC-III notes are ``NOTEEVENTS`` in ``root``.
+
+    Examples
+    --------
+    >>> MimicFolder("physionet.org/files/mimiciv/3.1", "iv").detected_version() is None
+    True
     """
 
     def __init__(self, root: str | Path, version: str, notes: str | Path | None = None):
@@ -393,6 +398,12 @@ class MimicPostgres:
     schemas : mapping, optional
         Schema of each module: MIMIC-IV ``{"hosp": "mimiciv_hosp", "icu": "mimiciv_icu",
         "note": "mimiciv_note"}``, MIMIC-III ``{"": "mimiciii"}`` (mimic-code's defaults).
+
+    Examples
+    --------
+    >>> db = MimicPostgres("postgresql+psycopg2://me:secret@localhost/mimiciv", "iv")
+    >>> db.schemas["icu"], db._safe_url()
+    ('mimiciv_icu', 'postgresql+psycopg2://me:***@localhost/mimiciv')
     """
 
     DEFAULT_SCHEMAS = {
