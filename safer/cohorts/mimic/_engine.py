@@ -42,6 +42,7 @@ def connect(config: ExtractionConfig, tmp: str):
     con = duckdb.connect(":memory:")
     con.execute(f"SET temp_directory = '{tmp}'")
     con.execute("SET preserve_insertion_order = false")
+    con.execute("SET enable_progress_bar = false")  # stdout is for --json; ours is on stderr
     if config.memory_limit:
         con.execute(f"SET memory_limit = '{config.memory_limit}'")
     if config.threads:
