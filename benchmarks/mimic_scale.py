@@ -264,7 +264,11 @@ def main() -> None:
         "",
         f"Synthetic folder: {args.stays:,} ICU stays (one per patient), "
         f"{size / 2**30:.2f} GiB of .csv.gz"
-        + ("" if gen_s != gen_s else f", written in {gen_s:.0f} s")
+        + (
+            " (written by an earlier run of this script with --keep)"
+            if gen_s != gen_s
+            else f", written in {gen_s:.0f} s"
+        )
         + "; rows per table: "
         + ", ".join(f"{k} {v:,}" for k, v in counts.items())
         + ".",
