@@ -245,7 +245,8 @@ def main() -> None:
         gen_s = time.perf_counter() - start
         counts_file.write_text(json.dumps(counts))
     size = sum(p.stat().st_size for p in folder.rglob("*.csv.gz"))
-    print(f"wrote {folder} ({size / 2**30:.2f} GiB gz) in {gen_s:.0f} s: {counts}", file=sys.stderr)
+    made = "reused" if gen_s != gen_s else f"wrote in {gen_s:.0f} s"
+    print(f"{folder} ({size / 2**30:.2f} GiB gz) {made}: {counts}", file=sys.stderr)
 
     out_cohort = folder / "cohort" / "cohort.parquet"
     args_ = ["cohort", "mimic", "--source", str(folder), "--version", "iv", "--out",
