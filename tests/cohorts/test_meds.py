@@ -132,3 +132,59 @@ def test_meds_without_icu_stays(tmp_path):
 def test_meds_folder_without_parquet(tmp_path):
     with pytest.raises(SourceError, match="no parquet files"):
         build_meds_cohort(tmp_path, progress=False)
+
+
+# --- a hand-built MEDS stream: pairing of infusion starts and ends, units, outcome ----------
+def _events(rows):
+    return pd.DataFrame(rows, columns=["subject_id", "time", "code", "numeric_value"]).assign(
+        time=lambda d: pd.to_datetime(d.time), numeric_value=lambda d: d.numeric_value.astype(float)
+    )
+
+
+def test_hand_built_meds_stream(tmp_path):
+    nan = float("nan")
+    s = 7
+    rows = [
+        (s, None, "GENDER//F", nan),
+        (s, "2080-01-01 00:00", "MEDS_BIRTH", nan),
+        (s, "2150-01-01 00:00", "HOSPITAL_ADMISSION//EW EMER.//EMERGENCY ROOM", nan),
+        (s, "2150-01-01 06:00", "ICU_ADMISSION//Medical Intensive Care Unit (MICU)", nan),
+        (s, "2150-01-01 06:30", "LAB//226512//kg", 80.0),
+        (s, "2150-01-01 09:00", "LAB//220045//bpm", 110.0),
+        (s, "2150-01-01 10:00", "MEDICATION//START//Vancomycin", nan),
+        (s, "2150-01-01 12:30", "LAB//51265//K/uL", 90.0),
+        (s, "2150-01-01 12:30", "LAB//50912//mg/dL", 2.1),
+        # norepinephrine 0.1 then 0.3 ug/kg/min, the two rows' starts and ends interleaved
+        (s, "2150-01-01 11:00", "INFUSION_START//221906", 0.1),
+        (s, "2150-01-01 11:00", "SUBJECT_WEIGHT_AT_INFUSION//KG", 80.0),
+        (s, "2150-01-01 16:00", "INFUSION_END//221906", 2.4),
+        (s, "2150-01-01 16:00", "INFUSION_START//221906", 0.3),
+        (s, "2150-01-01 18:30", "INFUSION_END//221906", 3.6),
+        # vasopressin 3.6 U/h (its MIMIC-IV unit) = 0.06 U/min
+        (s, "2150-01-01 20:00", "INFUSION_START//222315", 3.6),
+        (s, "2150-01-01 23:00", "INFUSION_END//222315", 10.8),
+        # a 500 mL saline bolus (no rate) and lactated Ringer's 100 mL/h for 8 h
+        (s, "2150-01-01 11:00", "INFUSION_START//225158", nan),
+        (s, "2150-01-01 11:15", "INFUSION_END//225158", 500.0),
+        (s, "2150-01-01 12:00", "INFUSION_START//225828", 100.0),
+        (s, "2150-01-01 20:00", "INFUSION_END//225828", 800.0),
+        (s, "2150-01-01 13:00", "SUBJECT_FLUID_OUTPUT//226559//ml", 50.0),
+        (s, "2150-01-03 12:00", "ICU_DISCHARGE//Medical Intensive Care Unit (MICU)", nan),
+        (s, "2150-01-03 12:00", "HOSPITAL_DISCHARGE//DIED", nan),
+        (s, "2150-01-03 12:00", "MEDS_DEATH", nan),
+    ]
+    (tmp_path / "data").mkdir()
+    _events(rows).to_parquet(tmp_path / "data" / "0.parquet")
+    build = build_meds_cohort(tmp_path, progress=False)
+    t = build.table.set_index("step")
+    # antibiotics alone: onset at the vancomycin start, 10:00; t_k = 10:00 + 4k from 06:00
+    assert build.onsets.onset.tolist() == [pd.Timestamp("2150-01-01 10:00")]
+    assert t.charttime.iloc[0] == pd.Timestamp("2150-01-01 06:00")
+    assert t.vaso_ugkgmin.iloc[:5].tolist() == pytest.approx([0, 0.1, 0.3, 0.3, 0.15])
+    assert t.fluid_ml.iloc[:5].tolist() == pytest.approx([0, 700, 400, 200, 0])
+    assert t.action.iloc[:4].tolist() == [0, 22, 18, 18]
+    assert t.HR.iloc[1] == 110 and t.weight_kg.iloc[0] == 80
+    assert t.SOFA.iloc[2] == 7  # platelets 90, creatinine 2.1, norepinephrine 0.1
+    assert t.output_4hourly.iloc[2] == 50
+    assert (t.died == 1).all() and t.gender.iloc[0] == 1
+    assert t.age.iloc[0] == pytest.approx(70, abs=0.01)
