@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from safer._atomic import atomic_file
 from safer.cohorts.schema import validate
 from safer.errors import CohortReadError
 
@@ -61,11 +62,9 @@ def write_cohort(df: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     kind = _kind(path)
     validate(df)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    if kind == "parquet":
-        df.to_parquet(tmp, index=False)
-    else:
-        df.to_csv(tmp, index=False)
-    tmp.replace(path)  # never leave a half-written cohort under the real name
+    with atomic_file(path) as tmp:  # never a half-written cohort under the real name
+        if kind == "parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False, compression="gzip" if path.name.endswith(".gz") else None)
     return path
