@@ -28,6 +28,9 @@ def _kind(path: Path) -> str:
 def read_cohort(path: str | Path, *, check: bool = True) -> pd.DataFrame:
     """Read a cohort table and (by default) validate it.
 
+    Time-zone-aware times (parquet columns with a zone, CSV text with offsets) are converted to
+    naive UTC, the schema's convention.
+
     Raises
     ------
     CohortReadError
@@ -45,10 +48,13 @@ def read_cohort(path: str | Path, *, check: bool = True) -> pd.DataFrame:
         else:
             df = pd.read_csv(path, keep_default_na=True)
             for col in _DATETIMES:
-                if col in df.columns:
-                    df[col] = pd.to_datetime(df[col], errors="coerce")
+                if col in df.columns:  # text with or without offsets -> naive UTC
+                    df[col] = pd.to_datetime(df[col], errors="coerce", utc=True)
             if "note" in df.columns:
                 df["note"] = df["note"].fillna("").astype(object)
+        for col in _DATETIMES:
+            if col in df.columns and getattr(getattr(df[col], "dt", None), "tz", None):
+                df[col] = df[col].dt.tz_convert("UTC").dt.tz_localize(None)
     except Exception as exc:  # pyarrow / parser errors have many types
         raise CohortReadError(
             f"{path}: could not read it as {kind} ({type(exc).__name__}: {exc}); "
