@@ -13,7 +13,6 @@ from pathlib import Path
 import typer
 
 from safer.cli._common import err_console, print_json, print_table
-from safer.cohorts import simulate_cohort, split_stays, summarize, write_cohort
 
 _METRICS = ("macro_auc", "micro_auc", "hr_at_3", "mrr_at_3", "accuracy", "ece", "n")
 
@@ -45,6 +44,7 @@ def demo(
 
 
 def _run(stays: int, seed: int, alpha: float, episodes: int, out: Path, *, progress: bool):
+    from safer.cohorts import simulate_cohort, split_stays, summarize, write_cohort
     from safer.decisions import calibrate_and_audit
     from safer.evaluation.experiments import train_and_evaluate
     from safer.evaluation.mortality import mortality_table

@@ -7,10 +7,6 @@ from pathlib import Path
 import typer
 
 from safer.cli._common import err_console, print_json, print_table
-from safer.cohorts import read_cohort, simulate_cohort
-from safer.evaluation.mortality import true_mortality
-from safer.evaluation.ope import OffPolicyEvaluator, OPEConfig
-from safer.evaluation.policies import make_policy
 
 
 def mortality(
@@ -38,6 +34,11 @@ def mortality(
     State-based policies get the exact value (method "exact") and a rollout check; model
     policies are rolled out on EHR-like rows (method "rollout") with a 95 % Wilson interval.
     """
+    from safer.cohorts import read_cohort, simulate_cohort
+    from safer.evaluation.mortality import true_mortality
+    from safer.evaluation.ope import OffPolicyEvaluator, OPEConfig
+    from safer.evaluation.policies import make_policy
+
     chosen = make_policy(policy)
     result = true_mortality(chosen, episodes, seed, progress=not json_out)
     if ope:

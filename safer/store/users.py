@@ -63,6 +63,7 @@ __all__ = [
     "get_user",
     "normalise_username",
     "require",
+    "session_minutes",
     "set_active",
     "set_role",
 ]
@@ -269,6 +270,33 @@ def set_active(session: Session, username: str, active: bool, *, actor: str) -> 
     append_event(session, actor=actor, action="set_active", entity="user", entity_id=user.id,
                  before={"active": before}, after={"active": bool(active)})  # fmt: skip
     return SignedInUser(user.id, user.username, user.role)
+
+
+SESSION_MINUTES_ENV = "SAFER_SESSION_MINUTES"
+
+
+def session_minutes() -> float:
+    """Minutes of inactivity after which a console session expires (``$SAFER_SESSION_MINUTES``,
+    default 30); refuses a value that is not a positive number.
+
+    >>> import os; os.environ.pop(SESSION_MINUTES_ENV, None) and None
+    >>> session_minutes()
+    30.0
+    """
+    import math
+    import os
+
+    raw = os.environ.get(SESSION_MINUTES_ENV, "30")
+    try:
+        minutes = float(raw)
+    except ValueError:
+        minutes = math.nan
+    if not (math.isfinite(minutes) and 0 < minutes <= 24 * 60):
+        raise StoreError(
+            f"{SESSION_MINUTES_ENV}={raw!r} is not a number of minutes between 0 and 1440; "
+            "set it to e.g. 30, or unset it for the default (30)"
+        )
+    return minutes
 
 
 def _user_by_name(session: Session, username: str) -> User:
