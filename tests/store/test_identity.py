@@ -99,13 +99,15 @@ def test_corrected_data_is_a_new_version_and_the_old_one_is_kept(Session, tiny_c
         again = add_decisions(s, *keys, proba, most_likely(proba, "m"), model_version="0.1")
     assert again == int((tiny_cohort["stay_id"] == sid).sum())  # decisions on the new data
     with Session() as s:
-        versions = s.execute(
-            sa.select(Stay).where(Stay.source_stay_id == sid).order_by(Stay.version)
-        ).scalars().all()
+        versions = (
+            s.execute(sa.select(Stay).where(Stay.source_stay_id == sid).order_by(Stay.version))
+            .scalars()
+            .all()
+        )
         assert [v.version for v in versions] == [1, 2]
         assert versions[0].superseded_at is not None and versions[1].superseded_at is None
-        old_hr = s.execute(sa.select(Step.features).where(Step.stay_id == versions[0].stay_id,
-                                                          Step.step == 0)).scalar()["HR"]  # fmt: skip
+        first = sa.select(Step.features).where(Step.stay_id == versions[0].stay_id, Step.step == 0)
+        old_hr = s.execute(first).scalar()["HR"]
         event = list_events(s, action="correct_stay")[0]
         queue = review_queue(s, clinician, stay_id=sid, limit=1000)
         old_rec = s.execute(sa.select(Recommendation.id).where(
