@@ -186,3 +186,17 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+    except Exception as exc:
+        if not type(exc).__module__.startswith("sqlalchemy."):
+            raise  # a bug: its traceback is what a report needs
+        # a database the store cannot use (a table missing, a constraint broken by hand);
+        # parameters are hidden by the store's engines, so this holds no patient data
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        err_console.print(
+            f"[bold red]error:[/] the database refused the operation ({first}); is it damaged "
+            "or edited by hand? Restore a backup or check it with `safer audit-trail verify`. "
+            "Nothing was written.",
+            highlight=False,
+            markup=True,
+        )
+        sys.exit(2)

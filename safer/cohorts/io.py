@@ -8,7 +8,7 @@ import pandas as pd
 
 from safer._atomic import atomic_file
 from safer.cohorts.schema import validate
-from safer.errors import CohortReadError
+from safer.errors import CohortReadError, CohortValidationError
 
 __all__ = ["read_cohort", "write_cohort", "SUFFIXES"]
 
@@ -60,7 +60,12 @@ def read_cohort(path: str | Path, *, check: bool = True) -> pd.DataFrame:
             f"{path}: could not read it as {kind} ({type(exc).__name__}: {exc}); "
             "is the file complete and really a cohort table?"
         ) from exc
-    return validate(df) if check else df
+    if not check:
+        return df
+    try:
+        return validate(df)
+    except CohortValidationError as exc:
+        raise CohortValidationError(exc.problems, source=str(path)) from None
 
 
 def write_cohort(df: pd.DataFrame, path: str | Path) -> Path:
