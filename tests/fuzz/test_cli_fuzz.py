@@ -16,7 +16,9 @@ import json
 import shutil
 import sqlite3
 import string
+import subprocess
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -28,6 +30,7 @@ from safer.cohorts import read_cohort
 from safer.cohorts.schema import FEATURES
 from tests.hardening.conftest import run_cli
 
+_REAL_CALL = subprocess.call
 FAST = settings(max_examples=30, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])  # fmt: skip
@@ -239,8 +242,9 @@ def test_audit_and_db_load_on_bad_gates(artifacts, tmp_path, capsys, mutation):
     gate = Path(shutil.copy(artifacts["gate0"], folder / "gate.json"))
     _mutate_gate(gate, mutation)
     names = ["gate", "gate.json"]
-    check(capsys, folder, ["audit", "--model", artifacts["model0"], "--gate", gate, "--cohort",
-                           artifacts["cohort"], "--out", folder / "report.html"], names)  # fmt: skip
+    audit = ["audit", "--model", artifacts["model0"], "--gate", gate, "--cohort",
+             artifacts["cohort"], "--out", folder / "report.html"]  # fmt: skip
+    check(capsys, folder, audit, names)
     db = f"sqlite:///{folder / 'safer.db'}"
     assert run_cli(capsys, "db", "upgrade", "--db", db)[0] == 0
     check(capsys, folder, ["db", "load", "--cohort", artifacts["cohort"], "--model",
@@ -315,8 +319,21 @@ def test_cohort_simulate_options(tmp_path, capsys, stays, seed, noise, fill, suf
        alpha=numbers, delta=numbers, groups=st.one_of(st.none(), words))  # fmt: skip
 def test_calibrate_options(artifacts, tmp_path, capsys, method, alpha, delta, groups):
     folder = _workdir(tmp_path)
-    args = ["calibrate", "--model", artifacts["model0"], "--cohort", artifacts["cohort"],
-            "--method", method, "--alpha", alpha, "--delta", delta, "--out", folder / "g.json"]
+    args = [
+        "calibrate",
+        "--model",
+        artifacts["model0"],
+        "--cohort",
+        artifacts["cohort"],
+        "--method",
+        method,
+        "--alpha",
+        alpha,
+        "--delta",
+        delta,
+        "--out",
+        folder / "g.json",
+    ]
     args += [] if groups is None else ["--groups", groups]
     check(capsys, folder, args, ["--alpha", "--delta", "--method", "--groups", "method", "alpha",
                                  "delta", "group", "column", "--c", "kappa"])  # fmt: skip
@@ -348,6 +365,76 @@ def test_arbitrary_arguments(tmp_path, capsys, args):
                                  "database"], (0, 1, 2))  # fmt: skip
 
 
+@FAST
+@given(anchor=words, segment=words, steps=numbers, strength=numbers,
+       model=st.sampled_from(["missing", "cohort-model", "empty"]))  # fmt: skip
+def test_tsedit_edit_inputs(artifacts, tmp_path, capsys, anchor, segment, steps, strength, model):
+    folder = _workdir(tmp_path)
+    folder_model = {"missing": folder / "nowhere", "cohort-model": artifacts["model0"],
+                    "empty": folder / "empty"}[model]  # fmt: skip
+    (folder / "empty").mkdir()
+    (folder / "s.csv").write_text("HR,MeanBP\n80,70\n82,71\n")
+    args = ["tsedit", "edit", "--model", folder_model, "--series", folder / "s.csv", "--anchor",
+            anchor, "--segment", segment, "--steps", steps, "--strength", strength, "--out",
+            folder / "out.csv"]  # fmt: skip
+    check(capsys, folder, args, ["--steps", "--strength", "--anchor", "--segment", "model",
+                                 "nowhere", "empty", "tsedit"])  # fmt: skip
+
+
+@FAST
+@given(data=st.sampled_from(["missing.inter", "bad.csv", "cohort"]), split=words,
+       model=st.sampled_from(["missing", "cohort-model"]))  # fmt: skip
+def test_seqrec_evaluate_inputs(artifacts, tmp_path, capsys, data, split, model):
+    folder = _workdir(tmp_path)
+    (folder / "bad.csv").write_text("user,item\n")
+    data_path = artifacts["cohort"] if data == "cohort" else folder / data
+    model_path = artifacts["model0"] if model == "cohort-model" else folder / "nowhere"
+    args = ["seqrec", "evaluate", "--model", model_path, "--data", data_path, "--split", split]
+    check(capsys, folder, args, ["model", "nowhere", "seqrec", "--split", "split", "data",
+                                 "missing.inter", "bad.csv", "cohort"])  # fmt: skip
+
+
+@FAST
+@given(port=numbers, address=st.one_of(words, st.sampled_from(["0.0.0.0", "::1", "localhost",
+                                                                 "999.1.1.1"])),
+       minutes=st.one_of(st.none(), numbers))  # fmt: skip
+def test_console_options(tmp_path, capsys, monkeypatch, port, address, minutes):
+    folder = _workdir(tmp_path)
+    db = f"sqlite:///{folder / 'safer.db'}"
+    assert run_cli(capsys, "db", "upgrade", "--db", db)[0] == 0
+    server = mock.create_autospec(_REAL_CALL, return_value=0)  # never start a server
+    monkeypatch.setattr(subprocess, "call", server)
+    if minutes is None:
+        monkeypatch.delenv("SAFER_SESSION_MINUTES", raising=False)
+    else:
+        monkeypatch.setenv("SAFER_SESSION_MINUTES", minutes)
+    code = check(capsys, folder, ["console", "--db", db, "--port", port, "--address", address],
+                 ["--port", "--address", "SAFER_SESSION_MINUTES"])  # fmt: skip
+    if code == 0:
+        command = server.call_args.args[0]
+        assert command[command.index("--server.address") + 1] == address
+
+
+@FAST
+@given(seeds=words, models=words, stays=numbers, episodes=numbers)
+def test_benchmark_and_demo_refusals(tmp_path, capsys, seeds, models, stays, episodes):
+    folder = _workdir(tmp_path)
+    valid_stays = stays.isdigit() and int(stays) >= 20
+    if (
+        valid_stays
+        and models.strip(",") == ""
+        and all(s.strip().isdigit() for s in seeds.split(",") if s.strip())
+    ):
+        stays = "-1"  # a run that would really train every model: keep the refusal side
+    args = ["benchmark", "--stays", stays, "--seeds", seeds, "--models", models or "nope",
+            "--episodes", episodes, "--out", folder / "b.md"]  # fmt: skip
+    check(capsys, folder, args, ["--stays", "--seeds", "--models", "--episodes", "model",
+                                 "seeds"])  # fmt: skip
+    if not (stays.isdigit() and int(stays) >= 60):
+        check(capsys, folder, ["demo", "--stays", stays, "--episodes", episodes, "--out",
+                               folder / "demo"], ["--stays", "--episodes"])  # fmt: skip
+
+
 # -- slow: entry points that train -----------------------------------------------------------------
 @pytest.mark.slow
 @SLOW
@@ -372,8 +459,22 @@ def test_train_on_bad_cohorts(artifacts, tmp_path, capsys, mutation):
     mutate, names = mutation
     path = folder / "cohort.parquet"
     _write_cohort(artifacts["cohort"], path, mutate)
-    args = ["train", "--cohort", path, "--variant", "safer-n", "--epochs", "1",
-            "--finetune-epochs", "1", "--d-model", "8", "--out", folder / "model", "--json"]
+    args = [
+        "train",
+        "--cohort",
+        path,
+        "--variant",
+        "safer-n",
+        "--epochs",
+        "1",
+        "--finetune-epochs",
+        "1",
+        "--d-model",
+        "8",
+        "--out",
+        folder / "model",
+        "--json",
+    ]
     check(capsys, folder, args, names + [path.name])
 
 
