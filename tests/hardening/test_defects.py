@@ -266,3 +266,17 @@ def test_defect8_every_listed_command_matches_its_module():
         command = load_command(name)
         assert command.name == name
         assert " ".join((command.help or "").split()).startswith(short.rstrip(".")), name
+
+
+def test_the_documented_physiological_limits_are_the_codes():
+    from safer.cohorts.schema import LIMITS
+
+    text = (REPO / "docs" / "cohort.md").read_text()
+    cells = [c.strip() for line in text.splitlines() if line.startswith("| `")
+             for c in line.strip("|").split("|")]  # fmt: skip
+    documented = {
+        cells[i].strip("`"): tuple(float(v) for v in cells[i + 1].split(" – "))
+        for i in range(0, len(cells) - 1, 2)
+        if cells[i].startswith("`") and " – " in cells[i + 1]
+    }
+    assert documented == {k: (float(lo), float(hi)) for k, (lo, hi) in LIMITS.items()}
