@@ -1066,7 +1066,7 @@ for alpha in ("0.3", "0.2"):
     try:
         added.append(json.loads(out.stdout)["recommendations"])
     except Exception:
-        print(out.stdout[-300:], out.stderr[-600:]); raise SystemExit(2)
+        print(out.stdout[-300:], out.stderr); raise SystemExit(2)
 print("STORED-BOTH" if added[1] > 0 else f"SECOND-DROPPED {added}")
 """
 

@@ -90,14 +90,24 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_folder(path: str | Path) -> Iterator[Path]:
+def atomic_folder(path: str | Path, owned: tuple[str, ...] = ()) -> Iterator[Path]:
     """Yield a temporary folder to fill; it replaces the folder ``path`` when the block succeeds.
 
     An existing folder is moved aside first and removed only once the new one is in place, so a
     failure at any point leaves a complete folder under ``path`` (the old one, or the new one).
+    An existing folder is replaced only when it is empty or holds nothing but the file names in
+    ``owned`` (what the writer writes): never a folder of other files, such as ``--out .``.
     """
     path = Path(path)
     _prepare(path, folder=True)
+    if path.is_dir():
+        others = sorted(p.name for p in path.iterdir() if p.name not in owned)
+        if others:
+            raise ArtifactWriteError(
+                f"{path} already holds other files ({', '.join(others[:5])}"
+                f"{', ...' if len(others) > 5 else ''}); give a new or empty folder, or the "
+                "folder of the artifact you mean to replace (nothing was changed)"
+            )
     tmp = _temporary(path)
     try:
         tmp.mkdir()

@@ -483,7 +483,8 @@ class Learnable:
             "content_hash": self.content_hash_,
         }
         text = json.dumps(meta, indent=2)
-        with atomic_folder(directory) as tmp:
+        owned = (ARTIFACT_FILE, self.weights_file, *self.legacy_files)
+        with atomic_folder(directory, owned=owned) as tmp:
             self._save_weights(tmp / self.weights_file)
             (tmp / ARTIFACT_FILE).write_text(text)
         return directory

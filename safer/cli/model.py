@@ -34,10 +34,17 @@ def train(
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Train a recommender on the train split of COHORT (early stopping inside train only)."""
-    from safer._learnable import torch_threads
+    from safer._learnable import ARTIFACT_FILE, torch_threads
     from safer.cohorts import read_cohort, split_stays
     from safer.evaluation.experiments import train_on_split
 
+    if out.is_file() or (
+        out.is_dir() and any(out.iterdir()) and not (out / ARTIFACT_FILE).exists()
+    ):
+        raise SaferError(
+            f"--out {out} is a file or a folder of other files; give a new or empty folder, or "
+            "the folder of a saved model to replace (checked before training)"
+        )
     table = read_cohort(cohort)
     splits = split_stays(table, seed=split_seed)
     overrides = {
