@@ -147,7 +147,16 @@ def _sql(ws: Path, *statements: str) -> None:
 
 
 def _trail(tree: Path, ws: Path, art: dict, review: bool) -> None:
-    """A database with users, a loaded cohort and (optionally) one override review."""
+    """A database with users, a loaded cohort and (optionally) one override review: built once
+    per tree (in the artifacts folder) and copied into the probe's folder."""
+    built = Path(art["cohort"]).parent / ("trail-reviewed" if review else "trail")
+    if not (built / "safer.db").exists():
+        built.mkdir(exist_ok=True)
+        _build_trail(tree, built, art, review)
+    shutil.copy(built / "safer.db", ws / "safer.db")
+
+
+def _build_trail(tree: Path, ws: Path, art: dict, review: bool) -> None:
     _db(ws, tree, ["db", "add-user", "ana", "--role", "clinician", "--password",
                    "ana-password", "--db", "{url}"],
         ["db", "add-user", "cy", "--role", "auditor", "--password", "cy-password",
