@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -1221,11 +1222,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/reliability.md"))
     parser.add_argument("--json", type=Path, default=None, help="Also write every row here.")
     parser.add_argument("--only", default=None, help="Run the probes whose name has this.")
+    parser.add_argument("--jobs", type=int, default=1, help="2: probe both trees at once.")
     args = parser.parse_args()
     trees = (args.before.resolve(), args.after.resolve())
     with tempfile.TemporaryDirectory(prefix="safer-probes-") as tmp:
-        results = [run_tree(tree, Path(tmp) / f"tree{i}", args.only)
-                   for i, tree in enumerate(trees)]  # fmt: skip
+        with ThreadPoolExecutor(max_workers=max(1, min(2, args.jobs))) as pool:
+            runs = [pool.submit(run_tree, tree, Path(tmp) / f"tree{i}", args.only)
+                    for i, tree in enumerate(trees)]  # fmt: skip
+            results = [run.result() for run in runs]
     timing = [version_time(tree) for tree in trees]
     names = (f"before ({trees[0].name})", f"after ({trees[1].name})")
     if args.json:
