@@ -1225,11 +1225,13 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="2: probe both trees at once.")
     args = parser.parse_args()
     trees = (args.before.resolve(), args.after.resolve())
-    with tempfile.TemporaryDirectory(prefix="safer-probes-") as tmp:
-        with ThreadPoolExecutor(max_workers=max(1, min(2, args.jobs))) as pool:
-            runs = [pool.submit(run_tree, tree, Path(tmp) / f"tree{i}", args.only)
-                    for i, tree in enumerate(trees)]  # fmt: skip
-            results = [run.result() for run in runs]
+    with (
+        tempfile.TemporaryDirectory(prefix="safer-probes-") as tmp,
+        ThreadPoolExecutor(max_workers=max(1, min(2, args.jobs))) as pool,
+    ):
+        runs = [pool.submit(run_tree, tree, Path(tmp) / f"tree{i}", args.only)
+                for i, tree in enumerate(trees)]  # fmt: skip
+        results = [run.result() for run in runs]
     timing = [version_time(tree) for tree in trees]
     names = (f"before ({trees[0].name})", f"after ({trees[1].name})")
     if args.json:
