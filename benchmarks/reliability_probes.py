@@ -1085,6 +1085,9 @@ print("STORED-BOTH" if added[1] > 0 else f"SECOND-DROPPED {added}")
 def make_artifacts(tree: Path, root: Path) -> dict:
     """Cohorts, two tiny models and their gates, made with ``tree``'s own CLI."""
     root.mkdir(parents=True, exist_ok=True)
+    code, where = _run(tree, root, None, "import safer; print(safer.__file__)", {})
+    if code != 0 or not where.strip().startswith(str(tree)):
+        raise RuntimeError(f"`import safer` with PYTHONPATH={tree} gives {where.strip()!r}")
     art = {"tree": tree, "cohort": root / "cohort.parquet", "small": root / "small.parquet",
            "other": root / "other.parquet"}  # fmt: skip
     steps = [
