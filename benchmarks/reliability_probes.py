@@ -1032,34 +1032,40 @@ def half(real):
         real(*a, **k)
         raise OSError(28, "No space left on device")
     return write
-if what == "model":
-    from safer.models import load_model
-    model = load_model("model")
-    torch.save = half(torch.save)
-    model.history_ = {{"changed": True}}
-    model.save("model")
-elif what == "gate":
-    from safer.conformal import load_gate
-    gate = load_gate("gate.json")
-    gate.report_path = "elsewhere.html"
-    pathlib.Path.write_text = half(pathlib.Path.write_text)
-    gate.save("gate.json")
-elif what == "report":
-    import numpy as np
-    from safer.conformal import calibrate_gate
-    from safer.conformal.report import audit, write_report
-    rng = np.random.default_rng(0)
-    p = rng.dirichlet(np.full(25, 0.3), size=200); y = p.argmax(axis=1)
-    rep = audit(calibrate_gate("lac", p[:100], y[:100], alpha=0.2, model_hash="m"), p[100:],
-                y[100:], alphas=())
-    pathlib.Path.write_text = half(pathlib.Path.write_text)
-    write_report(rep, "report.html")
-else:
-    import pandas as pd
-    from safer.cohorts import write_cohort
-    df = pd.read_parquet("cohort.parquet")
-    pd.DataFrame.to_parquet = half(pd.DataFrame.to_parquet)
-    write_cohort(df.iloc[:10], "cohort.parquet")
+def save():
+    if what == "model":
+        from safer.models import load_model
+        model = load_model("model")
+        torch.save = half(torch.save)
+        model.history_ = {{"changed": True}}
+        model.save("model")
+    elif what == "gate":
+        from safer.conformal import load_gate
+        gate = load_gate("gate.json")
+        gate.report_path = "elsewhere.html"
+        pathlib.Path.write_text = half(pathlib.Path.write_text)
+        gate.save("gate.json")
+    elif what == "report":
+        import numpy as np
+        from safer.conformal import calibrate_gate
+        from safer.conformal.report import audit, write_report
+        rng = np.random.default_rng(0)
+        p = rng.dirichlet(np.full(25, 0.3), size=200); y = p.argmax(axis=1)
+        rep = audit(calibrate_gate("lac", p[:100], y[:100], alpha=0.2, model_hash="m"), p[100:],
+                    y[100:], alphas=())
+        pathlib.Path.write_text = half(pathlib.Path.write_text)
+        write_report(rep, "report.html")
+    else:
+        import pandas as pd
+        from safer.cohorts import write_cohort
+        df = pd.read_parquet("cohort.parquet")
+        pd.DataFrame.to_parquet = half(pd.DataFrame.to_parquet)
+        write_cohort(df.iloc[:10], "cohort.parquet")
+try:
+    save()
+except OSError as exc:  # what the user sees; the probe checks the files were kept
+    print(f"refused: {{exc}}")
+    sys.exit(2)
 """
 _RECALIBRATED = """
 import json, subprocess, sys
@@ -1226,6 +1232,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="Also write every row here.")
     parser.add_argument("--only", default=None, help="Run the probes whose name has this.")
     parser.add_argument("--jobs", type=int, default=1, help="2: probe both trees at once.")
+    parser.add_argument(
+        "--rows-from",
+        type=Path,
+        default=None,
+        help="With --only: take the other probes' rows from this --json file of an earlier run.",
+    )
     args = parser.parse_args()
     trees = (args.before.resolve(), args.after.resolve())
     with (
@@ -1235,6 +1247,15 @@ def main() -> None:
         runs = [pool.submit(run_tree, tree, Path(tmp) / f"tree{i}", args.only)
                 for i, tree in enumerate(trees)]  # fmt: skip
         results = [run.result() for run in runs]
+    if args.rows_from is not None:  # the probes re-run replace their rows in the earlier run
+        earlier = json.loads(args.rows_from.read_text())
+        for fresh, key in zip(results, ("before", "after"), strict=True):
+            rerun = {(r["class"], r["probe"]) for r in fresh}
+            kept = [r for r in earlier[key] if (r["class"], r["probe"]) not in rerun]
+            fresh[:0] = kept
+        order = {(r["class"], r["probe"]): i for i, r in enumerate(earlier["after"])}
+        for fresh in results:
+            fresh.sort(key=lambda r: order.get((r["class"], r["probe"]), len(order)))
     timing = [version_time(tree) for tree in trees]
     names = (f"before ({trees[0].name})", f"after ({trees[1].name})")
     if args.json:
