@@ -1190,6 +1190,7 @@ def version_time(tree: Path, repeats: int = 5) -> tuple[float, float]:
         done = subprocess.run(
             ["/usr/bin/time", "-f", "%M", sys.executable, "-m", "safer", "--version"],
             env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True,
+            cwd=tree,  # not this script's folder: it would come first on sys.path
         )  # fmt: skip
         times.append(time.perf_counter() - start)
         peaks.append(int(done.stderr.strip().splitlines()[-1]) / 1024)
