@@ -941,6 +941,7 @@ def probes(art: dict) -> list[Probe]:
             A,
             "a model save that fails half-way",
             py=_FAILING_SAVE.format(what="model"),
+            argv=["{model1}", "{gate1}"],
             keep=["model"],
             names=["No space"],
             prep=lambda ws, a: _copy_model(ws, a),
@@ -949,6 +950,7 @@ def probes(art: dict) -> list[Probe]:
             A,
             "a gate save that fails half-way",
             py=_FAILING_SAVE.format(what="gate"),
+            argv=["{model1}", "{gate1}"],
             keep=["gate.json"],
             names=["No space"],
             prep=lambda ws, a: _copy_gate(ws, a),
@@ -957,6 +959,7 @@ def probes(art: dict) -> list[Probe]:
             A,
             "a report write that fails half-way",
             py=_FAILING_SAVE.format(what="report"),
+            argv=["{model1}", "{gate1}"],
             keep=["report.html"],
             names=["No space"],
             prep=lambda ws, a: (ws / "report.html").write_text("<p>previous report</p>"),
@@ -965,6 +968,7 @@ def probes(art: dict) -> list[Probe]:
             A,
             "a cohort write that fails half-way",
             py=_FAILING_SAVE.format(what="cohort"),
+            argv=["{model1}", "{gate1}"],
             keep=["cohort.parquet"],
             names=["No space"],
             prep=lambda ws, a: shutil.copy(a["cohort"], ws / "cohort.parquet"),
@@ -1035,14 +1039,12 @@ def half(real):
 def save():
     if what == "model":
         from safer.models import load_model
-        model = load_model("model")
+        model = load_model(sys.argv[1])  # another model, saved over this one's folder
         torch.save = half(torch.save)
-        model.history_ = {{"changed": True}}
         model.save("model")
     elif what == "gate":
         from safer.conformal import load_gate
-        gate = load_gate("gate.json")
-        gate.report_path = "elsewhere.html"
+        gate = load_gate(sys.argv[2])  # another gate, saved over this file
         pathlib.Path.write_text = half(pathlib.Path.write_text)
         gate.save("gate.json")
     elif what == "report":
