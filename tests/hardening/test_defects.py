@@ -280,3 +280,14 @@ def test_the_documented_physiological_limits_are_the_codes():
         if cells[i].startswith("`") and " – " in cells[i + 1]
     }
     assert documented == {k: (float(lo), float(hi)) for k, (lo, hi) in LIMITS.items()}
+
+
+def test_defect7_the_console_listens_on_this_machine_only_by_default(tmp_path, capsys, monkeypatch):
+    db = f"sqlite:///{tmp_path / 'safer.db'}"
+    assert run_cli(capsys, "db", "upgrade", "--db", db)[0] == 0
+    server = mock.create_autospec(subprocess.call, return_value=0)  # never start a server
+    monkeypatch.setattr(subprocess, "call", server)
+    code, _, err = run_cli(capsys, "console", "--db", db)
+    command = server.call_args.args[0]
+    assert code == 0 and command[command.index("--server.address") + 1] == "127.0.0.1"
+    assert "this machine only" in " ".join(err.split())
