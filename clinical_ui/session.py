@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,9 +19,9 @@ from safer.store import (
     get_user,
     make_engine,
     require,
+    session_minutes,
 )
 
-SESSION_MINUTES_ENV = "SAFER_SESSION_MINUTES"
 DEFAULTS = {
     "user": None,  # SignedInUser or None
     "last_active": 0.0,
@@ -43,7 +42,13 @@ def init_state() -> None:
 
 
 def session_seconds() -> float:
-    return 60.0 * float(os.environ.get(SESSION_MINUTES_ENV, "30"))
+    """Inactivity timeout (``$SAFER_SESSION_MINUTES``, checked by the store); stops the page
+    with the store's message when the setting is malformed."""
+    try:
+        return 60.0 * session_minutes()
+    except SaferError as exc:
+        st.error(f"The console cannot start: {exc}")
+        st.stop()
 
 
 @st.cache_resource(show_spinner=False)

@@ -14,13 +14,33 @@ holds the rest:
 - the artifact format, one folder per model: ``model.json`` (``model`` = the class's
   ``artifact_kind``, ``safer_version``, ``config``, the learned state the class declares —
   shapes, scalings, vocabularies —, the training ``history`` and the ``content_hash``) beside
-  one weights file. The content hash is SHA-256 over the weights (name and bytes of every tensor)
-  and the metadata without ``history``; :meth:`Learnable.load` recomputes it and refuses a
-  mismatch, warns (naming both) when the saved package version differs from this one, and warns
-  about config keys it does not know instead of crashing on them;
+  one weights file, written atomically (:func:`safer._atomic.atomic_folder`: a failed save
+  leaves the previous folder whole). The content hash is SHA-256 over the weights (name and
+  bytes of every tensor) and the metadata without ``history``; :meth:`Learnable.load`
+  recomputes it and refuses a mismatch, and applies the version policy below;
 - one fitted check (:meth:`Learnable.check_fitted`): a learnable is fitted once it has a content
   hash, which every ``fit`` and ``load`` sets last. The hash covers the package version that
   fitted the model (``safer_version_``), so a model loaded by a later version keeps its hash.
+
+Version policy (:func:`safer._artifact.check_saved_version`, shared by model folders and gate
+files): an artifact records the package version that wrote it, and every version reads what
+versions from :data:`OLDEST_READABLE` on wrote.
+
+==============================================  ============================================
+saved by                                        on load
+==============================================  ============================================
+this version                                    loads (fields unknown here: a warning)
+an older version >= OLDEST_READABLE             loads with an :class:`ArtifactVersionWarning`
+                                                naming both versions ("compatible")
+a version older than OLDEST_READABLE            :class:`ArtifactError`: retrain (no migration
+                                                path exists for that format)
+a newer version, every field known here         loads with a warning naming both versions
+a newer version with fields unknown here        :class:`ArtifactError` naming both versions and
+                                                the fields: upgrade safer to read it
+==============================================  ============================================
+
+A field this version does not know may change what the artifact computes, so one written by a
+newer version is never loaded with the field silently dropped.
 
 A subclass sets ``Config`` (its dataclass) and implements ``fit`` (calling
 :meth:`Learnable._finish_fit` last), ``_network`` (the ``nn.Module`` whose weights are saved),
@@ -70,6 +90,7 @@ import copy
 import hashlib
 import json
 import math
+import pickle
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -82,6 +103,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from safer import __version__
+from safer._artifact import (
+    OLDEST_READABLE,
+    ArtifactError,
+    ArtifactVersionWarning,
+    check_saved_version,
+)
+from safer._atomic import atomic_folder
 from safer.errors import NotFittedError, SaferError
 
 __all__ = [
@@ -89,6 +117,8 @@ __all__ = [
     "ArtifactError",
     "ArtifactVersionWarning",
     "Learnable",
+    "OLDEST_READABLE",
+    "check_saved_version",
     "Trainer",
     "config_from_dict",
     "fitting",
@@ -98,14 +128,6 @@ __all__ = [
 
 ARTIFACT_FILE = "model.json"
 L = TypeVar("L", bound="Learnable")
-
-
-class ArtifactError(SaferError, OSError):
-    """A saved model folder is missing, incomplete, of another kind, or fails its hash check."""
-
-
-class ArtifactVersionWarning(UserWarning):
-    """A model folder was saved by another version of SAFER, or with config keys unknown here."""
 
 
 # ------------------------------------------------------------------------------ context
@@ -448,17 +470,23 @@ class Learnable:
         return h.hexdigest()
 
     def save(self, directory: str | Path) -> Path:
-        """Write the weights and ``model.json`` into ``directory`` (created); returns it."""
+        """Write the weights and ``model.json`` into ``directory``; returns it.
+
+        The folder is written whole or not at all: a failure leaves a previous folder there as
+        it was (:func:`safer._atomic.atomic_folder`).
+        """
         self.check_fitted()
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self._save_weights(directory / self.weights_file)
         meta = {
             **self._metadata(),
             "history": getattr(self, "history_", {}),
             "content_hash": self.content_hash_,
         }
-        (directory / ARTIFACT_FILE).write_text(json.dumps(meta, indent=2))
+        text = json.dumps(meta, indent=2)
+        owned = (ARTIFACT_FILE, self.weights_file, *self.legacy_files)
+        with atomic_folder(directory, owned=owned) as tmp:
+            self._save_weights(tmp / self.weights_file)
+            (tmp / ARTIFACT_FILE).write_text(text)
         return directory
 
     @classmethod
@@ -480,25 +508,52 @@ class Learnable:
                 f"again with `{cls.how_to_train}`"
             )
         saved = meta.get("safer_version")
-        if saved is not None and saved != __version__:
-            warnings.warn(
-                f"{directory} was saved by safer {saved} and is loaded by safer {__version__}; "
-                "its outputs may differ from when it was saved: retrain to be sure",
-                ArtifactVersionWarning,
-                stacklevel=2,
-            )
-        model = cls(
-            config_from_dict(
-                cls.Config, meta.get("config", {}), defaults=cls.legacy_config, where=str(directory)
-            )
-        )
+        config = meta.get("config", {})
+        if not isinstance(config, dict):
+            raise ArtifactError(f"{directory}: 'config' in {ARTIFACT_FILE} is no mapping; retrain")
+        known = {f.name for f in fields(cls.Config)}
+        unknown = [f"config.{k}" for k in sorted(set(config) - known)]
+        if unknown:  # refused now when a newer version wrote them; warned about below otherwise
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ArtifactVersionWarning)
+                check_saved_version(saved, unknown, str(directory))
+        by = "" if saved in (None, __version__) else f" (saved by safer {saved})"
+        with warnings.catch_warnings():  # the policy above has warned about unknown keys
+            warnings.simplefilter("ignore", ArtifactVersionWarning)
+            try:
+                model = cls(
+                    config_from_dict(
+                        cls.Config, config, defaults=cls.legacy_config, where=str(directory)
+                    )
+                )
+            except TypeError as exc:  # a required field missing from the saved config
+                raise ArtifactError(f"{directory}: incomplete config ({exc}); retrain") from None
         try:
             model._restore(meta)
-            model._load_weights(weights)
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise ArtifactError(
-                f"{directory} does not match a {cls.kind()} of this version ({exc}); retrain it"
-            ) from exc
+                f"{directory}: {ARTIFACT_FILE}{by} lacks or garbles learned state "
+                f"({type(exc).__name__}: {exc}) that a {cls.kind()} of safer {__version__} needs; "
+                "retrain or re-save it"
+            ) from None
+        try:
+            model._load_weights(weights)
+        except (
+            KeyError, TypeError, ValueError, RuntimeError, OSError, EOFError, AttributeError,
+            pickle.UnpicklingError,
+        ) as exc:  # fmt: skip
+            raise ArtifactError(
+                f"{directory}: the weights file {cls.weights_file} is unreadable or does not fit "
+                f"this {cls.kind()} (truncated, empty or from another model: "
+                f"{type(exc).__name__}); re-save or retrain the model"
+            ) from None
+        if not legacy:
+            try:
+                expected = set(model._metadata()) | {"history", "content_hash"}
+            except Exception:  # a model that cannot describe itself: judge by its config only
+                expected = set(meta)
+            unknown += sorted(set(meta) - expected)
+        check_saved_version(saved, unknown, str(directory))
         model.history_ = meta.get("history", {})
         model.safer_version_ = saved if saved is not None else __version__
         if legacy:  # older formats saved no hash: the model gets one now

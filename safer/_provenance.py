@@ -72,8 +72,7 @@ def versions(*packages: str) -> str:
 
 
 def write_page(path: str | Path, text: str) -> Path:
-    """Write a Markdown page (folders created); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text if text.endswith("\n") else text + "\n")
-    return path
+    """Write a Markdown page atomically (folders created); returns the path."""
+    from safer._atomic import write_text
+
+    return write_text(path, text if text.endswith("\n") else text + "\n")

@@ -16,11 +16,13 @@ class SaferError(Exception):
 class CohortValidationError(SaferError, ValueError):
     """A cohort table breaks the schema; ``problems`` lists every violation found."""
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str], source: str | None = None):
         self.problems = list(problems)
+        self.source = source
         lines = "\n".join(f"  - {p}" for p in self.problems)
+        where = f" {source}" if source else ""
         super().__init__(
-            f"cohort table is invalid ({len(self.problems)} problem"
+            f"cohort table{where} is invalid ({len(self.problems)} problem"
             f"{'s' if len(self.problems) != 1 else ''}):\n{lines}\n"
             "See safer.cohorts.schema (FEATURES, STATIC, describe_schema()) "
             "for the expected layout."

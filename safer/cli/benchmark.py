@@ -10,7 +10,6 @@ import typer
 
 from safer.cli._common import err_console, print_json
 from safer.errors import SaferError
-from safer.evaluation.benchmark import run_benchmark, write_markdown
 
 HELP = (
     "Every model on one simulated cohort's splits: metrics and true mortality in one table.\n\n"
@@ -45,7 +44,12 @@ def benchmark(
     json_out: bool = typer.Option(False, "--json", help="Print the numbers as JSON."),
 ) -> None:
     """Every model on one simulated cohort's splits: metrics and true mortality in one table."""
-    from safer.evaluation.benchmark import default_models, make_benchmark_model
+    from safer.evaluation.benchmark import (
+        default_models,
+        make_benchmark_model,
+        run_benchmark,
+        write_markdown,
+    )
     from safer.models.baselines.offline_rl import OFFLINE_RL_MODELS
 
     chosen = _split(models or []) or list(default_models())

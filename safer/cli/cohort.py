@@ -8,7 +8,6 @@ from pathlib import Path
 import typer
 
 from safer.cli._common import err_console, print_json, print_table
-from safer.cohorts import SimulationConfig, read_cohort, simulate_cohort, summarize, write_cohort
 
 app = typer.Typer(
     help="Build (simulated, MIMIC-III/IV, MEDS), validate and summarise cohort tables.",
@@ -30,6 +29,8 @@ def simulate(
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Simulate EHR-like stays with notes from the embedded ICU-Sepsis MDP."""
+    from safer.cohorts import SimulationConfig, simulate_cohort, summarize, write_cohort
+
     config = SimulationConfig(noise_scale=noise_scale, note_fill=note_fill)
     cohort = simulate_cohort(stays, seed, config=config, progress=not json_out)
     write_cohort(cohort, out)
@@ -46,6 +47,8 @@ def validate_file(
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Check a cohort file against the schema; list every problem, or summarise it."""
+    from safer.cohorts import read_cohort, summarize
+
     cohort = read_cohort(file)
     summary = {"file": str(file), "valid": True, **summarize(cohort)}
     if json_out:

@@ -44,13 +44,41 @@ def add_user_cmd(
     ),
     db: str | None = _DB,
 ) -> None:  # fmt: skip
-    """Add a console user; the password is stored as an argon2 hash."""
+    """Add a console user; the password is stored as an argon2 hash.
+
+    The name is normalised (case-folded; a-z, 0-9, '.', '_', '-') and refused when it looks
+    like an existing user's; the password must pass the policy (docs/console.md).
+    """
     from safer.store import add_user, connect
 
     Session = connect(db)
     with Session() as session, session.begin():
         user = add_user(session, username, password, role=role, actor="cli")
     err_console.print(f"[green]ok:[/] added {user.username} ({user.role})")
+
+
+@app.command("set-role")
+def set_role_cmd(
+    username: str = typer.Argument(..., help="User name."),
+    role: str | None = typer.Option(None, "--role", help="New role: clinician, auditor, admin."),
+    active: bool | None = typer.Option(
+        None, "--active/--inactive", help="Reactivate, or deactivate (cannot sign in)."
+    ),
+    db: str | None = _DB,
+) -> None:
+    """Change a user's role or deactivate them; every change is an audit-trail event."""
+    from safer.store import connect, set_active, set_role
+
+    if role is None and active is None:
+        raise SaferError("say what to change: --role ROLE and/or --active/--inactive")
+    Session = connect(db)
+    with Session() as session, session.begin():
+        if role is not None:
+            user = set_role(session, username, role, actor="cli")
+        if active is not None:
+            user = set_active(session, username, active, actor="cli")
+    state = "active" if active is None or active else "inactive"
+    err_console.print(f"[green]ok:[/] {user.username} is now {user.role} ({state})")
 
 
 @app.command("load")
@@ -61,12 +89,22 @@ def load_cmd(
         None, "--gate", help="Conformal gate file (safer calibrate --out); without it, plain "
         "argmax, flagged as low-confidence when the top probability is below 0.5.",
     ),
+    source: str = typer.Option(
+        "default", "--source", help="Where the cohort's stay ids come from (e.g. mimic-iv): "
+        "a stay is its source, its id and its data.",
+    ),
+    correct: bool = typer.Option(
+        False, "--correct", help="The cohort corrects stays already stored under these ids: "
+        "store each changed stay as a new version (the old one is kept; audited).",
+    ),
     db: str | None = _DB,
     json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
 ) -> None:  # fmt: skip
     """Store a cohort's stays and the model's (gated) recommendations; idempotent.
 
-    A gate calibrated for another model is refused before anything is written.
+    A gate calibrated for another model is refused before anything is written, and so is a stay
+    id already stored with other data (another patient) unless --correct says it is corrected
+    data for the same patient.
     """
     from safer.cohorts import read_cohort
     from safer.conformal import load_gate
@@ -78,7 +116,8 @@ def load_cmd(
     m = load_model(model)
     g = None if gate is None else load_gate(gate, model_hash=m.content_hash_)
     with Session() as session, session.begin():
-        counts = store_decisions(session, table, m, g, actor="cli", progress=not json_out)
+        counts = store_decisions(session, table, m, g, source=source, corrections=correct,
+                                 actor="cli", progress=not json_out)  # fmt: skip
     if json_out:
         print_json(counts)
     else:
@@ -88,18 +127,35 @@ def load_cmd(
 @audit_app.command("verify")
 def verify_cmd(
     db: str | None = _DB,
+    anchor: list[str] = typer.Option(
+        [], "--anchor", help="SEQ:HASH printed (as 'anchor') by an earlier verify --json and "
+        "kept elsewhere: check the trail still holds that event. Repeatable.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-) -> None:
-    """Recompute the hash chain; exit 1 if any event was altered or removed."""
-    from safer.store import connect, verify_trail
+) -> None:  # fmt: skip
+    """Check the hash chain against its anchored head, reviews and users (exit 1 if broken).
 
+    The JSON output's "anchor" (SEQ:HASH of the newest event) is the checkpoint to publish
+    elsewhere; pass it back with --anchor to catch a trail truncated together with its head.
+    """
+    from safer.store import connect, verify_trail
+    from safer.store.audit import parse_anchor
+
+    anchors = [parse_anchor(a) for a in anchor]
     Session = connect(db)
     with Session() as session:
-        report = verify_trail(session)
+        report = verify_trail(session, anchor=anchors[0] if anchors else None)
+        for extra in anchors[1:]:
+            report.problems += verify_trail(session, anchor=extra).problems
+        report.problems = list(dict.fromkeys(report.problems))
+        report.ok = not report.problems
     if json_out:
         print_json(report.as_dict())
     elif report.ok:
-        err_console.print(f"[green]ok:[/] {report.n_events} events, chain intact")
+        err_console.print(
+            f"[green]ok:[/] {report.n_events} events, chain intact; anchor "
+            f"{report.head_seq}:{report.head_hash}"
+        )
     else:
         err_console.print(f"[bold red]audit trail broken[/] ({report.n_events} events):")
         for problem in report.problems:
@@ -118,6 +174,10 @@ def console_app_path() -> Path:
 
 def console(
     port: int = typer.Option(8501, "--port", min=1, max=65535, help="Port to serve on."),
+    address: str = typer.Option(
+        "127.0.0.1", "--address", help="Interface to listen on: 127.0.0.1 (this machine only, "
+        "the default) or e.g. 0.0.0.0 for every interface (put TLS and a firewall in front).",
+    ),
     db: str | None = _DB,
     model: Path | None = typer.Option(
         None, "--model", help="Trained SAFER model folder for the what-if page "
@@ -132,9 +192,20 @@ def console(
     ),
 ) -> None:  # fmt: skip
     """Start the Streamlit clinician console on the configured database."""
-    from safer.decisions import WhatIf
-    from safer.store import connect, database_url
+    import ipaddress
 
+    from safer.decisions import WhatIf
+    from safer.store import connect, database_url, session_minutes
+
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        if address != "localhost":
+            raise SaferError(
+                f"--address {address!r} is not an IP address; use 127.0.0.1 (default), "
+                "localhost, or the address of one of this machine's interfaces"
+            ) from None
+    session_minutes()  # refuses a malformed SAFER_SESSION_MINUTES before starting
     url = database_url(db)
     connect(url)  # refuses a stale schema or an unreachable database before starting
     app_py = console_app_path()
@@ -147,7 +218,9 @@ def console(
     root = str(app_py.parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     cmd = [sys.executable, "-m", "streamlit", "run", str(app_py), "--server.port", str(port),
-           "--server.headless", "true", "--browser.gatherUsageStats", "false",
-           "--client.toolbarMode", "minimal"]  # fmt: skip
-    err_console.print(f"console on http://localhost:{port} (Ctrl+C to stop)")
+           "--server.address", address, "--server.headless", "true",
+           "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]  # fmt: skip
+    shown = "localhost" if address in ("127.0.0.1", "localhost", "::1") else address
+    where = "this machine only" if shown == "localhost" else "every client that can reach it"
+    err_console.print(f"console on http://{shown}:{port} for {where} (Ctrl+C to stop)")
     raise typer.Exit(subprocess.call(cmd, env=env))

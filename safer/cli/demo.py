@@ -8,12 +8,12 @@ Default sizes keep the whole run under 5 minutes on 2 CPU cores; flags scale the
 from __future__ import annotations
 
 import secrets
+import time
 from pathlib import Path
 
 import typer
 
 from safer.cli._common import err_console, print_json, print_table
-from safer.cohorts import simulate_cohort, split_stays, summarize, write_cohort
 
 _METRICS = ("macro_auc", "micro_auc", "hr_at_3", "mrr_at_3", "accuracy", "ece", "n")
 
@@ -45,6 +45,9 @@ def demo(
 
 
 def _run(stays: int, seed: int, alpha: float, episodes: int, out: Path, *, progress: bool):
+    from safer.cohorts import simulate_cohort, split_stays, summarize, write_cohort
+
+    _SECONDS.clear()
     from safer.decisions import calibrate_and_audit
     from safer.evaluation.experiments import train_and_evaluate
     from safer.evaluation.mortality import mortality_table
@@ -133,6 +136,8 @@ def _run(stays: int, seed: int, alpha: float, episodes: int, out: Path, *, progr
     _stage(progress, "5/5 console: load the test split and its recommendations into a database")
     result["console"] = _load_database(out, model, gate, parts["test"])
     _show(progress, "console database", result["console"])
+    _stage(progress, "")
+    result["stage_seconds"] = dict(_SECONDS)
     return result
 
 
@@ -165,9 +170,21 @@ def _load_database(out: Path, model, gate, test) -> dict:
     }
 
 
+_SECONDS: dict[str, float] = {}  # seconds of each stage of the current run
+
+
 def _stage(progress: bool, title: str) -> None:
-    if progress:
-        err_console.rule(title)
+    """Close the running stage (print its time) and open ``title`` ("" closes the last)."""
+    now = time.perf_counter()
+    if _SECONDS:
+        last = next(reversed(_SECONDS))
+        _SECONDS[last] = round(now - _SECONDS[last], 1)
+        if progress:
+            err_console.print(f"[dim]{last.split(' ')[0]} took {_SECONDS[last]:.1f} s[/]")
+    if title:
+        _SECONDS[title] = now
+        if progress:
+            err_console.rule(title)
 
 
 def _show(progress: bool, title: str, rows: dict) -> None:

@@ -7,12 +7,9 @@ from pathlib import Path
 
 import typer
 
-from safer._learnable import torch_threads
 from safer.cli._common import err_console, print_json, print_table
-from safer.cohorts import read_cohort, split_stays
 from safer.errors import SaferError
-from safer.evaluation.experiments import score_split, train_on_split
-from safer.models import MODEL_NAMES, load_model
+from safer.models import MODEL_NAMES  # the --variant help lists them
 
 _VARIANT_HELP = "Model: a SAFER variant or a baseline: " + ", ".join(MODEL_NAMES) + "."
 
@@ -37,6 +34,17 @@ def train(
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Train a recommender on the train split of COHORT (early stopping inside train only)."""
+    from safer._learnable import ARTIFACT_FILE, torch_threads
+    from safer.cohorts import read_cohort, split_stays
+    from safer.evaluation.experiments import train_on_split
+
+    if out.is_file() or (
+        out.is_dir() and any(out.iterdir()) and not (out / ARTIFACT_FILE).exists()
+    ):
+        raise SaferError(
+            f"--out {out} is a file or a folder of other files; give a new or empty folder, or "
+            "the folder of a saved model to replace (checked before training)"
+        )
     table = read_cohort(cohort)
     splits = split_stays(table, seed=split_seed)
     overrides = {
@@ -76,6 +84,10 @@ def evaluate(
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Score a saved model on one split of COHORT (split recomputed from the model's seed)."""
+    from safer.cohorts import read_cohort, split_stays
+    from safer.evaluation.experiments import score_split
+    from safer.models import load_model
+
     model = load_model(model_dir)
     split_seed = getattr(model, "split_seed_", None)
     if split_seed is None:

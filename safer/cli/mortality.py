@@ -12,11 +12,7 @@ from pathlib import Path
 import typer
 
 from safer.cli._common import err_console, print_json, print_table
-from safer.cohorts import read_cohort, simulate_cohort
 from safer.errors import SaferError
-from safer.evaluation.mortality import true_mortality
-from safer.evaluation.ope import OffPolicyEvaluator, OPEConfig
-from safer.evaluation.policies import GatedPolicy, LoggedActionPolicy, make_policy
 
 NO_TRUTH = (
     "real data: there is no hidden truth, so the true mortality of a policy cannot be computed; "
@@ -55,6 +51,11 @@ def mortality(
     On a real cohort (--cohort without true_state) there is no truth: off-policy estimates
     only, gated policies deferring to the logged action.
     """
+    from safer.cohorts import read_cohort, simulate_cohort
+    from safer.evaluation.mortality import true_mortality
+    from safer.evaluation.ope import OffPolicyEvaluator, OPEConfig
+    from safer.evaluation.policies import make_policy
+
     if cohort is not None:
         logged = read_cohort(cohort)
         if "true_state" not in logged.columns:
@@ -100,11 +101,9 @@ def mortality(
 
 def _real_policy(spec: str):
     """The policy on real data: a gated policy defers to the logged action."""
-    kind, _, rest = spec.strip().partition(":")
-    if kind == "gated" and ":" in rest:
-        model_dir, _, gate = rest.rpartition(":")
-        return GatedPolicy.from_paths(model_dir, gate, defer_to=LoggedActionPolicy())
-    chosen = make_policy(spec)
+    from safer.evaluation.policies import LoggedActionPolicy, make_policy
+
+    chosen = make_policy(spec, defer_to=LoggedActionPolicy())
     if getattr(chosen, "needs_true_state", False):
         raise SaferError(
             f"policy {spec!r} acts on the simulator's hidden true state, which real data does not "
@@ -114,6 +113,8 @@ def _real_policy(spec: str):
 
 
 def _real_data(spec: str, logged, bootstrap: int, seed: int, json_out: bool) -> None:
+    from safer.evaluation.ope import OffPolicyEvaluator, OPEConfig
+
     chosen = _real_policy(spec)
     evaluator = OffPolicyEvaluator(OPEConfig(bootstrap=bootstrap, seed=seed)).fit(logged)
     report = evaluator.evaluate(chosen)

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import typer
 
-from safer._learnable import torch_threads
-from safer._provenance import write_page
 from safer.cli._common import err_console, print_json, print_table
 
 app = typer.Typer(
@@ -32,6 +30,7 @@ def train(
     json_out: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
 ) -> None:
     """Train a model on the train split (validation picks the best epoch) and save it."""
+    from safer._learnable import torch_threads
     from safer.seqrec import SequenceData, make_model
     from safer.seqrec.benchmark import training_summary
 
@@ -95,6 +94,8 @@ def benchmark(
     json_out: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
 ) -> None:
     """Train and test every model on one file; write a Markdown table (with the command)."""
+    from safer._learnable import torch_threads
+    from safer._provenance import write_page
     from safer.seqrec.benchmark import run_benchmark, to_markdown
 
     names = [m.strip() for m in models.split(",") if m.strip()]

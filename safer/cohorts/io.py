@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from safer._atomic import atomic_file
 from safer.cohorts.schema import validate
-from safer.errors import CohortReadError
+from safer.errors import CohortReadError, CohortValidationError
 
 __all__ = ["read_cohort", "write_cohort", "SUFFIXES"]
 
@@ -27,6 +28,9 @@ def _kind(path: Path) -> str:
 def read_cohort(path: str | Path, *, check: bool = True) -> pd.DataFrame:
     """Read a cohort table and (by default) validate it.
 
+    Time-zone-aware times (parquet columns with a zone, CSV text with offsets) are converted to
+    naive UTC, the schema's convention.
+
     Raises
     ------
     CohortReadError
@@ -44,16 +48,24 @@ def read_cohort(path: str | Path, *, check: bool = True) -> pd.DataFrame:
         else:
             df = pd.read_csv(path, keep_default_na=True)
             for col in _DATETIMES:
-                if col in df.columns:
-                    df[col] = pd.to_datetime(df[col], errors="coerce")
+                if col in df.columns:  # text with or without offsets -> naive UTC
+                    df[col] = pd.to_datetime(df[col], errors="coerce", utc=True)
             if "note" in df.columns:
                 df["note"] = df["note"].fillna("").astype(object)
+        for col in _DATETIMES:
+            if col in df.columns and getattr(getattr(df[col], "dt", None), "tz", None):
+                df[col] = df[col].dt.tz_convert("UTC").dt.tz_localize(None)
     except Exception as exc:  # pyarrow / parser errors have many types
         raise CohortReadError(
             f"{path}: could not read it as {kind} ({type(exc).__name__}: {exc}); "
             "is the file complete and really a cohort table?"
         ) from exc
-    return validate(df) if check else df
+    if not check:
+        return df
+    try:
+        return validate(df)
+    except CohortValidationError as exc:
+        raise CohortValidationError(exc.problems, source=str(path)) from None
 
 
 def write_cohort(df: pd.DataFrame, path: str | Path) -> Path:
@@ -61,11 +73,9 @@ def write_cohort(df: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     kind = _kind(path)
     validate(df)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    if kind == "parquet":
-        df.to_parquet(tmp, index=False)
-    else:
-        df.to_csv(tmp, index=False)
-    tmp.replace(path)  # never leave a half-written cohort under the real name
+    with atomic_file(path) as tmp:  # never a half-written cohort under the real name
+        if kind == "parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False, compression="gzip" if path.name.endswith(".gz") else None)
     return path

@@ -16,6 +16,12 @@ outcome     ``died`` (0/1), constant within a stay
 optional    ``fluid_ml`` / ``vaso_ugkgmin`` (the dose actually given), and hidden simulator truth
             in columns prefixed ``true_``, which no model may read
 
+Values must be finite and inside the physiological limits of :data:`LIMITS` (a value outside
+them is a unit mix-up or an entry error: one HR of 1e9 would otherwise flatten the feature's
+scaling for every row); ``NaN`` (not measured) is allowed where a column may be missing. Times
+are naive UTC: :func:`validate` refuses time-zone-aware columns, :func:`safer.cohorts.read_cohort`
+converts them to naive UTC.
+
 The decision time of a step is its ``charttime``: the dose for the next 4 hours is chosen then.
 A note is usable for that decision only if ``note_time <= charttime`` (:func:`validate` rejects
 any other) — the reference implementation matched notes by nearest time and leaked notes written
@@ -31,6 +37,7 @@ True
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
@@ -48,6 +55,7 @@ __all__ = [
     "OPTIONAL_COLUMNS",
     "TRUE_PREFIX",
     "STEP_HOURS",
+    "LIMITS",
     "model_columns",
     "validate",
     "describe_schema",
@@ -69,6 +77,29 @@ NOTE_COLUMNS = ["note", "note_time"]
 OUTCOME = "died"
 TRUE_PREFIX = "true_"
 OPTIONAL_COLUMNS = ["fluid_ml", "vaso_ugkgmin"]
+
+#: Physiological limits per numeric column, in the schema's units: values outside them cannot
+#: be real measurements (they are wide on purpose; the normal ranges are far narrower).
+LIMITS: dict[str, tuple[float, float]] = {
+    "gender": (0, 1), "mechvent": (0, 1), "re_admission": (0, 1),
+    "max_dose_vaso": (0, 100),  # ug/kg/min, norepinephrine-equivalent
+    "age": (0, 130), "Weight_kg": (0.3, 700), "weight_kg": (0.3, 700),  # years, kg
+    "GCS": (3, 15), "HR": (0, 350), "SysBP": (0, 400), "MeanBP": (0, 350),  # /min, mmHg
+    "DiaBP": (0, 300), "RR": (0, 150), "Temp_C": (10, 50), "FiO2_1": (0.1, 1),  # fraction
+    "Potassium": (0.5, 15), "Sodium": (80, 220), "Chloride": (40, 200),  # mmol/L
+    "Glucose": (1, 3000), "Magnesium": (0, 20), "Calcium": (0, 30),  # mg/dL
+    "Hb": (0, 30), "WBC_count": (0, 1000), "Platelets_count": (0, 5000),  # g/dL, 10^9/L
+    "PTT": (0, 300), "PT": (0, 300), "Arterial_pH": (6.3, 8.0),  # s, s, pH
+    "paO2": (0, 1000), "paCO2": (0, 300), "Arterial_BE": (-50, 50), "HCO3": (0, 100),
+    "Arterial_lactate": (0, 50), "SOFA": (0, 24), "SIRS": (0, 4),  # mmol/L, points
+    "Shock_Index": (0, 20), "PaO2_FiO2": (0, 5000),  # HR/SysBP, mmHg
+    "cumulated_balance": (-200_000, 200_000), "SpO2": (0, 100),  # mL, %
+    "BUN": (0, 500), "Creatinine": (0, 50), "SGOT": (0, 50_000), "SGPT": (0, 50_000),
+    "Total_bili": (0, 150), "INR": (0, 30),  # mg/dL, U/L, mg/dL, ratio
+    "input_total": (0, 1_000_000), "input_4hourly": (0, 100_000),  # mL
+    "output_total": (0, 1_000_000), "output_4hourly": (0, 100_000),  # mL
+    "fluid_ml": (0, 100_000), "vaso_ugkgmin": (0, 100),  # the doses actually given
+}  # fmt: skip
 
 
 def _unique(cols: list[str]) -> list[str]:
@@ -141,6 +172,7 @@ def validate(df: pd.DataFrame) -> pd.DataFrame:
         raise CohortValidationError(problems)
 
     problems += _missing_value_problems(df)
+    problems += _value_problems(df)
     problems += _action_problems(df)
     problems += _step_problems(df)
     problems += _note_problems(df)
@@ -177,6 +209,12 @@ def _dtype_problems(df: pd.DataFrame) -> list[str]:
                 f"column {col!r} must be a datetime, got dtype {df[col].dtype}; "
                 f"convert with pd.to_datetime(df[{col!r}])"
             )
+        elif getattr(df[col].dt, "tz", None) is not None:
+            problems.append(
+                f"column {col!r} holds time-zone-aware times ({df[col].dt.tz}); times are naive "
+                f"UTC: convert with df[{col!r}] = df[{col!r}].dt.tz_convert('UTC')"
+                ".dt.tz_localize(None) (read_cohort does this for files)"
+            )
     if "note" not in df.columns:
         return problems
     note = df["note"]
@@ -202,6 +240,30 @@ def _missing_value_problems(df: pd.DataFrame) -> list[str]:
         bad = ~vals.isin([0, 1])
         if bad.any():
             problems.append(f"column {col!r} must be 0 or 1; found {_examples(vals[bad].unique())}")
+    return problems
+
+
+def _value_problems(df: pd.DataFrame) -> list[str]:
+    """Infinite values and values outside :data:`LIMITS`, per column."""
+    problems = []
+    for col, (low, high) in LIMITS.items():
+        if col not in df.columns or ptypes.is_bool_dtype(df[col]):
+            continue
+        values = pd.to_numeric(df[col], errors="coerce").astype(float)
+        infinite = np.isinf(values)
+        if infinite.any():
+            problems.append(
+                f"column {col!r} holds {int(infinite.sum())} infinite values (stays "
+                f"{_examples(df.loc[infinite, 'stay_id'].unique())}); use NaN for not measured"
+            )
+        outside = values.notna() & ~infinite & ((values < low) | (values > high))
+        if outside.any():
+            problems.append(
+                f"column {col!r} has {int(outside.sum())} values outside its physiological "
+                f"limits {low:g}..{high:g} (e.g. {_examples(values[outside].unique())}, stays "
+                f"{_examples(df.loc[outside, 'stay_id'].unique())}); a unit mix-up or an entry "
+                "error? Correct them or set them to NaN (limits: safer.cohorts.schema.LIMITS)"
+            )
     return problems
 
 

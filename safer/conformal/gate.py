@@ -9,6 +9,16 @@ exactly (and re-calibrated at another alpha for the auditor's trade-off plot), s
 is self-contained. What the method does lives in its class in :mod:`safer.conformal.methods`
 (``gate.rule``); the gate never switches on the method's name.
 
+Integrity: the ``calibration_hash`` covers the calibration data *and* what was calibrated on it
+(method, alpha, delta, c, seed, uncertainty kind, Mondrian column), so a gate recalibrated at
+another alpha is another gate. A saved file carries a ``content_hash``: SHA-256 over everything
+that determines decisions (method, alpha, delta, c, thresholds, calibration arrays, seed,
+groups column, uncertainty kind, model and calibration hashes — not the report path or the
+package version), as saved. :func:`load_gate` recomputes it and refuses a file whose content
+does not match (a hand-edited threshold, alpha or array), and refuses missing or malformed
+fields with a message; files saved before the hash existed load with a
+:class:`GateIntegrityWarning`. Writes are atomic (:func:`safer._atomic.atomic_file`).
+
 ``gate.decide(proba, embedding=..., groups=...)`` returns a :class:`Decisions` record:
 
 ===============  ==========================================================================
@@ -40,7 +50,9 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import json
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -49,6 +61,8 @@ import numpy as np
 import pandas as pd
 
 from safer import __version__
+from safer._artifact import ArtifactError, check_saved_version
+from safer._atomic import write_text
 from safer._json import dumps
 from safer._registry import UnknownNameError
 from safer.conformal._checks import GateMismatchError, check_alpha
@@ -61,10 +75,41 @@ from safer.conformal.methods import (
 )
 from safer.errors import SaferError
 
-__all__ = ["Gate", "Decisions", "calibrate_gate", "load_gate", "METHODS", "ABSTAIN"]
+__all__ = [
+    "Gate",
+    "Decisions",
+    "GateIntegrityError",
+    "GateIntegrityWarning",
+    "calibrate_gate",
+    "load_gate",
+    "METHODS",
+    "ABSTAIN",
+]
 
 _FORMAT = "safer-gate/2"
 _READABLE_FORMATS = ("safer-gate/1", _FORMAT)  # /1: before report_path and uncertainty
+# fields that do not change a decision: left out of the content hash
+_NOT_DECISIVE = ("report_path", "package_version")
+_REQUIRED = ("method", "alpha", "model_hash", "calibration_hash", "thresholds")
+
+
+class GateIntegrityError(ArtifactError):
+    """A gate file was changed after it was saved, or lacks / garbles fields it needs."""
+
+
+class GateIntegrityWarning(UserWarning):
+    """A gate file saved before gate files carried a content hash: it cannot be verified."""
+
+
+def _digest(payload) -> str:
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _content_hash(meta: dict) -> str:
+    """SHA-256 over the decisive fields of ``meta`` in their saved (JSON) form."""
+    decisive = {k: v for k, v in meta.items() if k not in _NOT_DECISIVE}
+    return _digest(json.loads(dumps(decisive)))
 
 
 @dataclass
@@ -258,16 +303,19 @@ class Gate:
 
     # -- files -----------------------------------------------------------------------------------
 
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 over everything that determines this gate's decisions (saved in its file)."""
+        return _content_hash(self._meta())
+
     def to_dict(self) -> dict:
         """JSON-ready dictionary (the file format of :meth:`save`)."""
-        return {"format": _FORMAT, **self._meta()}
+        meta = self._meta()
+        return {"format": _FORMAT, **meta, "content_hash": _content_hash(meta)}
 
     def save(self, path) -> Path:
-        """Write the gate as JSON; returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(dumps(self.to_dict()))
-        return path
+        """Write the gate as JSON, atomically (a failed save keeps the previous file)."""
+        return write_text(path, dumps(self.to_dict()))
 
     def _meta(self) -> dict:
         return {
@@ -377,6 +425,10 @@ def load_gate(
     Files of the previous format ("safer-gate/1", without ``report_path`` and ``uncertainty``)
     load with both None. ``methods`` is the name map the gate's method is looked up in.
 
+    Raises :class:`GateIntegrityError` when the file's content does not match its content hash
+    (it was edited), or a field is missing, unknown or malformed; a file saved by a newer safer
+    with fields unknown here is refused naming both versions.
+
     Examples
     --------
     >>> import numpy as np, tempfile, os
@@ -398,22 +450,67 @@ def load_gate(
     if not isinstance(raw, dict) or raw.get("format") not in _READABLE_FORMATS:
         raise SaferError(f"{path} is not a SAFER gate (format {_FORMAT}); re-run `safer calibrate`")
     raw.pop("format")
+    saved_hash = raw.pop("content_hash", None)
+    saved_by = raw.get("package_version")
     unknown = sorted(set(raw) - {f.name for f in fields(Gate)})
     if unknown:
-        raise SaferError(
-            f"{path} has fields {unknown} this version of safer does not know; upgrade safer "
-            "or re-run `safer calibrate`"
+        check_saved_version(saved_by if isinstance(saved_by, str) else None, unknown, str(path))
+        raise GateIntegrityError(
+            f"{path} (saved by safer {saved_by}) has fields {unknown} this version of safer "
+            "does not know; upgrade safer or re-run `safer calibrate`"
+        )
+    missing = [k for k in _REQUIRED if k not in raw]
+    if missing:
+        raise GateIntegrityError(
+            f"{path} lacks the fields {missing} every gate has (damaged or edited); re-run "
+            "`safer calibrate`"
+        )
+    if saved_hash is None:
+        warnings.warn(
+            f"{path} was saved before gate files carried a content hash, so edits to it cannot "
+            "be detected; re-run `safer calibrate` to get a verifiable gate",
+            GateIntegrityWarning,
+            stacklevel=2,
+        )
+    elif saved_hash != _content_hash(raw):
+        raise GateIntegrityError(
+            f"{path}: the gate's content does not match its content hash (a method, level, "
+            "threshold or calibration array was changed after it was saved); re-run "
+            "`safer calibrate` instead of editing a gate"
         )
     try:
         cls = methods[raw.get("method")]
     except UnknownNameError as exc:
         raise UnknownNameError(f"{path}: {exc}; re-run `safer calibrate`") from None
-    raw["thresholds"] = cls.decode_thresholds(raw["thresholds"])
-    gate = Gate(**raw)
-    gate.__dict__["_method_cls"] = (gate.method, cls)
+    try:
+        gate = _typed_gate(raw, cls)
+        gate.__dict__["_method_cls"] = (gate.method, cls)
+        gate.rule  # noqa: B018 - rebuild the method now, so a malformed state fails here
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise GateIntegrityError(
+            f"{path}: malformed gate ({type(exc).__name__}: {exc}); re-run `safer calibrate`"
+        ) from None
     if model_hash is not None:
         gate.check_model(model_hash)
     return gate
+
+
+def _typed_gate(raw: dict, cls: type[GateMethod]) -> Gate:
+    """A :class:`Gate` from a loaded file, its field types checked."""
+    for name in ("model_hash", "calibration_hash", "method"):
+        if not isinstance(raw[name], str):
+            raise TypeError(f"{name} must be text, got {type(raw[name]).__name__}")
+    for name in ("thresholds", "calibration"):
+        if not isinstance(raw.get(name, {}), dict):
+            raise TypeError(f"{name} must be a mapping, got {type(raw[name]).__name__}")
+    if isinstance(raw["alpha"], bool) or not isinstance(raw["alpha"], (int, float)):
+        raise TypeError(f"alpha must be a number, got {raw['alpha']!r}")
+    check_alpha(raw["alpha"])
+    for name in ("delta", "c"):
+        value = raw.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise TypeError(f"{name} must be a number or null, got {value!r}")
+    return Gate(**{**raw, "thresholds": cls.decode_thresholds(raw["thresholds"])})
 
 
 def _gate_from_rule(
@@ -425,11 +522,21 @@ def _gate_from_rule(
     method_class: type[GateMethod],
 ) -> Gate:
     state = rule.state_
+    calibrated = {  # what was calibrated, on which data: the gate's calibration hash
+        "method": method,
+        "alpha": rule.alpha,
+        "delta": state.delta,
+        "c": state.c,
+        "seed": rule.seed,
+        "uncertainty": rule.uncertainty,
+        "groups_column": groups_column,
+        "data": state.calibration_hash,
+    }
     gate = Gate(
         method=method,
         alpha=rule.alpha,
         model_hash=model_hash,
-        calibration_hash=state.calibration_hash,
+        calibration_hash=_digest(json.loads(dumps(calibrated)))[:16],
         thresholds=state.thresholds,
         delta=state.delta,
         c=state.c,

@@ -218,11 +218,11 @@ beyond its interval).</p>
 
 def write_report(report: dict, html_path, json_path=None) -> Path:
     """Write the HTML report (and the same numbers as JSON when ``json_path`` is given)."""
-    html_path = Path(html_path)
-    html_path.parent.mkdir(parents=True, exist_ok=True)
-    html_path.write_text(render_html(report), encoding="utf-8")
+    from safer._atomic import write_text
+
+    html_path = write_text(html_path, render_html(report))
     if json_path is not None:
-        Path(json_path).write_text(to_json(report))
+        write_text(json_path, to_json(report))
     return html_path
 
 

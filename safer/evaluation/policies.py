@@ -494,7 +494,7 @@ _NAMED_POLICIES = Registry(
 )
 
 
-def make_policy(spec: str) -> Policy:
+def make_policy(spec: str, *, defer_to: Policy | None = None) -> Policy:
     """Build a policy from its CLI spec.
 
     Parameters
@@ -502,7 +502,10 @@ def make_policy(spec: str) -> Policy:
     spec : str
         One of ``clinician``, ``clinician-mode``, ``random``, ``optimal``, ``logged`` (the
         charted action; logged rows only), ``model:DIR``, ``gated:DIR:GATE`` (deferring to the
-        simulator's clinicians).
+        simulator's clinicians, or to ``defer_to``).
+    defer_to : Policy, optional
+        Who a gated policy defers to where its gate abstains (default: the simulator's
+        clinicians); on real data ``LoggedActionPolicy()``.
 
     Examples
     --------
@@ -518,5 +521,5 @@ def make_policy(spec: str) -> Policy:
     if kind == "gated" and ":" in rest:
         model_dir, _, gate = rest.rpartition(":")
         if model_dir and gate:
-            return GatedPolicy.from_paths(model_dir, gate)
+            return GatedPolicy.from_paths(model_dir, gate, defer_to)
     raise PolicyError(f"unknown policy {spec!r}; known policies: {', '.join(POLICY_NAMES)}")

@@ -34,20 +34,52 @@ from safer.store.db import (
     upgrade,
 )
 from safer.store.errors import (
+    AccountLockedError,
     AuthenticationError,
     DatabaseUnavailableError,
     InvalidReviewError,
     PermissionDeniedError,
     ReviewConflictError,
     StaleSchemaError,
+    StayConflictError,
     StoreError,
+    WeakPasswordError,
 )
-from safer.store.loading import LOW_CONFIDENCE, add_decisions, load_cohort, store_decisions
+from safer.store.loading import (
+    LOW_CONFIDENCE,
+    add_decisions,
+    current_stay_keys,
+    fingerprint,
+    load_cohort,
+    store_decisions,
+)
 from safer.store.reports import coverage_summary
 from safer.store.reviews import decision_detail, review_queue, stay_history, submit_review
-from safer.store.users import PERMISSIONS, SignedInUser, add_user, authenticate, get_user, require
+from safer.store.users import (
+    PERMISSIONS,
+    SignedInUser,
+    add_user,
+    authenticate,
+    check_password,
+    get_user,
+    normalise_username,
+    require,
+    session_minutes,
+    set_active,
+    set_role,
+)
 
 __all__ = [
+    "AccountLockedError",
+    "StayConflictError",
+    "WeakPasswordError",
+    "check_password",
+    "current_stay_keys",
+    "fingerprint",
+    "normalise_username",
+    "session_minutes",
+    "set_active",
+    "set_role",
     "DEFAULT_URL",
     "ENV_VAR",
     "LOW_CONFIDENCE",

@@ -14,6 +14,7 @@ Examples
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -22,8 +23,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from safer.store.errors import DatabaseUnavailableError, StaleSchemaError
@@ -72,11 +74,31 @@ def _sqlite_begin_immediate(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+class _NoRowsInLogs(logging.Filter):
+    """Drop SQLAlchemy's DEBUG records: they print result rows (note text, password hashes)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+_ROW_FILTER = _NoRowsInLogs()
+
+
+def _quiet_rows() -> None:
+    for name in ("sqlalchemy.engine", "sqlalchemy.engine.Engine", "sqlalchemy.pool"):
+        logger = logging.getLogger(name)
+        if _ROW_FILTER not in logger.filters:
+            logger.addFilter(_ROW_FILTER)
+
+
 def make_engine(url: str | None = None) -> Engine:
     """Create an engine for ``url`` (see :func:`database_url`); nothing is connected yet.
 
-    SQL parameters are hidden from logs and error messages, so patient text never reaches them.
+    SQL parameters are hidden from logs and error messages, and SQLAlchemy's DEBUG records
+    (which print result rows) are dropped, so patient text and password hashes never reach a
+    log at any level.
     """
+    _quiet_rows()
     url = database_url(url)
     try:
         parsed = make_url(url)
@@ -117,25 +139,86 @@ def _unavailable(url: str, exc: Exception) -> DatabaseUnavailableError:
     )
 
 
+def _not_a_database(url: str, exc: Exception) -> DatabaseUnavailableError:
+    return DatabaseUnavailableError(
+        f"{safe_url(url)} is not a SAFER database ({type(exc).__name__}: "
+        f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}); check {ENV_VAR} "
+        "or --db, or create one with `safer db upgrade` at a new path. Nothing was written."
+    )
+
+
+def _newer(url: str, revision: str) -> StaleSchemaError:
+    return StaleSchemaError(
+        f"the database at {safe_url(url)} is at migration {revision}, which this SAFER does not "
+        f"know (its newest is {head_revision()}): it was upgraded by a newer SAFER; upgrade SAFER "
+        "to use it"
+    )
+
+
 def upgrade(url: str | None = None, *, engine: Engine | None = None) -> str:
-    """Apply every pending migration; returns the revision the database is now at."""
+    """Apply every pending migration; returns the revision the database is now at.
+
+    On SQLite, foreign-key enforcement is off while migrations rebuild tables and the keys are
+    checked before the migration commits.
+    """
     engine = engine or make_engine(url)
+    where = engine.url.render_as_string(hide_password=False)
     try:
-        with engine.begin() as conn:
-            command.upgrade(_alembic_config(conn), "head")
+        with engine.connect() as conn:
+            sqlite = conn.dialect.name == "sqlite"
+            if sqlite:  # PRAGMA foreign_keys is ignored inside a transaction: set it before
+                conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with conn.begin():
+                    command.upgrade(_alembic_config(conn), "head")
+                    if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
+                        raise StaleSchemaError(
+                            f"migrating {safe_url(where)} would break foreign keys; restore "
+                            "the backup and report this"
+                        )
+            finally:
+                if sqlite:
+                    conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+    except CommandError as exc:
+        revision = current_revision(engine=engine)
+        if revision is not None and _is_newer(revision):
+            raise _newer(where, revision) from exc
+        raise StaleSchemaError(
+            f"cannot migrate {safe_url(where)}: it is at migration {revision}, which this SAFER "
+            f"does not know ({exc}); restore a backup made with this SAFER's migrations"
+        ) from exc
     except OperationalError as exc:
-        raise _unavailable(str(engine.url), exc) from exc
+        raise _unavailable(where, exc) from exc
+    except DatabaseError as exc:
+        raise _not_a_database(where, exc) from exc
     return current_revision(engine=engine) or ""
+
+
+def _is_newer(revision: str) -> bool:
+    """Whether ``revision`` is unknown here and numbered after this SAFER's newest migration
+    (SAFER numbers its migrations 0001, 0002, ...)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    try:
+        if ScriptDirectory.from_config(cfg).get_revision(revision) is not None:
+            return False
+    except CommandError:
+        pass
+    head = head_revision()
+    return revision.isdigit() and head.isdigit() and int(revision) > int(head)
 
 
 def current_revision(url: str | None = None, *, engine: Engine | None = None) -> str | None:
     """The migration the database is at, or ``None`` for an empty database."""
     engine = engine or make_engine(url)
+    where = engine.url.render_as_string(hide_password=False)
     try:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
     except OperationalError as exc:
-        raise _unavailable(engine.url.render_as_string(hide_password=False), exc) from exc
+        raise _unavailable(where, exc) from exc
+    except DatabaseError as exc:
+        raise _not_a_database(where, exc) from exc
 
 
 def check_schema(engine: Engine) -> None:
@@ -147,6 +230,8 @@ def check_schema(engine: Engine) -> None:
         raise StaleSchemaError(
             f"the database at {where} has no SAFER schema; run `safer db upgrade` first"
         )
+    if current != head and _is_newer(current):
+        raise _newer(where, current)
     if current != head:
         raise StaleSchemaError(
             f"the database at {where} is at migration {current}, this SAFER needs {head}; "

@@ -12,6 +12,9 @@ __all__ = [
     "PermissionDeniedError",
     "ReviewConflictError",
     "InvalidReviewError",
+    "StayConflictError",
+    "AccountLockedError",
+    "WeakPasswordError",
 ]
 
 
@@ -41,3 +44,15 @@ class ReviewConflictError(StoreError, RuntimeError):
 
 class InvalidReviewError(StoreError, ValueError):
     """A review is malformed (unknown decision, missing reason on override, bad action)."""
+
+
+class StayConflictError(StoreError, ValueError):
+    """A stay id is already stored with other data (another patient, or uncorrected data)."""
+
+
+class AccountLockedError(AuthenticationError):
+    """Too many failed sign-ins for a user name: sign-in is refused until the lock ends."""
+
+
+class WeakPasswordError(StoreError, ValueError):
+    """A password fails the password policy (too short, too common, too simple)."""

@@ -12,6 +12,8 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -25,79 +27,261 @@ from safer._json import finite_or_none
 from safer.actions import N_ACTIONS
 from safer.cohorts.schema import FEATURES, validate
 from safer.store.audit import append_event
-from safer.store.errors import StoreError
-from safer.store.schema import NO_GATE, Gate, ModelRun, Note, Recommendation, Stay, Step
+from safer.store.errors import StayConflictError, StoreError
+from safer.store.schema import (
+    DEFAULT_SOURCE,
+    NO_GATE,
+    Gate,
+    ModelRun,
+    Note,
+    Recommendation,
+    Stay,
+    Step,
+    utcnow,
+)
 
 if TYPE_CHECKING:  # the store takes these records; importing them at run time is not needed
     from safer.conformal import Decisions
     from safer.conformal import Gate as ConformalGate
 
-__all__ = ["load_cohort", "add_decisions", "store_decisions", "LOW_CONFIDENCE"]
+__all__ = [
+    "load_cohort",
+    "add_decisions",
+    "store_decisions",
+    "current_stay_keys",
+    "fingerprint",
+    "LOW_CONFIDENCE",
+]
 
 LOW_CONFIDENCE = 0.5
 _CHUNK = 2000
 
 
-def _chunks(rows: list[dict], size: int = _CHUNK):
+def _chunks(rows: list, size: int = _CHUNK):
     for i in range(0, len(rows), size):
         yield rows[i : i + size]
 
 
+def _stay_records(stay_id: int, rows: pd.DataFrame) -> tuple[dict, list[dict], list[dict]]:
+    """The stay, step and note rows the store keeps for one stay (``stay_id`` = the key)."""
+    first = rows.iloc[0]
+    stay = {
+        "age": finite_or_none(first["age"]),
+        "gender": int(first["gender"]),
+        "weight_kg": finite_or_none(first["weight_kg"]),
+        "died": int(first["died"]),
+        "n_steps": len(rows),
+    }
+    feats = rows[FEATURES].to_numpy(dtype=float)
+    steps, notes = [], []
+    for i, row in enumerate(rows.itertuples(index=False)):
+        steps.append(
+            {
+                "stay_id": stay_id,
+                "step": int(row.step),
+                "charttime": pd.Timestamp(row.charttime).to_pydatetime(),
+                "action": int(row.action),
+                "fluid_ml": finite_or_none(getattr(row, "fluid_ml", None)),
+                "vaso_ugkgmin": finite_or_none(getattr(row, "vaso_ugkgmin", None)),
+                "features": dict(zip(FEATURES, map(finite_or_none, feats[i]), strict=True)),
+            }
+        )
+        if isinstance(row.note, str) and row.note and not pd.isna(row.note_time):
+            notes.append(
+                {
+                    "stay_id": stay_id,
+                    "step": int(row.step),
+                    "note_time": pd.Timestamp(row.note_time).to_pydatetime(),
+                    "text": row.note,
+                }
+            )
+    return stay, steps, notes
+
+
+def fingerprint(stay: dict, steps: list[dict], notes: list[dict]) -> str:
+    """SHA-256 of a stay as the store keeps it: static data, every step, every note.
+
+    Two loads of the same patient's unchanged data give the same fingerprint; a different
+    patient, or a corrected value, gives another.
+    """
+    payload = {
+        "static": {k: stay[k] for k in ("age", "gender", "weight_kg", "died", "n_steps")},
+        "steps": [
+            [
+                s["step"],
+                s["charttime"].isoformat(),
+                s["action"],
+                s["fluid_ml"],
+                s["vaso_ugkgmin"],
+                [s["features"].get(f) for f in FEATURES],
+            ]
+            for s in sorted(steps, key=lambda r: r["step"])
+        ],  # fmt: skip
+        "notes": [
+            [n["step"], n["note_time"].isoformat(), n["text"]]
+            for n in sorted(notes, key=lambda r: r["step"])
+        ],
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _stored_fingerprint(session: Session, stay: Stay) -> str:
+    """The fingerprint of a stored stay version (computed and kept when it has none yet)."""
+    if stay.fingerprint:
+        return stay.fingerprint
+    static = {"age": stay.age, "gender": stay.gender, "weight_kg": stay.weight_kg,
+              "died": stay.died, "n_steps": stay.n_steps}  # fmt: skip
+    steps = [
+        {"step": r.step, "charttime": r.charttime, "action": r.action, "fluid_ml": r.fluid_ml,
+         "vaso_ugkgmin": r.vaso_ugkgmin, "features": dict(r.features)}
+        for r in session.execute(sa.select(Step).where(Step.stay_id == stay.stay_id)).scalars()
+    ]  # fmt: skip
+    notes = [
+        {"step": n.step, "note_time": n.note_time, "text": n.text}
+        for n in session.execute(sa.select(Note).where(Note.stay_id == stay.stay_id)).scalars()
+    ]
+    stay.fingerprint = fingerprint(static, steps, notes)
+    return stay.fingerprint
+
+
+def _describe(static: dict, digest: str) -> str:
+    sex = {0: "male", 1: "female"}.get(static.get("gender"), "gender unknown")
+    age = static.get("age")
+    age_text = "age unknown" if age is None else f"age {age:g}"
+    return f"{age_text}, {sex}, {static['n_steps']} steps, fingerprint {digest[:12]}"
+
+
 def load_cohort(
-    session: Session, cohort: pd.DataFrame, *, actor: str = "system", progress: bool = False
+    session: Session,
+    cohort: pd.DataFrame,
+    *,
+    source: str = DEFAULT_SOURCE,
+    corrections: bool = False,
+    actor: str = "system",
+    progress: bool = False,
 ) -> dict[str, int]:
     """Store the stays, steps and notes of a validated cohort; stays already stored are skipped.
 
-    Returns the counts added: ``{"stays": .., "steps": .., "notes": ..}``.
+    A stay is identified by ``source``, its id and its fingerprint (:func:`fingerprint`):
+
+    - the same data under a stored id: skipped (loading twice adds nothing);
+    - other data under a stored id: refused with :class:`StayConflictError`, naming both, and
+      nothing is written — unless ``corrections=True`` says it is corrected data for the same
+      patient: then it is stored as a new version, the old one is kept (superseded) and the
+      change is audited.
+
+    Returns the counts added: ``{"stays": .., "steps": .., "notes": ..}`` (and ``"corrected"``
+    when versions were added).
     """
     validate(cohort)
-    have = set(session.execute(sa.select(Stay.stay_id)).scalars())
-    new = cohort[~cohort["stay_id"].isin(have)].sort_values(["stay_id", "step"])
-    added = {"stays": 0, "steps": 0, "notes": 0}
-    if new.empty:
-        return added
-    stays, steps, notes = [], [], []
-    for stay_id, rows in tqdm(new.groupby("stay_id"), desc="stays", disable=not progress):
-        first = rows.iloc[0]
-        stays.append(
-            {
-                "stay_id": int(stay_id),
-                "age": finite_or_none(first["age"]),
-                "gender": int(first["gender"]),
-                "weight_kg": finite_or_none(first["weight_kg"]),
-                "died": int(first["died"]),
-                "n_steps": len(rows),
-            }
+    source = _check_source(source)
+    ids = [int(i) for i in pd.unique(cohort["stay_id"])]
+    current: dict[int, Stay] = {}
+    for chunk in _chunks(ids):
+        query = sa.select(Stay).where(
+            Stay.source == source,
+            Stay.source_stay_id.in_(chunk),
+            Stay.superseded_at.is_(None),
         )
-        feats = rows[FEATURES].to_numpy(dtype=float)
-        for i, row in enumerate(rows.itertuples(index=False)):
-            steps.append(
-                {
-                    "stay_id": int(stay_id),
-                    "step": int(row.step),
-                    "charttime": pd.Timestamp(row.charttime).to_pydatetime(),
-                    "action": int(row.action),
-                    "fluid_ml": finite_or_none(getattr(row, "fluid_ml", None)),
-                    "vaso_ugkgmin": finite_or_none(getattr(row, "vaso_ugkgmin", None)),
-                    "features": dict(zip(FEATURES, map(finite_or_none, feats[i]), strict=True)),
-                }
-            )
-            if isinstance(row.note, str) and row.note and not pd.isna(row.note_time):
-                notes.append(
-                    {
-                        "stay_id": int(stay_id),
-                        "step": int(row.step),
-                        "note_time": pd.Timestamp(row.note_time).to_pydatetime(),
-                        "text": row.note,
-                    }
-                )
+        current.update({s.source_stay_id: s for s in session.execute(query).scalars()})
+    used = set(session.execute(sa.select(Stay.stay_id)).scalars())
+    next_key = max(used, default=0) + 1
+    stays, steps, notes, conflicts, corrected = [], [], [], [], []
+    ordered = cohort.sort_values(["stay_id", "step"])
+    for sid, rows in tqdm(ordered.groupby("stay_id"), desc="stays", disable=not progress):
+        sid = int(sid)
+        static, step_rows, note_rows = _stay_records(0, rows)
+        digest = fingerprint(static, step_rows, note_rows)
+        old = current.get(sid)
+        if old is not None:
+            old_digest = _stored_fingerprint(session, old)
+            if old_digest == digest:
+                continue
+            if not corrections:
+                conflicts.append((sid, old, old_digest, static, digest))
+                continue
+            corrected.append((sid, old, old_digest, digest))
+        if sid not in used:
+            key = sid
+        else:
+            key, next_key = next_key, next_key + 1
+        used.add(key)
+        version = 1 if old is None else old.version + 1
+        stays.append({"stay_id": key, "source": source, "source_stay_id": sid,
+                      "version": version, "fingerprint": digest, **static})  # fmt: skip
+        steps += [{**r, "stay_id": key} for r in step_rows]
+        notes += [{**r, "stay_id": key} for r in note_rows]
+    if conflicts:
+        raise StayConflictError(_conflict_message(source, conflicts))
+    added = {"stays": len(stays), "steps": len(steps), "notes": len(notes)}
+    if not stays:
+        return added
+    now = utcnow()
+    for sid, old, old_digest, digest in corrected:
+        old.superseded_at = now
+        session.flush()
+        new_key = next(s["stay_id"] for s in stays if s["source_stay_id"] == sid)
+        append_event(
+            session,
+            actor=actor,
+            action="correct_stay",
+            entity="stay",
+            entity_id=f"{source}:{sid}",
+            before={"stay_key": old.stay_id, "version": old.version, "fingerprint": old_digest},
+            after={"stay_key": new_key, "version": old.version + 1, "fingerprint": digest},
+        )
     for table, rows in ((Stay, stays), (Step, steps), (Note, notes)):
         for chunk in _chunks(rows):
             session.execute(sa.insert(table), chunk)
-    added = {"stays": len(stays), "steps": len(steps), "notes": len(notes)}
-    append_event(session, actor=actor, action="load_cohort", entity="cohort", entity_id="-",
+    if corrected:
+        added["corrected"] = len(corrected)
+    append_event(session, actor=actor, action="load_cohort", entity="cohort", entity_id=source,
                  after=added)  # fmt: skip
     return added
+
+
+def _check_source(source: str) -> str:
+    source = str(source).strip()
+    if not source or len(source) > 64:
+        raise StoreError("a cohort's source name must have 1-64 characters (e.g. mimic-iv)")
+    return source
+
+
+def _conflict_message(source: str, conflicts: list) -> str:
+    lines = []
+    for sid, old, old_digest, static, digest in conflicts[:3]:
+        stored = {"age": old.age, "gender": old.gender, "n_steps": old.n_steps}
+        lines.append(
+            f"stay {sid}: stored (version {old.version}) {_describe(stored, old_digest)}; "
+            f"this cohort: {_describe(static, digest)}"
+        )
+    more = f" (and {len(conflicts) - 3} more)" if len(conflicts) > 3 else ""
+    return (
+        f"{len(conflicts)} stay id(s) of source {source!r} are already stored with other data"
+        f"{more}:\n  " + "\n  ".join(lines) + "\nNothing was written. If these are other "
+        "patients, load them under another source (`safer db load --source NAME`); if this is "
+        "corrected data for the same patients, load it with `--correct` (stored as a new "
+        "version, the old one kept and the change audited)."
+    )
+
+
+def current_stay_keys(
+    session: Session, stay_ids: Sequence[int], source: str = DEFAULT_SOURCE
+) -> dict[int, int]:
+    """The store key of the current version of each of ``stay_ids`` (ids in ``source``)."""
+    out: dict[int, int] = {}
+    for chunk in _chunks([int(i) for i in pd.unique(np.asarray(stay_ids))]):
+        out.update(
+            session.execute(
+                sa.select(Stay.source_stay_id, Stay.stay_id).where(
+                    Stay.source == source,
+                    Stay.source_stay_id.in_(chunk),
+                    Stay.superseded_at.is_(None),
+                )
+            ).all()
+        )
+    return out
 
 
 def _get_or_create(session: Session, model, lookup: dict, extra: dict):
@@ -120,6 +304,7 @@ def add_decisions(
     split_seed: int | None = None,
     report_path: str | None = None,
     low_confidence: float = LOW_CONFIDENCE,
+    source: str = DEFAULT_SOURCE,
     actor: str = "system",
 ) -> int:
     """Store one recommendation per (stay, step) from a :class:`~safer.conformal.Decisions`
@@ -127,7 +312,8 @@ def add_decisions(
 
     Parameters
     ----------
-    stay_ids, steps : (n,) keys of the decisions; their stays must be loaded first.
+    stay_ids, steps : (n,) keys of the decisions: stay ids in ``source`` and steps; their stays
+        must be loaded first (the decisions attach to each stay's current version).
     proba : (n, 25) the model's probabilities over the action grid.
     decisions : safer.conformal.Decisions
         What :func:`safer.decisions.decide` returned for these rows: the action (-1 =
@@ -159,9 +345,16 @@ def add_decisions(
     sets = None if decisions.sets is None else np.asarray(decisions.sets, dtype=bool)
     if sets is not None and sets.shape != (n, N_ACTIONS):
         raise StoreError(f"sets must have shape ({n}, {N_ACTIONS}), got {sets.shape}")
-    known = {tuple(r) for r in session.execute(sa.select(Step.stay_id, Step.step))}
+    keys = current_stay_keys(session, stay_ids, _check_source(source))
+    known = {
+        tuple(r)
+        for chunk in _chunks(sorted(set(keys.values())))
+        for r in session.execute(sa.select(Step.stay_id, Step.step).where(Step.stay_id.in_(chunk)))
+    }
     unknown = [
-        (int(a), int(b)) for a, b in zip(stay_ids, steps, strict=True) if (a, b) not in known
+        (int(a), int(b))
+        for a, b in zip(stay_ids, steps, strict=True)
+        if (keys.get(int(a)), int(b)) not in known
     ]
     if unknown:
         raise StoreError(
@@ -196,7 +389,7 @@ def add_decisions(
     }
     rows = []
     for i in range(n):
-        key = (int(stay_ids[i]), int(steps[i]))
+        key = (keys[int(stay_ids[i])], int(steps[i]))
         if key in have:
             continue
         have.add(key)
@@ -251,20 +444,25 @@ def store_decisions(
     model: Any,
     gate: ConformalGate | None = None,
     *,
+    source: str = DEFAULT_SOURCE,
+    corrections: bool = False,
     actor: str = "system",
     progress: bool = False,
 ) -> dict[str, int]:
     """Store a cohort's stays and the model's (gated) decision at every row; idempotent.
 
     The decisions come from :func:`safer.decisions.decide`, which refuses a gate calibrated for
-    another model before anything is written. Returns the counts added (``stays``, ``steps``,
-    ``notes``, ``recommendations``).
+    another model before anything is written; stays are identified as :func:`load_cohort`
+    says (``source``, ``corrections``), so a decision always attaches to the data it was made
+    on. Returns the counts added (``stays``, ``steps``, ``notes``, ``recommendations``).
     """
     from safer.decisions import decide, model_version, visible
 
     proba = model.predict_proba(visible(cohort))
     decisions = decide(model, gate, cohort, proba=proba)
-    counts = load_cohort(session, cohort, actor=actor, progress=progress)
+    counts = load_cohort(
+        session, cohort, source=source, corrections=corrections, actor=actor, progress=progress
+    )
     counts["recommendations"] = add_decisions(
         session,
         cohort["stay_id"].to_numpy(),
@@ -274,6 +472,7 @@ def store_decisions(
         model_version=model_version(model),
         split_seed=getattr(model, "split_seed_", None),
         report_path=None if gate is None else gate.report_path,
+        source=source,
         actor=actor,
     )
     return counts

@@ -60,28 +60,35 @@ def review_queue(
     stay_id: int | None = None,
     limit: int = 200,
 ) -> list[dict[str, Any]]:
-    """Recommendations to review, flagged (abstained or low-confidence) first, then oldest."""
+    """Recommendations to review, flagged (abstained or low-confidence) first, then oldest.
+
+    ``stay_id`` filters on the stay's id in its source. Pending recommendations made on a
+    superseded version of a stay (corrected data was loaded since) are not offered for review.
+    """
     require(user, "view_queue")
     if status not in QUEUE_STATUSES:
         raise StoreError(f"unknown status filter {status!r}; use one of {QUEUE_STATUSES}")
-    q = sa.select(Recommendation)
+    q = sa.select(Recommendation, Stay).join(Stay, Stay.stay_id == Recommendation.stay_id)
     if status == "pending":
-        q = q.where(Recommendation.status == "pending")
+        q = q.where(Recommendation.status == "pending", Stay.superseded_at.is_(None))
     elif status == "reviewed":
         q = q.where(Recommendation.status != "pending")
     if flagged_only:
         q = q.where(Recommendation.flagged.is_(True))
     if stay_id is not None:
-        q = q.where(Recommendation.stay_id == int(stay_id))
+        q = q.where(Stay.source_stay_id == int(stay_id))
     q = q.order_by(
         Recommendation.flagged.desc(), Recommendation.stay_id, Recommendation.step
     ).limit(limit)
     out = []
-    for r in session.execute(q).scalars():
+    for r, stay in session.execute(q).all():
         out.append(
             {
                 "id": r.id,
-                "stay_id": r.stay_id,
+                "stay_id": stay.source_stay_id,
+                "source": stay.source,
+                "stay_version": stay.version,
+                "superseded": stay.superseded_at is not None,
                 "step": r.step,
                 "flagged": r.flagged,
                 "abstained": r.abstained,
@@ -98,12 +105,15 @@ def decision_detail(session: Session, user: SignedInUser, rec_id: int) -> dict[s
     """Everything the decision view shows for one recommendation.
 
     ``trajectory`` holds the stay's steps up to and including the decision; ``notes`` only those
-    charted at or before the decision time.
+    charted at or before the decision time. ``stay_id`` is the stay's id in its ``source``; the
+    data shown is the stored version the recommendation was made on (``stay_version``;
+    ``superseded`` when corrected data was loaded since).
     """
     require(user, "view_queue")
     rec = session.get(Recommendation, int(rec_id))
     if rec is None:
         raise StoreError(f"no recommendation {rec_id}; pick one from the review queue")
+    stay = session.get(Stay, rec.stay_id)
     steps = session.execute(
         sa.select(Step)
         .where(Step.stay_id == rec.stay_id, Step.step <= rec.step)
@@ -151,7 +161,10 @@ def decision_detail(session: Session, user: SignedInUser, rec_id: int) -> dict[s
         }
     return {
         "id": rec.id,
-        "stay_id": rec.stay_id,
+        "stay_id": stay.source_stay_id,
+        "source": stay.source,
+        "stay_version": stay.version,
+        "superseded": stay.superseded_at is not None,
         "step": rec.step,
         "decision_time": decision_time,
         "action": rec.action,
@@ -215,7 +228,9 @@ def stay_history(session: Session, user: SignedInUser, rec_id: int) -> pd.DataFr
         ).scalars()
     )
     if not steps:
-        raise StoreError(f"stay {rec.stay_id} has no stored steps; reload it with `safer db load`")
+        raise StoreError(
+            f"stay {stay.source_stay_id} has no stored steps; reload it with `safer db load`"
+        )
     decision_time = steps[-1].charttime
     notes = {
         n.step: n
@@ -232,7 +247,7 @@ def stay_history(session: Session, user: SignedInUser, rec_id: int) -> pd.DataFr
         note = notes.get(s.step)
         row = {f: np.nan if s.features.get(f) is None else s.features[f] for f in FEATURES}
         row.update(
-            stay_id=s.stay_id,
+            stay_id=stay.source_stay_id,
             step=s.step,
             charttime=pd.Timestamp(s.charttime),
             weight_kg=stay.weight_kg if stay.weight_kg is not None else row["Weight_kg"],
@@ -304,6 +319,13 @@ def submit_review(
                 expected_version is not None and rec.version != expected_version
             ):
                 raise _conflict(session, rec.id)
+            stay = session.get(Stay, rec.stay_id)
+            if stay is not None and stay.superseded_at is not None:
+                raise ReviewConflictError(
+                    f"recommendation {rec.id} was made on data of stay {stay.source_stay_id} "
+                    "that has since been corrected; review the recommendations made on the "
+                    "corrected data instead (nothing was saved)"
+                )
             if decision == "override":
                 if chosen_action is None or not 0 <= int(chosen_action) < N_ACTIONS:
                     raise InvalidReviewError(f"an override needs a dose: action 0..{N_ACTIONS - 1}")

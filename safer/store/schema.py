@@ -23,11 +23,15 @@ __all__ = [
     "Recommendation",
     "Review",
     "AuditEvent",
+    "AuditHead",
+    "SignInFailure",
+    "DEFAULT_SOURCE",
     "utcnow",
 ]
 
 ROLES = ("clinician", "auditor", "admin")
 NO_GATE = ""  # calibration hash stored for recommendations made without a conformal gate
+DEFAULT_SOURCE = "default"  # the source of stays loaded without naming one
 
 
 def utcnow() -> datetime:
@@ -55,15 +59,36 @@ class User(Base):
 
 
 class Stay(Base):
+    """One stored version of a stay.
+
+    A stay is identified by its ``source`` and ``source_stay_id`` (its id there) *and* its
+    ``fingerprint`` (SHA-256 of the static data, steps and notes as stored). ``stay_id`` is the
+    store's key of this version (the source's id for the first stay stored under that id, a
+    fresh number otherwise); steps, notes and recommendations refer to it. Corrected data is a
+    new ``version``; the old one is kept with ``superseded_at`` set.
+    """
+
     __tablename__ = "stays"
 
     stay_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    source: Mapped[str] = mapped_column(sa.String(64), default=DEFAULT_SOURCE)
+    source_stay_id: Mapped[int] = mapped_column(sa.BigInteger)
+    version: Mapped[int] = mapped_column(default=1)
+    fingerprint: Mapped[str | None] = mapped_column(sa.String(64))
+    superseded_at: Mapped[datetime | None]
     age: Mapped[float | None]
     gender: Mapped[int | None]
     weight_kg: Mapped[float | None]
     died: Mapped[int | None]
     n_steps: Mapped[int]
     loaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "source", "source_stay_id", "version", name="uq_stays_source_id_version"
+        ),
+        sa.Index("ix_stays_source_stay", "source", "source_stay_id"),
+    )
 
 
 class Step(Base):
@@ -191,3 +216,26 @@ class AuditEvent(Base):
     after: Mapped[str] = mapped_column(sa.Text)  # canonical JSON
     prev_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+
+
+class AuditHead(Base):
+    """The newest audit event's ``seq`` and ``hash`` (one row, ``id = 1``), written with every
+    event and kept out of the audited table: the anchor that tail truncation cannot move."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    seq: Mapped[int]
+    hash: Mapped[str] = mapped_column(sa.String(64))
+    updated_at: Mapped[datetime]
+
+
+class SignInFailure(Base):
+    """Consecutive failed sign-ins for one (normalised) user name, known or not."""
+
+    __tablename__ = "sign_in_failures"
+
+    username: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    failures: Mapped[int]
+    first_failure_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]

@@ -211,7 +211,9 @@ def read_series_csv(path: str | Path, channels: list[str], window: int) -> pd.Da
 
 def write_series_csv(series: pd.DataFrame, path: str | Path) -> Path:
     """Write an edited series in the same layout as :func:`read_series_csv` reads."""
+    from safer._atomic import atomic_file
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    series.to_csv(path, index=False)
+    with atomic_file(path) as tmp:
+        series.to_csv(tmp, index=False)
     return path
