@@ -31,6 +31,7 @@ training windows. So a perfect editor yields series as real as the data.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import pickle
 import subprocess
@@ -78,8 +79,8 @@ PEER_PINS = ["tsgm==0.1.0", "tensorflow-cpu==2.21.0", "pandas<3"]
 WINDOW = 16
 SWEEP = [  # (label, config changes): denoiser size and noise schedule
     ("d64 x3 layers, 200 steps", {}),
-    ("d128 x4 layers, 200 steps", {"d_model": 128, "n_layers": 4}),
     ("d64 x3 layers, 100 steps", {"diffusion_steps": 100}),
+    ("d32 x2 layers, 200 steps", {"d_model": 32, "n_layers": 2}),
 ]
 OLD_PAGE = """\
 Measured on main before issue 22 (`python benchmarks/tsedit.py --stays 2000 --max-edits 48`,
@@ -252,7 +253,7 @@ def run_edits(editor: DiffusionEditor, sources: list[np.ndarray], pools, steps: 
         hard = [
             hard_anchor_mae(r.report) for r in results if r.report["hard_anchor_mae"] is not None
         ]
-        pulled = [a["pulled_fraction"] for a in soft if "pulled_fraction" in a]
+        pulled = [a["pulled_fraction"] for a in soft if a.get("pulled_fraction") is not None]
         points = [[(a.time, channels.index(a.channel)) for a in anc] for anc in anchors]
         out[name] = {
             "x": x,
@@ -406,6 +407,53 @@ def plot(path: Path, channels, real, edited, regen, requests_x, title):
     plt.close(fig)
 
 
+# ------------------------------------------------------------------------------ one seed
+def seed_work(seed, cfg, train, test, sources, reference, pools, args: dict) -> dict:
+    """Everything measured with one seed of our model (runs in a worker process)."""
+    torch.set_num_threads(args["threads"])
+    steps, iterations = args["steps"], args["metric_iterations"]
+    src = sources.values[: args["max_edits"]]
+    src_charted = as_charted(sources)[: args["max_edits"]]
+    t0 = time.perf_counter()
+    editor = DiffusionEditor(cfg).fit(train, progress=False)
+    fit_s = time.perf_counter() - t0
+    fit_note = (f"seed {seed}: {fit_s:.0f} s, {len(editor.history_['epochs'])} epochs, "
+                f"best {editor.history_['best_epoch']}")  # fmt: skip
+    print("fit", fit_note, flush=True)
+    score = Scorer(train.values, test.values, _scale(train), seed, iterations)
+    floor = train.values[np.random.default_rng(seed).permutation(len(train))[: len(test)]]
+    gen = {"real: training windows (floor)": score.real_rows(train.values, floor)}
+    t0 = time.perf_counter()
+    uncond = editor.sample(len(test), seed=seed, steps=steps)
+    sample_s = time.perf_counter() - t0
+    gen["ours, unconditional"] = score(uncond)
+    cond = editor.sample(len(test), seed=seed, steps=steps, covariates=test.covariates)
+    gen["ours, given the covariates"] = score(cond)
+    timing = {"fit": fit_s, "sample_per_window": sample_s / len(test),
+              **time_one_edit(editor, sources.values[0], steps)}  # fmt: skip
+    edits, marks = run_edits(editor, src_charted, pools, steps, seed)
+    escore = Scorer(train.values, reference.values, _scale(train), seed, iterations)
+    edit_real = {name: escore(e["x"]) for name, e in edits.items()}
+    edit_real["real: the unedited sources"] = escore(src)
+    cont = continuation(editor, test, steps, seed, 300)
+    print(f"seed {seed} done", flush=True)
+    return {
+        "gen": gen,
+        "edit": {k: {m: v for m, v in e.items() if m != "x"} for k, e in edits.items()},
+        "edit_real": edit_real,
+        "cont": cont,
+        "timing": timing,
+        "fit_note": fit_note,
+        "plot": ({k: {"x": e["x"][:3]} for k, e in edits.items()}, src[:3], marks[:3]),
+    }
+
+
+def _scale(train: SeriesData) -> np.ndarray:
+    """Per-channel SD of the training windows (the unit of the realism distance)."""
+    x = train.values.reshape(-1, train.values.shape[-1])
+    return np.where(x.std(0) > 0, x.std(0), 1.0)
+
+
 # ------------------------------------------------------------------------------ main
 def main() -> None:
     parser = argparse.ArgumentParser(
@@ -425,6 +473,9 @@ def main() -> None:
     parser.add_argument("--co2-seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--co2-steps", type=int, default=3000)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
+    parser.add_argument("--peer-seeds", type=int, nargs="+", help="seeds of the peers (default "
+                        "--seeds)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "tsedit.md")
     parser.add_argument("--render-only", type=Path, help="write the page from a saved run")
     args = parser.parse_args()
@@ -448,7 +499,8 @@ def main() -> None:
     if not args.no_peer:
         python = ensure_venv()
         epochs = {"timegan": args.timegan_epochs, "vae": args.vae_epochs}
-        peers = Peers(python, train.values, len(test), args.seeds, epochs, args.threads)
+        peers = Peers(python, train.values, len(test), args.peer_seeds or args.seeds, epochs,
+                      args.threads)  # fmt: skip
         peers.start()
 
     # -- sizing by validation (seed 0) ----------------------------------------------------------
@@ -472,53 +524,31 @@ def main() -> None:
     chosen = replace(TseditConfig(), window=WINDOW, train_steps=args.train_steps, **best[2])
     sweep_lines += ["", f"Chosen: **{best[1]}**.", ""]
 
-    # -- per seed -------------------------------------------------------------------------------
+    # -- per seed (in --jobs worker processes) ---------------------------------------------
     pools = change_pools(train)
     gen_rows: dict[str, list[dict]] = {}
     edit_rows: dict[str, list[dict]] = {}
     edit_real: dict[str, list[dict]] = {}
     cont_rows: dict[str, list[float]] = {}
     timing, fit_notes = [], []
-    src = sources.values[: args.max_edits]
-    src_charted = as_charted(sources)[: args.max_edits]
-    scorers = {}
-    for seed in args.seeds:
-        cfg = replace(chosen, seed=seed)
-        t0 = time.perf_counter()
-        editor = DiffusionEditor(cfg).fit(train, progress=False)
-        fit_s = time.perf_counter() - t0
-        fit_notes.append(f"seed {seed}: {fit_s:.0f} s, {len(editor.history_['epochs'])} epochs, "
-                         f"best {editor.history_['best_epoch']}")  # fmt: skip
-        print("fit", fit_notes[-1], flush=True)
-        score = Scorer(train.values, test.values, editor.normalizer_.std, seed,
-                       args.metric_iterations)  # fmt: skip
-        gen_rows.setdefault("real: training windows (floor)", []).append(
-            score.real_rows(
-                train.values,
-                train.values[np.random.default_rng(seed).permutation(len(train))[: len(test)]],
-            )
-        )
-        t0 = time.perf_counter()
-        uncond = editor.sample(len(test), seed=seed, steps=args.steps)
-        sample_s = time.perf_counter() - t0
-        gen_rows.setdefault("ours, unconditional", []).append(score(uncond))
-        cond = editor.sample(len(test), seed=seed, steps=args.steps, covariates=test.covariates)
-        gen_rows.setdefault("ours, given the covariates", []).append(score(cond))
-        timing.append({"fit": fit_s, "sample_per_window": sample_s / len(test),
-                       **time_one_edit(editor, sources.values[0], args.steps)})  # fmt: skip
-        scorers[seed] = score
-        edits, marks = run_edits(editor, src_charted, pools, args.steps, seed)
-        escore = Scorer(train.values, reference.values, editor.normalizer_.std, seed,
-                        args.metric_iterations)  # fmt: skip
-        for name, e in edits.items():
-            edit_rows.setdefault(name, []).append(e)
-            edit_real.setdefault(name, []).append(escore(e["x"]))
-        edit_real.setdefault("real: the unedited sources", []).append(escore(src))
-        for k, v in continuation(editor, test, args.steps, seed, 300).items():
-            cont_rows.setdefault(k, []).append(v)
+    work = [(seed, replace(chosen, seed=seed), train, test, sources, reference, pools,
+             vars(args) | {"out": str(args.out)}) for seed in args.seeds]  # fmt: skip
+    if args.jobs > 1:
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(min(args.jobs, len(work))) as pool:
+            done = pool.starmap(seed_work, work)
+    else:
+        done = [seed_work(*w) for w in work]
+    for seed, r in zip(args.seeds, done, strict=True):
+        for table, rows in (("gen", gen_rows), ("edit", edit_rows), ("edit_real", edit_real),
+                            ("cont", cont_rows)):  # fmt: skip
+            for k, v in r[table].items():
+                rows.setdefault(k, []).append(v)
+        timing.append(r["timing"])
+        fit_notes.append(r["fit_note"])
         if seed == args.seeds[0]:
-            plot_args = (edits, src, marks)
-        print(f"seed {seed} done at {time.perf_counter() - started:.0f} s", flush=True)
+            plot_args = r["plot"]
+    print(f"seeds done at {time.perf_counter() - started:.0f} s", flush=True)
 
     peer_notes = []
     if peers is not None:
@@ -526,7 +556,10 @@ def main() -> None:
         if peers.error:
             peer_notes.append(f"- peer run failed: {peers.error.splitlines()[-1]}")
         for seed in args.seeds:
-            score = scorers[seed]
+            if not any((m, seed) in peers.results for m in ("timegan", "vae")):
+                continue
+            score = Scorer(train.values, test.values, _scale(train), seed,
+                           args.metric_iterations)  # fmt: skip
             for model, label in (("timegan", "tsgm TimeGAN (peer)"), ("vae", "tsgm VAE (peer)")):
                 if (model, seed) in peers.results:
                     gen, sec = peers.results[(model, seed)]
@@ -563,13 +596,12 @@ def main() -> None:
     edits, src0, marks = plot_args
     state = {
         "notes": notes, "fit_notes": fit_notes, "peer_notes": peer_notes, "gen_rows": gen_rows,
-        "edit_rows": {k: [{m: v for m, v in r.items() if m != "x"} for r in rows]
-                      for k, rows in edit_rows.items()},
+        "edit_rows": edit_rows,
         "edit_real": edit_real, "cont_rows": cont_rows, "co2_lines": co2_lines,
         "sweep_lines": sweep_lines, "best": best[1], "chosen": asdict(chosen), "timing": timing,
         "total": time.perf_counter() - started, "channels": train.channels,
-        "plot": (src0[:3], edits["ours (batched)"]["x"][:3],
-                 edits["regeneration (no controls)"]["x"][:3], marks[:3]),
+        "plot": (src0, edits["ours (batched)"]["x"], edits["regeneration (no controls)"]["x"],
+                 marks),
         "args": vars(args) | {"out": str(args.out)},
         "header": header("Time-series generation and editing (safer.tsedit)", "torch", "numpy",
                          "scikit-learn"),

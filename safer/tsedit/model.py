@@ -933,8 +933,8 @@ class DiffusionEditor(Learnable):
             if soft is not None and k in soft:
                 free = soft[k]
                 entry["free_value"] = free
-                gap = entry["target"] - free
-                entry["pulled_fraction"] = (entry["achieved"] - free) / gap if gap else 1.0
+                gap = entry["target"] - free  # undefined when the anchor asks for the free value
+                entry["pulled_fraction"] = (entry["achieved"] - free) / gap if gap else None
         return EditResult(self._as_frame(x, it["like"]), report)
 
     def _as_array(self, series, name: str = "series", limit: bool = True) -> np.ndarray:
