@@ -407,7 +407,17 @@ def plot(path: Path, channels, real, edited, regen, requests_x, title):
     plt.close(fig)
 
 
-# ------------------------------------------------------------------------------ one seed
+# ------------------------------------------------------------------------------ workers
+def sweep_work(label: str, cfg: TseditConfig, train: SeriesData) -> tuple:
+    """Train one sweep candidate; (best validation realism, epochs, best epoch, seconds)."""
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    ed = DiffusionEditor(cfg).fit(train, progress=False)
+    sec = time.perf_counter() - t0
+    print(f"sweep {label}: {ed.history_['best_val']:.4f} in {sec:.0f} s", flush=True)
+    return ed.history_["best_val"], len(ed.history_["epochs"]), ed.history_["best_epoch"], sec
+
+
 def seed_work(seed, cfg, train, test, sources, reference, pools, args: dict) -> dict:
     """Everything measured with one seed of our model (runs in a worker process)."""
     torch.set_num_threads(args["threads"])
@@ -462,7 +472,7 @@ def main() -> None:
     parser.add_argument("--stays", type=int, default=10000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--train-steps", type=int, default=4000)
-    parser.add_argument("--sweep-steps", type=int, default=2000)
+    parser.add_argument("--sweep-steps", type=int, help="default: --train-steps")
     parser.add_argument("--max-edits", type=int, default=300)
     parser.add_argument("--steps", type=int, default=50, help="DDIM steps")
     parser.add_argument("--metric-iterations", type=int, default=2000)
@@ -486,6 +496,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     plot_args = None
+    ctx = multiprocessing.get_context("spawn")  # workers start clean (no forked torch state)
 
     train, test, sources, reference = cohort_data(args.stays)
     notes = [
@@ -503,21 +514,20 @@ def main() -> None:
                       args.threads)  # fmt: skip
         peers.start()
 
-    # -- sizing by validation (seed 0) ----------------------------------------------------------
-    base = replace(TseditConfig(), window=WINDOW, train_steps=args.sweep_steps,
-                   seed=args.seeds[0])  # fmt: skip
+    # -- sizing by validation (seed 0, candidates in --jobs worker processes) ------------------
+    sweep_steps = args.sweep_steps or args.train_steps
+    base = replace(TseditConfig(), window=WINDOW, train_steps=sweep_steps, seed=args.seeds[0])
     sweep_lines = ["### Sizing sweep (validation realism, seed "
-                   f"{args.seeds[0]}, up to {args.sweep_steps} steps, early stopping)", "",
+                   f"{args.seeds[0]}, up to {sweep_steps} steps, early stopping)", "",
                    "| denoiser and schedule | best validation realism distance | epochs run "
-                   "(of 100 steps) | training s |", "|---|---|---|---|"]  # fmt: skip
+                   "(of 100 steps) | best epoch | training s |",
+                   "|---|---|---|---|---|"]  # fmt: skip
+    jobs = [(label, replace(base, **change), train) for label, change in SWEEP]
+    with ctx.Pool(max(1, min(args.jobs, len(jobs)))) as pool:
+        swept = pool.starmap(sweep_work, jobs)
     best = None
-    for label, change in SWEEP:
-        cfg = replace(base, **change)
-        t0 = time.perf_counter()
-        ed = DiffusionEditor(cfg).fit(train, progress=False)
-        sec = time.perf_counter() - t0
-        val = ed.history_["best_val"]
-        sweep_lines.append(f"| {label} | {val:.4f} | {len(ed.history_['epochs'])} | {sec:.0f} |")
+    for (label, change), (val, n_epochs, best_epoch, sec) in zip(SWEEP, swept, strict=True):
+        sweep_lines.append(f"| {label} | {val:.4f} | {n_epochs} | {best_epoch} | {sec:.0f} |")
         print(sweep_lines[-1], flush=True)
         if best is None or val < best[0]:
             best = (val, label, change)
@@ -533,12 +543,8 @@ def main() -> None:
     timing, fit_notes = [], []
     work = [(seed, replace(chosen, seed=seed), train, test, sources, reference, pools,
              vars(args) | {"out": str(args.out)}) for seed in args.seeds]  # fmt: skip
-    if args.jobs > 1:
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(min(args.jobs, len(work))) as pool:
-            done = pool.starmap(seed_work, work)
-    else:
-        done = [seed_work(*w) for w in work]
+    with ctx.Pool(max(1, min(args.jobs, len(work)))) as pool:
+        done = pool.starmap(seed_work, work)
     for seed, r in zip(args.seeds, done, strict=True):
         for table, rows in (("gen", gen_rows), ("edit", edit_rows), ("edit_real", edit_real),
                             ("cont", cont_rows)):  # fmt: skip

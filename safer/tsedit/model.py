@@ -96,9 +96,9 @@ class TseditConfig:
     mask_padding: bool = True
     ema_decay: float = 0.995
     steps_per_epoch: int = 100
-    patience: int | None = 6
+    patience: int | None = 10
     val_fraction: float = 0.1
-    val_samples: int = 256
+    val_samples: int = 512
     val_ddim_steps: int = 20
 
 
