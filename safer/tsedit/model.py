@@ -71,9 +71,9 @@ __all__ = ["TseditConfig", "Denoiser", "DiffusionEditor", "EditResult"]
 class TseditConfig:
     """Hyperparameters of :class:`DiffusionEditor` (shapes are read from the data at fit).
 
-    The denoiser size and noise schedule defaults were chosen by the validation sweep of
-    ``benchmarks/tsedit.py`` (docs/benchmarks/tsedit.md); ``train_steps`` is an upper bound
-    when early stopping runs (``patience``).
+    ``benchmarks/tsedit.py`` sizes the denoiser and the noise schedule by held-out realism
+    (its sweep is in docs/benchmarks/tsedit.md); ``train_steps`` is an upper bound when early
+    stopping runs (``patience`` epochs of ``steps_per_epoch`` steps).
     """
 
     window: int = 48
