@@ -1,6 +1,8 @@
 """Benchmark time-series generation and editing, with a peer generator side by side.
 
-    python benchmarks/tsedit.py --stays 10000 --seeds 0 1 2
+    python benchmarks/tsedit.py --stays 6000 --seeds 0 1 2 --jobs 4 --train-steps 3000 \
+        --sweep-steps 1500 --max-edits 150 --metric-iterations 1000 --timegan-epochs 200 \
+        --vae-epochs 100 --peer-seeds 0 --co2-seeds 0 --co2-steps 1500   # the published run
 
 Writes docs/benchmarks/tsedit.md (and the figure docs/benchmarks/tsedit_trajectories.png).
 What it does, in order, all in one run on one machine:
