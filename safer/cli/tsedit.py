@@ -20,7 +20,9 @@ def train(
     data: str = typer.Option(..., "--data", help="cohort:FILE (a cohort table), co2 or sunspots."),
     window: int = typer.Option(48, "--window", min=2, help="Window length in time steps."),
     out: Path = typer.Option(..., "--out", help="Output directory for the model."),
-    train_steps: int = typer.Option(3000, "--train-steps", min=1, help="Optimiser steps."),
+    train_steps: int = typer.Option(
+        3000, "--train-steps", min=1, help="Most optimiser steps (early stopping may end sooner)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same model)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -31,14 +33,18 @@ def train(
     config = replace(TseditConfig(), window=window, train_steps=train_steps, seed=seed)
     editor = DiffusionEditor(config).fit(windows, progress=not json_out)
     editor.save(out)
-    tail = editor.loss_history_[-50:]
+    tail = editor.loss_history_[-5:]
     summary = {
         "model": str(out),
         "data": data,
         "channels": editor.channels_,
+        "covariates": editor.covariates_,
+        "charting_indicators": editor.sparse_,
         "windows": len(windows),
         "window": window,
         "train_steps": train_steps,
+        "epochs_run": len(editor.loss_history_),
+        "best_validation_realism": editor.history_.get("best_val"),
         "final_loss": sum(tail) / len(tail),
     }
     if json_out:
@@ -59,6 +65,9 @@ def edit(
     segment: list[str] = typer.Option(
         [], "--segment", help="START:END:CHANNEL:STAT:TARGET, END exclusive. Repeatable."
     ),
+    history: Path | None = typer.Option(
+        None, "--history", help="CSV of the stay's rows before --series (same columns): context."
+    ),
     out: Path = typer.Option(..., "--out", help="Output CSV (same layout as --series)."),
     steps: int = typer.Option(50, "--steps", min=1, help="DDIM denoising steps."),
     strength: float = typer.Option(
@@ -67,7 +76,11 @@ def edit(
     seed: int = typer.Option(0, "--seed", help="Random seed of the noise."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Edit a series under point anchors and segment statistics; report what was achieved."""
+    """Edit a series under point anchors and segment statistics; report what was achieved.
+
+    Covariate columns the model was trained with (e.g. age, gender, Weight_kg, mechvent) are
+    read from --series and --history when present.
+    """
     from safer.tsedit import (
         DiffusionEditor,
         parse_anchor,
@@ -77,10 +90,15 @@ def edit(
     )
 
     editor = DiffusionEditor.load(model)
-    frame = read_series_csv(series, editor.channels_, editor.config.window)
+    frame = read_series_csv(series, editor.channels_, editor.config.window,
+                            extra=editor.covariates_)  # fmt: skip
+    past = None
+    if history is not None:
+        past = read_series_csv(history, editor.channels_, None, extra=editor.covariates_)
     anchors = [parse_anchor(a) for a in anchor]
     segments = [parse_segment(s) for s in segment]
-    result = editor.edit(frame, anchors, segments, steps=steps, strength=strength, seed=seed)
+    result = editor.edit(frame, anchors, segments, steps=steps, strength=strength, seed=seed,
+                         history=past)  # fmt: skip
     write_series_csv(result.series, out)
     report = {"out": str(out), **result.report}
     if json_out:

@@ -144,12 +144,17 @@ class WhatIf:
         """Edit the vitals window of ``history`` and score the decision before and after.
 
         Anchor and segment times count from the first step of :meth:`vitals` (0 = its first
-        row), as :meth:`safer.tsedit.DiffusionEditor.edit` takes them.
+        row), as :meth:`safer.tsedit.DiffusionEditor.edit` takes them. The edit is conditioned on
+        the stay's covariates in ``history`` (those the editor was trained with) and on its rows
+        before the window when the window leaves room for them.
         """
         charted = self.vitals(history)
+        rows = history.sort_values("step")
         result = self.editor.edit(
-            charted, list(anchors), list(segments), steps=steps, strength=strength, seed=seed
-        )
+            charted, list(anchors), list(segments), steps=steps, strength=strength, seed=seed,
+            history=rows.iloc[: len(rows) - len(charted)],  # context before the window, if any
+            covariates=rows.tail(len(charted)),  # this patient's age, sex, weight, ventilation
+        )  # fmt: skip
         edited_rows = apply_edit_to_history(history, result.series)
         return WhatIfResult(result.series, result.report, self.score(history),
                             self.score(edited_rows))  # fmt: skip

@@ -17,6 +17,7 @@ from safer.tsedit.controls import (
     resolve,
 )
 from safer.tsedit.data import (
+    COVARIATES,
     VITALS,
     Normalizer,
     SeriesData,
@@ -28,11 +29,14 @@ from safer.tsedit.data import (
     write_series_csv,
 )
 from safer.tsedit.model import DiffusionEditor, EditResult, TseditConfig
+from safer.tsedit.transforms import ChannelTransforms
 
 __all__ = [
+    "COVARIATES",
     "STATISTICS",
     "VITALS",
     "Anchor",
+    "ChannelTransforms",
     "DiffusionEditor",
     "EditPlan",
     "EditResult",

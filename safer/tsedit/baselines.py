@@ -23,7 +23,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from safer.tsedit.controls import Anchor, SegmentStat, edit_report, project_segments, resolve
+from safer.tsedit.controls import (
+    Anchor,
+    EditPlan,
+    SegmentStat,
+    edit_report,
+    project_segments,
+    resolve,
+)
 from safer.tsedit.model import DiffusionEditor, EditResult
 
 __all__ = ["inpaint_edit", "overwrite_smooth_edit"]
@@ -38,36 +45,51 @@ def inpaint_edit(
     strength: float = 0.5,
     seed: int = 0,
 ) -> EditResult:
-    """Hard inpainting (Diffusion-TS style): replace anchored points of x_t at every step."""
+    """Hard inpainting (Diffusion-TS style): replace anchored points of x_t at every step.
+
+    Everything else is as in :meth:`DiffusionEditor.edit` (the same start, noise, charting
+    pattern, rounding and bounds), so the two differ only in how the controls act.
+    """
     editor.check_fitted()
-    x = editor._as_array(series)
-    length = len(x)
-    plan = resolve(list(anchors), list(segments), editor.channels_, length)
-    hard = [Anchor(a.time, a.channel, a.value, 1.0) for a in plan.anchors]
-    z, valid = editor._prepare(pd.DataFrame(x).ffill().to_numpy())
-    norm = editor.normalizer_
-    known = torch.zeros_like(z)
-    target = torch.zeros_like(z)
+    hard = [Anchor(a.time, a.channel, a.value, 1.0) for a in anchors]
+    item = editor._item(series, hard, list(segments), None, None, 0)
+    item["plan"] = EditPlan(hard, [], item["plan"].channels, item["plan"].length)
+    batch = editor._edit_batch([item], None)
+    # only the anchors are inpainted; context and pattern stay in the x0 clamp
+    known = torch.zeros_like(batch.known_mask)
+    c = len(editor.channels_)
     for a in hard:
-        c = plan.channel_index(a.channel)
-        known[0, a.time, c] = 1.0
-        target[0, a.time, c] = float((a.value - norm.mean[c]) / norm.std[c])
+        known[0, item["h"] + a.time, editor.channels_.index(a.channel)] = 1.0
+    target = batch.known_val
     gen = torch.Generator().manual_seed(seed)
+    _, length, ct = batch.source.shape
     t_start = max(1, round(strength * (editor.config.diffusion_steps - 1)))
     ab = editor.alpha_bar_[t_start]
-    x_t = (ab.sqrt() * z + (1 - ab).sqrt() * torch.randn(z.shape, generator=gen)) * valid
+    x_t = (ab.sqrt() * batch.source + (1 - ab).sqrt() * torch.randn((1, length, ct),
+                                                                      generator=gen))  # fmt: skip
+    x_t = x_t * batch.valid
+    pattern_only = batch.known_mask.clone()
+    pattern_only[..., :c] -= known[..., :c]
 
     def xt_hook(x_t: torch.Tensor, t: int) -> torch.Tensor:
         a = editor.alpha_bar_[t]
-        noisy = a.sqrt() * target + (1 - a).sqrt() * torch.randn(z.shape, generator=gen)
+        noisy = a.sqrt() * target + (1 - a).sqrt() * torch.randn(x_t.shape, generator=gen)
         return known * noisy + (1 - known) * x_t
 
-    zeros = torch.zeros_like(z)
-    z0 = editor._ddim(x_t, valid, zeros, zeros, t_start, steps, xt_hook=xt_hook)
-    out = norm.inverse(z0[0, :length].numpy())
+    def x0_hook(x0: torch.Tensor, _step: int) -> torch.Tensor:
+        x0 = pattern_only * batch.known_val + (1 - pattern_only) * x0
+        return editor._render(x0, batch.pattern)
+
+    z = editor._ddim(x_t, batch, t_start, steps, x0_hook=x0_hook, xt_hook=xt_hook)
+    pattern = editor._pattern_of(z, batch.pattern)
+    x = editor._to_data(z, pattern)[0]
+    out = np.array(x[item["h"] : item["h"] + item["length"]], dtype=float)
+    plan = resolve(list(anchors), list(segments), editor.channels_, item["length"])
     for a in hard:  # the projection never moves an anchored point, so write anchors first
         out[a.time, plan.channel_index(a.channel)] = a.value
-    out = project_segments(out, plan)
+    out = project_segments(out, plan, editor.transforms_.quantum)
+    for a in hard:
+        out[a.time, plan.channel_index(a.channel)] = a.value
     frame = pd.DataFrame(out, columns=editor.channels_)
     return EditResult(frame, edit_report(out, plan))
 

@@ -4,12 +4,18 @@ The controls act at inference only; the trained model is never updated. They fol
 description of CocktailEdit ("How to Unlock Time Series Editing? Diffusion-Driven Approach with
 Multi-Grained Control"); no official code exists, so this is our reading of the method:
 
-- **Point anchor** ``(time, channel, value, confidence c)``. At *every* denoising step the
-  model's predicted clean series is blended at the anchored point, ``x0 <- (1 - c) x0 + c value``,
-  before the DDIM update, so the rest of the series is denoised around the pulled value. The
-  schedule is constant in c over the denoising steps; after the last step the same blend is
-  applied once more. Hence c = 1 is a hard replacement reached exactly, c = 0 is no control and
-  0 < c < 1 ends at the fraction c of the way from the model's own value to the anchor.
+- **Point anchor** ``(time, channel, value, confidence c)``. A hard anchor (c = 1) is a known
+  cell: at every denoising step the model's predicted clean series takes the value there before
+  the DDIM update, so the rest of the series is denoised around it, and the final series has
+  exactly that value. A soft anchor (0 < c < 1) means: *the edited value lies the fraction c of
+  the way from the value the edit would give without this anchor to the anchor's value* —
+  ``(1 - c) * free + c * value``. It is met exactly, in two passes with the same noise: the
+  edit without the soft anchors gives ``free``; the edit is then run again with the cell pinned
+  at that point (like a hard anchor), so the neighbours follow the pulled value. When the model
+  is right, ``free`` is a draw from its conditional distribution, so in expectation c = 0.5
+  lands halfway between the model's conditional mean and the anchor — the posterior mean of a
+  Gaussian observation whose noise variance is ``(1 - c) / c`` times the model's
+  (tests/tsedit/test_model.py checks this on a known Gaussian case). c = 0 is no control.
 - **Segment statistic** ``(start, end, channel, statistic, target)`` with ``end`` exclusive and
   statistic in {mean, sum, min, max}. At every denoising step we take ``n_guidance`` gradient
   steps on the predicted clean series (in normalised units) that lower
@@ -242,32 +248,59 @@ def guidance_loss(
     return loss
 
 
-def project_segments(x: np.ndarray, plan: EditPlan) -> np.ndarray:
+def project_segments(
+    x: np.ndarray, plan: EditPlan, quantum: np.ndarray | None = None
+) -> np.ndarray:
     """Exact projection of ``x`` (length, n_channels; data units) onto the segment targets.
 
     Points under a hard anchor never move; points under a soft anchor move only when a segment
     has no unanchored point. Overlapping segments are projected in turn for up to 50 rounds.
+    With ``quantum`` (the charting precision per channel, 0 = continuous), a mean / sum
+    correction moves free points by whole quanta, spread evenly, and puts what is left (less
+    than one quantum) on one point, so the series stays on its charting grid wherever the
+    target allows; if that does not settle overlapping segments, the plain shift finishes.
+
+    >>> plan = resolve([], [SegmentStat(0, 4, "HR", "mean", 80.5)], ["HR"], 4)
+    >>> project_segments(np.full((4, 1), 80.0), plan, np.array([1.0]))[:, 0].tolist()
+    [81.0, 80.0, 80.0, 81.0]
     """
     x = np.array(x, dtype=float, copy=True)
     hard, anchored = plan.hard_mask(), plan.anchored_mask()
-    for _ in range(_PROJECTION_ROUNDS):
-        for s in plan.segments:
-            c = plan.channel_index(s.channel)
-            idx = np.arange(s.start, s.end)
-            free = idx[~anchored[idx, c]]
-            if free.size == 0:
-                free = idx[~hard[idx, c]]
-            if free.size:
-                _project_one(x, s, c, idx, free)
-        if all(_residual(x, s, plan) <= 1e-9 for s in plan.segments):
-            break
+    grids = [quantum, None] if quantum is not None else [None]
+    for grid in grids:
+        for _ in range(_PROJECTION_ROUNDS):
+            for s in plan.segments:
+                c = plan.channel_index(s.channel)
+                idx = np.arange(s.start, s.end)
+                free = idx[~anchored[idx, c]]
+                if free.size == 0:
+                    free = idx[~hard[idx, c]]
+                if free.size:
+                    q = 0.0 if grid is None else float(grid[c])
+                    _project_one(x, s, c, idx, free, q)
+            if all(_residual(x, s, plan) <= 1e-9 for s in plan.segments):
+                return x
     return x
 
 
-def _project_one(x: np.ndarray, s: SegmentStat, c: int, idx: np.ndarray, free: np.ndarray):
+def _project_one(x: np.ndarray, s: SegmentStat, c: int, idx: np.ndarray, free: np.ndarray,
+                 quantum: float = 0.0):  # fmt: skip
     if s.statistic in ("mean", "sum"):
         total = s.target if s.statistic == "sum" else s.target * idx.size
-        x[free, c] += (total - x[idx, c].sum()) / free.size
+        residual = total - x[idx, c].sum()
+        if quantum <= 0:
+            x[free, c] += residual / free.size
+            return
+        k = free.size
+        units = residual / quantum
+        base = np.floor(units / k)
+        extra = units - base * k  # in [0, k)
+        n_full = min(int(np.floor(extra + 1e-9)), k)
+        x[free, c] += base * quantum
+        if n_full:
+            spread = np.floor(np.linspace(0, k - 1, n_full) + 0.5).astype(int)
+            x[free[spread], c] += quantum
+        x[free[k // 2], c] += (extra - n_full) * quantum
     elif s.statistic == "max":
         x[free, c] = np.minimum(x[free, c], s.target)
         if x[idx, c].max() < s.target:

@@ -3,11 +3,17 @@
 Three sources are supported:
 
 - ``cohort``: the vitals of a cohort table (:data:`VITALS`), one series per ICU stay on the
-  4-hour grid. Missing values are forward-filled within the stay; values still missing (before
-  the first measurement) are masked. Stays are short (about 9 steps on average), so each stay is
-  **padded** to the window at its end and the padding is masked: a stay never shares a window with
-  another patient. Stays longer than the window give several windows (stride ``window // 2``, plus
-  one ending at the stay's last step).
+  4-hour grid. Missing values are forward-filled within the stay (as a chart reads: a value
+  holds until the next measurement) and ``charted`` records which cells were really measured
+  (the first available cell of a window counts as measured: it carries a value from before the
+  window); values still missing (before the first measurement) are masked. The stay's
+  covariates (:data:`COVARIATES`: age, sex, weight, ventilation; forward-filled, NaN where
+  unknown) come along per step, and ``groups`` holds the stay of every window. Stays are short
+  (about 9 steps on average), so each stay is **padded** to the window at its end and the
+  padding is masked: a stay never shares a window with another patient. Stays longer than the
+  window give several windows (stride ``window // 2``, plus one ending at the stay's last step).
+  With ``complete=True`` only full windows (no padding, every cell available) are cut, at the
+  given stride: the fixed-length, gap-free windows a generator without masks needs.
 - ``co2`` and ``sunspots``: the series shipped with statsmodels (offline), cut into overlapping
   windows (stride 1 for sunspots, ``window // 8`` for co2). Gaps in co2 are linearly interpolated.
 
@@ -23,7 +29,7 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +39,7 @@ from safer.errors import SaferError
 
 __all__ = [
     "VITALS",
+    "COVARIATES",
     "PUBLIC_SERIES",
     "SeriesData",
     "Normalizer",
@@ -45,6 +52,7 @@ __all__ = [
 ]
 
 VITALS = ["MeanBP", "HR", "Arterial_lactate", "output_4hourly", "SpO2"]
+COVARIATES = ["age", "gender", "Weight_kg", "mechvent"]
 PUBLIC_SERIES = ("co2", "sunspots")
 
 
@@ -61,14 +69,27 @@ class SeriesData:
     values : ndarray of shape (n_windows, window, n_channels)
         Values in the data's own units; 0 where ``mask`` is 0.
     mask : ndarray of shape (n_windows, window, n_channels)
-        1 where a value is observed (or forward-filled), 0 where missing or padding.
+        1 where a value is available (measured, or carried forward), 0 where missing or padding.
     channels : list of str
         Channel names, one per last-axis entry.
+    charted : ndarray of shape (n_windows, window, n_channels), optional
+        1 where the value was measured at that step (not carried forward); ``None`` means every
+        available cell was measured.
+    covariates : ndarray of shape (n_windows, window, n_covariates), optional
+        Known covariates per step (static ones repeated), NaN where unknown or padding.
+    covariate_names : list of str
+        Names of the covariates.
+    groups : ndarray of shape (n_windows,), optional
+        The unit each window comes from (a stay); validation splits never cut a group.
     """
 
     values: np.ndarray
     mask: np.ndarray
     channels: list[str]
+    charted: np.ndarray | None = None
+    covariates: np.ndarray | None = None
+    covariate_names: list[str] = field(default_factory=list)
+    groups: np.ndarray | None = None
 
     @property
     def window(self) -> int:
@@ -76,6 +97,20 @@ class SeriesData:
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
+
+    def observed_mask(self) -> np.ndarray:
+        """1 where a value was measured (``charted``, or every available cell without it)."""
+        return self.mask if self.charted is None else self.mask * self.charted
+
+    def subset(self, index) -> SeriesData:
+        """The windows at ``index`` (an index array or boolean mask)."""
+
+        def take(a):
+            return None if a is None else a[index]
+
+        return SeriesData(self.values[index], self.mask[index], list(self.channels),
+                          take(self.charted), take(self.covariates),
+                          list(self.covariate_names), take(self.groups))  # fmt: skip
 
 
 @dataclass
@@ -100,21 +135,16 @@ class Normalizer:
         return z * self.std + self.mean
 
 
-def _stay_windows(block: np.ndarray, window: int) -> list[tuple[int, int]]:
-    n = len(block)
-    if n <= window:
-        return [(0, n)]
-    stride = max(1, window // 2)
-    starts = list(range(0, n - window + 1, stride))
-    if starts[-1] != n - window:
-        starts.append(n - window)
-    return [(s, s + window) for s in starts]
-
-
 def cohort_windows(
-    cohort: pd.DataFrame, window: int = 48, channels: list[str] | None = None
+    cohort: pd.DataFrame,
+    window: int = 48,
+    channels: list[str] | None = None,
+    covariates: list[str] | None = None,
+    *,
+    complete: bool = False,
+    stride: int | None = None,
 ) -> SeriesData:
-    """Cut a cohort table's vitals into padded, masked windows (one or more per stay).
+    """Cut a cohort table's vitals into masked windows (one or more per stay).
 
     Parameters
     ----------
@@ -123,29 +153,80 @@ def cohort_windows(
     window : int
         Window length in 4-hour steps; shorter stays are padded at the end and masked.
     channels : list of str, optional
-        Feature columns to use; default :data:`VITALS`.
+        Feature columns to model; default :data:`VITALS`.
+    covariates : list of str, optional
+        Known per-step covariates to condition on; default the :data:`COVARIATES` the table
+        has (pass ``[]`` for none).
+    complete : bool
+        Only full windows with every cell available (no padding, no value missing before its
+        first measurement), every ``stride`` steps of every stay.
+    stride : int, optional
+        Step between window starts within a stay (default ``window // 2``).
+
+    Examples
+    --------
+    >>> from safer.cohorts import simulate_cohort
+    >>> data = cohort_windows(simulate_cohort(40, seed=0, progress=False), window=8)
+    >>> data.values.shape[1:], data.covariate_names
+    ((8, 5), ['age', 'gender', 'Weight_kg', 'mechvent'])
     """
     channels = list(channels or VITALS)
-    missing = [c for c in channels + ["stay_id", "step"] if c not in cohort.columns]
+    if covariates is None:
+        covariates = [c for c in COVARIATES if c in cohort.columns and c not in channels]
+    covariates = list(covariates)
+    missing = [c for c in channels + covariates + ["stay_id", "step"] if c not in cohort.columns]
     if missing:
         raise TseditDataError(
             f"cohort is missing columns {missing}; see safer.cohorts.schema.FEATURES"
         )
     if window < 2:
         raise TseditDataError(f"window must be at least 2 steps, got {window}")
+    stride = max(1, int(stride or window // 2))
     df = cohort.sort_values(["stay_id", "step"])
-    filled = df.groupby("stay_id", sort=False)[channels].ffill()
-    vals, masks = [], []
-    for _, idx in df.groupby("stay_id", sort=False).indices.items():
+    by_stay = df.groupby("stay_id", sort=False)
+    filled = by_stay[channels].ffill()
+    raw = df[channels].to_numpy(dtype=float)
+    cov_all = by_stay[covariates].ffill().to_numpy(dtype=float) if covariates else None
+    vals, masks, charted, covs, groups = [], [], [], [], []
+    for stay, idx in by_stay.indices.items():
         block = filled.iloc[idx].to_numpy(dtype=float)
-        for lo, hi in _stay_windows(block, window):
+        measured = ~np.isnan(raw[idx])
+        for lo, hi in _windows_of(len(block), window, stride, complete):
+            part = block[lo:hi]
+            if complete and np.isnan(part).any():
+                continue
             v = np.zeros((window, len(channels)))
-            v[: hi - lo] = block[lo:hi]
             m = np.zeros_like(v)
-            m[: hi - lo] = ~np.isnan(block[lo:hi])
-            vals.append(np.nan_to_num(v) * m)
+            m[: hi - lo] = ~np.isnan(part)
+            v[: hi - lo] = np.nan_to_num(part)
+            ch = np.zeros_like(v)
+            ch[: hi - lo] = measured[lo:hi]
+            first = np.argmax(m, axis=0)  # the window's first available cell of each channel
+            ch[first, np.arange(len(channels))] = 1.0
+            vals.append(v * m)
             masks.append(m)
-    return SeriesData(np.stack(vals), np.stack(masks), channels)
+            charted.append(ch * m)
+            groups.append(stay)
+            if cov_all is not None:
+                cv = np.full((window, len(covariates)), np.nan)
+                cv[: hi - lo] = cov_all[idx][lo:hi]
+                covs.append(cv)
+    if not vals:
+        raise TseditDataError(
+            f"no window of {window} steps in this cohort"
+            + (" with every vital available; lower --window" if complete else "")
+        )
+    return SeriesData(np.stack(vals), np.stack(masks), channels, np.stack(charted),
+                      np.stack(covs) if covs else None, covariates, np.asarray(groups))  # fmt: skip
+
+
+def _windows_of(n: int, window: int, stride: int, complete: bool) -> list[tuple[int, int]]:
+    if n <= window:
+        return [(0, n)] if (n == window or not complete) else []
+    starts = list(range(0, n - window + 1, stride))
+    if not complete and starts[-1] != n - window:
+        starts.append(n - window)
+    return [(s, s + window) for s in starts]
 
 
 def _public_series(name: str) -> np.ndarray:
@@ -160,12 +241,15 @@ def _public_series(name: str) -> np.ndarray:
     return s.to_numpy(dtype=float)
 
 
-def public_windows(name: str, window: int = 48) -> SeriesData:
-    """Overlapping windows of statsmodels' ``co2`` (weekly) or ``sunspots`` (yearly) series."""
+def public_windows(name: str, window: int = 48, stride: int | None = None) -> SeriesData:
+    """Overlapping windows of statsmodels' ``co2`` (weekly) or ``sunspots`` (yearly) series,
+    every ``stride`` steps (default 1 for sunspots, ``window // 8`` for co2)."""
     x = _public_series(name)
     if window < 2 or window > len(x):
         raise TseditDataError(f"window must be in 2..{len(x)} for {name}, got {window}")
-    stride = 1 if name == "sunspots" else max(1, window // 8)
+    if stride is None:
+        stride = 1 if name == "sunspots" else max(1, window // 8)
+    stride = max(1, int(stride))
     starts = range(0, len(x) - window + 1, stride)
     values = np.stack([x[s : s + window, None] for s in starts])
     return SeriesData(values, np.ones_like(values), [name])
@@ -184,8 +268,14 @@ def load_training_data(spec: str, window: int = 48) -> SeriesData:
     )
 
 
-def read_series_csv(path: str | Path, channels: list[str], window: int) -> pd.DataFrame:
-    """Read a series CSV: one column per channel (named as at training), one row per time step."""
+def read_series_csv(
+    path: str | Path, channels: list[str], window: int | None, extra: list[str] = ()
+) -> pd.DataFrame:
+    """Read a series CSV: one column per channel (named as at training), one row per time step.
+
+    ``window`` caps the number of rows (None: any); the ``extra`` columns (covariates) are kept
+    when the file has all of them.
+    """
     path = Path(path)
     if not path.is_file():
         raise TseditDataError(f"{path}: no such file; write a CSV with columns {channels}")
@@ -198,13 +288,14 @@ def read_series_csv(path: str | Path, channels: list[str], window: int) -> pd.Da
         raise TseditDataError(
             f"{path}: missing channel columns {missing}; the model was trained on {channels}"
         )
-    if not 1 <= len(df) <= window:
+    if not 1 <= len(df) <= (window or len(df)):
         raise TseditDataError(
             f"{path}: has {len(df)} rows; the model edits series of 1..{window} steps "
             "(split longer series or train with a larger --window)"
         )
+    keep = channels + (list(extra) if extra and set(extra) <= set(df.columns) else [])
     try:
-        return df[channels].apply(pd.to_numeric, errors="raise").astype(float)
+        return df[keep].apply(pd.to_numeric, errors="raise").astype(float)
     except ValueError as exc:
         raise TseditDataError(f"{path}: channel columns must be numeric ({exc})") from exc
 

@@ -39,6 +39,15 @@ def test_train_then_edit(tmp_path, capsys):
                        "--anchor", "99:sunspots:1:1", "--out", str(tmp_path / "x.csv"))  # fmt: skip
     assert code == 2 and "outside the series" in err and "Traceback" not in err
 
+    history = tmp_path / "h.csv"
+    pd.DataFrame({"sunspots": [5.0, 12.0, 30.0]}).to_csv(history, index=False)
+    code, out, _ = run(capsys, "tsedit", "edit", "--model", str(model), "--series", str(series),
+                       "--history", str(history), "--anchor", "0:sunspots:40:0.5", "--steps", "5",
+                       "--out", str(tmp_path / "h_out.csv"), "--json")  # fmt: skip
+    assert code == 0 and len(pd.read_csv(tmp_path / "h_out.csv")) == 10
+    soft = json.loads(out)["anchors"][0]
+    assert soft["pulled_fraction"] == pytest.approx(0.5)
+
 
 def test_unknown_data_is_a_clear_error(tmp_path, capsys):
     code, _, err = run(capsys, "tsedit", "train", "--data", "nile", "--out", str(tmp_path / "m"))

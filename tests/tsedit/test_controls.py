@@ -71,3 +71,18 @@ def test_contradictory_segments_are_best_effort_with_the_residual_reported():
     report = edit_report(project_segments(np.zeros((6, 2)), plan), plan)
     assert report["max_segment_rel_error"] > 0.1
     assert {round(s["achieved"], 6) for s in report["segments"]} == {20.0}
+
+
+def test_projection_on_the_charting_grid_keeps_all_but_one_point_on_it():
+    x = np.array([[80.0, 0], [84.0, 0], [79.0, 0], [90.0, 0], [85.0, 0], [88.0, 0]])
+    plan = resolve([Anchor(2, "HR", 79.0, 1.0)], [SegmentStat(0, 6, "HR", "mean", 87.25)], CH, 6)
+    y = project_segments(x, plan, quantum=np.array([1.0, 0.0]))
+    assert y[:, 0].mean() == pytest.approx(87.25, abs=1e-9) and y[2, 0] == 79.0
+    off_grid = np.abs(y[:, 0] - np.round(y[:, 0])) > 1e-9
+    assert off_grid.sum() == 1  # the target needs a half: exactly one point carries it
+    moved = (y[:, 0] - x[:, 0])[~off_grid & (np.arange(6) != 2)]
+    assert moved.max() - moved.min() <= 1.0  # whole quanta, spread evenly
+    overlapping = [SegmentStat(0, 4, "HR", "mean", 81.3), SegmentStat(2, 6, "HR", "mean", 86.6)]
+    z = project_segments(x, resolve([], overlapping, CH, 6), quantum=np.array([1.0, 0.0]))
+    assert z[0:4, 0].mean() == pytest.approx(81.3, abs=1e-8)
+    assert z[2:6, 0].mean() == pytest.approx(86.6, abs=1e-8)

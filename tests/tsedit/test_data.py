@@ -56,3 +56,30 @@ def test_series_csv_errors(tmp_path):
     with pytest.raises(TseditDataError, match="1..4 steps"):
         read_series_csv(path, ["HR"], window=4)
     assert read_series_csv(path, ["HR"], window=8).shape == (5, 1)
+
+
+def test_charted_cells_and_covariates_come_with_the_windows():
+    rows = [{"stay_id": 1, "step": s, **dict.fromkeys(VITALS, 1.0), "Arterial_lactate": lac,
+             "age": 70.0, "gender": 1.0, "Weight_kg": np.nan if s == 0 else 80.0,
+             "mechvent": float(s > 1)}
+            for s, lac in enumerate([np.nan, 2.0, np.nan, np.nan, 3.0, np.nan])]  # fmt: skip
+    data = cohort_windows(pd.DataFrame(rows), window=4, stride=2)
+    lac = VITALS.index("Arterial_lactate")
+    assert data.covariate_names == ["age", "gender", "Weight_kg", "mechvent"]
+    np.testing.assert_array_equal(data.groups, [1, 1])
+    np.testing.assert_array_equal(data.mask[0, :, lac], [0, 1, 1, 1])
+    np.testing.assert_array_equal(data.charted[0, :, lac], [0, 1, 0, 0])  # carried, not measured
+    # the second window (steps 2..5) starts on a carried value: its first cell counts as charted
+    np.testing.assert_array_equal(data.charted[1, :, lac], [1, 0, 1, 0])
+    np.testing.assert_array_equal(data.values[1, :, lac], [2.0, 2.0, 3.0, 3.0])
+    assert np.isnan(data.covariates[0, 0, 2]) and data.covariates[0, 1, 2] == 80.0
+    np.testing.assert_array_equal(data.covariates[1, :, 3], [1, 1, 1, 1])
+    assert (data.observed_mask() <= data.mask).all()
+
+
+def test_complete_windows_have_no_gap_and_no_padding(small_cohort):
+    data = cohort_windows(small_cohort, window=8, complete=True, stride=2)
+    assert data.mask.all() and len(data) > 10
+    assert len(data.subset(np.arange(3))) == 3
+    with pytest.raises(TseditDataError, match="no window of 500 steps"):
+        cohort_windows(small_cohort, window=500, complete=True)

@@ -1,0 +1,93 @@
+"""The what-if page in a real browser: Debian's headless Chromium drives the console served by
+Streamlit, with tiny SAFER, gate and tsedit models (trained in tests/clinical_ui/test_what_if.py's
+fixture, none on the console's stays)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+import sqlalchemy as sa
+
+from safer.store import connect
+from safer.store.schema import AuditEvent
+from tests.clinical_ui.conftest import PASSWORDS, seed
+from tests.clinical_ui.test_console_e2e import ARGS, CHROMIUM, ROOT, _free_port, _sign_in
+from tests.clinical_ui.test_what_if import whatif_models  # noqa: F401 - a fixture
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def whatif_console(tmp_path_factory, ui_cohort, whatif_models):  # noqa: F811
+    if CHROMIUM is None:
+        pytest.skip("e2e tests need Debian's chromium (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="e2e tests need the playwright package")
+    url = f"sqlite:///{tmp_path_factory.mktemp('e2e-whatif') / 'console.db'}"
+    seed(url, ui_cohort)
+    d = whatif_models["dir"]
+    port = _free_port()
+    env = dict(os.environ, SAFER_DB_URL=url, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1",
+               SAFER_MODEL_DIR=str(d / "model"), SAFER_GATE_PATH=str(d / "gate.json"),
+               SAFER_TSEDIT_DIR=str(d / "tsedit"))  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "clinical_ui" / "app.py"),
+         "--server.port", str(port), "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{base}/_stcore/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("streamlit did not start within 60 s")
+        yield base, url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_an_anchor_in_the_browser_edits_the_vitals_and_rescores(whatif_console):
+    from playwright.sync_api import sync_playwright
+
+    base, url = whatif_console
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page()
+        page.set_default_timeout(90_000)
+        _sign_in(page, base, "ana", PASSWORDS["ana"])
+        page.get_by_role("heading", name="Review queue").wait_for()
+        page.get_by_role("link", name="What-if").click()
+        page.get_by_role("heading", name="What-if").wait_for()
+        page.get_by_role("heading", name="Charted vitals").wait_for()
+        page.get_by_text("As charted").first.wait_for()
+        value = page.get_by_role("spinbutton", name="Value")
+        value.fill("150")
+        value.press("Enter")
+        page.get_by_role("button", name="Add anchor").click()
+        run = page.get_by_role("button", name="Run the edit")
+        run.wait_for()
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('button')].some("
+            "b => b.innerText.includes('Run the edit') && !b.disabled)"
+        )
+        run.click()
+        page.get_by_role("heading", name="Charted vs edited vitals").wait_for()
+        page.get_by_text("What-if", exact=True).last.wait_for()
+        page.get_by_text("Recommendation:").wait_for()
+        assert page.get_by_text("Traceback").count() == 0
+        browser.close()
+    with connect(url)() as s:
+        event = s.execute(
+            sa.select(AuditEvent).where(AuditEvent.action == "what_if_viewed")
+        ).scalar_one()
+    assert event.actor == "ana" and '"anchors":1' in event.after
