@@ -28,7 +28,11 @@ __all__ = ["COMMANDS", "app", "main"]
 
 #: command name -> (module, attribute, the one-line help shown by ``safer --help``)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "cohort": ("safer.cli.cohort", "app", "Build, validate and summarise cohort tables."),
+    "cohort": (
+        "safer.cli.cohort",
+        "app",
+        "Build (simulated, MIMIC-III/IV, MEDS), validate and summarise cohort tables.",
+    ),
     "seqrec": (
         "safer.cli.seqrec", "app", "General sequential recommenders on RecBole's protocol."
     ),
