@@ -446,17 +446,17 @@ class GatedPolicy(ModelPolicy):
         gate = load_gate(gate_path, model_hash=model.content_hash_)
         return cls(model, gate, defer_to, name=f"gated:{model_dir}:{gate_path}")
 
-    def _gate_actions(self, rows: pd.DataFrame, proba: np.ndarray) -> np.ndarray:
+    def _gate_actions(self, rows: pd.DataFrame, proba: np.ndarray, current=None) -> np.ndarray:
         from safer.decisions import decide
 
-        decisions = decide(self.model, self.gate, rows, proba=proba)
+        decisions = decide(self.model, self.gate, rows, proba=proba, current=current)
         return np.asarray(decisions.action, dtype=np.int64)
 
     def decide(
         self, histories: pd.DataFrame, rng: np.random.Generator | None = None
     ) -> PolicyDecision:
         ordered, proba, is_last = self._current(histories)
-        gated = self._gate_actions(ordered, proba)[is_last]
+        gated = self._gate_actions(ordered, proba, is_last)
         current = ordered[is_last]
         abstain = gated < 0
         actions = gated.copy()

@@ -23,6 +23,7 @@ from safer.models.registry import (
     load_model,
     make_model,
 )
+from safer.models.representations import REPRESENTATIONS, representation
 from safer.models.safer import SaferConfig, SaferRecommender
 
 __all__ = [
@@ -33,6 +34,8 @@ __all__ = [
     "SaferConfig",
     "SaferRecommender",
     "MODELS",
+    "REPRESENTATIONS",
     "load_model",
     "make_model",
+    "representation",
 ]
