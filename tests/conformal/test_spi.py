@@ -192,7 +192,7 @@ def _gate(harmful_cal: bool = False, **options):
     return calibrate_gate(
         "spi", p_cal, t_cal.action, alpha=0.1, delta=0.05, model_hash="m",
         embedding_train=X_tr, embedding_cal=X_cal, trajectories_train=t_tr,
-        trajectories_cal=t_cal, options={"n_states": 2, "n_boot": 200, **options},
+        trajectories_cal=t_cal, options={"n_states": 2, "n_boot": 200, "n_wedge": 10, **options},
     )  # fmt: skip
 
 
@@ -273,3 +273,12 @@ def test_lac_quantile_and_sets_match_mapie():
         assert q == pytest.approx(mapie.quantiles_["all"])
         np.testing.assert_array_equal(proba[400:] >= 1.0 - q - 1e-12,
                                       mapie.predict_set(proba[400:]))  # fmt: skip
+
+
+def test_auto_settings_are_selected_on_the_training_stays_only():
+    gate = _gate(n_wedge="auto", margin="auto")
+    t = gate.thresholds
+    table = t["selection"]
+    assert len(table) == 16 and [t["n_wedge"], t["margin"]] in [row[:2] for row in table]
+    best = max(table, key=lambda row: row[3])
+    assert [t["n_wedge"], t["margin"]] == best[:2]

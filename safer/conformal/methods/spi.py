@@ -204,8 +204,8 @@ class SafePolicyImprovement(GateMethod):
     default_options = {
         "algorithm": "one-step",
         "n_states": 0,
-        "n_wedge": "auto",
-        "margin": "auto",
+        "n_wedge": 20,
+        "margin": 0.0,
         "prior": 10.0,
         "zeta": 0.02,
         "test": "whole",

@@ -29,13 +29,15 @@ __all__ = ["StateDecoder", "auto_states"]
 
 
 def auto_states(n_decisions: int) -> int:
-    """Default number of states for ``n_decisions`` training decisions: about 150 decisions per
-    state, between 20 and 750 (the AI Clinician used 750 states for ~17,000 stays).
+    """Default number of states for ``n_decisions`` training decisions: about 300 decisions per
+    state, between 20 and 500 (the AI Clinician used 750 states for ~17,000 stays; fewer,
+    better-populated states give the held-out safety test more decisions per state -- measured
+    in ``docs/benchmarks/safe_gate.md``).
 
-    >>> auto_states(5_600), auto_states(112_000), auto_states(900)
-    (37, 746, 20)
+    >>> auto_states(5_600), auto_states(28_000), auto_states(112_000)
+    (20, 93, 373)
     """
-    return int(np.clip(n_decisions // 150, 20, 750))
+    return int(np.clip(n_decisions // 300, 20, 500))
 
 
 class StateDecoder:
