@@ -7,7 +7,7 @@ Examples
 --------
 >>> from safer.models import BASELINES, VARIANTS, make_model
 >>> VARIANTS
-('safer', 'safer-n', 'safer-f', 'safer-u', 'notes-only')
+('safer', 'safer-n', 'safer-f', 'safer-u', 'notes-only', 'safer-q')
 >>> make_model("safer-n", seed=1).config.use_notes
 False
 >>> BASELINES[:5], BASELINES[-3:]

@@ -537,6 +537,13 @@ class SafePolicyImprovement(GateMethod):
         self._cached = (st, rule)
         return rule
 
+    def decode(self, embedding) -> np.ndarray:
+        """The decoded state (0..n_states-1) of each decision's representation (for analysis:
+        e.g. how well the states match a simulator's hidden ones)."""
+        self._state()
+        X, _ = _matrix(embedding, "embedding")
+        return self._rule().decoder.predict(X)
+
     def _decide(self, proba, *, embedding, groups) -> Verdict:
         r = self._rule()
         X, _ = _matrix(embedding, "embedding")
