@@ -32,9 +32,7 @@ def parts(small_cohort):
 
 @pytest.fixture(scope="module")
 def model(parts):
-    return make_model("bc-mlp", use_notes=False, epochs=1, d_model=16).fit(
-        parts[0], progress=False
-    )
+    return make_model("bc-mlp", use_notes=False, epochs=1, d_model=16).fit(parts[0], progress=False)
 
 
 @pytest.fixture(scope="module")
