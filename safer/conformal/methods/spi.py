@@ -286,6 +286,7 @@ class SafePolicyImprovement(GateMethod):
         )
         candidate &= n_cal_dose >= int(opts["min_held_out"])
         dose = np.where(candidate, dose, -1)
+        near[~candidate] = False
 
         held_out = {
             "state": s_cal.tolist(),
