@@ -145,7 +145,6 @@ class _Resampler:
         self.inner_cells = np.flatnonzero(inner)
         self.inner_at = np.searchsorted(t_keys, self.row[inner] * S + self.col[inner])
         self.survive_cells = np.flatnonzero(self.col == S + 1)
-        self.full = None
 
     def probabilities(self, weights: np.ndarray):
         """Cell probabilities of the clinicians and of the candidate and the initial
