@@ -287,6 +287,10 @@ class SafePolicyImprovement(GateMethod):
         candidate &= n_cal_dose >= int(opts["min_held_out"])
         dose = np.where(candidate, dose, -1)
         near[~candidate] = False
+        given = (dose[s_tr] >= 0) & (tr.action == dose[s_tr])
+        _, first = np.unique(np.c_[s_tr[given], np.unique(tr.stay, return_inverse=True)[1][given]],
+                             axis=0, return_index=True)  # fmt: skip
+        n_train_dose_stays = np.bincount(s_tr[given][first], minlength=k)
 
         held_out = {
             "state": s_cal.tolist(),
@@ -306,6 +310,7 @@ class SafePolicyImprovement(GateMethod):
             "gain": np.round(gain, 6).tolist(),
             "n_train": model.n_s.astype(int).tolist(),
             "n_train_dose": model.n_sa[rows, np.maximum(dose, 0)].astype(int).tolist(),
+            "n_train_dose_stays": n_train_dose_stays.tolist(),
             "n_held_out": np.bincount(s_cal, minlength=k).tolist(),
             "n_held_out_dose": n_cal_dose.tolist(),
             "behaviour": np.round(pi_b, 6).tolist(),
@@ -494,8 +499,10 @@ class SafePolicyImprovement(GateMethod):
                 act_txt.append(
                     f"Suggest {describe_action(dose[s])}{alts}. Patients in a similar state "
                     f"({where}) survived more often with this dose: estimated "
-                    f"{100 * gain[s]:+.1f} points over usual care here, from "
-                    f"{cal['n_train_dose'][s]} training decisions "
+                    f"{100 * gain[s]:+.1f} survival points over usual care at this step (later "
+                    "recommendations followed too), from "
+                    f"{cal['n_train_dose'][s]} training decisions in "
+                    f"{cal.get('n_train_dose_stays', cal['n_train_dose'])[s]} stays "
                     f"({cal['n_held_out_dose'][s]} held-out). Following these recommendations "
                     f"was tested on held-out stays: survival gain >= {lower:+.1f} points "
                     f"({conf:.0f}% confidence)."
