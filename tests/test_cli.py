@@ -77,13 +77,17 @@ def test_demo_runs_every_stage(tmp_path, capsys):
     survivors = result["model"]["test_survivors"]
     assert survivors["mrr_at_3"] <= survivors["hr_at_3"]
     assert 0 <= result["gate"]["abstention_rate"] <= 1
-    assert result["gate"]["promise"] == "coverage >= 0.9"
+    assert result["gate"]["method"] == "spi" and result["gate"]["promise"].endswith(">= 0")
+    assert result["gates"]["lac"]["promise"] == "coverage >= 0.9"
     rows = {r["policy"]: r for r in result["mortality"]["rows"]}
-    assert set(rows) == {"clinicians", "optimal", "SAFER", "gated SAFER"}
+    assert set(rows) == {
+        "clinicians", "optimal", "SAFER", "SAFER + LAC gate", "SAFER + safe gate (spi)"
+    }  # fmt: skip
     assert abs(rows["clinicians"]["mortality_pct"] - 21.8) < 0.05  # exact
     console = result["console"]
     assert console["recommendations_stored"] == result["model"]["test_all"]["n"]
-    for name in ("model/model.json", "gate.json", "coverage_report.html", "safer.db"):
+    for name in ("model/model.json", "gate.json", "coverage_report.html", "gate_lac.json",
+                 "audit_lac.html", "safer.db"):  # fmt: skip
         assert (tmp_path / name).exists(), name
 
 

@@ -16,7 +16,8 @@ HELP = (
     "Trains each model on the train split; reports macro/micro-AUC, HR@3, MRR@3 (test "
     "survivors), true mortality ungated and gated (with abstention), training time, and exact "
     "reference mortalities (clinicians, optimal, oracle one-step on the training stays' true "
-    "states)."
+    "states). For SAFER, the gates named by --gates side by side (conformal selection, LAC, "
+    "learn-then-test, the safe gate spi), each with its gated mortality and abstention."
 )
 
 
@@ -37,6 +38,11 @@ def benchmark(
     ),
     rl_steps: int | None = typer.Option(
         None, "--rl-steps", min=1, help="Gradient steps of dqn/cql/bcq (default: config)."
+    ),
+    gates: list[str] = typer.Option(
+        ["selection,lac,ltt,spi"],
+        "--gates",
+        help="Gates compared side by side on SAFER (empty string: none).",
     ),
     out: Path | None = typer.Option(
         Path("docs/benchmarks/dtr.md"), "--out", help="Markdown table to write."
@@ -69,13 +75,15 @@ def benchmark(
             extra["epochs"] = epochs
         if extra:
             overrides[name] = extra
+    gate_list = _split(gates)
     result = run_benchmark(
         stays=stays, seeds=seed_list, models=chosen, episodes=episodes, alpha=alpha,
-        overrides=overrides, progress=not json_out,
+        overrides=overrides, gates=gate_list, progress=not json_out,
     )  # fmt: skip
     command = (
         f"safer benchmark --stays {stays} --seeds {','.join(map(str, seed_list))} "
         f"--models {','.join(chosen)} --episodes {episodes} --alpha {alpha}"
+        f" --gates {','.join(gate_list) or chr(39) * 2}"
         + (f" --epochs {epochs}" if epochs is not None else "")
         + (f" --rl-steps {rl_steps}" if rl_steps is not None else "")
         + (f" --out {shlex.quote(str(out))}" if out is not None else "")

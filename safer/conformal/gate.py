@@ -32,8 +32,11 @@ score            (n,) float: p-value (selection), top probability (ltt), set siz
 method, alpha, model_hash, calibration_hash: the provenance of every decision
 ===============  ==========================================================================
 
-``gate.needs_embedding`` / ``gate.needs_kappa`` say whether the caller must compute the
-model's embedding (for ``decide``) and its uncertainty (for the audit).
+``gate.needs_embedding`` / ``gate.needs_kappa`` / ``gate.needs_trajectories`` say whether the
+caller must compute the decisions' representation (for ``decide``; ``gate.representation``
+names its kind: the model's ``embed()`` when None), the model's uncertainty (for the audit) and
+where each decision sits in its stay (:class:`~safer.conformal.methods.Trajectories`, for
+calibration and the audit).
 
 Examples
 --------
@@ -179,6 +182,12 @@ class Gate:
         None for methods that do not read kappa, or when not recorded.
     report_path : str or None
         Where an audit report of this gate was written (:meth:`with_report`); None until then.
+    options : dict
+        The method's settings beyond the levels (e.g. the safe gate's improvement algorithm).
+    representation : str or None
+        The kind of representation the method reads as ``embedding`` (e.g. ``"features"``);
+        None = the model's ``embed()``. The decisions stage computes it
+        (:func:`safer.models.representation`).
 
     Examples
     --------
@@ -206,6 +215,8 @@ class Gate:
     calibration: dict = field(default_factory=dict, repr=False)
     uncertainty: str | None = None
     report_path: str | None = None
+    options: dict = field(default_factory=dict)
+    representation: str | None = None
 
     # -- the method behind the gate ------------------------------------------------------------
 
@@ -222,6 +233,7 @@ class Gate:
             calibration_hash=self.calibration_hash,
             delta=self.delta,
             c=self.c,
+            options=self.options,
         )
         rule = self._method_class().from_state(
             state, alpha=self.alpha, seed=self.seed, uncertainty=self.uncertainty
@@ -243,6 +255,12 @@ class Gate:
     def needs_kappa(self) -> bool:
         """Whether calibration and the audit need kappa (the model's ``uncertainty()``)."""
         return self._method_class().needs_kappa
+
+    @property
+    def needs_trajectories(self) -> bool:
+        """Whether calibration and the audit need each decision's stay, step, action and
+        outcome (:class:`~safer.conformal.methods.Trajectories`)."""
+        return self._method_class().needs_trajectories
 
     @property
     def supports_groups(self) -> bool:
@@ -289,6 +307,7 @@ class Gate:
             model_hash=self.model_hash,
             groups_column=self.groups_column,
             method_class=self._method_class(),
+            representation=self.representation,
         )
 
     def with_report(self, path) -> Gate:
@@ -332,6 +351,8 @@ class Gate:
             "calibration": self.calibration,
             "uncertainty": self.uncertainty,
             "report_path": self.report_path,
+            "options": self.options,
+            "representation": self.representation,
         }
 
     def _method_class(self) -> type[GateMethod]:
@@ -343,7 +364,7 @@ class Gate:
         # the rule is rebuilt when a field it reads is changed in place
         return (
             self.method, self.alpha, self.delta, self.c, self.seed, self.uncertainty,
-            id(self.thresholds), id(self.calibration), self.calibration_hash,
+            id(self.thresholds), id(self.calibration), self.calibration_hash, id(self.options),
         )  # fmt: skip
 
 
@@ -360,10 +381,14 @@ def calibrate_gate(
     kappa_train=None,
     embedding_cal=None,
     kappa_cal=None,
+    trajectories_train=None,
+    trajectories_cal=None,
     model_hash: str,
     groups_column: str | None = None,
     seed: int = 0,
     uncertainty_kind: str | None = None,
+    options: dict | None = None,
+    representation: str | None = None,
     methods: Mapping[str, type[GateMethod]] = METHODS,
 ) -> Gate:
     """Calibrate a :class:`Gate` on the calibration split only.
@@ -384,6 +409,14 @@ def calibrate_gate(
     uncertainty_kind : {"kappa", "entropy"} or None
         What kappa is (the model's ``uncertainty_kind``), recorded by methods that read kappa
         so the gate's ``c`` has a known scale; ignored (None) by the others.
+    trajectories_train, trajectories_cal : Trajectories, optional
+        Stay, step, action and outcome of each training / calibration decision (methods with
+        ``needs_trajectories``, e.g. "spi").
+    options : dict, optional
+        The method's settings beyond the levels (its ``default_options`` name them).
+    representation : str, optional
+        The kind of the ``embedding_*`` arrays when they are not the model's ``embed()``;
+        recorded so the decisions stage computes the same at decision time.
     methods : mapping
         The name map to look ``method`` up in; pass an extended copy of
         :data:`safer.conformal.METHODS` for a method kept outside the package.
@@ -398,7 +431,7 @@ def calibrate_gate(
     """
     cls = methods[method]
     kind = check_uncertainty_kind(uncertainty_kind) if cls.needs_kappa else None
-    rule = cls(alpha, delta=delta, c=c, seed=int(seed), uncertainty=kind)
+    rule = cls(alpha, delta=delta, c=c, seed=int(seed), uncertainty=kind, options=options)
     rule.conformalize(
         proba_cal,
         y_cal,
@@ -407,6 +440,8 @@ def calibrate_gate(
         kappa_train=kappa_train,
         embedding_cal=embedding_cal,
         kappa_cal=kappa_cal,
+        trajectories_train=trajectories_train,
+        trajectories_cal=trajectories_cal,
     )
     return _gate_from_rule(
         method,
@@ -414,6 +449,7 @@ def calibrate_gate(
         model_hash=str(model_hash),
         groups_column=groups_column if cls.supports_groups else None,
         method_class=cls,
+        representation=representation if cls.needs_embedding else None,
     )
 
 
@@ -520,6 +556,7 @@ def _gate_from_rule(
     model_hash: str,
     groups_column: str | None,
     method_class: type[GateMethod],
+    representation: str | None = None,
 ) -> Gate:
     state = rule.state_
     calibrated = {  # what was calibrated, on which data: the gate's calibration hash
@@ -544,6 +581,8 @@ def _gate_from_rule(
         seed=rule.seed,
         calibration=state.calibration,
         uncertainty=rule.uncertainty,
+        options=state.options,
+        representation=representation,
     )
     gate.__dict__["_method_cls"] = (method, method_class)
     gate.__dict__["_rule"] = (gate._rule_key(), rule)  # the conformalized rule itself

@@ -8,11 +8,15 @@ embedded base64 PNG); :func:`write_report` writes both.
 What is audited, and what was promised, come from the gate's method: ``gate.rule.outcome``
 marks each test decision as a hit or not and as counted in the denominator or not (coverage
 counts every decision; an error rate or an FDR counts the issued recommendations), and
-``gate.rule.promise`` gives the statement in words, the target and its direction. A result is
-flagged when its whole interval lies on the wrong side of the target. The methods and their
-promises are tabled in :mod:`safer.conformal.methods`.
+``gate.rule.promise`` gives the statement in words, the target and its direction. A method whose
+promise is about a whole policy (the safe gate's survival gain over usual care) returns instead
+a :class:`~safer.conformal.methods.PolicyEstimate` -- the realised value with its interval,
+estimated on the test stays -- overall and for each subgroup's share of the recommendations.
+A result is flagged when its whole interval lies on the wrong side of the target. The methods
+and their promises are tabled in :mod:`safer.conformal.methods`.
 
-Intervals are exact binomial (Clopper-Pearson) at ``confidence``. Per-subgroup numbers are
+Intervals are exact binomial (Clopper-Pearson) at ``confidence`` for rates, the method's own
+(a paired bootstrap for the safe gate) for policy estimates. Per-subgroup numbers are
 reported for every method, but only Mondrian sets promise anything per group; a flagged
 subgroup is a finding to investigate, not necessarily a broken guarantee.
 
@@ -44,7 +48,7 @@ from safer import __version__
 from safer._json import dumps
 from safer.conformal._checks import ConformalInputError, check_labels, check_proba, check_vector
 from safer.conformal.gate import Gate
-from safer.conformal.methods import METHODS
+from safer.conformal.methods import METHODS, PolicyEstimate
 
 __all__ = ["audit", "render_html", "write_report", "to_json", "clopper_pearson", "GUARANTEES"]
 
@@ -79,6 +83,7 @@ def audit(
     *,
     kappa=None,
     embedding=None,
+    trajectories=None,
     groups=None,
     subgroups: pd.DataFrame | None = None,
     alphas=DEFAULT_ALPHAS,
@@ -88,8 +93,10 @@ def audit(
     """Audit ``gate`` on test decisions; returns the report as a JSON-ready dict.
 
     ``y`` are the clinicians' actions; ``kappa`` the TRUE uncertainty (required when
-    ``gate.needs_kappa``, e.g. selection); ``embedding`` the model's ``embed()`` (when
-    ``gate.needs_embedding``); ``subgroups`` one column per subgrouping, one row per decision.
+    ``gate.needs_kappa``, e.g. selection); ``embedding`` the representation the gate reads
+    (when ``gate.needs_embedding``); ``trajectories`` the test decisions' stays, steps and
+    outcomes (:class:`~safer.conformal.methods.Trajectories`, when ``gate.needs_trajectories``);
+    ``subgroups`` one column per subgrouping, one row per decision.
     """
     P = check_proba(proba)
     y = check_labels(y, len(P))
@@ -104,25 +111,42 @@ def audit(
         raise ConformalInputError(
             f"subgroups has {len(subgroups)} rows but there are {len(P)} decisions"
         )
+    context = {}
+    if gate.needs_trajectories:
+        if trajectories is None or len(trajectories) != len(P):
+            raise ConformalInputError(
+                f"auditing a {gate.method} gate needs trajectories= of the {len(P)} test "
+                "decisions (stay, step, action and outcome of each)"
+            )
+        context = {"embedding": embedding, "trajectories": trajectories, "confidence": confidence}
     decisions = gate.decide(P, embedding=embedding, groups=groups, model_hash=model_hash)
     promise = gate.rule.promise()
-    outcome = gate.rule.outcome(decisions, y, kappa)
-    hits, eligible = outcome.hit, outcome.counted
-    overall = _summarise(hits, eligible, decisions, promise, outcome.metric, confidence)
+    outcome = gate.rule.outcome(decisions, y, kappa, **context)
+    estimated = isinstance(outcome, PolicyEstimate)
+    if estimated:
+        overall = _summarise_estimate(outcome, decisions, promise)
+    else:
+        hits, eligible = outcome.hit, outcome.counted
+        overall = _summarise(hits, eligible, decisions, promise, outcome.metric, confidence)
     per_group = []
     if subgroups is not None:
         for column in subgroups.columns:
             values = subgroups[column].astype(str).to_numpy()
             for value in sorted(set(values.tolist())):
                 mask = values == value
-                row = _summarise(
-                    hits[mask],
-                    eligible[mask],
-                    _subset(decisions, mask),
-                    promise,
-                    outcome.metric,
-                    confidence,
-                )
+                if estimated:
+                    part = gate.rule.outcome(decisions, y, kappa, within=mask, **context)
+                    row = _summarise_estimate(part, _subset(decisions, mask), promise)
+                    row["n"] = int(mask.sum())
+                else:
+                    row = _summarise(
+                        hits[mask],
+                        eligible[mask],
+                        _subset(decisions, mask),
+                        promise,
+                        outcome.metric,
+                        confidence,
+                    )
                 per_group.append({"column": str(column), "value": value, **row})
     sizes = decisions.sets.sum(axis=1)
     size_counts = {
@@ -132,19 +156,25 @@ def audit(
     for a in alphas:
         g = gate if np.isclose(a, gate.alpha) else gate.recalibrate(float(a))
         d = g.decide(P, embedding=embedding, groups=groups)
-        o = g.rule.outcome(d, y, kappa)
-        h, e = o.hit, o.counted
+        o = g.rule.outcome(d, y, kappa, **context)
+        if isinstance(o, PolicyEstimate):
+            value = o.value
+        else:
+            value = float(o.hit[o.counted].mean()) if o.counted.any() else float("nan")
         targets.append(g.rule.promise().target)
         tradeoff.append(
             {
                 "alpha": float(a),
-                "value": float(h[e].mean()) if e.any() else float("nan"),
+                "value": value,
                 "abstention_rate": float(1.0 - d.recommended.mean()),
             }
         )
     return {
         "package_version": __version__,
         "method": gate.method,
+        "options": gate.options,
+        "representation": gate.representation,
+        "thresholds": {k: v for k, v in gate.thresholds.items() if np.isscalar(v)},
         "alpha": gate.alpha,
         "delta": gate.delta,
         "c": gate.c,
@@ -183,6 +213,18 @@ def render_html(report: dict) -> str:
     )
     sizes = ", ".join(f"{k}: {v}" for k, v in report["set_size_counts"].items())
     png = _tradeoff_png(report)
+    interval = o.get("interval", "Clopper-Pearson")
+    settings = report.get("thresholds") or {}
+    gate_rows = "".join(
+        f"<tr><td>{esc(str(k))}</td><td>{esc(_short(v))}</td></tr>" for k, v in settings.items()
+    )
+    gate_table = f"<h2>Gate</h2><table>{gate_rows}</table>" if gate_rows else ""
+    realised = report.get("realised")
+    realised_html = ""
+    if realised:
+        realised_html = (
+            "<h2>Realised on the simulator</h2><p>" + esc(realised.get("summary", "")) + "</p>"
+        )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>SAFER coverage audit</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}}
@@ -199,12 +241,14 @@ safer {esc(report["package_version"])}.</p>
 <h2>What is promised</h2><p>{esc(report["guarantee"])}</p>
 <h2>Overall</h2>
 <p>Realised {esc(o["metric"])}: <b>{_pct(o["value_realised"])}</b>
-({int(report["confidence"] * 100)}% Clopper-Pearson interval {_pct(o["ci_low"])} –
+({int(report["confidence"] * 100)}% {esc(interval)} interval {_pct(o["ci_low"])} –
 {_pct(o["ci_high"])}, n = {o["n"]}); promised {esc(o["promise"])}:
 <span class="{"bad" if o["flagged"] else "ok"}">
 {"violated beyond the interval" if o["flagged"] else "consistent"}</span>.
 Abstention rate {_pct(o["abstention_rate"])}; recommendations issued {o["n_recommended"]}.</p>
 <p>Set sizes (size: count): {sizes}</p>
+{gate_table}
+{realised_html}
 <h2>Subgroups</h2>
 <p>{report["n_flagged_subgroups"]} subgroup(s) flagged (realised value outside the promise
 beyond its interval).</p>
@@ -248,6 +292,24 @@ def _summarise(hits, eligible, decisions, promise, metric, confidence) -> dict:
     }
 
 
+def _summarise_estimate(estimate: PolicyEstimate, decisions, promise) -> dict:
+    return {
+        "metric": estimate.metric,
+        "promise": promise.bound,
+        "target": promise.target,
+        "n": int(estimate.n),
+        "value_realised": float(estimate.value),
+        "ci_low": float(estimate.ci_low),
+        "ci_high": float(estimate.ci_high),
+        "flagged": bool(promise.broken(estimate.ci_low, estimate.ci_high)),
+        "abstention_rate": float(1.0 - decisions.recommended.mean()),
+        "n_recommended": int(decisions.recommended.sum()),
+        "mean_set_size": float(decisions.sets.sum(axis=1).mean()),
+        "interval": "paired bootstrap",
+        **{k: v for k, v in estimate.details.items() if np.isscalar(v)},
+    }
+
+
 def _subset(decisions, mask):
     from dataclasses import replace
 
@@ -283,6 +345,10 @@ def _tradeoff_png(report: dict) -> str:
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _short(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def _pct(x) -> str:

@@ -21,6 +21,7 @@ from safer.decisions.core import (
     most_likely,
     record_report,
     subgroup_frame,
+    trajectories,
     visible,
 )
 from safer.decisions.whatif import WhatIf, WhatIfResult
@@ -37,5 +38,6 @@ __all__ = [
     "most_likely",
     "record_report",
     "subgroup_frame",
+    "trajectories",
     "visible",
 ]

@@ -5,11 +5,14 @@ Everything that turns a recommender's probabilities into recommendations goes th
 :func:`safer.store.store_decisions`), ``safer benchmark``, the gated mortality policy and the
 console's what-if page — so the rules hold everywhere:
 
-- a gate is calibrated on the calibration split only (the selection method's ridge on the
-  training split, never on calibration decisions);
+- a gate is calibrated on the calibration split only (the selection method's ridge and the
+  safe gate's decoder and candidate policy on the training split, never on calibration
+  decisions);
 - :func:`decide` always checks the model's content hash against the gate's (a gate never
   transfers between models) and computes exactly the inputs the gate's method asks for (the
-  embedding, Mondrian groups);
+  representation the gate records -- the model's embedding or the rows' features, see
+  :func:`safer.models.representation` --, Mondrian groups; where each decision sits in its
+  stay for methods that learn from whole stays);
 - the auditor's report is computed on the test split with subgroups, and the gate file records
   where its report was written.
 
@@ -41,6 +44,7 @@ import pandas as pd
 
 from safer.cohorts.schema import model_columns
 from safer.conformal import Decisions, Gate, calibrate_gate
+from safer.conformal.methods import Trajectories
 from safer.conformal.report import audit as audit_report
 from safer.conformal.report import write_report
 from safer.errors import SaferError
@@ -55,6 +59,7 @@ __all__ = [
     "subgroup_frame",
     "model_version",
     "record_report",
+    "trajectories",
     "visible",
 ]
 
@@ -67,6 +72,33 @@ _SOFA_BANDS = ([-np.inf, 5, 10, np.inf], ["0-5", "6-10", "11+"])
 def visible(rows: pd.DataFrame) -> pd.DataFrame:
     """The columns of ``rows`` a model may read: never the simulator's hidden ``true_*``."""
     return rows[model_columns(rows)]
+
+
+def trajectories(rows: pd.DataFrame) -> Trajectories:
+    """Stay, step, logged action and outcome of every row (what a gate that learns from whole
+    stays reads; the outcome is the logged one, never a hidden simulator column).
+
+    >>> t = trajectories(pd.DataFrame({"stay_id": [4, 4], "step": [0, 1], "action": [2, 0],
+    ...                                "died": [1, 1]}))
+    >>> t.stay.tolist(), t.died.tolist()
+    ([4, 4], [1, 1])
+    """
+    missing = [c for c in ("stay_id", "step", "action", "died") if c not in rows]
+    if missing:
+        raise SaferError(
+            f"this gate learns from whole stays and needs cohort columns {missing} (logged "
+            "actions and outcomes)"
+        )
+    return Trajectories.of(
+        rows["stay_id"].to_numpy(), rows["step"].to_numpy(), rows["action"].to_numpy(),
+        rows["died"].to_numpy(),
+    )  # fmt: skip
+
+
+def _representation(kind: str | None, model: Any, rows: pd.DataFrame, current=None):
+    from safer.models import representation
+
+    return representation(kind, model, visible(rows), current)
 
 
 def model_version(model: Any) -> str:
@@ -124,21 +156,31 @@ def calibrate(
     c: float | None = None,
     groups_column: str | None = None,
     seed: int = 0,
+    options: dict | None = None,
+    representation: str | None = None,
 ) -> Gate:
     """The gate of ``model`` calibrated on ``calibration``.
 
-    ``train`` (the model's training stays) feeds only the selection method's ridge of the
-    uncertainty on the embedding, never a conformity score. ``groups_column`` names the cohort
-    column of Mondrian groups (set methods).
+    ``train`` (the model's training stays) feeds only what a method learns outside the
+    conformal step -- the selection method's ridge of the uncertainty on the embedding, the
+    safe gate's state decoder and candidate policy --, never a conformity score.
+    ``groups_column`` names the cohort column of Mondrian groups (set methods); ``options``
+    the method's settings beyond the levels; ``representation`` the kind of representation
+    the method reads (:data:`safer.models.REPRESENTATIONS`; default the method's own
+    ``default_representation``, else the model's embedding), recorded in the gate.
     """
     from safer.conformal import METHODS
 
     needs = METHODS[method]
+    kind = (representation or needs.default_representation) if needs.needs_embedding else None
     train, cal = visible(train), visible(calibration)
     kw: dict[str, Any] = {}
     if needs.needs_embedding:
-        kw["embedding_train"] = model.embed(train)
-        kw["embedding_cal"] = model.embed(cal)
+        kw["embedding_train"] = _representation(kind, model, train)
+        kw["embedding_cal"] = _representation(kind, model, cal)
+    if needs.needs_trajectories:
+        kw["trajectories_train"] = trajectories(train)
+        kw["trajectories_cal"] = trajectories(calibration)
     if needs.needs_kappa:
         kw["kappa_train"] = model.uncertainty(train)
         kw["kappa_cal"] = model.uncertainty(cal)
@@ -154,6 +196,8 @@ def calibrate(
         model_hash=model.content_hash_,
         groups_column=groups_column,
         seed=seed,
+        options=options,
+        representation=kind,
         **kw,
     )
 
@@ -178,22 +222,34 @@ def most_likely(proba: np.ndarray, model_hash: str) -> Decisions:
     )
 
 
-def decide(model: Any, gate: Gate | None, rows: pd.DataFrame, *, proba=None) -> Decisions:
-    """Decisions for every row of ``rows``: the gate's, or the most likely dose without a gate.
+def decide(
+    model: Any, gate: Gate | None, rows: pd.DataFrame, *, proba=None, current=None
+) -> Decisions:
+    """Decisions for the rows of ``rows``: the gate's, or the most likely dose without a gate.
 
     The gate's model hash is always checked against ``model.content_hash_``
     (:class:`~safer.conformal.GateMismatchError` otherwise). ``proba`` may pass the model's
-    probabilities of these rows when the caller already has them.
+    probabilities of these rows when the caller already has them. ``current`` (bool per row,
+    optional) decides only those rows -- the others are the stays' history, which a model over
+    history windows reads (a rollout decides each stay's latest row); the result then has one
+    entry per current row.
 
     Without a gate every decision recommends the most likely dose, with no prediction set
     (``sets`` is None), ``method`` "none" and no level.
     """
     P = model.predict_proba(visible(rows)) if proba is None else np.asarray(proba, dtype=float)
+    if current is not None:
+        current = np.asarray(current, dtype=bool)
+        P = P[current]
     if gate is None:
         return most_likely(P, model.content_hash_)
     gate.check_model(model.content_hash_)
-    embedding = model.embed(visible(rows)) if gate.needs_embedding else None
+    embedding = (
+        _representation(gate.representation, model, rows, current) if gate.needs_embedding else None
+    )
     groups = _groups(rows, gate.groups_column, "the gate's groups")
+    if groups is not None and current is not None:
+        groups = groups[current]
     return gate.decide(P, embedding=embedding, groups=groups, model_hash=model.content_hash_)
 
 
@@ -206,7 +262,8 @@ def audit(
     """The auditor's report of ``gate`` on the test split (see :mod:`safer.conformal.report`).
 
     The uncertainty the selection method promises on is the model's TRUE uncertainty of each
-    test decision, computed here from the model (never the gate's prediction of it).
+    test decision, computed here from the model (never the gate's prediction of it); a gate
+    that learns from whole stays is audited on the test stays' logged actions and outcomes.
     """
     gate.check_model(model.content_hash_)
     seen = visible(test)
@@ -215,7 +272,10 @@ def audit(
         model.predict_proba(seen),
         test["action"].to_numpy(),
         kappa=model.uncertainty(seen) if gate.needs_kappa else None,
-        embedding=model.embed(seen) if gate.needs_embedding else None,
+        embedding=(
+            _representation(gate.representation, model, test) if gate.needs_embedding else None
+        ),
+        trajectories=trajectories(test) if gate.needs_trajectories else None,
         groups=_groups(test, gate.groups_column, "the gate's groups"),
         subgroups=subgroup_frame(test, subgroup_columns),
         model_hash=model.content_hash_,
@@ -238,6 +298,8 @@ def calibrate_and_audit(
     report_path: str | Path | None = None,
     json_path: str | Path | None = None,
     seed: int = 0,
+    options: dict | None = None,
+    representation: str | None = None,
 ) -> tuple[Gate, dict]:
     """Calibrate on ``calibration``, audit on ``test``, write the report and the gate.
 
@@ -248,7 +310,7 @@ def calibrate_and_audit(
     """
     gate = calibrate(
         model, train, calibration, method=method, alpha=alpha, delta=delta, c=c,
-        groups_column=groups_column, seed=seed,
+        groups_column=groups_column, seed=seed, options=options, representation=representation,
     )  # fmt: skip
     report = audit(model, gate, test, subgroup_columns)
     if report_path is not None:

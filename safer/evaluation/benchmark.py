@@ -10,7 +10,11 @@ What ``safer benchmark`` runs. One cohort is simulated per run and split once by
    EHR-like rows in the ICU-Sepsis MDP);
 4. a conformal gate ("lac", level ``alpha``) calibrated on the calibration split, and the true
    mortality of the gated policy (the model where the gate recommends, the clinicians where it
-   abstains) with its abstention rate.
+   abstains) with its abstention rate;
+5. for the models in ``gate_models`` (default: SAFER), every gate in ``gates`` side by side --
+   the paper's conformal selection (kappa, BH-FDR at ``alpha``), LAC, learn-then-test and the
+   outcome-aware safe gate (``spi``, delta 0.05) -- each with its gated true mortality and
+   abstention rate, in a second table.
 
 Seeds vary the model's initialisation and the rollout draws; the split stays fixed, so the
 spread over seeds is the spread of training, not of the data. Reference rows give the exact
@@ -57,6 +61,16 @@ __all__ = [
 ]
 
 ORACLE = "oracle one-step, train stays' true states"
+#: Gates side by side (``gates``): name -> (what the table calls it, calibrate() levels).
+GATE_SETTINGS: dict[str, tuple[str, dict]] = {
+    "selection": ("conformal selection (kappa, BH-FDR)", {}),
+    "lac": ("LAC prediction sets", {}),
+    "aps": ("APS prediction sets", {}),
+    "raps": ("RAPS prediction sets", {}),
+    "ltt": ("learn-then-test (delta 0.1)", {"delta": 0.1}),
+    "spi": ("safe policy improvement (delta 0.05)", {"delta": 0.05}),
+}
+DEFAULT_GATES = ("selection", "lac", "ltt", "spi")
 BENCHMARK_METRICS = ("macro_auc", "micro_auc", "hr_at_3", "mrr_at_3")
 _COLUMNS = (
     *BENCHMARK_METRICS,
@@ -98,6 +112,7 @@ class BenchmarkResult:
     runs: pd.DataFrame
     references: dict[str, float]  # policy -> exact mortality in percent
     settings: dict[str, Any] = field(default_factory=dict)
+    gate_runs: pd.DataFrame = field(default_factory=pd.DataFrame)  # model, seed, gate, ...
 
     def summary(self) -> pd.DataFrame:
         """Mean and sample sd over seeds per model (sd is NaN with one seed)."""
@@ -118,6 +133,7 @@ class BenchmarkResult:
                 "units": "mortality and abstention: absolute percent of episodes / decisions",
                 "models": models,
                 "runs": self.runs.to_dict("records"),
+                "gate_runs": self.gate_runs.to_dict("records"),
                 "references_mortality_pct": self.references,
             }
         )
@@ -148,6 +164,22 @@ class BenchmarkResult:
         for label, value in self.references.items():
             cells = [f"{value:.1f}" if c == "mortality_pct" else "" for c in _COLUMNS]
             lines.append(f"| {label} (exact) | " + " | ".join(cells) + " |")
+        if not self.gate_runs.empty:
+            lines += [
+                "",
+                "Gates side by side (each calibrated on the calibration split; where a gate "
+                "abstains the clinicians' policy acts). Mean ± sd over seeds.\n",
+                "| model | gate | gated mortality % | abstention % |",
+                "|---|---|---:|---:|",
+            ]
+            grouped = self.gate_runs.groupby(["model", "gate"], sort=False)
+            for (model, gate), g in grouped:
+                label = GATE_SETTINGS.get(gate, (gate, {}))[0]
+                cells = [
+                    _cell(g[c].mean(), g[c].std(ddof=1), c)
+                    for c in ("gated_mortality_pct", "abstention_pct")
+                ]
+                lines.append(f"| {model} | {label} (`{gate}`) | " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
 
 
@@ -161,6 +193,8 @@ def run_benchmark(
     cohort_seed: int = 0,
     split_seed: int = 0,
     overrides: dict[str, dict[str, Any]] | None = None,
+    gates: list[str] | tuple[str, ...] = DEFAULT_GATES,
+    gate_models: list[str] | tuple[str, ...] | None = None,
     progress: bool = True,
 ) -> BenchmarkResult:
     """Train every model on the same splits and measure metrics and true mortality.
@@ -180,6 +214,10 @@ def run_benchmark(
     overrides : dict, optional
         Model name -> config overrides (e.g. ``{"safer": {"epochs": 3}, "cql": {"n_steps":
         2000}}``).
+    gates : sequence of str
+        Gate methods compared side by side (:data:`GATE_SETTINGS`) on ``gate_models``.
+    gate_models : sequence of str, optional
+        Models the gates are compared on (default: ``"safer"`` if benchmarked, else none).
     progress : bool
         tqdm bars for simulation, training and rollouts (on stderr).
 
@@ -202,6 +240,15 @@ def run_benchmark(
         raise SaferError(f"overrides for models not benchmarked: {unknown}; models: {models}")
     for name in models:  # fail fast on unknown names, before any training
         make_benchmark_model(name, 0, **overrides.get(name, {}))
+    unknown_gates = sorted(set(gates) - set(GATE_SETTINGS))
+    if unknown_gates:
+        raise SaferError(f"unknown gates {unknown_gates}; known: {', '.join(GATE_SETTINGS)}")
+    gate_models = tuple(gate_models) if gate_models is not None else (
+        ("safer",) if "safer" in models else ()
+    )  # fmt: skip
+    missing = sorted(set(gate_models) - set(models))
+    if missing:
+        raise SaferError(f"gate models {missing} are not benchmarked; models: {models}")
 
     cohort = simulate_cohort(n_stays=stays, seed=cohort_seed, progress=progress)
     splits = split_stays(cohort, seed=split_seed)
@@ -209,7 +256,7 @@ def run_benchmark(
     calibration = splits.subset(cohort, "calibration")
     if calibration.empty or splits.subset(cohort, "test").empty:
         raise SaferError(f"{stays} stays leave an empty calibration or test split; use more")
-    rows = []
+    rows, gate_rows = [], []
     for name in models:
         for seed in seeds:
             model = make_benchmark_model(name, seed, **overrides.get(name, {}))
@@ -235,6 +282,24 @@ def run_benchmark(
                     "fit_seconds": fit_seconds,
                 }
             )
+            if name in gate_models:
+                for method in gates:
+                    levels = GATE_SETTINGS[method][1]
+                    g = gate if method == "lac" else calibrate(
+                        model, train, calibration, method=method, alpha=alpha, seed=seed,
+                        **levels,
+                    )  # fmt: skip
+                    roll = gated if method == "lac" else rollout_mortality(
+                        GatedPolicy(model, g, name=f"{method} {name}"), episodes, seed,
+                        progress=progress,
+                    )  # fmt: skip
+                    gate_rows.append(
+                        {
+                            "model": name, "seed": seed, "gate": method,
+                            "gated_mortality_pct": 100 * roll.mortality,
+                            "abstention_pct": 100 * (roll.abstention_rate or 0.0),
+                        }
+                    )  # fmt: skip
     references = {
         "clinicians": 100 * exact_mortality(clinician_policy()),
         "optimal": 100 * exact_mortality(optimal_policy()),
@@ -245,10 +310,11 @@ def run_benchmark(
     settings = {
         "stays": stays, "seeds": seeds, "models": list(models), "episodes": episodes,
         "alpha": alpha, "cohort_seed": cohort_seed, "split_seed": split_seed,
-        "split_sizes": sizes, "overrides": overrides,
+        "split_sizes": sizes, "overrides": overrides, "gates": list(gates),
+        "gate_models": list(gate_models),
     }  # fmt: skip
     runs = pd.DataFrame(rows).astype({c: float for c in _COLUMNS})
-    return BenchmarkResult(runs, references, settings)
+    return BenchmarkResult(runs, references, settings, pd.DataFrame(gate_rows))
 
 
 def write_markdown(result: BenchmarkResult, path: str | Path, command: str = "") -> Path:

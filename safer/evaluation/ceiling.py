@@ -43,6 +43,7 @@ import pandas as pd
 
 from safer.actions import N_ACTIONS
 from safer.cohorts.simulated import DEATH, N_PATIENT_STATES, SURVIVAL, IcuSepsisMDP, load_mdp
+from safer.conformal.spi.tabular import Episodes, TabularModel, greedy, one_hot, survival_values
 from safer.errors import SaferError
 from safer.evaluation.policies import value_iteration
 
@@ -109,15 +110,15 @@ def oracle_ceiling(
     if cohort.empty:
         raise SaferError("the cohort has no rows")
     mdp = mdp or load_mdp()
-    counts = transition_counts(cohort)
-    n_sa = counts.sum(axis=2)  # (716, 25)
+    tabular = TabularModel(_episodes(cohort))
+    n_sa = _pad(tabular.n_sa)  # (716, 25)
     n_s = n_sa.sum(axis=1)  # (716,)
     seen = n_s[:N_PATIENT_STATES] > 0
-    behaviour = _behaviour(n_sa, n_s, mdp)
-    model = _estimated_transitions(counts, n_sa, n_s, mdp)
+    behaviour = _behaviour(tabular, mdp)
+    model = _estimated_transitions(tabular, mdp)
     allowed = _support(n_sa, behaviour, support)
 
-    imitation = _onehot(np.where(seen, n_sa[:N_PATIENT_STATES].argmax(1), 0))
+    imitation = one_hot(np.where(seen, n_sa[:N_PATIENT_STATES].argmax(1), 0))
     imitation[~seen] = mdp.expert_policy[:N_PATIENT_STATES][~seen]
     one_step = one_step_improvement(model, behaviour, allowed)
     one_step[~seen] = mdp.expert_policy[:N_PATIENT_STATES][~seen]
@@ -125,7 +126,7 @@ def oracle_ceiling(
         model, mdp.initial, behaviour, mdp.centers, mdp.sofa, mdp.admissible
     )
     _, q = value_iteration(estimated_mdp, allowed=allowed)
-    vi = _onehot(np.where(allowed, q, -np.inf)[:N_PATIENT_STATES].argmax(1))
+    vi = one_hot(np.where(allowed, q, -np.inf)[:N_PATIENT_STATES].argmax(1))
     vi[~seen] = mdp.expert_policy[:N_PATIENT_STATES][~seen]
 
     policies = {"imitation": imitation, "one-step": one_step, "value-iteration": vi}
@@ -142,22 +143,29 @@ def oracle_ceiling(
     )
 
 
+def _episodes(cohort: pd.DataFrame) -> Episodes:
+    return Episodes.from_decisions(
+        cohort["true_state"].to_numpy(), cohort["stay_id"].to_numpy(), cohort["step"].to_numpy(),
+        cohort["action"].to_numpy(), cohort["died"].to_numpy(), n_states=N_PATIENT_STATES,
+    )  # fmt: skip
+
+
 def transition_counts(cohort: pd.DataFrame) -> np.ndarray:
     """``(716, 25, 716)`` counts of logged (state, action, next state); the last step of a stay
-    goes to the death or the survival state by its outcome."""
-    rows = cohort.sort_values(["stay_id", "step"], kind="stable")
-    state = rows["true_state"].to_numpy(dtype=np.int64)
-    action = rows["action"].to_numpy(dtype=np.int64)
-    died = rows["died"].to_numpy(dtype=np.int64)
-    stay = rows["stay_id"].to_numpy()
-    last = np.ones(len(rows), dtype=bool)
-    last[:-1] = stay[:-1] != stay[1:]
-    nxt = np.empty_like(state)
-    nxt[:-1] = state[1:]
-    nxt[last] = np.where(died[last] == 1, DEATH, SURVIVAL)
-    counts = np.zeros((N_PATIENT_STATES + 3, N_ACTIONS, N_PATIENT_STATES + 3))
-    np.add.at(counts, (state, action, nxt), 1.0)
-    return counts
+    goes to the death or the survival state by its outcome (the counts of
+    :class:`safer.conformal.spi.TabularModel`, laid out as the ICU-Sepsis arrays)."""
+    counts = TabularModel(_episodes(cohort)).counts.toarray()
+    dense = counts.reshape(N_PATIENT_STATES, N_ACTIONS, N_PATIENT_STATES + 2)
+    out = np.zeros((N_PATIENT_STATES + 3, N_ACTIONS, N_PATIENT_STATES + 3))
+    out[:N_PATIENT_STATES, :, : N_PATIENT_STATES + 2] = dense
+    return out
+
+
+def _pad(per_state: np.ndarray) -> np.ndarray:
+    """Rows for the 713 patient states -> rows for all 716 ICU-Sepsis states (terminal: 0)."""
+    out = np.zeros((N_PATIENT_STATES + 3, *per_state.shape[1:]))
+    out[:N_PATIENT_STATES] = per_state
+    return out
 
 
 def one_step_improvement(
@@ -179,29 +187,32 @@ def one_step_improvement(
     """
     n = N_PATIENT_STATES
     chain = np.einsum("sa,sat->st", behaviour[:n], transitions[:n])
-    survival = np.linalg.solve(np.eye(n) - chain[:, :n], chain[:, SURVIVAL])
-    values = np.zeros(transitions.shape[0])
-    values[:n], values[SURVIVAL] = survival, 1.0
-    q = transitions[:n] @ values  # (713, 25)
-    return _onehot(np.where(allowed[:n], q, -np.inf).argmax(1))
+    # the chain's absorbing columns, reordered to the tabular layout (death n, survival n + 1)
+    values = survival_values(np.concatenate([chain[:, :n], chain[:, [DEATH, SURVIVAL]]], 1)[None])
+    full = np.zeros(transitions.shape[0])
+    full[:n], full[SURVIVAL] = values[0, :n], 1.0
+    q = transitions[:n] @ full  # (713, 25)
+    return one_hot(greedy(q, allowed[:n]))
 
 
-def _behaviour(n_sa: np.ndarray, n_s: np.ndarray, mdp: IcuSepsisMDP) -> np.ndarray:
-    behaviour = n_sa / np.maximum(n_s[:, None], 1.0)
-    unseen = n_s == 0
+def _behaviour(tabular: TabularModel, mdp: IcuSepsisMDP) -> np.ndarray:
+    """The estimated clinicians' policy; states never logged keep the true one."""
+    behaviour = _pad(tabular.behaviour)
+    unseen = _pad(tabular.n_s[:, None])[:, 0] == 0
     behaviour[unseen] = mdp.expert_policy[unseen]
     behaviour[N_PATIENT_STATES:] = 0.0
     return behaviour
 
 
-def _estimated_transitions(counts, n_sa, n_s, mdp: IcuSepsisMDP) -> np.ndarray:
-    """Empirical ``P_hat(s' | s, a)``; unlogged actions of a seen state take the state's average
-    over its logged actions, unseen states keep the true rows (they are never acted on)."""
-    state_avg = counts.sum(axis=1) / np.maximum(n_s[:, None], 1.0)  # (716, 716)
-    model = np.where(
-        n_sa[:, :, None] > 0, counts / np.maximum(n_sa[:, :, None], 1.0), state_avg[:, None, :]
-    )
-    unseen = n_s == 0
+def _estimated_transitions(tabular: TabularModel, mdp: IcuSepsisMDP) -> np.ndarray:
+    """Empirical ``P_hat(s' | s, a)`` of the tabular model (unlogged actions of a seen state take
+    the state's average over its logged actions) in the ICU-Sepsis layout; states never logged
+    keep the true rows (they are never acted on)."""
+    n = N_PATIENT_STATES
+    dense = tabular.transitions.toarray().reshape(n, N_ACTIONS, n + 2)
+    model = np.zeros((n + 3, N_ACTIONS, n + 3))
+    model[:n, :, : n + 2] = dense
+    unseen = np.r_[tabular.n_s == 0, np.ones(3, dtype=bool)]
     model[unseen] = mdp.transitions[unseen]
     return model
 
@@ -232,7 +243,3 @@ def _iterated_mortality(
             break
         death = new
     return float(initial[:n] @ death)
-
-
-def _onehot(actions: np.ndarray) -> np.ndarray:
-    return np.eye(N_ACTIONS)[actions]

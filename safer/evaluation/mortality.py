@@ -56,6 +56,7 @@ __all__ = [
     "rollout_mortality",
     "true_mortality",
     "mortality_table",
+    "episode_outcomes",
 ]
 
 _ACTION_COLUMNS = ("fluid_bin", "vaso_bin", "action", "fluid_ml", "vaso_ugkgmin")
@@ -178,7 +179,7 @@ def rollout_mortality(
         roll = rollout(mdp, policy.matrix, episodes, rng, max_steps=max_steps, progress=progress)
         died, truncated, decisions, abstained = roll.died, roll.truncated, len(roll.stay), None
     else:
-        died, truncated, decisions, abstained = _observed_rollout(
+        died, truncated, decisions, abstained, _ = _observed_rollout(
             policy, mdp, episodes, rng, config, max_steps, progress
         )
     deaths = int(died.sum())
@@ -203,11 +204,12 @@ def _observed_rollout(policy, mdp, episodes, rng, config, max_steps, progress):
     alive = np.arange(episodes)
     died = np.zeros(episodes, dtype=np.int64)
     truncated = np.zeros(episodes, dtype=bool)
-    history = None
+    history = first = None
     decisions = abstained = 0
     bar = tqdm(total=episodes, desc=f"rollout {policy.name}", unit="stay", disable=not progress)
     for t in range(max_steps):
         rows = world.observe(alive, t, states)
+        first = rows if t == 0 else first
         history = rows if history is None else pd.concat([history, rows], ignore_index=True)
         decision = policy.decide(history, rng)
         # stay ids are FIRST_STAY_ID + episode, so increasing stay_id == increasing episode
@@ -226,7 +228,37 @@ def _observed_rollout(policy, mdp, episodes, rng, config, max_steps, progress):
     else:
         truncated[alive] = True
     bar.close()
-    return died, truncated, decisions, (abstained if isinstance(policy, DeferringPolicy) else None)
+    rate = abstained if isinstance(policy, DeferringPolicy) else None
+    return died, truncated, decisions, rate, first
+
+
+def episode_outcomes(
+    policy: Policy,
+    episodes: int,
+    seed: int = 0,
+    *,
+    config: SimulationConfig | None = None,
+    max_steps: int = MAX_STEPS,
+    progress: bool = False,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Per-episode outcomes of an observed rollout and each episode's admission row.
+
+    Returns ``died`` (episodes,) 0/1 and the step-0 rows (one per episode, in episode order),
+    so mortality can be broken down by what was charted at admission (age, SOFA, ...).
+
+    Examples
+    --------
+    >>> from safer.evaluation.policies import clinician_policy
+    >>> died, first = episode_outcomes(clinician_policy(), 50, seed=0)
+    >>> died.shape, len(first)
+    ((50,), 50)
+    """
+    mdp = load_mdp()
+    rng = np.random.default_rng(seed)
+    died, _, _, _, first = _observed_rollout(
+        policy, mdp, episodes, rng, config, max_steps, progress
+    )
+    return died, first.reset_index(drop=True)
 
 
 def true_mortality(

@@ -51,6 +51,7 @@ __all__ = [
     "LoggedActionPolicy",
     "ModelPolicy",
     "GatedPolicy",
+    "PartialAdherence",
     "act",
     "act_batch",
     "clinician_policy",
@@ -446,17 +447,17 @@ class GatedPolicy(ModelPolicy):
         gate = load_gate(gate_path, model_hash=model.content_hash_)
         return cls(model, gate, defer_to, name=f"gated:{model_dir}:{gate_path}")
 
-    def _gate_actions(self, rows: pd.DataFrame, proba: np.ndarray) -> np.ndarray:
+    def _gate_actions(self, rows: pd.DataFrame, proba: np.ndarray, current=None) -> np.ndarray:
         from safer.decisions import decide
 
-        decisions = decide(self.model, self.gate, rows, proba=proba)
+        decisions = decide(self.model, self.gate, rows, proba=proba, current=current)
         return np.asarray(decisions.action, dtype=np.int64)
 
     def decide(
         self, histories: pd.DataFrame, rng: np.random.Generator | None = None
     ) -> PolicyDecision:
         ordered, proba, is_last = self._current(histories)
-        gated = self._gate_actions(ordered, proba)[is_last]
+        gated = self._gate_actions(ordered, proba, is_last)
         current = ordered[is_last]
         abstain = gated < 0
         actions = gated.copy()
@@ -474,6 +475,59 @@ class GatedPolicy(ModelPolicy):
         if abstain.any():
             out[abstain] = self.defer_to.probabilities(rows[abstain])
         return out
+
+
+class PartialAdherence:
+    """A gated policy whose recommendations are followed only part of the time.
+
+    Where the gate recommends, the clinician follows with probability ``adherence`` and
+    otherwise gives usual care (the gated policy's ``defer_to``); where it defers, usual care.
+    ``adherence=1`` is the gated policy itself. Clinical decision-support studies report
+    outcomes at the adherence they observed; this lets a benchmark report several.
+
+    Examples
+    --------
+    >>> from unittest.mock import create_autospec
+    >>> gated = create_autospec(GatedPolicy, instance=True)
+    >>> PartialAdherence(gated, 0.25).name
+    'gated, 25% adherence'
+    """
+
+    needs_true_state = True
+
+    def __init__(self, gated: GatedPolicy, adherence: float, name: str | None = None):
+        if not 0.0 <= adherence <= 1.0:
+            raise PolicyError(f"adherence is a probability in [0, 1], got {adherence}")
+        self.gated = gated
+        self.adherence = float(adherence)
+        self.name = name or f"gated, {100 * adherence:.0f}% adherence"
+        self.needs_true_state = bool(getattr(gated, "needs_true_state", False))
+
+    def decide(
+        self, histories: pd.DataFrame, rng: np.random.Generator | None = None
+    ) -> PolicyDecision:
+        if rng is None:
+            raise PolicyError(f"policy '{self.name}' draws who follows: pass rng=")
+        decision = self.gated.decide(histories, rng)
+        ignored = ~decision.deferred & (rng.random(len(decision.actions)) >= self.adherence)
+        actions = decision.actions.copy()
+        if ignored.any():
+            current = last_rows(histories)
+            actions[ignored] = self.gated.defer_to.decide(current[ignored], rng).actions
+        return PolicyDecision(decision.stay_ids, actions, decision.deferred | ignored)
+
+    def deferred_rows(self, rows: pd.DataFrame) -> np.ndarray:
+        return self.gated.deferred_rows(rows)
+
+    def probabilities(self, rows: pd.DataFrame) -> np.ndarray:
+        gated = self.gated.probabilities(rows)
+        usual = self.gated.defer_to.probabilities(rows)
+        acting = ~self.gated.deferred_rows(rows)
+        mixed = self.adherence * gated + (1.0 - self.adherence) * usual
+        return np.where(acting[:, None], mixed, usual)
+
+    def __repr__(self) -> str:
+        return f"PartialAdherence({self.gated!r}, {self.adherence})"
 
 
 def _load_model(path: str | Path) -> Any:

@@ -7,7 +7,7 @@ Examples
 --------
 >>> from safer.models import BASELINES, VARIANTS, make_model
 >>> VARIANTS
-('safer', 'safer-n', 'safer-f', 'safer-u', 'notes-only')
+('safer', 'safer-n', 'safer-f', 'safer-u', 'notes-only', 'safer-q')
 >>> make_model("safer-n", seed=1).config.use_notes
 False
 >>> BASELINES[:5], BASELINES[-3:]
@@ -23,6 +23,7 @@ from safer.models.registry import (
     load_model,
     make_model,
 )
+from safer.models.representations import REPRESENTATIONS, representation
 from safer.models.safer import SaferConfig, SaferRecommender
 
 __all__ = [
@@ -33,6 +34,8 @@ __all__ = [
     "SaferConfig",
     "SaferRecommender",
     "MODELS",
+    "REPRESENTATIONS",
     "load_model",
     "make_model",
+    "representation",
 ]

@@ -189,11 +189,10 @@ class WindowModel(CohortModel, InputPipeline):
 
     def _learned_meta(self) -> dict[str, Any]:
         from safer.cohorts.schema import STATIC
-        from safer.models._inputs import N_STRUCT
 
         return {
             "shapes": {
-                "n_struct": N_STRUCT,
+                "n_struct": self._n_struct,
                 "n_static": len(STATIC),
                 "note_dim": self._encoder_dim,
             },

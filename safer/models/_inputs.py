@@ -4,7 +4,10 @@ Every model of :mod:`safer.models` that reads history windows is fed by this one
 they see identical inputs: a decision's window (:func:`~safer.models._windows.build_windows`)
 becomes per-step structured rows ``[scaled features (47) | missing mask (47) | previous action
 one-hot (25)]`` (:data:`N_STRUCT` columns), scaled static data and, with notes, each window
-step's note embedding (or its sentence rows) plus a "usable note" flag.
+step's note embedding (or its sentence rows) plus a "usable note" flag. With ``note_quantities``
+(SAFER's ``safer-q`` variant) each structured row also carries the numbers its own note states
+(:mod:`safer.models.note_quantities`; scaled, missing as 0, plus their missing mask), only when
+that note was charted before the row's decision time.
 
 The pieces, usable on their own:
 
@@ -43,14 +46,18 @@ from safer.errors import SaferError
 from safer.models._common import CLIP, nan_stat
 from safer.models._windows import Windows
 from safer.models.encoders import NoteEncoder
+from safer.models.note_quantities import NOTE_QUANTITIES, quantity_features
 
 __all__ = [
     "N_STRUCT",
+    "N_QUANTITY",
     "SCALING_FIELDS",
+    "QUANTITY_FIELDS",
     "NoteSettings",
     "PipelineSettings",
     "make_note_encoder",
     "learn_scaling",
+    "learn_quantity_scaling",
     "build_tensors",
     "batch",
     "window_steps",
@@ -59,7 +66,9 @@ __all__ = [
 ]
 
 N_STRUCT = 2 * len(FEATURES) + N_ACTIONS  # values + missing mask + previous action one-hot
+N_QUANTITY = 2 * len(NOTE_QUANTITIES)  # note quantities + their missing mask (note_quantities)
 SCALING_FIELDS = ("feature_mean_", "feature_std_", "static_mean_", "static_std_")
+QUANTITY_FIELDS = ("quantity_mean_", "quantity_std_")
 
 
 class NoteSettings(Protocol):
@@ -119,6 +128,20 @@ def learn_scaling(w: Windows, rows: Any) -> dict[str, np.ndarray]:
     }
 
 
+def _row_quantities(w: Windows) -> np.ndarray:
+    """Each row's note quantities (R, Q); NaN where the row's own note is not usable."""
+    return quantity_features(w.notes, usable=w.note_ok[:, -1])
+
+
+def learn_quantity_scaling(w: Windows, rows: Any) -> dict[str, np.ndarray]:
+    """Means and standard deviations of the note quantities over ``rows`` of ``w``."""
+    q = _row_quantities(w)[rows]
+    return {
+        "quantity_mean_": nan_stat(np.nanmean, q, 0.0),
+        "quantity_std_": nan_stat(np.nanstd, q, 1.0),
+    }
+
+
 def build_tensors(
     w: Windows,
     scaling: Mapping[str, np.ndarray],
@@ -126,6 +149,7 @@ def build_tensors(
     note_pool: str | None,
     encoder: NoteEncoder | None = None,
     max_sentences: int = 16,
+    quantities: bool = False,
 ) -> dict[str, torch.Tensor]:
     """The tensors of one cohort's windows, in the windows' sorted row order.
 
@@ -143,6 +167,9 @@ def build_tensors(
         Needed unless ``note_pool`` is None.
     max_sentences : int
         Sentences kept per note with ``note_pool="attention"``.
+    quantities : bool
+        Append each row's note quantities and their missing mask (:data:`N_QUANTITY` columns;
+        ``scaling`` then also holds :data:`QUANTITY_FIELDS`).
 
     Returns
     -------
@@ -171,7 +198,13 @@ def build_tensors(
     prev = np.zeros((n, N_ACTIONS))
     has_prev = w.prev_action >= 0
     prev[np.flatnonzero(has_prev), w.prev_action[has_prev]] = 1.0
-    rows = np.concatenate([z, missing.astype(float), prev], axis=1)  # (R, n_struct)
+    parts = [z, missing.astype(float), prev]
+    if quantities:
+        q = _row_quantities(w)
+        q_missing = np.isnan(q)
+        qz = (q - scaling["quantity_mean_"]) / scaling["quantity_std_"]
+        parts += [np.clip(np.where(q_missing, 0.0, qz), -CLIP, CLIP), q_missing.astype(float)]
+    rows = np.concatenate(parts, axis=1)  # (R, n_struct)
     rows = np.vstack([rows, np.zeros((1, rows.shape[1]))]).astype(np.float32)  # + pad row
     stat = np.nan_to_num((w.static - scaling["static_mean_"]) / scaling["static_std_"])
     stat = np.clip(stat, -CLIP, CLIP).astype(np.float32)
@@ -271,8 +304,20 @@ class InputPipeline(NoteEncoderMixin):
 
     config: PipelineSettings
 
+    @property
+    def _quantities(self) -> bool:
+        return bool(getattr(self.config, "note_quantities", False))
+
+    @property
+    def _n_struct(self) -> int:
+        """Width of a structured row: :data:`N_STRUCT`, plus :data:`N_QUANTITY` with quantities."""
+        return N_STRUCT + (N_QUANTITY if self._quantities else 0)
+
     def _learn_scaling(self, w: Windows, rows: Any) -> None:
-        for name, value in learn_scaling(w, rows).items():
+        learned = learn_scaling(w, rows)
+        if self._quantities:
+            learned |= learn_quantity_scaling(w, rows)
+        for name, value in learned.items():
             setattr(self, name, value)
 
     def _tensors(self, w: Windows, progress: bool) -> dict[str, torch.Tensor]:
@@ -281,15 +326,18 @@ class InputPipeline(NoteEncoderMixin):
             w, self._scaling(),
             note_pool=cfg.note_pool if cfg.use_notes else None,
             encoder=self._note_encoder(progress) if cfg.use_notes else None,
-            max_sentences=cfg.max_sentences,
+            max_sentences=cfg.max_sentences, quantities=self._quantities,
         )  # fmt: skip
 
+    def _scaling_fields(self) -> tuple[str, ...]:
+        return SCALING_FIELDS + (QUANTITY_FIELDS if self._quantities else ())
+
     def _scaling(self) -> dict[str, np.ndarray]:
-        return {name: getattr(self, name) for name in SCALING_FIELDS}
+        return {name: getattr(self, name) for name in self._scaling_fields()}
 
     def _scaling_metadata(self) -> dict[str, list[float]]:
         return {name: value.tolist() for name, value in self._scaling().items()}
 
     def _restore_scaling(self, saved: Mapping[str, Any]) -> None:
-        for name in SCALING_FIELDS:
+        for name in self._scaling_fields():
             setattr(self, name, np.asarray(saved[name], dtype=np.float32))

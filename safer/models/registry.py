@@ -11,6 +11,9 @@ variant                 what it is
                         deceased labels that this variant never sees
 ``notes-only``          notes + static patient data (age, gender, weight, re-admission);
                         no vital signs, labs or previous doses; stages 1-3
+``safer-q``             full model that also reads the numbers its notes state (MAP,
+                        pressor dose, lactate, ...; :mod:`safer.models.note_quantities`) as
+                        structured inputs at their charting time; stages 1-3
 ======================  ===================================================================
 
 Baselines (:mod:`safer.models.baselines`, same estimator contract): ``lstm``, ``retain``,
@@ -67,6 +70,7 @@ _VARIANT_SETTINGS: dict[str, dict[str, Any]] = {
     "safer-f": {"fine_tune": False},
     "safer-u": {"survivors_only": True, "fine_tune": False},
     "notes-only": {"use_structured": False},
+    "safer-q": {"note_quantities": True},
 }
 VARIANTS = tuple(_VARIANT_SETTINGS)
 

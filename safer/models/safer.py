@@ -40,7 +40,7 @@ from safer.actions import N_ACTIONS
 from safer.cohorts.schema import STATIC
 from safer.errors import SaferError
 from safer.models._base import WindowModel
-from safer.models._inputs import N_STRUCT, batch
+from safer.models._inputs import batch
 
 __all__ = [
     "AttentionBlock",
@@ -268,6 +268,7 @@ class SaferConfig:
     max_sentences: int = 16  # sentences kept per note with note_pool="attention"
     note_max_length: int = 128
     cache_dir: str | None = None  # None = $SAFER_CACHE_DIR/notes or ~/.cache/safer/notes
+    note_quantities: bool = False  # also read the numbers in the notes (models.note_quantities)
 
     def check(self) -> None:
         """Raise :class:`SaferError` on values that cannot train."""
@@ -285,6 +286,8 @@ class SaferConfig:
             problems.append("gamma must be >= 0")
         if self.note_pool not in NOTE_POOLS:
             problems.append(f"note_pool must be one of {NOTE_POOLS}")
+        if self.note_quantities and not self.use_notes:
+            problems.append("note_quantities reads the notes: it needs use_notes")
         if problems:
             raise SaferError("invalid SaferConfig: " + "; ".join(problems))
 
@@ -342,7 +345,7 @@ class SaferRecommender(WindowModel):
         surv_va = np.flatnonzero(usable & ~died_sorted & is_val)
 
         self.net_ = SaferNet(
-            n_struct=N_STRUCT, n_static=len(STATIC), note_dim=self._encoder_dim,
+            n_struct=self._n_struct, n_static=len(STATIC), note_dim=self._encoder_dim,
             history=cfg.history, d_model=cfg.d_model, n_heads=cfg.n_heads,
             n_layers=cfg.n_layers, dropout=cfg.dropout, use_structured=cfg.use_structured,
             use_notes=cfg.use_notes, note_dropout=cfg.note_dropout, note_pool=cfg.note_pool,

@@ -93,14 +93,14 @@ def _selection(data, **kw):
 
 
 def test_registry_order_and_names():
-    assert list(METHODS) == ["selection", "lac", "aps", "raps", "ltt"]
+    assert list(METHODS) == ["selection", "lac", "aps", "raps", "ltt", "spi"]
     assert all(cls.name == name for name, cls in METHODS.items())
     assert list(GUARANTEES) == list(METHODS)
 
 
 def test_unknown_method_lists_the_known_ones(data):
     proba, y, _, _ = data
-    with pytest.raises(UnknownNameError, match="known: selection, lac, aps, raps, ltt"):
+    with pytest.raises(UnknownNameError, match="known: selection, lac, aps, raps, ltt, spi"):
         calibrate_gate("topk", proba[:100], y[:100], alpha=0.2, model_hash="m")
 
 
@@ -124,7 +124,7 @@ def test_a_method_from_outside_is_one_class_end_to_end(tmp_path, data):
     json.loads(to_json(rep))
 
     path = gate.with_report(tmp_path / "topk.html").save(tmp_path / "topk.json")
-    with pytest.raises(UnknownNameError, match="known: selection, lac, aps, raps, ltt"):
+    with pytest.raises(UnknownNameError, match="known: selection, lac, aps, raps, ltt, spi"):
         load_gate(path)
     loaded = load_gate(path, model_hash="m", methods=WITH_TOPK)
     np.testing.assert_array_equal(loaded.decide(proba[500:]).sets, d.sets)

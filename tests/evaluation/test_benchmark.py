@@ -49,3 +49,20 @@ def test_bad_requests_fail_before_any_training():
         run_benchmark(stays=60, seeds=[0], models=["safer", "no-such-model"], progress=False)
     with pytest.raises(SaferError, match="at least one seed"):
         run_benchmark(stays=60, seeds=[], models=["cql"], progress=False)
+
+
+def test_gates_side_by_side_for_the_gate_models():
+    result = run_benchmark(
+        stays=60, seeds=[0], models=["safer-n"], episodes=10, gates=["lac", "spi"],
+        gate_models=["safer-n"], overrides={"safer-n": {"epochs": 1, "finetune_epochs": 1}},
+        progress=False,
+    )  # fmt: skip
+    runs = result.gate_runs
+    assert runs["gate"].tolist() == ["lac", "spi"]
+    assert runs["abstention_pct"].between(0, 100).all()
+    # the lac row is the main table's gated policy
+    assert runs["gated_mortality_pct"].iloc[0] == result.runs["gated_mortality_pct"].iloc[0]
+    table = result.markdown()
+    assert "Gates side by side" in table and "safe policy improvement (delta 0.05) (`spi`)" in table
+    with pytest.raises(SaferError, match="unknown gates"):
+        run_benchmark(stays=60, seeds=[0], models=["cql"], gates=["topk"], progress=False)

@@ -10,6 +10,10 @@ name           class               promise (audited on the test split)      flag
 ``raps``       RAPS                per group with Mondrian groups)
 ``ltt``        LearnThenTest       error rate of issued recommendations     CI low > alpha
                                    <= alpha, with probability >= 1 - delta
+``spi``        SafePolicyImprovem  survival gain of following its           CI high < 0
+               ent                 recommendations over usual care >= 0,
+                                   with probability >= 1 - delta (outcome-
+                                   aware; estimated on held-out stays)
 =============  ==================  =======================================  =================
 
 Adding a method is one file holding a :class:`GateMethod` subclass plus one entry in
@@ -20,11 +24,11 @@ outside the package is passed as ``methods=`` to :func:`safer.conformal.calibrat
 Examples
 --------
 >>> list(METHODS)
-['selection', 'lac', 'aps', 'raps', 'ltt']
->>> METHODS["topk"]
+['selection', 'lac', 'aps', 'raps', 'ltt', 'spi']
+>>> METHODS["topk"]  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-safer._registry.UnknownNameError: unknown gate method 'topk'; known: selection, lac, aps, raps, ltt
+safer._registry.UnknownNameError: unknown gate method 'topk'; known: selection, lac, ..., spi
 """
 
 from __future__ import annotations
@@ -37,7 +41,9 @@ from safer.conformal.methods._base import (
     GateMethod,
     MethodState,
     Outcome,
+    PolicyEstimate,
     Promise,
+    Trajectories,
     Verdict,
     check_uncertainty_kind,
     keep_labelled,
@@ -49,6 +55,7 @@ from safer.conformal.methods.lac import LAC
 from safer.conformal.methods.ltt import LearnThenTest
 from safer.conformal.methods.raps import RAPS
 from safer.conformal.methods.selection import ConformalSelection
+from safer.conformal.methods.spi import SafePolicyImprovement
 
 __all__ = [
     "ABSTAIN",
@@ -56,6 +63,7 @@ __all__ = [
     "LAC",
     "METHODS",
     "RAPS",
+    "SafePolicyImprovement",
     "UNCERTAINTY_KINDS",
     "CalibrationData",
     "ConformalSelection",
@@ -63,8 +71,10 @@ __all__ = [
     "LearnThenTest",
     "MethodState",
     "Outcome",
+    "PolicyEstimate",
     "Promise",
     "SetMethod",
+    "Trajectories",
     "Verdict",
     "check_uncertainty_kind",
     "keep_labelled",
@@ -80,5 +90,6 @@ METHODS: Registry[type[GateMethod]] = Registry(
         "aps": APS,
         "raps": RAPS,
         "ltt": LearnThenTest,
+        "spi": SafePolicyImprovement,
     },
 )

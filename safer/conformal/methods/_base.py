@@ -12,15 +12,19 @@ levels (``alpha``, and ``delta`` / ``c`` where it uses them), it
    audited :meth:`~GateMethod.outcome` on test decisions (hit / counted in the denominator).
 
 The public verbs validate inputs as the class flags say (``needs_labels``, ``needs_embedding``,
-``needs_kappa``, ``supports_groups``); a subclass implements the hooks ``_conformalize`` and
-``_decide`` plus ``promise`` and ``outcome``. :class:`safer.conformal.Gate` keeps provenance
-and the state; :mod:`safer.conformal.report` asks the method for its promise and outcome.
+``needs_kappa``, ``needs_trajectories``, ``supports_groups``); a subclass implements the hooks
+``_conformalize`` and ``_decide`` plus ``promise`` and ``outcome``. A method whose promise is
+about a whole policy (its survival, not a per-decision rate) returns a :class:`PolicyEstimate`
+from ``outcome`` instead of an :class:`Outcome`; settings beyond the levels travel in
+``options`` (checked against the class's ``default_options``). :class:`safer.conformal.Gate`
+keeps provenance and the state; :mod:`safer.conformal.report` asks the method for its promise
+and outcome.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -44,7 +48,9 @@ __all__ = [
     "GateMethod",
     "MethodState",
     "Outcome",
+    "PolicyEstimate",
     "Promise",
+    "Trajectories",
     "Verdict",
     "check_uncertainty_kind",
     "keep_labelled",
@@ -77,6 +83,8 @@ class MethodState:
         Hash of the calibration data (:func:`safer.conformal._checks.array_hash`).
     delta, c : float or None
         Levels resolved at calibration (LTT's delta, selection's cut-off c), else None.
+    options : dict
+        The method's settings beyond the levels, resolved (e.g. the safe gate's algorithm).
     """
 
     thresholds: dict
@@ -84,11 +92,60 @@ class MethodState:
     calibration_hash: str
     delta: float | None = None
     c: float | None = None
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Trajectories:
+    """Where each decision sits in its stay: what methods that learn from whole stays read.
+
+    One entry per decision, aligned with the probabilities: the stay's id, the step, the
+    clinicians' action and the stay's outcome (``died``, 0/1, repeated on its rows).
+
+    Examples
+    --------
+    >>> t = Trajectories.of(stay=[5, 5, 9], step=[0, 1, 0], action=[3, 4, 0], died=[1, 1, 0])
+    >>> len(t), t.subset(np.array([True, False, True])).stay.tolist()
+    (3, [5, 9])
+    """
+
+    stay: np.ndarray
+    step: np.ndarray
+    action: np.ndarray
+    died: np.ndarray
+
+    @classmethod
+    def of(cls, stay, step, action, died, n: int | None = None, name: str = "trajectories"):
+        """Checked arrays (``n`` decisions when given)."""
+        stay, step = np.asarray(stay), np.asarray(step, dtype=float)
+        n = len(stay) if n is None else n
+        act = check_labels(action, n, f"{name}.action")
+        died = np.asarray(died, dtype=float)
+        for label, arr in (("stay", stay), ("step", step), ("died", died)):
+            if arr.shape != (n,):
+                raise ConformalInputError(
+                    f"{name}.{label} must have shape ({n},), one entry per decision"
+                )
+        if not np.all(np.isfinite(step)):
+            raise ConformalInputError(f"{name}.step must be finite")
+        if np.any((died != 0) & (died != 1)):
+            raise ConformalInputError(f"{name}.died must be 0 or 1 (the stay's outcome)")
+        return cls(stay, step, act, died.astype(np.int64))
+
+    def __len__(self) -> int:
+        return len(self.stay)
+
+    def subset(self, mask: np.ndarray) -> Trajectories:
+        return Trajectories(self.stay[mask], self.step[mask], self.action[mask], self.died[mask])
 
 
 @dataclass(frozen=True)
 class CalibrationData:
-    """Calibration inputs after the checks the method's flags ask for (None where unused)."""
+    """Calibration inputs after the checks the method's flags ask for (None where unused).
+
+    ``embedding_*`` is the representation of each decision the method reads: the model's
+    ``embed()`` by default, or another kind the gate records (see ``Gate.representation``).
+    """
 
     proba: np.ndarray
     y: np.ndarray | None = None
@@ -97,6 +154,8 @@ class CalibrationData:
     kappa_train: Any = None
     embedding_cal: Any = None
     kappa_cal: np.ndarray | None = None
+    trajectories_train: Trajectories | None = None
+    trajectories_cal: Trajectories | None = None
 
 
 class Verdict(NamedTuple):
@@ -150,6 +209,23 @@ class Outcome:
     metric: str  # what hit[counted].mean() is, e.g. "coverage"
 
 
+@dataclass(frozen=True)
+class PolicyEstimate:
+    """The audited outcome of a policy-level promise: an estimate with its interval.
+
+    ``value`` is the realised metric (e.g. the survival gain over the clinicians, estimated on
+    the test stays), ``ci_low`` / ``ci_high`` its interval at the report's confidence, ``n``
+    the number of stays it rests on; ``details`` any further JSON-ready figures.
+    """
+
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int
+    metric: str
+    details: dict = field(default_factory=dict)
+
+
 class GateMethod(ABC):
     """Base of the gate methods (see the module docstring for the lifecycle).
 
@@ -185,6 +261,16 @@ class GateMethod(ABC):
         ``embedding`` (the model's ``embed()`` of the decisions).
     needs_kappa : bool
         ``conformalize`` needs ``kappa_train`` and ``kappa_cal``; the audit needs the TRUE kappa.
+    needs_trajectories : bool
+        ``conformalize`` needs ``trajectories_train`` and ``trajectories_cal``
+        (:class:`Trajectories`: stay, step, action and outcome of every decision); the audit
+        needs those of the test decisions.
+    default_options : dict
+        The settings beyond the levels the method takes (name -> default); ``options`` given
+        to the constructor must be among them.
+    default_representation : str or None
+        The kind of representation the decisions stage computes for ``embedding`` when the
+        caller names none (None = the model's ``embed()``; see ``safer.models.representation``).
     supports_groups : bool
         Accepts per-decision groups (Mondrian calibration); others refuse them.
     guarantee : str
@@ -208,6 +294,9 @@ class GateMethod(ABC):
     needs_labels: ClassVar[bool] = True
     needs_embedding: ClassVar[bool] = False
     needs_kappa: ClassVar[bool] = False
+    needs_trajectories: ClassVar[bool] = False
+    default_options: ClassVar[dict] = {}
+    default_representation: ClassVar[str | None] = None
     supports_groups: ClassVar[bool] = False
     guarantee: ClassVar[str] = ""
 
@@ -219,19 +308,36 @@ class GateMethod(ABC):
         c: float | None = None,
         seed: int = 0,
         uncertainty: str | None = None,
+        options: dict | None = None,
     ):
         self.alpha = check_alpha(alpha)
         self.delta = delta
         self.c = c
         self.seed = seed
         self.uncertainty = uncertainty
+        self.options = self.check_options(options)
+
+    @classmethod
+    def check_options(cls, options: dict | None) -> dict:
+        """``options`` over the defaults; an unknown name is an error listing the known ones."""
+        options = dict(options or {})
+        unknown = sorted(set(options) - set(cls.default_options))
+        if unknown:
+            known = ", ".join(cls.default_options) or "none"
+            raise ConformalInputError(
+                f"method {cls.name!r} has no option(s) {unknown}; its options: {known}"
+            )
+        return {**cls.default_options, **options}
 
     @classmethod
     def from_state(
         cls, state: MethodState, *, alpha: float, seed: int = 0, uncertainty: str | None = None
     ) -> GateMethod:
         """Rebuild a conformalized rule from a saved state (no recomputation of thresholds)."""
-        rule = cls(alpha, delta=state.delta, c=state.c, seed=seed, uncertainty=uncertainty)
+        rule = cls(
+            alpha, delta=state.delta, c=state.c, seed=seed, uncertainty=uncertainty,
+            options=state.options or None,
+        )  # fmt: skip
         rule.state_ = state
         return rule
 
@@ -252,20 +358,29 @@ class GateMethod(ABC):
         kappa_train=None,
         embedding_cal=None,
         kappa_cal=None,
+        trajectories_train: Trajectories | None = None,
+        trajectories_cal: Trajectories | None = None,
     ) -> MethodState:
-        """Calibrate on the calibration split (and, for the ridge of selection, a disjoint
-        training split); returns the JSON-ready :class:`MethodState` (also ``self.state_``)."""
+        """Calibrate on the calibration split (and, for the ridge of selection or a policy
+        learned from whole stays, a disjoint training split); returns the JSON-ready
+        :class:`MethodState` (also ``self.state_``)."""
         P = check_proba(proba_cal, "proba_cal")
         side = {
-            "embedding_train": embedding_train,
-            "kappa_train": kappa_train,
-            "embedding_cal": embedding_cal,
-            "kappa_cal": kappa_cal,
+            "embedding_train": (embedding_train, self.needs_embedding),
+            "kappa_train": (kappa_train, self.needs_kappa),
+            "embedding_cal": (embedding_cal, self.needs_embedding),
+            "kappa_cal": (kappa_cal, self.needs_kappa),
+            "trajectories_train": (trajectories_train, self.needs_trajectories),
+            "trajectories_cal": (trajectories_cal, self.needs_trajectories),
         }
-        for name, value in side.items():
-            needed = self.needs_embedding if name.startswith("embedding") else self.needs_kappa
+        for name, (value, needed) in side.items():
             if needed and value is None:
                 raise ConformalInputError(f"method {self.name!r} needs {name}")
+        if self.needs_trajectories and len(trajectories_cal) != len(P):
+            raise ConformalInputError(
+                f"trajectories_cal has {len(trajectories_cal)} decisions but proba_cal has "
+                f"{len(P)}; pass the same calibration decisions"
+            )
         kappa = check_vector(kappa_cal, len(P), "kappa_cal") if self.needs_kappa else None
         y = None
         if self.needs_labels:
@@ -290,8 +405,13 @@ class GateMethod(ABC):
             kappa_train=kappa_train if self.needs_kappa else None,
             embedding_cal=embedding_cal if self.needs_embedding else None,
             kappa_cal=kappa,
+            trajectories_train=trajectories_train if self.needs_trajectories else None,
+            trajectories_cal=trajectories_cal if self.needs_trajectories else None,
         )
-        self.state_ = self._conformalize(data)
+        state = self._conformalize(data)
+        if not state.options and self.options:
+            state.options = dict(self.options)
+        self.state_ = state
         return self.state_
 
     def decide(self, proba, *, embedding=None, groups=None) -> Verdict:
@@ -312,7 +432,10 @@ class GateMethod(ABC):
         """
         state = self._state()
         cal = state.calibration
-        rule = type(self)(alpha, delta=state.delta, seed=self.seed, uncertainty=self.uncertainty)
+        rule = type(self)(
+            alpha, delta=state.delta, seed=self.seed, uncertainty=self.uncertainty,
+            options=state.options or None,
+        )  # fmt: skip
         groups = cal.get("groups")
         rule.conformalize(
             np.asarray(cal["proba"]),
@@ -336,12 +459,17 @@ class GateMethod(ABC):
         """What this rule promises, at its alpha (and delta, c)."""
 
     @abstractmethod
-    def outcome(self, decisions, y: np.ndarray, kappa: np.ndarray | None = None) -> Outcome:
+    def outcome(
+        self, decisions, y: np.ndarray, kappa: np.ndarray | None = None
+    ) -> Outcome | PolicyEstimate:
         """Per test decision: whether the audited event happened, and whether it counts.
 
         ``decisions`` has ``action`` (n,) and ``sets`` (n, 25) (a :class:`Verdict` or
         :class:`safer.conformal.Decisions`); ``y`` the clinicians' actions; ``kappa`` the TRUE
-        uncertainty (given when ``needs_kappa``).
+        uncertainty (given when ``needs_kappa``). A method with ``needs_trajectories`` is also
+        given ``embedding=`` and ``trajectories=`` (the test decisions' :class:`Trajectories`)
+        and ``within=`` (a boolean mask: the subgroup whose decisions are audited, all by
+        default), and returns a :class:`PolicyEstimate`.
         """
 
     # -- helpers -----------------------------------------------------------------------------------

@@ -1,0 +1,123 @@
+"""What a gate that decodes patient states reads of each decision: its representation.
+
+Three kinds, named in :data:`REPRESENTATIONS` and recorded in the gate (``gate.representation``)
+so the decisions stage computes the same one when it decides:
+
+``features``
+    The 47 charted features of the decision's row, the skewed ones (labs and fluid volumes the
+    AI Clinician log-transforms) as ``log(0.1 + x)`` -- the AI Clinician's state recipe
+    (Komorowski et al., Nature Medicine 2018). EHR only.
+``features+notes``
+    The same, with the quantities the row's note states (:mod:`safer.models.note_quantities`)
+    put in place of the charted value, plus the note-only quantities (the plan's pressor and
+    fluid intent, code status, the lactate trend). A note counts only if charted before the
+    decision (``note_time <= charttime``). EHR and notes.
+``embedding``
+    The model's own fused representation (``model.embed(rows)``; SAFER fuses the structured
+    history and the notes).
+
+The first two are DataFrames (their column names let a gate describe a state in clinical
+words); the embedding is an array. None of them reads a ``true_*`` column.
+
+Examples
+--------
+>>> from safer.cohorts import simulate_cohort
+>>> rows = simulate_cohort(n_stays=3, seed=0, progress=False)
+>>> rep = representation("features+notes", None, rows)
+>>> rep.shape == (len(rows), 47 + 4), "log(BUN)" in rep.columns
+(True, True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from safer._registry import Registry
+from safer.cohorts.schema import FEATURES
+from safer.errors import SaferError
+from safer.models.note_quantities import fuse_with_features, parse_note_quantities
+
+__all__ = ["REPRESENTATIONS", "ROW_WISE", "LOG_FEATURES", "representation"]
+
+#: Features the AI Clinician log-transforms before clustering (skewed labs and volumes).
+LOG_FEATURES = (
+    "SpO2", "BUN", "Creatinine", "SGOT", "SGPT", "Total_bili", "INR", "input_total",
+    "input_4hourly", "output_total", "output_4hourly",
+)  # fmt: skip
+
+
+def _frame(values: np.ndarray, names: list[str], index) -> pd.DataFrame:
+    values = values.copy()
+    out_names = list(names)
+    for f in LOG_FEATURES:
+        if f in names:
+            j = names.index(f)
+            values[:, j] = np.log(0.1 + np.maximum(values[:, j], 0.0))
+            out_names[j] = f"log({f})"
+    return pd.DataFrame(values, columns=out_names, index=index)
+
+
+def _need(rows: pd.DataFrame, columns) -> None:
+    missing = [c for c in columns if c not in rows.columns]
+    if missing:
+        raise SaferError(f"the representation needs cohort columns {missing}")
+
+
+def _features(model: Any, rows: pd.DataFrame) -> pd.DataFrame:
+    _need(rows, FEATURES)
+    return _frame(rows[FEATURES].to_numpy(dtype=float), list(FEATURES), rows.index)
+
+
+def _features_notes(model: Any, rows: pd.DataFrame) -> pd.DataFrame:
+    _need(rows, [*FEATURES, "note", "note_time", "charttime"])
+    notes = rows["note"].to_numpy(dtype=object)
+    usable = pd.to_datetime(rows["note_time"]) <= pd.to_datetime(rows["charttime"])
+    texts = [n if ok and isinstance(n, str) else "" for n, ok in zip(notes, usable, strict=True)]
+    fused, names = fuse_with_features(
+        rows[FEATURES].to_numpy(dtype=float), FEATURES, parse_note_quantities(texts)
+    )
+    return _frame(fused, names, rows.index)
+
+
+def _embedding(model: Any, rows: pd.DataFrame) -> np.ndarray:
+    if model is None or not hasattr(model, "embed"):
+        raise SaferError("the 'embedding' representation needs a model with embed(rows)")
+    return np.asarray(model.embed(rows), dtype=float)
+
+
+#: Representation kind -> function(model, rows) -> (n_rows, d) DataFrame or array.
+REPRESENTATIONS: Registry[Callable[[Any, pd.DataFrame], Any]] = Registry(
+    "representation",
+    {"features": _features, "features+notes": _features_notes, "embedding": _embedding},
+)
+
+
+#: Kinds that read each row alone (no history), so a row's value needs only that row.
+ROW_WISE = frozenset({"features", "features+notes"})
+
+
+def representation(kind: str | None, model: Any, rows: pd.DataFrame, current=None):
+    """The ``kind`` representation of the rows of ``rows`` (None = the model's embedding).
+
+    ``current`` (bool per row, optional) keeps only those rows; the others are the stays'
+    history, read by the embedding of a model over history windows.
+
+    >>> import pandas as pd
+    >>> from safer.cohorts import simulate_cohort
+    >>> rows = simulate_cohort(n_stays=2, seed=0, progress=False)
+    >>> last = (rows["step"] == rows.groupby("stay_id")["step"].transform("max")).to_numpy()
+    >>> representation("features", None, rows, current=last).shape[0]
+    2
+    """
+    kind = kind or "embedding"
+    compute = REPRESENTATIONS[kind]
+    if current is None:
+        return compute(model, rows)
+    current = np.asarray(current, dtype=bool)
+    if kind in ROW_WISE:
+        return compute(model, rows[current])
+    return np.asarray(compute(model, rows))[current]
