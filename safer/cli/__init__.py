@@ -55,7 +55,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "calibrate": (
         "safer.cli.conformal", "calibrate",
-        "Calibrate a conformal gate on the model's calibration split only.",
+        "Calibrate a gate on the model's calibration split only.",
     ),
     "audit": (
         "safer.cli.conformal", "audit",
