@@ -267,6 +267,12 @@ class Gate:
         """Whether the method takes per-decision groups (Mondrian calibration)."""
         return self._method_class().supports_groups
 
+    @property
+    def abstains_everywhere(self) -> bool:
+        """Whether this gate abstains on every decision whatever the model says (a safe gate
+        whose held-out test certified nothing); then a gated policy is exactly its fallback."""
+        return self.rule.abstains_everywhere
+
     # -- use -------------------------------------------------------------------------------------
 
     def decide(self, proba, *, embedding=None, groups=None, model_hash: str | None = None):

@@ -269,10 +269,17 @@ def true_mortality(
     progress: bool = True,
     config: SimulationConfig | None = None,
 ) -> MortalityResult:
-    """Exact mortality where the policy is state-based (plus the rollout), else the rollout."""
+    """Exact mortality where the policy is state-based (plus the rollout), else the rollout.
+
+    A policy that is exactly a state policy in disguise (a gated policy whose gate abstains
+    everywhere is its fallback: ``exact_equivalent()``) is solved exactly too; its rollout is
+    still run, for the abstention rate.
+    """
     roll = rollout_mortality(policy, episodes, seed, progress=progress, config=config)
-    if isinstance(policy, StatePolicy):
-        exact = exact_mortality(policy)
+    equivalent = getattr(policy, "exact_equivalent", lambda: None)()
+    state_policy = policy if isinstance(policy, StatePolicy) else equivalent
+    if state_policy is not None:
+        exact = exact_mortality(state_policy)
         return MortalityResult(
             policy=policy.name,
             mortality=exact,

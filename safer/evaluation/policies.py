@@ -468,6 +468,13 @@ class GatedPolicy(ModelPolicy):
     def deferred_rows(self, rows: pd.DataFrame) -> np.ndarray:
         return self._gate_actions(rows, self._proba(rows)) < 0
 
+    def exact_equivalent(self) -> StatePolicy | None:
+        """The state policy this one equals exactly, if any: its fallback when the gate
+        abstains everywhere (so its mortality can be solved, not sampled)."""
+        if self.gate.abstains_everywhere and isinstance(self.defer_to, StatePolicy):
+            return self.defer_to
+        return None
+
     def probabilities(self, rows: pd.DataFrame) -> np.ndarray:
         gated = self._gate_actions(rows, self._proba(rows))
         out = np.eye(N_ACTIONS)[np.maximum(gated, 0)]

@@ -200,6 +200,7 @@ def test_the_gate_learns_the_hand_answer_and_explains_it(tmp_path):
     gate = _gate()
     t = gate.thresholds
     assert t["deployed"] and t["gain_lower"] > 0.1 and t["action_rate"] > 0.9
+    assert not gate.abstains_everywhere
     X, _, proba, state = _arrays(3)
     d = gate.decide(proba, embedding=X, model_hash="m")
     np.testing.assert_array_equal(d.action, np.where(state == 0, 1, 0))
@@ -219,6 +220,7 @@ def test_the_gate_learns_the_hand_answer_and_explains_it(tmp_path):
 def test_the_gate_defers_everywhere_when_held_out_stays_contradict_the_candidate():
     gate = _gate(harmful_cal=True)  # training says dose 0 in state 1; calibration says harm
     assert not gate.thresholds["deployed"] and gate.thresholds["gain_lower"] < 0
+    assert gate.abstains_everywhere
     X, _, proba, _ = _arrays(3)
     d = gate.decide(proba, embedding=X)
     assert (d.action == -1).all() and not d.sets.any()

@@ -16,8 +16,8 @@ from safer.conformal import load_gate
 from safer.decisions import audit, calibrate, decide, trajectories
 from safer.errors import SaferError
 from safer.evaluation.adherence import adherence_table, realised_gain
-from safer.evaluation.mortality import rollout_mortality
-from safer.evaluation.policies import GatedPolicy, PartialAdherence
+from safer.evaluation.mortality import exact_mortality, rollout_mortality, true_mortality
+from safer.evaluation.policies import GatedPolicy, PartialAdherence, clinician_policy
 from safer.models import make_model
 
 # small data: trust doses logged twice, few resamples
@@ -99,6 +99,19 @@ def test_gated_rollouts_adherence_and_the_realised_check(model, gate):
     assert o["ci_low"] <= o["gain"] <= o["ci_high"] and "points" in realised["summary"]
 
 
+def test_a_gate_that_certified_nothing_is_the_clinicians_policy_solved_exactly(parts, model):
+    train, cal, _ = parts
+    never = calibrate(model, train, cal, method="spi", alpha=0.1,
+                      options={**OPTIONS, "n_wedge": 10**6})  # fmt: skip  # no dose trusted
+    assert not never.thresholds["deployed"] and never.abstains_everywhere
+    gated = GatedPolicy(model, never)
+    assert gated.exact_equivalent() is gated.defer_to
+    result = true_mortality(gated, 20, seed=0, progress=False)
+    assert result.method == "exact" and result.ci_low == result.ci_high
+    assert result.mortality == pytest.approx(exact_mortality(clinician_policy()))
+    assert result.rollout.abstention_rate == 1.0
+
+
 def _run(argv):
     from safer.cli import main
 
@@ -131,4 +144,6 @@ def test_cli_calibrate_audit_and_gated_mortality(tmp_path, small_cohort, capsys)
     assert "Realised on the simulator" in out.read_text()
     capsys.readouterr()
     _run(["mortality", "--policy", f"gated:{model_dir}:{gate}", "--episodes", "20", "--json"])
-    assert json.loads(capsys.readouterr().out)["method"] == "rollout"
+    # a gate that certified nothing is the clinicians' policy: solved exactly, not sampled
+    expected = "rollout" if saved.thresholds["deployed"] else "exact"
+    assert json.loads(capsys.readouterr().out)["method"] == expected

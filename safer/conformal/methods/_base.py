@@ -454,6 +454,13 @@ class GateMethod(ABC):
     def _decide(self, proba: np.ndarray, *, embedding, groups) -> Verdict:
         """Decisions for checked probabilities (``self.state_`` is set)."""
 
+    @property
+    def abstains_everywhere(self) -> bool:
+        """Whether this calibrated rule abstains on every input, whatever the probabilities
+        (e.g. a safe gate whose held-out test certified nothing). ``False`` unless a method
+        knows it from its state."""
+        return False
+
     @abstractmethod
     def promise(self) -> Promise:
         """What this rule promises, at its alpha (and delta, c)."""

@@ -577,6 +577,11 @@ class SafePolicyImprovement(GateMethod):
 
     # -- promise and audit -------------------------------------------------------------------
 
+    @property
+    def abstains_everywhere(self) -> bool:
+        """True when the held-out safety test certified nothing: every decision defers."""
+        return not self._state().thresholds["deployed"]
+
     def promise(self) -> Promise:
         return Promise(self.guarantee, target=0.0, direction="at_least")
 
