@@ -217,6 +217,13 @@ def probes(art: dict) -> list[Probe]:
                                  "databases", "store identity", "audit trail", "security",
                                  "atomic writes")  # fmt: skip
 
+    def tampered_trail(title: str, reviews: bool, sql: str) -> Probe:
+        """Verify a trail (with or without reviews) after ``sql`` edited the database behind it."""
+        return Probe(
+            T, title, verify, refuse=False, judge=_verify_judge,
+            prep=lambda ws, a: (_trail(a["tree"], ws, a, reviews), _sql(ws, sql)),
+        )  # fmt: skip
+
     def cohort_probe(name, mutate, names, refuse=True, file="cohort.parquet", judge=None):
         args = ["cohort", "validate", file]
         return Probe(C, name, args, prep=lambda ws, a: _cohort(ws, a, mutate, file),
@@ -741,82 +748,24 @@ def probes(art: dict) -> list[Probe]:
             ),
         ),
         # -- audit trail
-        Probe(
-            T,
+        tampered_trail(
             "the newest non-review event deleted",
-            verify,
-            refuse=False,
-            judge=_verify_judge,
-            prep=lambda ws, a: (
-                _trail(a["tree"], ws, a, False),
-                _sql(ws, "DELETE FROM audit_events WHERE seq=(SELECT MAX(seq) FROM audit_events)"),
-            ),
+            False,
+            "DELETE FROM audit_events WHERE seq=(SELECT MAX(seq) FROM audit_events)",
         ),
-        Probe(
-            T,
-            "a trail without reviews emptied",
-            verify,
-            refuse=False,
-            judge=_verify_judge,
-            prep=lambda ws, a: (
-                _trail(a["tree"], ws, a, False),
-                _sql(ws, "DELETE FROM audit_events"),
-            ),
+        tampered_trail("a trail without reviews emptied", False, "DELETE FROM audit_events"),
+        tampered_trail(
+            "a review's chosen action edited", True, "UPDATE reviews SET chosen_action = 12"
         ),
-        Probe(
-            T,
-            "a review's chosen action edited",
-            verify,
-            refuse=False,
-            judge=_verify_judge,
-            prep=lambda ws, a: (
-                _trail(a["tree"], ws, a, True),
-                _sql(ws, "UPDATE reviews SET chosen_action = 12"),
-            ),
-        ),
-        Probe(
-            T,
-            "a review's reason edited",
-            verify,
-            refuse=False,
-            judge=_verify_judge,
-            prep=lambda ws, a: (
-                _trail(a["tree"], ws, a, True),
-                _sql(ws, "UPDATE reviews SET reason = 'agreed'"),
-            ),
-        ),
-        Probe(
-            T,
+        tampered_trail("a review's reason edited", True, "UPDATE reviews SET reason = 'agreed'"),
+        tampered_trail(
             "a user promoted to admin in SQL",
-            verify,
-            refuse=False,
-            judge=_verify_judge,
-            prep=lambda ws, a: (
-                _trail(a["tree"], ws, a, False),
-                _sql(ws, "UPDATE users SET role='admin' WHERE username='ana'"),
-            ),
+            False,
+            "UPDATE users SET role='admin' WHERE username='ana'",
         ),
-        Probe(
-            T,
-            "an event's actor edited",
-            verify,
-            refuse=False,
-            judge=_verify_judge,
-            prep=lambda ws, a: (
-                _trail(a["tree"], ws, a, False),
-                _sql(ws, "UPDATE audit_events SET actor='mallory'"),
-            ),
-        ),
-        Probe(
-            T,
-            "a review event deleted",
-            verify,
-            refuse=False,
-            judge=_verify_judge,
-            prep=lambda ws, a: (
-                _trail(a["tree"], ws, a, True),
-                _sql(ws, "DELETE FROM audit_events WHERE action='review'"),
-            ),
+        tampered_trail("an event's actor edited", False, "UPDATE audit_events SET actor='mallory'"),
+        tampered_trail(
+            "a review event deleted", True, "DELETE FROM audit_events WHERE action='review'"
         ),
         Probe(
             T,
