@@ -78,6 +78,8 @@ _SKELETON = (("rn", "m"), ("vv", "w"), ("0", "o"), ("1", "l"), ("i", "l"), ("5",
              ("_", "-"), (".", "-"))  # fmt: skip
 PERMISSIONS: dict[str, frozenset[str]] = {
     "view_queue": frozenset({"clinician", "admin"}),
+    # one decision, read-only (an auditor opens it from the trail)
+    "view_decision": frozenset({"clinician", "auditor", "admin"}),
     "review": frozenset({"clinician"}),
     "view_audit": frozenset({"auditor", "admin"}),
     "export_audit": frozenset({"auditor", "admin"}),
