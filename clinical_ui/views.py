@@ -64,34 +64,46 @@ def recommendation(detail: dict[str, Any]) -> None:
                    f"{(detail['calibration_hash'] or 'none')[:12]}")  # fmt: skip
 
 
+def _short(b) -> str:
+    """A bin as a short axis label: none, <=0.08, 50-180, >530 (the unit is in the title)."""
+    if b.index == 0:
+        return "none"
+    if b.open_ended:
+        return f">{b.low:g}"
+    return f"≤{b.high:g}" if b.low == 0 else f"{b.low:g}-{b.high:g}"
+
+
 def probabilities(detail: dict[str, Any]) -> None:
     """The model's probabilities as a fluid x vasopressor grid labelled in clinical units."""
     rows = []
     in_set = set(detail["prediction_set"] or [])
+    order_f = [_short(b) for b in FLUID_BINS]
+    order_v = [_short(b) for b in VASO_BINS]
     for a in range(N_ACTIONS):
         f, v = split_action(a)
-        rows.append({"IV fluid (mL/4h)": bins_text([f], FLUID_BINS),
-                     "vasopressor (ug/kg/min)": bins_text([v], VASO_BINS),
+        rows.append({"IV fluid (mL/4h)": order_f[f], "vasopressor (ug/kg/min)": order_v[v],
+                     "dose": bins_text([f], FLUID_BINS) + " / " + bins_text([v], VASO_BINS),
                      "probability": detail["probabilities"][a],
                      "in set": "in the set" if a in in_set else ""})  # fmt: skip
     frame = pd.DataFrame(rows)
-    order_f = [bins_text([i], FLUID_BINS) for i in range(5)]
-    order_v = [bins_text([i], VASO_BINS) for i in range(5)]
     base = alt.Chart(frame).encode(
-        x=alt.X("vasopressor (ug/kg/min):N", sort=order_v),
+        x=alt.X(
+            "vasopressor (ug/kg/min):N",
+            sort=order_v,
+            axis=alt.Axis(labelAngle=0, labelOverlap=False),
+        ),
         y=alt.Y("IV fluid (mL/4h):N", sort=order_f),
     )
     heat = base.mark_rect().encode(
         color=alt.Color("probability:Q", scale=alt.Scale(scheme="blues")),
-        tooltip=["IV fluid (mL/4h)", "vasopressor (ug/kg/min)",
-                 alt.Tooltip("probability:Q", format=".2f"), "in set"],
+        tooltip=["dose", alt.Tooltip("probability:Q", format=".2f"), "in set"],
     )  # fmt: skip
     marks = base.mark_text(fontWeight="bold").encode(
         text=alt.condition(alt.datum["in set"] != "", alt.value("●"), alt.value(""))
     )
     st.caption("How often clinicians gave each dose to patients like this (the model's "
                "probabilities); ● marks the gate's set")  # fmt: skip
-    st.altair_chart(heat + marks, height=230)
+    st.altair_chart(heat + marks, height=260)
 
 
 def trend_charts(detail: dict[str, Any]) -> None:
@@ -108,7 +120,7 @@ def trend_charts(detail: dict[str, Any]) -> None:
         if part.empty:
             col.write("not charted")
             continue
-        color = alt.Color("label:N", legend=alt.Legend(orient="bottom", title=None))
+        color = alt.Color("label:N", legend=alt.Legend(orient="bottom", title=None, labelLimit=0))
         line = alt.Chart(part).mark_line(point=True).encode(
             x=HOURS, y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)), color=color,
             tooltip=["label", "hours", alt.Tooltip("value:Q", format=".3g")],
@@ -127,10 +139,15 @@ def trend_charts(detail: dict[str, Any]) -> None:
     st.caption("Doses given in the blocks before the decision (the dose given for this "
                "decision is not shown)")  # fmt: skip
     c1, c2 = st.columns(2)
-    for col, column, title in ((c1, "fluid_ml", "IV fluid (mL/4h)"),
-                               (c2, "vaso_ugkgmin", "vasopressor (ug/kg/min)")):  # fmt: skip
+    panels = ((c1, "fluid_ml", "IV fluid (mL/4h)", ",.0f"),
+              (c2, "vaso_ugkgmin", "vasopressor (ug/kg/min)", ".2f"))  # fmt: skip
+    for col, column, title, fmt in panels:
+        col.caption(title)
+        if not (doses[column] > 0).any():
+            col.write(f"none given in the {len(doses)} block(s) before the decision")
+            continue
         bars = alt.Chart(doses).mark_bar(size=14).encode(
-            x=HOURS, y=alt.Y(f"{column}:Q", title=title),
+            x=HOURS, y=alt.Y(f"{column}:Q", title=None, axis=alt.Axis(format=fmt)),
             tooltip=["hours", alt.Tooltip(f"{column}:Q", format=".3g")],
         )  # fmt: skip
         col.altair_chart(bars, height=150)
@@ -159,7 +176,7 @@ def saved_review(detail: dict[str, Any]) -> None:
 def decision(detail: dict[str, Any]) -> None:
     """Everything about one decision except the review form."""
     header(detail)
-    left, right = st.columns([3, 2])
+    left, right = st.columns([1, 1])
     with left:
         recommendation(detail)
     with right:

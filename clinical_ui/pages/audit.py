@@ -33,14 +33,18 @@ def _gate(i: int, row: dict) -> None:
     c[0].metric("decisions stored", row["recommendations"])
     c[1].metric("deferred by the gate", _pct(row["abstention_rate"]))
     c[2].metric("reviewed", row["reviewed"])
-    c[3].metric("overridden (of reviewed recommendations)", _pct(row["override_rate"]))
+    c[3].metric("overridden", _pct(row["override_rate"]),
+                help="share of reviews of a recommended dose where the clinician chose another "
+                "dose (a dose entered where the gate deferred is not counted)")  # fmt: skip
     c[4].metric("reviews that deferred", row.get("reviews_deferred", 0))
     if row.get("metric") is None:
         st.info(f"No realised guarantee: {row['report']}.")
         return
     ok = not row["guarantee_flagged"]
-    text = (f"Promise: {row.get('guarantee') or row['metric'] + ' ' + row['promise']}  \n"
-            f"Realised {row['metric']} on {row['test_decisions']} held-out decisions: "
+    if row.get("guarantee"):
+        with st.expander("What this gate promises (and does not)"):
+            st.write(row["guarantee"])
+    text = (f"Realised {row['metric']} on {row['test_decisions']} held-out decisions: "
             f"**{_pct(row['realised'])}** (95% interval {_pct(row['ci_low'])} – "
             f"{_pct(row['ci_high'])}) against {row['promise']}: "
             + ("**consistent**" if ok else "**missed beyond its interval**"))  # fmt: skip
@@ -50,12 +54,13 @@ def _gate(i: int, row: dict) -> None:
         flagged = int(groups["flagged"].sum())
         st.markdown(f"Per subgroup: **{flagged} flagged** of {len(groups)} (realised value "
                     "outside the promise beyond its interval)")  # fmt: skip
-        groups["flag"] = groups["flagged"].map({True: "MISSES PROMISE", False: ""})
+        groups["flag"] = groups["flagged"].map({True: "missed", False: ""})
         shown = groups[list(SUBGROUP_COLUMNS)].rename(columns=SUBGROUP_COLUMNS)
         styled = shown.style.apply(
             lambda r: ["background-color: #fdd" if r["flag"] else "" for _ in r], axis=1
         ).format({k: "{:.1%}" for k in ("realised", "95% low", "95% high", "deferred")})
-        st.dataframe(styled, hide_index=True, key=f"audit_subgroups_{i}")
+        st.dataframe(styled, hide_index=True, key=f"audit_subgroups_{i}",
+                     height=36 * (len(groups) + 1) + 3)  # fmt: skip
     html_report = Path(row["report"]).with_suffix(".html")
     if html_report.is_file():
         st.download_button(f"Full audit report (HTML) of gate {method}",
@@ -91,8 +96,9 @@ with session.shown_errors("loading the trail"), factory() as s:
 table = pd.DataFrame(rows)
 st.caption(f"{len(rows)} event(s)")
 if rows:
+    shown = table.astype(object).where(table.notna(), "")  # no "None" in empty cells
     picked = st.dataframe(
-        table, hide_index=True, key="audit_table", on_select="rerun",
+        shown, hide_index=True, key="audit_table", on_select="rerun",
         selection_mode="single-row",
         column_config={"when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
                        "recommended": st.column_config.TextColumn(width="medium"),

@@ -8,18 +8,17 @@ import streamlit as st
 from clinical_ui import session
 from safer.review import QUEUE_STATUSES, patient_queue
 
-COLUMNS = {  # queue row key -> column title
+COLUMNS = {  # queue row key -> column title, most useful first
     "urgency": "urgency",
-    "why": "why",
     "stay_id": "stay",
     "patient": "patient",
-    "step": "step",
-    "decision_time": "decision time",
-    "waiting": "waiting",
+    "recommendation": "recommendation",
+    "why": "why urgent",
     "MAP": "MAP (mmHg)",
     "lactate": "lactate (mmol/L)",
     "SOFA": "SOFA",
-    "recommendation": "recommendation",
+    "step": "step",
+    "waiting": "waiting",
     "status": "status",
 }
 
@@ -44,7 +43,8 @@ st.caption(
     f"{queue.patients} patient(s) with a {status if status != 'all' else ''} current decision "
     f"({queue.flagged} without a single backed dose) · page {queue.page} of {queue.pages} · "
     f"{queue.pending_decisions} pending decision(s) in the database, {queue.older_pending} of "
-    "them earlier steps of patients whose newer decision is shown"
+    "them behind a patient's current decision (earlier steps, or another gate's decision of "
+    "the same step)"
 )
 if not queue.rows:
     st.info("No patient to review with these filters.")
@@ -64,14 +64,15 @@ picked = st.dataframe(
     key="queue_table",
     on_select="rerun",
     selection_mode="single-row",
+    height=35 * (len(table) + 1) + 3,
     column_config={
         "urgency": st.column_config.NumberColumn(format="%.1f", help="points: SOFA, MAP < 65, "
                                                  "lactate > 2 and rising, SOFA rising, waiting"),
-        "decision time": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
         "MAP (mmHg)": st.column_config.NumberColumn(format="%.0f"),
         "lactate (mmol/L)": st.column_config.NumberColumn(format="%.1f"),
         "SOFA": st.column_config.NumberColumn(format="%.0f"),
         "recommendation": st.column_config.TextColumn(width="large"),
+        "why urgent": st.column_config.TextColumn(width="medium"),
     },
 )  # fmt: skip
 st.caption("Select a row to open that patient's decision.")

@@ -51,7 +51,8 @@ class QueuePage:
     pages: int
     page_size: int
     pending_decisions: int  # every pending decision on current data (current or older)
-    older_pending: int  # pending decisions behind a newer decision of the same patient
+    older_pending: int  # pending decisions behind a patient's current one (earlier steps,
+    # or another model's / gate's decision of the same step)
     flagged: int  # of ``patients``: current decisions the gate did not back with one dose
     filters: dict[str, Any] = field(default_factory=dict)
 
