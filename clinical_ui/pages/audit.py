@@ -96,6 +96,8 @@ with session.shown_errors("loading the trail"), factory() as s:
 table = pd.DataFrame(rows)
 st.caption(f"{len(rows)} event(s)")
 if rows:
+    for column in ("stay", "step", "recommendation id"):
+        table[column] = pd.array(table[column], dtype="Int64")  # ids, not 200640.0
     shown = table.astype(object).where(table.notna(), "")  # no "None" in empty cells
     picked = st.dataframe(
         shown, hide_index=True, key="audit_table", on_select="rerun",
