@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,15 +18,20 @@ from safer.store import (
     SignedInUser,
     check_schema,
     database_url,
-    get_user,
+    issue_session_token,
     make_engine,
+    read_session_token,
     require,
     session_minutes,
 )
+from safer.store.users import SESSION_SECRET_ENV
+
+TOKEN = "s"  # query parameter holding the signed session token (reload, deep links)
 
 DEFAULTS = {
     "user": None,  # SignedInUser or None
     "last_active": 0.0,
+    "nonce": "",  # names this sign-in in its session tokens
     "flash": "",
     "rec_id": None,
     # what-if page: controls as tuples (replaced, never mutated) and the last edit's result
@@ -68,35 +75,88 @@ def factory_or_stop() -> sessionmaker[Session]:
     return factory
 
 
+@st.cache_resource(show_spinner=False)
+def _secret() -> bytes:
+    """The key that signs session tokens: ``$SAFER_SESSION_SECRET`` (set by ``safer console``
+    for each start) or a random key for this server process; a restart invalidates links."""
+    raw = os.environ.get(SESSION_SECRET_ENV)
+    return bytes.fromhex(raw) if raw else secrets.token_bytes(32)
+
+
+@st.cache_resource(show_spinner=False)
+def _revoked() -> set[str]:
+    """Nonces of sign-ins that signed out in this server process (their tokens are refused)."""
+    return set()
+
+
+def token() -> str:
+    """A fresh token for the signed-in session (empty when signed out)."""
+    user = st.session_state.get("user")
+    if user is None:
+        return ""
+    return issue_session_token(user, _secret(), nonce=st.session_state.get("nonce") or None)
+
+
 def sign_in(user: SignedInUser) -> None:
     st.session_state["user"] = user
     st.session_state["last_active"] = time.time()
     st.session_state["flash"] = ""
+    st.session_state["nonce"] = secrets.token_hex(8)
+    st.query_params[TOKEN] = token()
 
 
 def sign_out(message: str = "") -> None:
+    if st.session_state.get("nonce"):
+        _revoked().add(st.session_state["nonce"])
     for key, value in DEFAULTS.items():
         st.session_state[key] = value
     st.session_state["flash"] = message
+    st.query_params.pop(TOKEN, None)
 
 
 def current_user(factory: sessionmaker[Session]) -> SignedInUser | None:
-    """The signed-in user re-read from the database, or None (expired sessions are signed out)."""
+    """The signed-in user re-read from the database, or None (expired sessions are signed out).
+
+    A new browser session (a reload, a deep link) finds its sign-in again from the signed token
+    in the address; each page run re-issues the token, so it expires after
+    ``$SAFER_SESSION_MINUTES`` without activity like the session itself.
+    """
     user = st.session_state.get("user")
-    if user is None:
-        return None
-    if time.time() - st.session_state.get("last_active", 0.0) > session_seconds():
-        sign_out("Your session expired; sign in again.")
-        return None
     try:
         with factory() as s:
-            user = get_user(s, user.id)
+            if user is None:
+                raw = st.query_params.get(TOKEN)
+                if not raw:
+                    return None
+                user, nonce = read_session_token(s, raw, _secret(), revoked=_revoked())
+                st.session_state["nonce"] = nonce
+                st.session_state["last_active"] = time.time()
+            elif time.time() - st.session_state.get("last_active", 0.0) > session_seconds():
+                sign_out("Your session expired; sign in again.")
+                return None
+            else:
+                user, _ = read_session_token(s, token(), _secret(), revoked=_revoked())
     except AuthenticationError as exc:
         sign_out(str(exc))
         return None
     st.session_state["user"] = user
     st.session_state["last_active"] = time.time()
+    st.query_params[TOKEN] = token()
     return user
+
+
+def open_decision(rec_id: int) -> None:
+    """Go to the decision page for ``rec_id`` with a deep link (``?rec=ID``) in the address."""
+    st.session_state["rec_id"] = int(rec_id)
+    st.switch_page("pages/decision.py", query_params={"rec": str(int(rec_id)), TOKEN: token()})
+
+
+def requested_decision() -> int | None:
+    """The decision the address asks for (``?rec=ID``), else the one opened last."""
+    raw = st.query_params.get("rec")
+    if raw is not None and str(raw).isdigit():
+        st.session_state["rec_id"] = int(raw)
+    return st.session_state.get("rec_id")
 
 
 def require_page(factory: sessionmaker[Session], permission: str) -> SignedInUser:

@@ -1,4 +1,5 @@
-"""Audit page (auditor, admin): the trail with filters and CSV export, summary, verification."""
+"""Audit page (auditor, admin): each gate's promise and what was realised, overall and per
+subgroup; the trail as a readable table with CSV export; any decision, read-only; verification."""
 
 from __future__ import annotations
 
@@ -7,83 +8,131 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from clinical_ui import session
-from safer.store import coverage_summary, list_events, require, verify_trail
+from clinical_ui import session, views
+from safer.review import trail_table
+from safer.review.trail import EVENT_WORDS
+from safer.store import coverage_summary, decision_detail, require, verify_trail
 
-SUMMARY_COLUMNS = {
-    "gate": "gate",
-    "method": "method",
-    "alpha": "alpha",
-    "metric": "guaranteed quantity",
-    "realised": "realised",
-    "promise": "promise",
-    "recommendations": "recommendations",
-    "abstention_rate": "abstention",
-    "flagged_rate": "flagged",
-    "reviewed": "reviewed",
-    "override_rate": "overridden",
-    "model": "model",
-}
-PERCENT = st.column_config.NumberColumn(format="percent")
+SUBGROUP_COLUMNS = {"column": "subgroup", "value": "value", "n": "decisions",
+                    "value_realised": "realised", "ci_low": "95% low", "ci_high": "95% high",
+                    "abstention_rate": "deferred", "flag": "flag"}  # fmt: skip
+
+
+def _pct(x) -> str:
+    return "–" if x is None or pd.isna(x) else f"{x:.1%}"
+
+
+def _gate(i: int, row: dict) -> None:
+    method = row.get("method") or "no gate"
+    settings = f"alpha = {row['alpha']}" if row.get("alpha") is not None else ""
+    if row.get("delta") is not None:
+        settings += f", delta = {row['delta']}"
+    st.markdown(f"#### Gate {method}" + (f" ({settings})" if settings else ""))
+    st.caption(f"model {row['model_hash'][:12]} · calibration {row['gate'][:12]}")
+    c = st.columns(5)
+    c[0].metric("decisions stored", row["recommendations"])
+    c[1].metric("deferred by the gate", _pct(row["abstention_rate"]))
+    c[2].metric("reviewed", row["reviewed"])
+    c[3].metric("overridden", _pct(row["override_rate"]),
+                help="share of reviews of a recommended dose where the clinician chose another "
+                "dose (a dose entered where the gate deferred is not counted)")  # fmt: skip
+    c[4].metric("reviews that deferred", row.get("reviews_deferred", 0))
+    if row.get("metric") is None:
+        st.info(f"No realised guarantee: {row['report']}.")
+        return
+    ok = not row["guarantee_flagged"]
+    if row.get("guarantee"):
+        with st.expander("What this gate promises (and does not)"):
+            st.write(row["guarantee"])
+    text = (f"Realised {row['metric']} on {row['test_decisions']} held-out decisions: "
+            f"**{_pct(row['realised'])}** (95% interval {_pct(row['ci_low'])} – "
+            f"{_pct(row['ci_high'])}) against {row['promise']}: "
+            + ("**consistent**" if ok else "**missed beyond its interval**"))  # fmt: skip
+    (st.success if ok else st.error)(text)
+    groups = pd.DataFrame(row.get("subgroups") or [])
+    if not groups.empty:
+        flagged = int(groups["flagged"].sum())
+        st.markdown(f"Per subgroup: **{flagged} flagged** of {len(groups)} (realised value "
+                    "outside the promise beyond its interval)")  # fmt: skip
+        groups["flag"] = groups["flagged"].map({True: "missed", False: ""})
+        shown = groups[list(SUBGROUP_COLUMNS)].rename(columns=SUBGROUP_COLUMNS)
+        styled = shown.style.apply(
+            lambda r: ["background-color: #fdd" if r["flag"] else "" for _ in r], axis=1
+        ).format({k: "{:.1%}" for k in ("realised", "95% low", "95% high", "deferred")})
+        st.dataframe(styled, hide_index=True, key=f"audit_subgroups_{i}",
+                     height=36 * (len(groups) + 1) + 3)  # fmt: skip
+    html_report = Path(row["report"]).with_suffix(".html")
+    if html_report.is_file():
+        st.download_button(f"Full audit report (HTML) of gate {method}",
+                           html_report.read_bytes(), file_name=html_report.name,
+                           mime="text/html", key=f"audit_report_{i}")  # fmt: skip
+
 
 factory = session.factory_or_stop()
 user = session.require_page(factory, "view_audit")
 st.title("Audit")
 
-st.subheader("Guarantees and review summary")
+st.subheader("Guarantees, overall and per subgroup")
 summary = []
 with session.shown_errors("loading the summary"), factory() as s:
     summary = coverage_summary(s, user)
-if summary:
-    table = pd.DataFrame(summary).assign(model=lambda t: t["model_hash"].str[:12])
-    shown = [c for c in SUMMARY_COLUMNS if c in table.columns]
-    st.dataframe(
-        table[shown].rename(columns=SUMMARY_COLUMNS), hide_index=True, key="audit_summary",
-        column_config={SUMMARY_COLUMNS[c]: PERCENT
-                       for c in ("realised", "abstention_rate", "flagged_rate", "override_rate")},
-    )  # fmt: skip
-    for i, row in enumerate(summary):
-        if row.get("metric") is None:
-            st.markdown(f"**Gate {row['gate']}**: {row['report']}.")
-            continue
-        st.markdown(
-            f"**Gate {row['gate']}** ({row['method']}, alpha = {row['alpha']}): realised "
-            f"{row['metric']} **{row['realised']:.1%}** (95% interval {row['ci_low']:.1%} – "
-            f"{row['ci_high']:.1%}) against the promise {row['metric']} {row['promise']}; "
-            f"{'**flagged**' if row['guarantee_flagged'] else 'consistent'}, "
-            f"{row['flagged_subgroups']} flagged subgroup(s)."
-        )
-        html_report = Path(row["report"]).with_suffix(".html")
-        if html_report.is_file():
-            st.download_button(f"Download the audit report of gate {row['gate']}",
-                               html_report.read_bytes(), file_name=html_report.name,
-                               mime="text/html", key=f"audit_report_{i}")  # fmt: skip
-else:
+if not summary:
     st.info("No recommendations stored yet.")
+for i, row in enumerate(summary):
+    _gate(i, row)
 
 st.subheader("Audit trail")
 c1, c2, c3 = st.columns(3)
 actor = c1.text_input("Who (user name)", key="audit_actor")
-action = c2.selectbox("What", ["all", "review", "add_user", "load_cohort", "add_recommendations",
-                                "what_if_viewed"],
+action = c2.selectbox("What", ["all", *EVENT_WORDS], format_func=lambda a: EVENT_WORDS.get(a, a),
                       key="audit_action")  # fmt: skip
 since = c3.date_input("Since", value=None, key="audit_since")
-events = []
+rows = []
 with session.shown_errors("loading the trail"), factory() as s:
-    events = list_events(
-        s,
-        actor=actor.strip() or None,
-        action=None if action == "all" else action,
+    rows = trail_table(
+        s, user, actor=actor.strip() or None, action=None if action == "all" else action,
         since=None if since is None else pd.Timestamp(since).to_pydatetime(),
-    )
-table = pd.DataFrame(events)
-st.caption(f"{len(events)} event(s)")
-if events:
-    st.dataframe(table, hide_index=True, key="audit_table")
+    )  # fmt: skip
+table = pd.DataFrame(rows)
+st.caption(f"{len(rows)} event(s)")
+if rows:
+    for column in ("stay", "step", "recommendation id"):
+        table[column] = pd.array(table[column], dtype="Int64")  # ids, not 200640.0
+    shown = table.astype(object).where(table.notna(), "")  # no "None" in empty cells
+    picked = st.dataframe(
+        shown, hide_index=True, key="audit_table", on_select="rerun",
+        selection_mode="single-row",
+        column_config={"when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+                       "recommended": st.column_config.TextColumn(width="medium"),
+                       "chosen": st.column_config.TextColumn(width="medium")},
+    )  # fmt: skip
     with session.shown_errors("exporting"):
         require(user, "export_audit")
         st.download_button("Export CSV", table.to_csv(index=False), file_name="audit_trail.csv",
                            mime="text/csv", key="audit_csv")  # fmt: skip
+    rec_ids = [int(r) for r in table["recommendation id"].dropna().unique()]
+    selected = None
+    if picked.selection.rows:
+        value = table.iloc[picked.selection.rows[0]]["recommendation id"]
+        selected = None if pd.isna(value) else int(value)
+    if rec_ids:
+        st.caption("Select a review in the table, or pick its recommendation here, to open the "
+                   "decision read-only.")  # fmt: skip
+        pick = st.selectbox("Open decision (read-only)", rec_ids, index=None,
+                            placeholder="recommendation id", key="audit_open")  # fmt: skip
+        selected = pick if pick is not None else selected
+    if selected is not None:
+        detail = None
+        with session.shown_errors("loading the decision"), factory() as s:
+            detail = decision_detail(s, user, selected)
+        if detail is not None:
+            with st.container(border=True):
+                views.decision(detail)
+                st.subheader("Review")
+                if detail["review"] is None:
+                    st.info("Not reviewed yet.")
+                else:
+                    views.saved_review(detail)
 
 st.subheader("Verification")
 if st.button("Verify the trail", key="audit_verify"):

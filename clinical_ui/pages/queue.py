@@ -1,4 +1,4 @@
-"""Review queue: flagged recommendations (abstained or low-confidence) first, with filters."""
+"""Review queue: one row per patient (the current decision), most urgent first, with paging."""
 
 from __future__ import annotations
 
@@ -6,33 +6,82 @@ import pandas as pd
 import streamlit as st
 
 from clinical_ui import session
-from safer.store import review_queue
+from safer.review import QUEUE_STATUSES, patient_queue
+
+COLUMNS = {  # queue row key -> column title, most useful first
+    "urgency": "urgency",
+    "stay_id": "stay",
+    "patient": "patient",
+    "recommendation": "recommendation",
+    "why": "why urgent",
+    "MAP": "MAP (mmHg)",
+    "lactate": "lactate (mmol/L)",
+    "SOFA": "SOFA",
+    "step": "step",
+    "waiting": "waiting",
+    "status": "status",
+}
 
 factory = session.factory_or_stop()
 user = session.require_page(factory, "view_queue")
 st.title("Review queue")
-c1, c2, c3 = st.columns(3)
-status = c1.selectbox("Status", ["pending", "reviewed", "all"], key="queue_status")
-flagged_only = c2.checkbox("Flagged only", key="queue_flagged")
-stay = c3.text_input("Stay id", key="queue_stay")
-rows = []
+st.session_state.setdefault("queue_page", 1)
+c1, c2, c3, c4 = st.columns([1, 1, 1, 1])
+status = c1.selectbox("Status", QUEUE_STATUSES, key="queue_status")
+flagged_only = c2.toggle("Only deferrals / low confidence", key="queue_flagged")
+stay = c3.text_input("Stay id", key="queue_stay", placeholder="all stays")
+page_size = c4.selectbox("Patients per page", (10, 20, 50), index=1, key="queue_page_size")
+queue = None
 with session.shown_errors("loading the queue"), factory() as s:
     stay_id = int(stay) if stay.strip().isdigit() else None
-    rows = review_queue(s, user, status=status, flagged_only=flagged_only, stay_id=stay_id)
-if not rows:
-    st.info("Nothing to review with these filters.")
+    queue = patient_queue(s, user, status=status, stay_id=stay_id, flagged_only=flagged_only,
+                          page=st.session_state["queue_page"], page_size=page_size)  # fmt: skip
+if queue is None:
     st.stop()
-table = pd.DataFrame(rows)
-st.caption(f"{len(rows)} recommendation(s); {int(table['flagged'].sum())} flagged")
-st.dataframe(
-    table[
-        ["id", "flagged", "stay_id", "step", "recommended", "top_probability", "reason", "status"]
-    ],
+st.session_state["queue_page"] = queue.page
+st.caption(
+    f"{queue.patients} patient(s) with a {status if status != 'all' else ''} current decision "
+    f"({queue.flagged} without a single backed dose) · page {queue.page} of {queue.pages} · "
+    f"{queue.pending_decisions} pending decision(s) in the database, {queue.older_pending} of "
+    "them behind a patient's current decision (earlier steps, or another gate's decision of "
+    "the same step)"
+)
+if not queue.rows:
+    st.info("No patient to review with these filters.")
+    st.stop()
+table = pd.DataFrame(queue.rows)
+table["patient"] = [
+    f"{'?' if pd.isna(a) else f'{a:.0f}'} y {s}" for a, s in zip(table["age"], table["sex"],
+                                                                  strict=True)
+]  # fmt: skip
+table["waiting"] = [f"{h:.0f} h" if h >= 1 else f"{60 * h:.0f} min" for h in table["waiting_hours"]]
+if st.button("Review the most urgent patient", key="queue_next", type="primary",
+             disabled=status == "reviewed"):  # fmt: skip
+    session.open_decision(queue.rows[0]["id"])
+picked = st.dataframe(
+    table[list(COLUMNS)].rename(columns=COLUMNS),
     hide_index=True,
     key="queue_table",
-)
-labels = {r["id"]: f"#{r['id']} stay {r['stay_id']} step {r['step']}" for r in rows}
-pick = st.selectbox("Open recommendation", list(labels), format_func=labels.get, key="queue_pick")
-if st.button("Open decision", key="queue_open"):
-    st.session_state["rec_id"] = pick
-    st.switch_page("pages/decision.py")
+    on_select="rerun",
+    selection_mode="single-row",
+    height=35 * (len(table) + 1) + 3,
+    column_config={
+        "urgency": st.column_config.NumberColumn(format="%.1f", help="points: SOFA, MAP < 65, "
+                                                 "lactate > 2 and rising, SOFA rising, waiting"),
+        "MAP (mmHg)": st.column_config.NumberColumn(format="%.0f"),
+        "lactate (mmol/L)": st.column_config.NumberColumn(format="%.1f"),
+        "SOFA": st.column_config.NumberColumn(format="%.0f"),
+        "recommendation": st.column_config.TextColumn(width="large"),
+        "why urgent": st.column_config.TextColumn(width="medium"),
+    },
+)  # fmt: skip
+st.caption("Select a row to open that patient's decision.")
+if picked.selection.rows:
+    session.open_decision(queue.rows[picked.selection.rows[0]]["id"])
+p1, p2, _ = st.columns([1, 1, 4])
+if p1.button("Previous page", key="queue_prev", disabled=queue.page <= 1):
+    st.session_state["queue_page"] = queue.page - 1
+    st.rerun()
+if p2.button("Next page", key="queue_next_page", disabled=queue.page >= queue.pages):
+    st.session_state["queue_page"] = queue.page + 1
+    st.rerun()

@@ -193,6 +193,7 @@ def console(
 ) -> None:  # fmt: skip
     """Start the Streamlit clinician console on the configured database."""
     import ipaddress
+    import secrets
 
     from safer.decisions import WhatIf
     from safer.store import connect, database_url, session_minutes
@@ -210,6 +211,9 @@ def console(
     connect(url)  # refuses a stale schema or an unreachable database before starting
     app_py = console_app_path()
     env = dict(os.environ, SAFER_DB_URL=url)
+    # signs the session tokens that keep a sign-in across reloads and deep links; a new key per
+    # start, so a restart signs everyone out
+    env.setdefault("SAFER_SESSION_SECRET", secrets.token_hex(32))
     WhatIf.check_paths(model, gate, tsedit)  # the what-if page loads them: refuse bad ones now
     for var, path in (("SAFER_MODEL_DIR", model), ("SAFER_GATE_PATH", gate),
                       ("SAFER_TSEDIT_DIR", tsedit)):  # fmt: skip

@@ -54,7 +54,13 @@ from safer.store.loading import (
     store_decisions,
 )
 from safer.store.reports import coverage_summary
-from safer.store.reviews import decision_detail, review_queue, stay_history, submit_review
+from safer.store.reviews import (
+    REASON_CODES,
+    decision_detail,
+    review_queue,
+    stay_history,
+    submit_review,
+)
 from safer.store.users import (
     PERMISSIONS,
     SignedInUser,
@@ -62,7 +68,9 @@ from safer.store.users import (
     authenticate,
     check_password,
     get_user,
+    issue_session_token,
     normalise_username,
+    read_session_token,
     require,
     session_minutes,
     set_active,
@@ -78,12 +86,15 @@ __all__ = [
     "fingerprint",
     "normalise_username",
     "session_minutes",
+    "issue_session_token",
+    "read_session_token",
     "set_active",
     "set_role",
     "DEFAULT_URL",
     "ENV_VAR",
     "LOW_CONFIDENCE",
     "PERMISSIONS",
+    "REASON_CODES",
     "AuthenticationError",
     "DatabaseUnavailableError",
     "InvalidReviewError",

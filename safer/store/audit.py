@@ -14,8 +14,8 @@ What the chain alone cannot see, the verifier checks too:
   for publishing elsewhere (a ticket, a signed e-mail); ``--anchor SEQ:HASH`` later checks that
   the trail still holds that published event, so even a trail and head removed together are
   caught;
-- editing a review (its decision, chosen action, reason or reviewer): each stored review must
-  equal what its ``review`` event recorded;
+- editing a review (its decision, chosen action, reason, reason code or reviewer): each stored
+  review must equal what its ``review`` event recorded;
 - changing a user's name, role or active flag outside SAFER: each user must equal what its
   ``add_user`` / ``set_role`` / ``set_active`` events recorded.
 
@@ -265,8 +265,10 @@ def _review_problems(session: Session, recorded: dict[str, dict]) -> list[str]:
             lost.append(review.recommendation_id)
             continue
         now = {"decision": review.decision, "chosen_action": review.chosen_action,
-               "reason": review.reason, "reviewer": reviewer}  # fmt: skip
-        changed = [k for k, v in now.items() if event.get(k) != v]
+               "reason": review.reason, "reviewer": reviewer,
+               "reason_code": review.reason_code}  # fmt: skip
+        said = {**event, "reason_code": event.get("reason_code", "")}  # before migration 0003
+        changed = [k for k, v in now.items() if said.get(k) != v]
         if changed:
             problems.append(
                 f"the review of recommendation {review.recommendation_id} differs from its audit "

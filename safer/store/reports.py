@@ -52,6 +52,25 @@ def report_figures(path: str | None) -> tuple[dict[str, Any], str]:
             "guarantee_flagged": bool(overall["flagged"]),
             "flagged_subgroups": int(data.get("n_flagged_subgroups", 0)),
             "test_decisions": int(data.get("n_test", overall.get("n", 0))),
+            "delta": data.get("delta"),
+            "guarantee": data.get("guarantee", ""),
+            "subgroups": [
+                {
+                    k: g.get(k)
+                    for k in (
+                        "column",
+                        "value",
+                        "n",
+                        "value_realised",
+                        "ci_low",
+                        "ci_high",
+                        "abstention_rate",
+                        "flagged",
+                        "promise",
+                    )
+                }
+                for g in data.get("subgroups", [])
+            ],  # fmt: skip
         }
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return {}, f"report {p} is unreadable ({type(exc).__name__})"
@@ -59,7 +78,12 @@ def report_figures(path: str | None) -> tuple[dict[str, Any], str]:
 
 
 def coverage_summary(session: Session, user: SignedInUser) -> list[dict[str, Any]]:
-    """One row per (model, gate): counts, abstention / flag / override rates, report figures."""
+    """One row per (model, gate): counts, abstention / flag / override rates, report figures.
+
+    ``override_rate`` is the share of reviews of *recommended* doses where the clinician chose
+    another dose (a dose entered where the gate deferred is not a disagreement);
+    ``subgroups`` (from the stored report) holds the per-subgroup realised values and flags.
+    """
     require(user, "view_audit")
     R = Recommendation
     q = (
@@ -71,7 +95,15 @@ def coverage_summary(session: Session, user: SignedInUser) -> list[dict[str, Any
             sa.func.sum(sa.case((R.abstained, 1), else_=0)).label("abstained"),
             sa.func.sum(sa.case((R.flagged, 1), else_=0)).label("flagged"),
             sa.func.count(Review.id).label("reviewed"),
-            sa.func.sum(sa.case((Review.decision == "override", 1), else_=0)).label("overridden"),
+            # agreement is measured where the gate recommended a dose: a dose chosen where it
+            # deferred is not a disagreement
+            sa.func.sum(
+                sa.case((sa.and_(R.action >= 0, Review.id.is_not(None)), 1), else_=0)
+            ).label("reviewed_recommended"),
+            sa.func.sum(
+                sa.case((sa.and_(R.action >= 0, Review.decision == "override"), 1), else_=0)
+            ).label("overridden"),
+            sa.func.sum(sa.case((Review.decision == "defer", 1), else_=0)).label("deferred"),
         )
         .outerjoin(Review, Review.recommendation_id == R.id)
         .group_by(R.model_hash, R.calibration_hash, R.gate_id)
@@ -83,6 +115,7 @@ def coverage_summary(session: Session, user: SignedInUser) -> list[dict[str, Any
             report_figures(gate.report_path) if gate else ({}, "no gate: nothing is promised")
         )
         reviewed = int(r.reviewed or 0)
+        on_recommended = int(r.reviewed_recommended or 0)
         rows.append(
             {
                 "model_hash": r.model_hash,
@@ -93,7 +126,10 @@ def coverage_summary(session: Session, user: SignedInUser) -> list[dict[str, Any
                 "abstention_rate": int(r.abstained or 0) / r.n,
                 "flagged_rate": int(r.flagged or 0) / r.n,
                 "reviewed": reviewed,
-                "override_rate": (int(r.overridden or 0) / reviewed) if reviewed else None,
+                "reviews_deferred": int(r.deferred or 0),
+                "override_rate": (int(r.overridden or 0) / on_recommended)
+                if on_recommended
+                else None,
                 "report": source,
                 **figures,
             }

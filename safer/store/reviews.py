@@ -31,7 +31,7 @@ from safer.actions import N_ACTIONS, describe_action
 from safer.cohorts.schema import FEATURES
 from safer.store.audit import append_event, lock_trail
 from safer.store.errors import InvalidReviewError, ReviewConflictError, StoreError
-from safer.store.schema import Note, Recommendation, Review, Stay, Step, User, utcnow
+from safer.store.schema import Gate, Note, Recommendation, Review, Stay, Step, User, utcnow
 from safer.store.users import SignedInUser, require
 
 __all__ = [
@@ -41,14 +41,28 @@ __all__ = [
     "submit_review",
     "DECISIONS",
     "QUEUE_STATUSES",
+    "REASON_CODES",
 ]
 
-DECISIONS = ("accept", "override")
+DECISIONS = ("accept", "override", "defer")
 QUEUE_STATUSES = ("pending", "reviewed", "all")
+#: Coded review reasons (stored in ``reviews.reason_code``), with the words the console shows.
+REASON_CODES: dict[str, str] = {
+    "agree": "Agrees with my assessment",
+    "clinical_picture": "Bedside picture differs from the charted data",
+    "recent_change": "Treatment changed since the data (not yet charted)",
+    "fluid_overload": "Fluid overload / poor fluid tolerance",
+    "pressor_side_effects": "Pressor side effects (arrhythmia, ischaemia)",
+    "goals_of_care": "Goals of care / patient or family preference",
+    "not_applicable": "Not applicable now (patient left the unit, procedure, ...)",
+    "uncertain": "Needs more information (senior review, tests pending)",
+    "other": "Other (say why in the text)",
+}
+_STATUS_OF = {"accept": "accepted", "override": "overridden", "defer": "deferred"}
 
 
 def _dose(action: int) -> str:
-    return "abstained (no recommendation)" if action < 0 else describe_action(int(action))
+    return "defer (no single dose)" if action < 0 else describe_action(int(action))
 
 
 def review_queue(
@@ -101,15 +115,36 @@ def review_queue(
     return out
 
 
-def decision_detail(session: Session, user: SignedInUser, rec_id: int) -> dict[str, Any]:
-    """Everything the decision view shows for one recommendation.
+#: Trajectory columns of :func:`decision_detail` -> the cohort feature each one reads.
+TRAJECTORY = {
+    "MAP": "MeanBP",
+    "HR": "HR",
+    "SysBP": "SysBP",
+    "SpO2": "SpO2",
+    "RR": "RR",
+    "temp": "Temp_C",
+    "lactate": "Arterial_lactate",
+    "SOFA": "SOFA",
+    "GCS": "GCS",
+    "creatinine": "Creatinine",
+    "urine_ml": "output_4hourly",
+    "balance_ml": "cumulated_balance",
+    "mechvent": "mechvent",
+    "vaso_max": "max_dose_vaso",
+}
 
-    ``trajectory`` holds the stay's steps up to and including the decision; ``notes`` only those
-    charted at or before the decision time. ``stay_id`` is the stay's id in its ``source``; the
+
+def decision_detail(session: Session, user: SignedInUser, rec_id: int) -> dict[str, Any]:
+    """Everything the decision view shows for one recommendation (read-only for auditors).
+
+    ``trajectory`` holds the stay's steps up to and including the decision (measurements in
+    clinical units, :data:`TRAJECTORY`); the doses of the decision step itself (what was given
+    *for* this decision) are left out (``None``); ``notes`` only those charted at or before the
+    decision time. ``stay_id`` is the stay's id in its ``source``; the
     data shown is the stored version the recommendation was made on (``stay_version``;
     ``superseded`` when corrected data was loaded since).
     """
-    require(user, "view_queue")
+    require(user, "view_decision")
     rec = session.get(Recommendation, int(rec_id))
     if rec is None:
         raise StoreError(f"no recommendation {rec_id}; pick one from the review queue")
@@ -122,18 +157,15 @@ def decision_detail(session: Session, user: SignedInUser, rec_id: int) -> dict[s
     trajectory = []
     decision_time = None
     for s in steps:
-        f = s.features
+        before = s.step < rec.step  # the decision step's doses are the answer: never shown
         trajectory.append(
             {
                 "step": s.step,
                 "charttime": s.charttime,
-                "MAP": f.get("MeanBP"),
-                "HR": f.get("HR"),
-                "lactate": f.get("Arterial_lactate"),
-                "SOFA": f.get("SOFA"),
-                "fluid_ml": s.fluid_ml,
-                "vaso_ugkgmin": s.vaso_ugkgmin,
-                "action": s.action,
+                **{name: s.features.get(feature) for name, feature in TRAJECTORY.items()},
+                "fluid_ml": s.fluid_ml if before else None,
+                "vaso_ugkgmin": s.vaso_ugkgmin if before else None,
+                "action": s.action if before else None,
             }
         )
         if s.step == rec.step:
@@ -154,7 +186,11 @@ def decision_detail(session: Session, user: SignedInUser, rec_id: int) -> dict[s
         review = {
             "decision": rv.decision,
             "chosen_action": rv.chosen_action,
-            "chosen_dose": describe_action(rv.chosen_action),
+            "chosen_dose": "none chosen (deferred)"
+            if rv.chosen_action is None
+            else describe_action(rv.chosen_action),
+            "reason_code": rv.reason_code,
+            "reason_words": REASON_CODES.get(rv.reason_code, ""),
             "reason": rv.reason,
             "reviewer": rv.reviewer.username,
             "created_at": rv.created_at,
@@ -165,8 +201,13 @@ def decision_detail(session: Session, user: SignedInUser, rec_id: int) -> dict[s
         "source": stay.source,
         "stay_version": stay.version,
         "superseded": stay.superseded_at is not None,
+        "age": stay.age,
+        "gender": stay.gender,
+        "weight_kg": stay.weight_kg,
         "step": rec.step,
         "decision_time": decision_time,
+        "created_at": rec.created_at,
+        "method": None if rec.gate_id is None else _gate_method(session, rec.gate_id),
         "action": rec.action,
         "top_action": rec.top_action,
         "recommended": _dose(rec.action),
@@ -187,6 +228,10 @@ def decision_detail(session: Session, user: SignedInUser, rec_id: int) -> dict[s
         "notes": notes,
         "review": review,
     }
+
+
+def _gate_method(session: Session, gate_id: int) -> str | None:
+    return session.execute(sa.select(Gate.method).where(Gate.id == gate_id)).scalar()
 
 
 def stay_history(session: Session, user: SignedInUser, rec_id: int) -> pd.DataFrame:
@@ -289,12 +334,18 @@ def submit_review(
     *,
     chosen_action: int | None = None,
     reason: str = "",
+    reason_code: str = "",
     expected_version: int | None = None,
 ) -> dict[str, Any]:
-    """Accept or override a recommendation, in one transaction with its audit event.
+    """Accept, override or defer a recommendation, in one transaction with its audit event.
 
-    ``override`` needs ``chosen_action`` (0..24) and a non-empty ``reason``. Commits on success;
-    on any refusal nothing is written and the session is rolled back.
+    - ``accept``: the recommended dose (only when the gate recommended one);
+    - ``override``: ``chosen_action`` (0..24), inside or outside the recommended set (the event
+      records which), with a coded reason (:data:`REASON_CODES`) or a free-text reason;
+    - ``defer``: no dose is chosen (usual care / not applicable now), with a coded reason.
+
+    ``reason_code = "other"`` needs the free text too. Commits on success; on any refusal
+    nothing is written and the session is rolled back.
 
     Raises
     ------
@@ -305,8 +356,15 @@ def submit_review(
     """
     require(user, "review")
     reason = (reason or "").strip()
+    reason_code = (reason_code or "").strip()
     if decision not in DECISIONS:
         raise InvalidReviewError(f"decision must be one of {DECISIONS}, got {decision!r}")
+    if reason_code and reason_code not in REASON_CODES:
+        raise InvalidReviewError(
+            f"unknown reason code {reason_code!r}; use one of {', '.join(REASON_CODES)}"
+        )
+    if reason_code == "other" and not reason:
+        raise InvalidReviewError("the reason 'other' needs a few words saying why")
     if session.in_transaction():
         session.rollback()
     try:
@@ -328,14 +386,21 @@ def submit_review(
                 )
             if decision == "override":
                 if chosen_action is None or not 0 <= int(chosen_action) < N_ACTIONS:
-                    raise InvalidReviewError(f"an override needs a dose: action 0..{N_ACTIONS - 1}")
-                if not reason:
-                    raise InvalidReviewError("an override needs a reason; say why you chose it")
+                    raise InvalidReviewError(f"choose a dose: action 0..{N_ACTIONS - 1}")
+                if not reason and not reason_code:
+                    raise InvalidReviewError(
+                        "choosing another dose needs a reason; pick one or say why"
+                    )
                 chosen = int(chosen_action)
+            elif decision == "defer":
+                if not reason_code:
+                    raise InvalidReviewError("deferring needs a reason; pick one from the list")
+                chosen = None
             else:
                 if rec.action < 0:
                     raise InvalidReviewError(
-                        "the model abstained, so there is nothing to accept; override with a dose"
+                        "the model made no single recommendation here, so there is nothing to "
+                        "accept; choose a dose or defer"
                     )
                 chosen = rec.action
             before = {"status": rec.status, "version": rec.version}
@@ -344,11 +409,12 @@ def submit_review(
                 reviewer_id=user.id,
                 decision=decision,
                 chosen_action=chosen,
+                reason_code=reason_code,
                 reason=reason,
                 created_at=utcnow(),
             )
             session.add(review)
-            rec.status = "accepted" if decision == "accept" else "overridden"
+            rec.status = _STATUS_OF[decision]
             session.flush()
             append_event(
                 session,
@@ -363,6 +429,10 @@ def submit_review(
                     "decision": decision,
                     "chosen_action": chosen,
                     "recommended_action": rec.action,
+                    "in_set": None
+                    if chosen is None or rec.prediction_set is None
+                    else chosen in rec.prediction_set,
+                    "reason_code": reason_code,
                     "reason": reason,
                 },
             )

@@ -176,7 +176,8 @@ class Recommendation(Base):
             "stay_id", "step", "model_hash", "calibration_hash", name="uq_recommendations_key"
         ),
         sa.CheckConstraint(
-            "status IN ('pending', 'accepted', 'overridden')", name="ck_recommendations_status"
+            "status IN ('pending', 'accepted', 'overridden', 'deferred')",
+            name="ck_recommendations_status",
         ),
     )
 
@@ -189,7 +190,8 @@ class Review(Base):
     recommendation_id: Mapped[int] = mapped_column(sa.ForeignKey("recommendations.id"), unique=True)
     reviewer_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
     decision: Mapped[str] = mapped_column(sa.String(16))
-    chosen_action: Mapped[int]
+    chosen_action: Mapped[int | None]  # None for a deferral: no dose was chosen
+    reason_code: Mapped[str] = mapped_column(sa.String(32), default="")
     reason: Mapped[str] = mapped_column(sa.Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -197,7 +199,9 @@ class Review(Base):
     reviewer: Mapped[User] = relationship()
 
     __table_args__ = (
-        sa.CheckConstraint("decision IN ('accept', 'override')", name="ck_reviews_decision"),
+        sa.CheckConstraint(
+            "decision IN ('accept', 'override', 'defer')", name="ck_reviews_decision"
+        ),
     )
 
 

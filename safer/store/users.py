@@ -64,6 +64,9 @@ __all__ = [
     "normalise_username",
     "require",
     "session_minutes",
+    "issue_session_token",
+    "read_session_token",
+    "SESSION_SECRET_ENV",
     "set_active",
     "set_role",
 ]
@@ -78,6 +81,8 @@ _SKELETON = (("rn", "m"), ("vv", "w"), ("0", "o"), ("1", "l"), ("i", "l"), ("5",
              ("_", "-"), (".", "-"))  # fmt: skip
 PERMISSIONS: dict[str, frozenset[str]] = {
     "view_queue": frozenset({"clinician", "admin"}),
+    # one decision, read-only (an auditor opens it from the trail)
+    "view_decision": frozenset({"clinician", "auditor", "admin"}),
     "review": frozenset({"clinician"}),
     "view_audit": frozenset({"auditor", "admin"}),
     "export_audit": frozenset({"auditor", "admin"}),
@@ -327,3 +332,57 @@ def require(user: SignedInUser | None, permission: str) -> None:
             f"{user.username} ({user.role}) may not {permission.replace('_', ' ')}; "
             f"that needs the role {allowed}"
         )
+
+
+SESSION_SECRET_ENV = "SAFER_SESSION_SECRET"
+
+
+def issue_session_token(user: SignedInUser, secret: bytes, *, nonce: str | None = None,
+                        now: float | None = None) -> str:  # fmt: skip
+    """A signed token naming ``user`` and the time it was issued: ``ID.ISSUED.NONCE.SIGNATURE``.
+
+    The console keeps it in the page's address (``?s=...``) so that a reload or a deep link
+    finds the session again; it holds no password and no role (the user is re-read from the
+    database on every use). ``nonce`` names the sign-in, so signing out revokes every token of
+    that sign-in (:func:`read_session_token` ``revoked``). Re-issue it on activity: a token
+    older than :func:`session_minutes` is refused.
+
+    >>> t = issue_session_token(SignedInUser(1, "ana", "clinician"), b"k" * 32, nonce="n", now=0)
+    >>> t.split(".")[:3]
+    ['1', '0', 'n']
+    """
+    import hashlib
+    import hmac
+    import secrets
+    import time
+
+    nonce = nonce or secrets.token_hex(8)
+    payload = f"{int(user.id)}.{int(time.time() if now is None else now)}.{nonce}"
+    signature = hmac.new(secret, payload.encode(), hashlib.sha256).hexdigest()
+    return f"{payload}.{signature}"
+
+
+def read_session_token(session: Session, token: str, secret: bytes, *, revoked=(),
+                       now: float | None = None) -> tuple[SignedInUser, str]:  # fmt: skip
+    """The user a token from :func:`issue_session_token` names, and its nonce.
+
+    Raises :class:`AuthenticationError` for a token that is malformed, not signed with
+    ``secret`` (e.g. issued before the console restarted), older than :func:`session_minutes`,
+    revoked (signed out), or whose user no longer exists or was deactivated.
+    """
+    import hashlib
+    import hmac
+    import time
+
+    parts = str(token).split(".")
+    if len(parts) != 4 or not parts[0].isdigit() or not parts[1].isdigit():
+        raise AuthenticationError("this sign-in link is not valid; sign in again")
+    payload = ".".join(parts[:3])
+    expected = hmac.new(secret, payload.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, parts[3]):
+        raise AuthenticationError("this sign-in link is not valid (the console may have "
+                                  "restarted); sign in again")  # fmt: skip
+    now = time.time() if now is None else now
+    if now - int(parts[1]) > 60 * session_minutes() or parts[2] in revoked:
+        raise AuthenticationError("Your session expired; sign in again.")
+    return get_user(session, int(parts[0])), parts[2]

@@ -65,7 +65,7 @@ def test_override_needs_dose_and_reason_and_auditor_cannot_review(loaded):
     with Session() as s:
         with pytest.raises(InvalidReviewError, match="needs a reason"):
             submit_review(s, users["ana"], rec_id, "override", chosen_action=3, reason="  ")
-        with pytest.raises(InvalidReviewError, match="needs a dose"):
+        with pytest.raises(InvalidReviewError, match="choose a dose"):
             submit_review(s, users["ana"], rec_id, "override", reason="why")
         with pytest.raises(PermissionDeniedError):
             submit_review(s, users["cy"], rec_id, "accept")

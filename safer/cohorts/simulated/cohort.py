@@ -32,7 +32,7 @@ from safer.actions import FLUID_BINS, N_LEVELS, VASO_BINS
 from safer.cohorts.schema import FEATURES, validate
 from safer.cohorts.simulated._rows import cohort_rows, draw_admissions, statics_at
 from safer.cohorts.simulated.mdp import IcuSepsisMDP, load_mdp
-from safer.cohorts.simulated.notes import NOTE_FILL, write_notes
+from safer.cohorts.simulated.notes import NOTE_FILL, compose_notes, draw_notes
 from safer.cohorts.simulated.observation import ObservationModel
 from safer.errors import SaferError
 
@@ -172,10 +172,14 @@ def simulate_cohort(
         features[rows] = x
 
     prev_state = np.where(roll.step > 0, np.roll(roll.state, 1), -1)
-    note_text, minutes_before = _notes_with_progress(
-        mdp, roll, prev_state, rng, cfg.note_fill, progress
-    )
+    n_rows = len(roll.stay)
+    draws = [draw_notes(hi - lo, rng, note_fill=cfg.note_fill) for lo, hi in _chunks(n_rows)]
     fluid_ml, vaso = sample_doses(roll.action, rng)
+    # a note quotes the doses given in the stay's previous block (none at its first step)
+    first_step = roll.step == 0
+    given = (np.where(first_step, np.nan, np.roll(fluid_ml, 1)),
+             np.where(first_step, np.nan, np.roll(vaso, 1)))  # fmt: skip
+    note_text, minutes_before = _notes_with_progress(mdp, roll, prev_state, draws, given, progress)
     admit = draw_admissions(n_stays, rng)  # last draw: a seed's table depends on this order
     df = cohort_rows(
         mdp=mdp,
@@ -202,17 +206,22 @@ def _rows_by_step(roll: Rollout) -> list[np.ndarray]:
     return [order[bounds[t] : bounds[t + 1]] for t in range(len(bounds) - 1)]
 
 
-def _notes_with_progress(mdp, roll, prev_state, rng, note_fill, progress):
+_NOTE_CHUNK = 20_000
+
+
+def _chunks(n: int) -> list[tuple[int, int]]:
+    return [(lo, min(lo + _NOTE_CHUNK, n)) for lo in range(0, n, _NOTE_CHUNK)]
+
+
+def _notes_with_progress(mdp, roll, prev_state, draws, given, progress):
     n = len(roll.stay)
-    chunk = 20_000
     texts: list[str] = []
     minutes = np.empty(n)
     with tqdm(total=n, desc="notes", unit="note", disable=not progress, leave=False) as bar:
-        for lo in range(0, n, chunk):
-            hi = min(lo + chunk, n)
-            t, m = write_notes(mdp, roll.state[lo:hi], prev_state[lo:hi], roll.step[lo:hi], rng,
-                               note_fill=note_fill)  # fmt: skip
-            texts += t
-            minutes[lo:hi] = m
+        for (lo, hi), d in zip(_chunks(n), draws, strict=True):
+            rows = slice(lo, hi)
+            texts += compose_notes(mdp, roll.state[rows], prev_state[rows], roll.step[rows], d,
+                                   prev_fluid=given[0][rows], prev_vaso=given[1][rows])  # fmt: skip
+            minutes[lo:hi] = d.minutes
             bar.update(hi - lo)
     return texts, minutes

@@ -47,6 +47,9 @@ class ObservedEpisodes:
         self.statics = self.obs.draw_statics(mdp.centers, initial_states, rng)
         self.eps = np.zeros((n, len(FEATURES)))
         self.prev_state = np.full(n, -1, dtype=np.int64)
+        # doses given in each episode's previous block (NaN before its first): notes quote them
+        self.prev_fluid = np.full(n, np.nan)
+        self.prev_vaso = np.full(n, np.nan)
         self.admit = draw_admissions(n, rng)
 
     def observe(self, episodes: np.ndarray, step: int, states: np.ndarray) -> pd.DataFrame:
@@ -62,6 +65,8 @@ class ObservedEpisodes:
             self.prev_state[episodes],
             steps,
             self.rng,
+            prev_fluid=self.prev_fluid[episodes],
+            prev_vaso=self.prev_vaso[episodes],
             note_fill=self.config.note_fill,
         )
         self.prev_state[episodes] = states
@@ -81,5 +86,8 @@ class ObservedEpisodes:
     def set_actions(self, frame: pd.DataFrame, actions: np.ndarray) -> None:
         """Write the policy's actions (and doses sampled inside their bins) into the rows."""
         fluid_ml, vaso = sample_doses(actions, self.rng)
+        episodes = frame["stay_id"].to_numpy() - FIRST_STAY_ID
+        self.prev_fluid[episodes] = fluid_ml
+        self.prev_vaso[episodes] = vaso
         for name, values in action_columns(actions, fluid_ml, vaso).items():
             frame[name] = values

@@ -13,6 +13,12 @@ and the tests check every generated note against it. The plan sentence reflects 
 clinicians' policy favours in the true state, as a real plan reflects the team's intent; it is
 written before the decision (``note_time <= charttime``) and may differ from the dose given.
 
+What a note says about treatment agrees with the treatment charted: the pressor sentence and the
+"IVF in the last 4 h" sentence quote the dose actually given in the stay's previous 4-hour block
+(``prev_vaso`` / ``prev_fluid``), never the state's typical dose, so a note never says "Levo at
+0.09" when no vasopressor was given; at a stay's first step (nothing charted yet) they are left
+out, and a plan only weans or titrates a pressor that is running.
+
 Examples
 --------
 >>> import numpy as np
@@ -27,13 +33,15 @@ Examples
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from safer.cohorts.schema import FEATURES
 from safer.cohorts.simulated.mdp import IcuSepsisMDP
 from safer.cohorts.simulated.observation import z_to_clinical
 
-__all__ = ["write_notes", "OUTCOME_WORDS", "NOTE_FILL"]
+__all__ = ["write_notes", "draw_notes", "compose_notes", "NoteDraws", "OUTCOME_WORDS", "NOTE_FILL"]
 
 NOTE_FILL = 0.85
 OUTCOME_WORDS = (
@@ -87,26 +95,37 @@ def _haemodynamics(map_, hr, u) -> str:
     return _pick(u, opts)
 
 
+def _dose_text(dose: float) -> str:
+    """A charted pressor dose as a note writes it: two significant digits (0.09, 0.004, 0.12)."""
+    return f"{dose:.2g}"
+
+
 def _pressors(dose, u) -> str:
-    if dose < 0.02:
+    """The pressor sentence for the dose given in the previous block (NaN: nothing charted yet)."""
+    if np.isnan(dose):
+        return ""
+    if dose <= 0:
         opts = ("Off pressors.", "No vasopressor requirement.", "Not on pressors at this time.")
     elif dose < 0.15:
+        d = _dose_text(dose)
         opts = (
-            f"On low-dose norepinephrine {dose:.2f} mcg/kg/min.",
-            f"Levo at {dose:.2f}.",
-            f"Requiring low dose levophed ({dose:.2f}).",
+            f"On low-dose norepinephrine {d} mcg/kg/min.",
+            f"Levo at {d}.",
+            f"Requiring low dose levophed ({d}).",
         )
     elif dose < 0.4:
+        d = _dose_text(dose)
         opts = (
-            f"Norepi {dose:.2f} mcg/kg/min, uptitrated overnight.",
-            f"Moderate pressor requirement, levo {dose:.2f}.",
-            f"On NE {dose:.2f}, vasopressin being considered.",
+            f"Norepi {d} mcg/kg/min, uptitrated overnight.",
+            f"Moderate pressor requirement, levo {d}.",
+            f"On NE {d}, vasopressin being considered.",
         )
     else:
+        d = _dose_text(dose)
         opts = (
-            f"High pressor requirement: norepi {dose:.2f} + vasopressin 0.04.",
-            f"On 2 pressors (NE {dose:.2f}, vaso).",
-            f"Escalating pressors, levo {dose:.2f} mcg/kg/min.",
+            f"High pressor requirement: norepi {d} + vasopressin 0.04.",
+            f"On 2 pressors (NE {d}, vaso).",
+            f"Escalating pressors, levo {d} mcg/kg/min.",
         )
     return _pick(u, opts)
 
@@ -183,14 +202,19 @@ def _lactate(lac, prev, u) -> str:
 
 
 def _fluids(in4h, balance, u) -> str:
+    """IV fluid given in the previous block (NaN: nothing charted yet) and the net balance."""
     opts = []
-    if in4h > 500:
+    if np.isnan(in4h):
+        pass
+    elif in4h > 500:
         opts += [f"Received {in4h / 1000:.1f}L IVF in last 4h.", "s/p 1L LR bolus.",
                  "Got additional crystalloid bolus."]  # fmt: skip
     elif in4h > 100:
         opts += [f"IVF ~{in4h:.0f} mL last 4h.", "On mIVF."]
+    elif in4h > 0:
+        opts += [f"Minimal IVF (~{in4h:.0f} mL last 4h)."]
     else:
-        opts += ["Minimal IVF.", "Fluids held."]
+        opts += ["No IVF last 4h.", "Fluids held."]
     opts += [f"Net {'+' if balance >= 0 else '-'}{abs(balance) / 1000:.1f}L since admission."]
     return _pick(u, opts)
 
@@ -221,15 +245,20 @@ def _temperature(t, u) -> str:
     return _pick(u, ("Afebrile.", f"Tmax {t:.1f}.", ""))
 
 
-def _plan(policy_row, u) -> str:
+def _plan(policy_row, on_pressor: bool, u) -> str:
+    """The team's intent in the true state; it titrates or weans only a pressor that is running."""
     fluid = policy_row.reshape(5, 5).sum(axis=1) @ np.arange(5)
     vaso = policy_row.reshape(5, 5).sum(axis=0) @ np.arange(5)
     parts = []
-    if vaso >= 2.0:
+    if vaso >= 2.0 and on_pressor:
         parts.append(_pick(u, ("titrate pressors to MAP > 65", "uptitrate levo for MAP goal",
                                "continue norepi, add vaso if needed")))  # fmt: skip
-    elif vaso >= 0.6:
+    elif vaso >= 2.0:
+        parts.append(_pick(u, ("start norepi for MAP > 65", "start pressors for MAP goal")))
+    elif vaso >= 0.6 and on_pressor:
         parts.append(_pick(u, ("low-dose pressor support as needed", "wean levo as tolerated")))
+    elif vaso >= 0.6:
+        parts.append(_pick(u, ("low-dose pressor support as needed", "pressors if MAP < 65")))
     else:
         parts.append(_pick(u, ("no pressors planned", "monitor MAP, pressors if < 65")))
     if fluid >= 2.8:
@@ -275,20 +304,22 @@ _TOPIC_P = {
 _N_U = 2 * len(_TOPIC_P) + 6
 
 
-def _one_note(x, u, present, vent, map_shift, prev_lac, policy_row, sofa, step) -> str:
-    """Compose one note from a row's true clinical values and its random draws ``u``."""
+def _one_note(x, u, present, vent, map_shift, prev_lac, policy_row, sofa, step, given) -> str:
+    """Compose one note from a row's true clinical values, its random draws ``u`` and the doses
+    ``given`` in the previous block (``(fluid mL/4h, vaso ug/kg/min)``, NaN when none charted)."""
+    prev_fluid, prev_vaso = given
     topics = {
         "hd": lambda: _haemodynamics(x[_I["MeanBP"]] + map_shift, x[_I["HR"]], u[2]),
-        "press": lambda: _pressors(x[_I["max_dose_vaso"]], u[3]),
+        "press": lambda: _pressors(prev_vaso, u[3]),
         "neuro": lambda: _mentation(x[_I["GCS"]], vent, u[4]),
         "resp": lambda: _ventilation(vent, x[_I["FiO2_1"]], x[_I["SpO2"]], u[5]),
         "uo": lambda: _urine(x[_I["output_4hourly"]], u[6]),
         "lac": lambda: _lactate(x[_I["Arterial_lactate"]], prev_lac, u[7]),
-        "fluid": lambda: _fluids(x[_I["input_4hourly"]], x[_I["cumulated_balance"]], u[8]),
+        "fluid": lambda: _fluids(prev_fluid, x[_I["cumulated_balance"]], u[8]),
         "labs": lambda: _labs(x, u[9]),
         "temp": lambda: _temperature(x[_I["Temp_C"]], u[10]),
         "abx": lambda: _abx(u[11]),
-        "plan": lambda: _plan(policy_row, u[12]),
+        "plan": lambda: _plan(policy_row, bool(prev_vaso > 0), u[12]),
         "social": lambda: _social(x[_I["age"]], sofa, u[13], u[14]),
     }
     sentences = [_pick(u[0], _HEADERS).format(day=1 + step // 6, hh=f"{u[1] * 24:02.0f}")]
@@ -299,6 +330,89 @@ def _one_note(x, u, present, vent, map_shift, prev_lac, policy_row, sofa, step) 
     return (" " if u[15] < 0.3 else "\n").join(sentences)
 
 
+@dataclass(frozen=True)
+class NoteDraws:
+    """Every random draw of a batch of notes, taken before the text is composed (so the doses
+    given can be drawn after them and the notes still quote those doses)."""
+
+    u: np.ndarray  # (n, _N_U) wording
+    present: np.ndarray  # (n, topics) which topics a note has
+    filled: np.ndarray  # (n,) whether the step has a note
+    minutes: np.ndarray  # (n,) minutes before the decision; NaN where no note
+    contradict: np.ndarray  # (n,) haemodynamics sentence from a neighbouring category
+    hd_shift: np.ndarray  # (n,) the MAP shift of a contradiction
+
+
+def draw_notes(
+    n: int,
+    rng: np.random.Generator,
+    *,
+    note_fill: float = NOTE_FILL,
+    contradiction_rate: float = 0.03,
+) -> NoteDraws:
+    """The random draws of ``n`` notes (see :func:`write_notes`)."""
+    u = rng.random((n, _N_U))
+    present = rng.random((n, len(_TOPIC_P))) < np.array(list(_TOPIC_P.values()))
+    filled = rng.random(n) < note_fill
+    minutes = np.where(filled, rng.uniform(5, 235, n), np.nan)
+    contradict = rng.random(n) < contradiction_rate
+    hd_shift = np.where(rng.random(n) < 0.5, -12.0, 12.0)
+    return NoteDraws(u, present, filled, minutes, contradict, hd_shift)
+
+
+def compose_notes(
+    mdp: IcuSepsisMDP,
+    states: np.ndarray,
+    prev_states: np.ndarray,
+    steps: np.ndarray,
+    draws: NoteDraws,
+    *,
+    prev_fluid: np.ndarray | None = None,
+    prev_vaso: np.ndarray | None = None,
+) -> list[str]:
+    """The text of each note from its draws, its true state and the doses given before it.
+
+    ``prev_fluid`` / ``prev_vaso`` are the IV fluid (mL/4h) and vasopressor (ug/kg/min) given in
+    the stay's previous block, NaN where there is none (first step); ``None`` means none is
+    known for any row, and the notes then say nothing about doses given.
+    """
+    n = len(states)
+    nan = np.full(n, np.nan)
+    prev_fluid = nan if prev_fluid is None else np.asarray(prev_fluid, dtype=float)
+    prev_vaso = nan if prev_vaso is None else np.asarray(prev_vaso, dtype=float)
+    true_x = z_to_clinical(mdp.centers[states])
+    has_prev = prev_states >= 0
+    prev_lac = np.where(
+        has_prev,
+        z_to_clinical(mdp.centers[np.maximum(prev_states, 0)])[:, _I["Arterial_lactate"]],
+        np.nan,
+    )
+    sofa = mdp.sofa[states]
+    policy = mdp.expert_policy[states]
+    notes: list[str] = []
+    for i in range(n):
+        if not draws.filled[i]:
+            notes.append("")
+            continue
+        vent = bool(mdp.centers[states[i], _I["mechvent"]] + 0.5 > 0.5)
+        map_shift = draws.hd_shift[i] if draws.contradict[i] else 0.0
+        notes.append(
+            _one_note(
+                true_x[i],
+                draws.u[i],
+                draws.present[i],
+                vent,
+                map_shift,
+                prev_lac[i],
+                policy[i],
+                sofa[i],
+                int(steps[i]),
+                (prev_fluid[i], prev_vaso[i]),
+            )  # fmt: skip
+        )
+    return notes
+
+
 def write_notes(
     mdp: IcuSepsisMDP,
     states: np.ndarray,
@@ -306,10 +420,12 @@ def write_notes(
     steps: np.ndarray,
     rng: np.random.Generator,
     *,
+    prev_fluid: np.ndarray | None = None,
+    prev_vaso: np.ndarray | None = None,
     note_fill: float = NOTE_FILL,
     contradiction_rate: float = 0.03,
 ) -> tuple[list[str], np.ndarray]:
-    """Write one note per row from the true state.
+    """Write one note per row from the true state and the doses charted before it.
 
     Parameters
     ----------
@@ -319,6 +435,9 @@ def write_notes(
     steps : ndarray of int
         Step index within the stay (for the hospital-day header).
     rng : numpy Generator
+    prev_fluid, prev_vaso : ndarray of float, optional
+        IV fluid (mL/4h) and vasopressor (ug/kg/min) given in the stay's previous block, NaN at
+        the first step; without them the notes say nothing about doses given.
     note_fill : float
         Probability that a step has a note; the rest get ``""``.
     contradiction_rate : float
@@ -331,41 +450,8 @@ def write_notes(
         How many minutes before the decision time each note was charted (5..235); ``NaN``
         where the note is empty.
     """
-    n = len(states)
-    true_x = z_to_clinical(mdp.centers[states])
-    has_prev = prev_states >= 0
-    prev_lac = np.where(
-        has_prev,
-        z_to_clinical(mdp.centers[np.maximum(prev_states, 0)])[:, _I["Arterial_lactate"]],
-        np.nan,
-    )
-    sofa = mdp.sofa[states]
-    policy = mdp.expert_policy[states]
-    u = rng.random((n, _N_U))
-    present = rng.random((n, len(_TOPIC_P))) < np.array(list(_TOPIC_P.values()))
-    filled = rng.random(n) < note_fill
-    minutes = np.where(filled, rng.uniform(5, 235, n), np.nan)
-    contradict = rng.random(n) < contradiction_rate
-    hd_shift = np.where(rng.random(n) < 0.5, -12.0, 12.0)
-
-    notes: list[str] = []
-    for i in range(n):
-        if not filled[i]:
-            notes.append("")
-            continue
-        vent = bool(mdp.centers[states[i], _I["mechvent"]] + 0.5 > 0.5)
-        map_shift = hd_shift[i] if contradict[i] else 0.0
-        notes.append(
-            _one_note(
-                true_x[i],
-                u[i],
-                present[i],
-                vent,
-                map_shift,
-                prev_lac[i],
-                policy[i],
-                sofa[i],
-                int(steps[i]),
-            )  # fmt: skip
-        )
-    return notes, minutes
+    draws = draw_notes(len(states), rng, note_fill=note_fill,
+                       contradiction_rate=contradiction_rate)  # fmt: skip
+    notes = compose_notes(mdp, states, prev_states, steps, draws, prev_fluid=prev_fluid,
+                          prev_vaso=prev_vaso)  # fmt: skip
+    return notes, draws.minutes

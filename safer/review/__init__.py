@@ -1,0 +1,45 @@
+"""What the console shows, computed in the library: the patient queue, doses in clinical units,
+the decision view's banner and trends, and the auditor's readable trail.
+
+Sits above :mod:`safer.store` (it reads the store's tables) and below ``clinical_ui`` (whose
+pages only lay these out). Everything here is unit-tested without a browser.
+
+Examples
+--------
+>>> from safer.review import recommendation_text
+>>> recommendation_text(-1, [0, 5, 10])
+'defer: no vasopressor; IV fluid uncertain (none to 180 mL/4h)'
+"""
+
+from safer.review.decision import REFERENCE_RANGES, TREND_PANELS, banner, doses_given, trends
+from safer.review.doses import (
+    bins_text,
+    dose_range,
+    in_set,
+    reason_in_words,
+    recommendation_text,
+    set_meaning,
+)
+from safer.review.queue import QUEUE_STATUSES, QueuePage, next_patient, patient_queue, urgency
+from safer.review.trail import TRAIL_COLUMNS, trail_table
+
+__all__ = [
+    "QUEUE_STATUSES",
+    "REFERENCE_RANGES",
+    "TRAIL_COLUMNS",
+    "TREND_PANELS",
+    "QueuePage",
+    "banner",
+    "bins_text",
+    "dose_range",
+    "doses_given",
+    "in_set",
+    "next_patient",
+    "patient_queue",
+    "reason_in_words",
+    "recommendation_text",
+    "set_meaning",
+    "trail_table",
+    "trends",
+    "urgency",
+]
