@@ -156,6 +156,40 @@ class Peers(threading.Thread):
                 print(f"peer {model} seed {seed}: {float(got['seconds']):.0f} s", flush=True)
 
 
+class Reused:
+    """Peer samples saved by an earlier run (``--peer-from``), checked against this run."""
+
+    def __init__(self, folder: Path, train: np.ndarray, n_out: int, seeds, epochs: dict) -> None:
+        saved = folder / "train.npz"
+        if not saved.exists() or not np.array_equal(np.load(saved)["train"], train):
+            sys.exit(f"{saved} does not hold this run's training windows; rerun the peers "
+                     "(drop --peer-from)")  # fmt: skip
+        self.results: dict = {}
+        written = []
+        for seed in seeds:
+            for model in ("timegan", "vae"):
+                path = folder / f"{model}-{seed}.npz"
+                if not path.exists():
+                    continue
+                got = np.load(path)
+                if got["generated"].shape[0] != n_out:
+                    sys.exit(f"{path} holds {got['generated'].shape[0]} samples, not {n_out}")
+                self.results[(model, seed)] = (got["generated"], float(got["seconds"]))
+                if "epochs" in got.files and int(got["epochs"]) != epochs[model]:
+                    sys.exit(f"{path} was trained for {int(got['epochs'])} epochs, not "
+                             f"{epochs[model]}; pass the earlier run's epochs")  # fmt: skip
+                recorded = "epochs checked" if "epochs" in got.files else "epochs not recorded"
+                stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
+                written.append(f"{path.name} ({stamp}, {recorded})")
+        self.error = None
+        self.note = (f"peers **not retrained in this run**: their samples were reused from "
+                     f"`{folder.name}/` ({', '.join(written)}), written by an earlier run of "
+                     "this script on the same training windows (checked: identical); the epochs "
+                     "above are this command's --timegan-epochs / --vae-epochs, which must be "
+                     "the earlier run's; the samples are scored here with this run's "
+                     "metrics")  # fmt: skip
+
+
 # ------------------------------------------------------------------------------ data
 def cohort_data(stays: int):
     cohort = simulate_cohort(stays, seed=0, progress=False)
@@ -288,8 +322,48 @@ def run_edits(editor: DiffusionEditor, sources: list[np.ndarray], pools, steps: 
     t0 = time.perf_counter()
     regen = editor.edit_many(sources, steps=steps, seed=seed * 100_000)
     collect("regeneration (no controls)", regen, time.perf_counter() - t0)
-    marks = [[(a.time, channels.index(a.channel), a.value) for a in anc] for anc in anchors]
-    return out, marks
+    return out, requests
+
+
+def marks_of(requests, channels: list[str]) -> list[list[tuple]]:
+    """The anchors of each request as (time, channel index, value), for the figure."""
+    return [[(a.time, channels.index(a.channel), a.value) for a in anc] for anc, _ in requests]
+
+
+# ------------------------------------------------------------------------------ lactate jumps
+LACTATE = "Arterial_lactate"
+CALM, HIGH, RISE = 5.0, 8.0, 5.0  # mmol/L
+
+
+def lactate_jumps(x: np.ndarray, channels: list[str], train_max: float, sources=None,
+                  requests=None) -> dict:  # fmt: skip
+    """How often lactate leaps in windows ``x`` (n, T, C), data units.
+
+    ``rises``: share of consecutive steps where lactate rises by more than ``RISE`` mmol/L
+    (a carried-forward step counts as no change, as on a chart); ``above``: share of values
+    above the largest training value; ``invented``: of the ``sources`` whose lactate stays at
+    or below ``CALM`` and whose request (if any) asks for no lactate above ``CALM``, the share
+    whose output reaches ``HIGH`` or more (``None`` without sources); ``max_rise``: the
+    largest step-to-step rise.
+    """
+    c = channels.index(LACTATE)
+    lac = np.asarray(x, dtype=float)[..., c]
+    d = np.diff(lac, axis=1)
+    out = {"rises": float(np.mean(d > RISE)), "above": float(np.mean(lac > train_max)),
+           "max_rise": float(d.max()), "invented": None, "n_calm": 0}  # fmt: skip
+    if sources is not None:
+        src = np.stack([pd.DataFrame(s).ffill().bfill().to_numpy() for s in sources])[..., c]
+        calm = np.nanmax(src, axis=1) <= CALM
+        if requests is not None:
+            for i, (anchors, segments) in enumerate(requests):
+                asked = [a.value for a in anchors if a.channel == LACTATE]
+                asked += [g.target for g in segments if g.channel == LACTATE]
+                if any(v > CALM for v in asked):
+                    calm[i] = False
+        out["n_calm"] = int(calm.sum())
+        if calm.any():
+            out["invented"] = float(np.mean(lac[calm].max(axis=1) >= HIGH))
+    return out
 
 
 def time_one_edit(editor: DiffusionEditor, src: np.ndarray, steps: int, repeats: int = 5):
@@ -382,6 +456,27 @@ def edit_table(rows: dict[str, list[dict]], title: str) -> list[str]:
     return lines + [""]
 
 
+def jump_table(rows: dict[str, list[dict]], top: float | None) -> list[str]:
+    if not rows:
+        return []
+    lines = [f"### Lactate leaps (the defect of the previous run; largest training value "
+             f"{top:.1f} mmol/L)", "",
+             f"| windows | steps rising > {RISE:g} mmol/L (per 1,000) | calm sources (max <= "
+             f"{CALM:g}) reaching >= {HIGH:g} mmol/L | values above the training maximum "
+             f"(per 1,000) | largest rise (mmol/L) |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for name, per_seed in rows.items():
+        inv = [r["invented"] for r in per_seed if r["invented"] is not None]
+        n_calm = int(np.mean([r["n_calm"] for r in per_seed])) if inv else 0
+        lines.append(
+            f"| {name} | {mean_sd([1000 * r['rises'] for r in per_seed])} | "
+            + (f"{mean_sd(inv)} (of {n_calm})" if inv else "–")
+            + f" | {mean_sd([1000 * r['above'] for r in per_seed])} | "
+            f"{mean_sd([r['max_rise'] for r in per_seed])} |"
+        )
+    return lines + [""]
+
+
 def plot(path: Path, channels, real, edited, regen, requests_x, title):
     import matplotlib
 
@@ -444,7 +539,8 @@ def seed_work(seed, cfg, train, test, sources, reference, pools, args: dict) -> 
     gen["ours, given the covariates"] = score(cond)
     timing = {"fit": fit_s, "sample_per_window": sample_s / len(test),
               **time_one_edit(editor, sources.values[0], steps)}  # fmt: skip
-    edits, marks = run_edits(editor, src_charted, pools, steps, seed)
+    edits, requests = run_edits(editor, src_charted, pools, steps, seed)
+    jumps = jump_rows(editor, train, uncond, edits, src_charted, requests, "ours")
     escore = Scorer(train.values, reference.values, _scale(train), seed, iterations)
     edit_real = {name: escore(e["x"]) for name, e in edits.items()}
     edit_real["real: the unedited sources"] = escore(src)
@@ -455,9 +551,57 @@ def seed_work(seed, cfg, train, test, sources, reference, pools, args: dict) -> 
         "edit": {k: {m: v for m, v in e.items() if m != "x"} for k, e in edits.items()},
         "edit_real": edit_real,
         "cont": cont,
+        "jumps": jumps,
         "timing": timing,
         "fit_note": fit_note,
-        "plot": ({k: {"x": e["x"][:3]} for k, e in edits.items()}, src[:3], marks[:3]),
+        "plot": (
+            {k: {"x": e["x"][:3]} for k, e in edits.items()},
+            src[:3],
+            marks_of(requests[:3], editor.channels_),
+        ),  # fmt: skip
+    }
+
+
+def jump_rows(editor, train, uncond, edits, sources, requests, label) -> dict:
+    """Lactate-jump figures of one model's unconditional samples, regenerations and edits."""
+    ch = editor.channels_
+    top = float(np.nanmax(train.values[..., ch.index(LACTATE)]))
+    return {
+        f"{label}, unconditional": lactate_jumps(uncond, ch, top),
+        f"{label}, regeneration (no controls)": lactate_jumps(
+            edits["regeneration (no controls)"]["x"], ch, top, sources),
+        f"{label}, edited (batched)": lactate_jumps(
+            edits["ours (batched)"]["x"], ch, top, sources, requests),
+    }  # fmt: skip
+
+
+def plain_map_work(cfg, train, test, sources, reference, pools, args: dict) -> dict:
+    """The same model with the plain quantile map (``max_compression=None``, what this code
+    fitted before the lactate fix): lactate jumps and realism, seed ``cfg.seed``."""
+    torch.set_num_threads(args["threads"])
+    steps, iterations, seed = args["steps"], args["metric_iterations"], cfg.seed
+    src_charted = as_charted(sources)[: args["max_edits"]]
+    t0 = time.perf_counter()
+    editor = DiffusionEditor(replace(cfg, max_compression=None)).fit(train, progress=False)
+    fit_note = f"plain quantile map, seed {seed}: {time.perf_counter() - t0:.0f} s"
+    print("fit", fit_note, flush=True)
+    uncond = editor.sample(len(test), seed=seed, steps=steps)
+    edits, requests = run_edits(editor, src_charted, pools, steps, seed)
+    score = Scorer(train.values, test.values, _scale(train), seed, iterations)
+    escore = Scorer(train.values, reference.values, _scale(train), seed, iterations)
+    return {
+        "jumps": jump_rows(
+            editor,
+            train,
+            uncond,
+            edits,
+            src_charted,
+            requests,
+            "plain quantile map (before the fix)",
+        ),  # fmt: skip
+        "gen": score(uncond),
+        "edit_real": escore(edits["ours (batched)"]["x"]),
+        "fit_note": fit_note,
     }
 
 
@@ -506,6 +650,18 @@ def main() -> None:
     parser.add_argument("--timegan-epochs", type=int, default=600)
     parser.add_argument("--vae-epochs", type=int, default=300)
     parser.add_argument("--no-peer", action="store_true", help="skip the tsgm peers")
+    parser.add_argument(
+        "--peer-from",
+        type=Path,
+        help="reuse the peers' samples saved in this "
+        "folder by an earlier run (its train.npz must hold this run's training "
+        "windows) instead of training them again",
+    )
+    parser.add_argument(
+        "--no-plain-map",
+        action="store_true",
+        help="skip the comparison with the plain quantile map (the lactate fix's before/after)",
+    )
     parser.add_argument("--no-co2", action="store_true")
     parser.add_argument("--co2-seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--co2-steps", type=int, default=3000)
@@ -534,7 +690,11 @@ def main() -> None:
         f"{', '.join(train.channels)}; covariates {', '.join(train.covariate_names)}"
     ]
     peers = None
-    if not args.no_peer:
+    if args.peer_from is not None and not args.no_peer:
+        epochs = {"timegan": args.timegan_epochs, "vae": args.vae_epochs}
+        peers = Reused(args.peer_from, train.values, len(test), args.peer_seeds or args.seeds,
+                       epochs)  # fmt: skip
+    elif not args.no_peer:
         python = ensure_venv()
         epochs = {"timegan": args.timegan_epochs, "vae": args.vae_epochs}
         peers = Peers(python, train.values, len(test), args.peer_seeds or args.seeds, epochs,
@@ -572,25 +732,43 @@ def main() -> None:
     work = [(seed, replace(chosen, seed=seed), train, test, sources, reference, pools,
              vars(args) | {"out": str(args.out)}) for seed in args.seeds]  # fmt: skip
     co2_seeds = [] if args.no_co2 else args.co2_seeds
-    with ctx.Pool(max(1, min(args.jobs, len(work) + len(co2_seeds)))) as pool:
+    with ctx.Pool(max(1, min(args.jobs, len(work) + len(co2_seeds) + 1))) as pool:
+        plain_async = None
+        if not args.no_plain_map:
+            plain_async = pool.apply_async(plain_map_work, work[0][1:])
         co2_async = [pool.apply_async(co2_work, (seed, replace(chosen, seed=seed), vars(args)))
                      for seed in co2_seeds]  # fmt: skip
         done = pool.starmap(seed_work, work)
         co2_done = [a.get() for a in co2_async]
+        plain = plain_async.get() if plain_async is not None else None
+    jump_rows_: dict[str, list[dict]] = {}
+    lac = train.channels.index(LACTATE)
+    top = float(np.nanmax(train.values[..., lac]))
+    for name, data in (("real: training windows", train), ("real: held-out windows", test)):
+        jump_rows_[name] = [lactate_jumps(data.values, train.channels, top)]
     for seed, r in zip(args.seeds, done, strict=True):
         for table, rows in (("gen", gen_rows), ("edit", edit_rows), ("edit_real", edit_real),
-                            ("cont", cont_rows)):  # fmt: skip
+                            ("cont", cont_rows), ("jumps", jump_rows_)):  # fmt: skip
             for k, v in r[table].items():
                 rows.setdefault(k, []).append(v)
         timing.append(r["timing"])
         fit_notes.append(r["fit_note"])
         if seed == args.seeds[0]:
             plot_args = r["plot"]
+    if plain is not None:
+        for k, v in plain["jumps"].items():
+            jump_rows_.setdefault(k, []).append(v)
+        gen_rows["plain quantile map (before the fix), unconditional"] = [plain["gen"]]
+        edit_real["plain quantile map (before the fix), edited (batched)"] = [plain["edit_real"]]
+        fit_notes.append(plain["fit_note"])
     print(f"seeds done at {time.perf_counter() - started:.0f} s", flush=True)
 
     peer_notes = []
     if peers is not None:
-        peers.join()
+        if isinstance(peers, Reused):
+            peer_notes.append(peers.note)
+        else:
+            peers.join()
         if peers.error:
             peer_notes.append(f"- peer run failed: {peers.error.splitlines()[-1]}")
         for seed in args.seeds:
@@ -603,6 +781,9 @@ def main() -> None:
                     gen, sec = peers.results[(model, seed)]
                     gen_rows.setdefault(label, []).append(score(gen))
                     peer_notes.append(f"{label} seed {seed}: {sec:.0f} s training")
+                    jump_rows_.setdefault(f"{label}, unconditional", []).append(
+                        lactate_jumps(gen, train.channels, top)
+                    )
 
     # -- co2 (its jobs ran in the pool with the seeds) -------------------------------------------
     co2_lines = []
@@ -626,6 +807,7 @@ def main() -> None:
         "notes": notes, "fit_notes": fit_notes, "peer_notes": peer_notes, "gen_rows": gen_rows,
         "edit_rows": edit_rows,
         "edit_real": edit_real, "cont_rows": cont_rows, "co2_lines": co2_lines,
+        "jump_rows": jump_rows_, "lactate_max": top,
         "sweep_lines": sweep_lines, "best": best[1], "chosen": asdict(chosen), "timing": timing,
         "total": time.perf_counter() - started, "channels": train.channels,
         "plot": (src0, edits["ours (batched)"]["x"], edits["regeneration (no controls)"]["x"],
@@ -684,6 +866,7 @@ def render(state: dict, out: Path) -> None:
         "|---|---|",
         *[f"| {k} | {mean_sd(v)} |" for k, v in state["cont_rows"].items()],
         "",
+        *jump_table(state.get("jump_rows", {}), state.get("lactate_max")),
         *state["co2_lines"],
         *state["sweep_lines"],
         "## Before (main, issue 22 opened)",
