@@ -733,12 +733,14 @@ def main() -> None:
              vars(args) | {"out": str(args.out)}) for seed in args.seeds]  # fmt: skip
     co2_seeds = [] if args.no_co2 else args.co2_seeds
     with ctx.Pool(max(1, min(args.jobs, len(work) + len(co2_seeds) + 1))) as pool:
+        # longest first (the seeds), so the shorter jobs fill in beside the last seed
+        seed_async = [pool.apply_async(seed_work, w) for w in work]
         plain_async = None
         if not args.no_plain_map:
             plain_async = pool.apply_async(plain_map_work, work[0][1:])
         co2_async = [pool.apply_async(co2_work, (seed, replace(chosen, seed=seed), vars(args)))
                      for seed in co2_seeds]  # fmt: skip
-        done = pool.starmap(seed_work, work)
+        done = [a.get() for a in seed_async]
         co2_done = [a.get() for a in co2_async]
         plain = plain_async.get() if plain_async is not None else None
     jump_rows_: dict[str, list[dict]] = {}
