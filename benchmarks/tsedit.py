@@ -1,8 +1,9 @@
 """Benchmark time-series generation and editing, with a peer generator side by side.
 
-    python benchmarks/tsedit.py --stays 6000 --seeds 0 1 2 --jobs 4 --train-steps 3000 \
+    python benchmarks/tsedit.py --stays 6000 --seeds 0 1 2 --jobs 2 --train-steps 3000 \
         --sweep-steps 1500 --max-edits 150 --metric-iterations 1000 --timegan-epochs 200 \
-        --vae-epochs 100 --peer-seeds 0 --co2-seeds 0 --co2-steps 1500   # the published run
+        --vae-epochs 100 --peer-seeds 0 --peer-from .bench/tsedit-previous --co2-seeds 0 \
+        --co2-steps 1500   # the published run (peers' samples from an earlier run's .bench/tsedit)
 
 Writes docs/benchmarks/tsedit.md (and the figure docs/benchmarks/tsedit_trajectories.png).
 What it does, in order, all in one run on one machine:
@@ -13,7 +14,8 @@ What it does, in order, all in one run on one machine:
    of every stay long enough. The held-out stays are halved: *sources* (edited) and
    *reference* (the real windows edited series are compared with). Plus statsmodels' co2
    (window 24, first 80 % trains; edits of the last 20 %, compared with its other windows).
-2. **Peers.** ``.bench/tsgm-venv`` (git-ignored) gets ``tsgm==0.1.0`` with
+2. **Peers** (or ``--peer-from DIR``: their samples saved by an earlier run, rescored).
+   ``.bench/tsgm-venv`` (git-ignored) gets ``tsgm==0.1.0`` with
    ``tensorflow-cpu==2.21.0`` and ``pandas<3`` (tsgm's statsmodels pin predates pandas 3);
    ``benchmarks/tsedit_peer.py`` trains tsgm's TimeGAN and its convolutional VAE on the same
    training windows, per seed, in a background process while our model trains.
@@ -21,8 +23,10 @@ What it does, in order, all in one run on one machine:
    candidate early-stopped on held-out realism; the best is used for every seed.
 4. **Per seed:** our model; unconditional and covariate-conditioned generation; edits of the
    sources by ours, hard inpainting, overwrite + smoothing, and a regeneration (no controls);
-   continuation of held-out stays from their history; the peers' samples. Every set of
-   windows is scored with the same metrics (safer.tsedit.metrics) against held-out real ones.
+   continuation of held-out stays from their history; the peers' samples; lactate leaps. And
+   the seed-0 model with the plain quantile map (``max_compression=None``, the transform
+   before the lactate fix) for the before/after. Every set of windows is scored with the same
+   metrics (safer.tsedit.metrics) against held-out real ones.
 
 Edit requests are realistic by construction: two hard anchors (c = 1), one soft anchor
 (c = 0.5) and one 6-step segment mean, whose targets move the source by amounts drawn from the
