@@ -5,8 +5,9 @@
 Reads the training windows ``train`` (n, T, C) from IN.npz, trains one of tsgm's generators
 used as its documentation shows (data min-max scaled per feature with
 ``tsgm.utils.TSFeatureWiseScaler``, Keras 3 on the TensorFlow backend, the model's default
-architecture) and writes ``generated`` (n_out, T, C, data units), ``seconds`` (training time)
-and ``model`` to OUT.npz. It imports nothing from SAFER: the benchmark hands it arrays.
+architecture) and writes ``generated`` (n_out, T, C, data units), ``seconds`` (training time),
+``model`` and ``epochs`` to OUT.npz. It imports nothing from SAFER: the benchmark hands it
+arrays.
 
 - ``timegan``: ``tsgm.models.timeGAN.TimeGAN`` (Yoon et al., 2019) with tsgm's defaults
   (GRU, hidden 24, 3 layers, batch 256), ``fit(data, epochs)`` (each of its three phases runs
@@ -67,7 +68,7 @@ def main() -> None:
         seconds = time.perf_counter() - start
         out = np.asarray(model.generate(args.n_out))
     generated = scaler.inverse_transform(out.astype("float64"))
-    np.savez(args.out, generated=generated, seconds=seconds, model=args.model)
+    np.savez(args.out, generated=generated, seconds=seconds, model=args.model, epochs=args.epochs)
 
 
 if __name__ == "__main__":

@@ -91,6 +91,7 @@ class TseditConfig:
     n_guidance: int = 3
     seed: int = 0
     transform: str = "auto"
+    max_compression: float | None = 1.0
     pattern_context_prob: float = 0.5
     covariate_dropout: float = 0.2
     mask_padding: bool = True
@@ -105,6 +106,7 @@ class TseditConfig:
 # what the fields added after the first saved models mean for those models
 _LEGACY_CONFIG = {
     "transform": "affine",
+    "max_compression": None,
     "pattern_context_prob": 0.0,
     "covariate_dropout": 0.0,
     "mask_padding": False,
@@ -315,7 +317,9 @@ class DiffusionEditor(Learnable):
             train, val = self._split(data, validation)
             self.channels_ = list(data.channels)
             self.normalizer_ = _scale_of(train)
-            self.transforms_ = ChannelTransforms.fit(train, cfg.transform, seed=cfg.seed)
+            self.transforms_ = ChannelTransforms.fit(
+                train, cfg.transform, seed=cfg.seed, max_compression=cfg.max_compression
+            )
             obs, avail = train.observed_mask(), train.mask
             self.sparse_ = [c for i, c in enumerate(self.channels_)
                             if (avail[..., i] > obs[..., i]).any()]  # fmt: skip

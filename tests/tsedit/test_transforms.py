@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 from safer.tsedit import ChannelTransforms, SeriesData
 from safer.tsedit.transforms import detect_quantum
@@ -35,10 +36,16 @@ def test_bounds_come_from_pile_ups_and_signs():
 
 def test_quantile_map_gaussianises_a_heavy_tail_and_inverts():
     lactate = np.round(np.exp(np.random.default_rng(2).normal(0.7, 0.6, (400, 12))), 1)
-    t = ChannelTransforms.fit(_data(lactate))
+    plain = ChannelTransforms.fit(_data(lactate), max_compression=None)
+    z = plain.forward(lactate[..., None])
+    assert abs(np.mean(z)) < 0.1 and np.std(z) == pytest.approx(1.0, abs=0.15)
+    t = ChannelTransforms.fit(_data(lactate))  # the default keeps the tail's spacing open
     assert t.kinds == ["quantile"] and t.quantum[0] == 0.1
     z = t.forward(lactate[..., None])
-    assert abs(np.mean(z)) < 0.1 and np.std(z) == pytest.approx(1.0, abs=0.15)
+    assert abs(np.median(z)) < 0.05 and abs(stats.skew(z.ravel())) < 0.6 * stats.skew(
+        lactate.ravel()
+    )
+    np.testing.assert_allclose(np.quantile(z, [0.05, 0.25]), stats.norm.ppf([0.05, 0.25]), atol=0.1)
     np.testing.assert_allclose(t.inverse(z), lactate[..., None], atol=1e-6)
     far = t.forward(np.array([[100.0]]))  # beyond the data: extended linearly, still monotone
     assert far[0, 0] > t.forward(np.array([[lactate.max()]]))[0, 0]
@@ -54,3 +61,29 @@ def test_affine_transform_and_round_trip_through_meta():
     np.testing.assert_allclose(back.inverse(back.forward(x)), x, atol=1e-9)
     with pytest.raises(ValueError, match="transform must be"):
         ChannelTransforms.fit(_data(np.zeros((4, 4))), kind="log")
+    with pytest.raises(ValueError, match="max_compression must be positive"):
+        ChannelTransforms.fit(_data(np.zeros((4, 4))), max_compression=0.0)
+
+
+def test_quantile_map_never_compresses_data_more_than_the_affine_map():
+    # lactate as the simulated cohort charts it: a dense mode around 2 mmol/L and a small
+    # cluster of shocked patients at 9-15, with almost nothing in between
+    rng = np.random.default_rng(3)
+    calm = np.exp(rng.normal(0.7, 0.35, 5000))
+    shock = rng.uniform(9.0, 15.0, 150)
+    lactate = np.round(rng.permutation(np.r_[calm, shock]).reshape(-1, 10), 1)
+    t = ChannelTransforms.fit(_data(lactate))
+    assert t.kinds == ["quantile"]
+    sd = lactate.std()
+    # a step of dz in model units moves a value by at most sd * dz in data units, anywhere,
+    # also beyond the training range (the map is extended linearly there)
+    x = np.linspace(0.0, 40.0, 4001)[:, None]
+    z = t.forward(x)[:, 0]
+    assert np.all(np.diff(x[:, 0]) / np.diff(z) <= sd * (1 + 1e-6))
+    # so the noise of an edit at strength 0.5 (about one model unit) keeps a charted 3.5 in
+    # the calm mode instead of throwing it across the gap into the shock cluster
+    z35 = t.forward(np.array([[3.5]]))[0, 0]
+    moved = t.inverse(z35 + rng.normal(0.0, 1.0, (4000, 1)))
+    assert np.mean(moved >= 8.0) < 0.01
+    np.testing.assert_allclose(t.inverse(t.forward(lactate[..., None])), lactate[..., None],
+                               atol=1e-6)  # fmt: skip
