@@ -147,6 +147,12 @@ def _sql(ws: Path, *statements: str) -> None:
             conn.execute(s)
 
 
+def _loaded_db(ws: Path, art: dict) -> None:
+    """A database in ``ws`` with the small cohort loaded under the model (``safer db load``)."""
+    _db(ws, art["tree"], ["db", "load", "--cohort", str(art["small"]), "--model",
+                          str(art["model"]), "--db", "{url}"])  # fmt: skip
+
+
 def _trail(tree: Path, ws: Path, art: dict, review: bool) -> None:
     """A database with users, a loaded cohort and (optionally) one override review: built once
     per tree (in the artifacts folder) and copied into the probe's folder."""
@@ -659,20 +665,7 @@ def probes(art: dict) -> list[Probe]:
             load,
             names=["stay", "source"],
             prep=lambda ws, a: (
-                _db(
-                    ws,
-                    a["tree"],
-                    [
-                        "db",
-                        "load",
-                        "--cohort",
-                        str(a["small"]),
-                        "--model",
-                        str(a["model"]),
-                        "--db",
-                        "{url}",
-                    ],
-                ),
+                _loaded_db(ws, a),
                 shutil.copy(a["other"], ws / "cohort.parquet"),
             ),
         ),
@@ -682,20 +675,7 @@ def probes(art: dict) -> list[Probe]:
             load,
             names=["--correct"],
             prep=lambda ws, a: (
-                _db(
-                    ws,
-                    a["tree"],
-                    [
-                        "db",
-                        "load",
-                        "--cohort",
-                        str(a["small"]),
-                        "--model",
-                        str(a["model"]),
-                        "--db",
-                        "{url}",
-                    ],
-                ),
+                _loaded_db(ws, a),
                 _cohort(ws, {"cohort": a["small"]}, _set("HR", 99.0, 0)),
             ),
         ),
@@ -706,20 +686,7 @@ def probes(art: dict) -> list[Probe]:
             refuse=False,
             judge=_marker('"corrected": 1'),
             prep=lambda ws, a: (
-                _db(
-                    ws,
-                    a["tree"],
-                    [
-                        "db",
-                        "load",
-                        "--cohort",
-                        str(a["small"]),
-                        "--model",
-                        str(a["model"]),
-                        "--db",
-                        "{url}",
-                    ],
-                ),
+                _loaded_db(ws, a),
                 _cohort(ws, {"cohort": a["small"]}, _set("HR", 99.0, 0)),
             ),
         ),
@@ -730,20 +697,7 @@ def probes(art: dict) -> list[Probe]:
             refuse=False,
             judge=_marker('"stays": 0'),
             prep=lambda ws, a: (
-                _db(
-                    ws,
-                    a["tree"],
-                    [
-                        "db",
-                        "load",
-                        "--cohort",
-                        str(a["small"]),
-                        "--model",
-                        str(a["model"]),
-                        "--db",
-                        "{url}",
-                    ],
-                ),
+                _loaded_db(ws, a),
                 shutil.copy(a["small"], ws / "cohort.parquet"),
             ),
         ),
