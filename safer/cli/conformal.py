@@ -65,7 +65,10 @@ def calibrate(
     representation: str = typer.Option(
         None,
         "--representation",
-        help="What a state-decoding gate reads: features, features+notes, embedding.",
+        help=(
+            "What a state-decoding gate reads: features, features+notes, features+locf, "
+            "features+notes+locf (missing values carried forward within the stay), embedding."
+        ),
     ),
     out: Path = typer.Option(..., "--out", help="Gate JSON file to write."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),

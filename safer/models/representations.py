@@ -12,11 +12,19 @@ so the decisions stage computes the same one when it decides:
     put in place of the charted value, plus the note-only quantities (the plan's pressor and
     fluid intent, code status, the lactate trend). A note counts only if charted before the
     decision (``note_time <= charttime``). EHR and notes.
+``features+locf`` and ``features+notes+locf``
+    The same two, with each value missing at the decision carried forward from the stay's last
+    row at or before it that has one (last observation carried forward; labs and blood gases
+    are charted on about half the rows). Only the stay's earlier rows are read, never a later
+    one, nor an action; a value never charted before stays missing (the decoder counts it as
+    the training mean). These read the stay's history, so a decision needs its stay's earlier
+    rows (the decisions stage and the rollouts pass them). Measured on the simulator
+    (``docs/benchmarks/safe_gate_options.md``).
 ``embedding``
     The model's own fused representation (``model.embed(rows)``; SAFER fuses the structured
     history and the notes).
 
-The first two are DataFrames (their column names let a gate describe a state in clinical
+The first four are DataFrames (their column names let a gate describe a state in clinical
 words); the embedding is an array. None of them reads a ``true_*`` column.
 
 Examples
@@ -26,6 +34,10 @@ Examples
 >>> rep = representation("features+notes", None, rows)
 >>> rep.shape == (len(rows), 47 + 4), "log(BUN)" in rep.columns
 (True, True)
+>>> carried = representation("features+locf", None, rows)
+>>> plain = representation("features", None, rows)
+>>> int(carried.isna().sum().sum()) <= int(plain.isna().sum().sum())
+True
 """
 
 from __future__ import annotations
@@ -41,7 +53,7 @@ from safer.cohorts.schema import FEATURES
 from safer.errors import SaferError
 from safer.models.note_quantities import fuse_with_features, parse_note_quantities
 
-__all__ = ["REPRESENTATIONS", "ROW_WISE", "LOG_FEATURES", "representation"]
+__all__ = ["REPRESENTATIONS", "ROW_WISE", "LOG_FEATURES", "carry_forward", "representation"]
 
 #: Features the AI Clinician log-transforms before clustering (skewed labs and volumes).
 LOG_FEATURES = (
@@ -83,6 +95,38 @@ def _features_notes(model: Any, rows: pd.DataFrame) -> pd.DataFrame:
     return _frame(fused, names, rows.index)
 
 
+def carry_forward(rows: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (one row per row of ``rows``, same order) with each missing value replaced by
+    the last non-missing value of its column in an earlier row of the same stay (by ``step``).
+
+    Only rows at or before a row's step are read (last observation carried forward); the order
+    of ``rows`` is kept.
+
+    >>> rows = pd.DataFrame({"stay_id": [1, 1, 2, 1], "step": [2, 0, 0, 1]})
+    >>> x = pd.DataFrame({"lactate": [np.nan, 4.0, np.nan, np.nan]})
+    >>> carry_forward(rows, x)["lactate"].tolist()
+    [4.0, 4.0, nan, 4.0]
+    """
+    _need(rows, ["stay_id", "step"])
+    if len(frame) != len(rows):
+        raise SaferError(f"carry_forward: {len(frame)} values for {len(rows)} rows")
+    stay, step = rows["stay_id"].to_numpy(), rows["step"].to_numpy()
+    order = np.lexsort((step, stay))
+    ordered = frame.iloc[order].reset_index(drop=True)
+    filled = ordered.groupby(stay[order], sort=False).ffill()
+    out = np.empty_like(filled.to_numpy(dtype=float))
+    out[order] = filled.to_numpy(dtype=float)
+    return pd.DataFrame(out, columns=frame.columns, index=frame.index)
+
+
+def _features_locf(model: Any, rows: pd.DataFrame) -> pd.DataFrame:
+    return carry_forward(rows, _features(model, rows))
+
+
+def _features_notes_locf(model: Any, rows: pd.DataFrame) -> pd.DataFrame:
+    return carry_forward(rows, _features_notes(model, rows))
+
+
 def _embedding(model: Any, rows: pd.DataFrame) -> np.ndarray:
     if model is None or not hasattr(model, "embed"):
         raise SaferError("the 'embedding' representation needs a model with embed(rows)")
@@ -92,7 +136,13 @@ def _embedding(model: Any, rows: pd.DataFrame) -> np.ndarray:
 #: Representation kind -> function(model, rows) -> (n_rows, d) DataFrame or array.
 REPRESENTATIONS: Registry[Callable[[Any, pd.DataFrame], Any]] = Registry(
     "representation",
-    {"features": _features, "features+notes": _features_notes, "embedding": _embedding},
+    {
+        "features": _features,
+        "features+notes": _features_notes,
+        "features+locf": _features_locf,
+        "features+notes+locf": _features_notes_locf,
+        "embedding": _embedding,
+    },
 )
 
 

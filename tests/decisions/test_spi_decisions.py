@@ -72,11 +72,18 @@ def test_the_audit_estimates_the_gain_on_test_stays(parts, model, gate):
 
 def test_the_features_representation_and_the_embedding_work_too(parts, model):
     train, cal, test = parts
-    for kind in ("features", "embedding"):
+    test = test.sort_values(["stay_id", "step"]).reset_index(drop=True)
+    last = (test["stay_id"] != test["stay_id"].shift(-1)).to_numpy()
+    for kind in ("features", "features+locf", "embedding"):
         g = calibrate(model, train, cal, method="spi", alpha=0.1, options=OPTIONS,
                       representation=kind)  # fmt: skip
         assert g.representation == kind
-        assert decide(model, g, test).action.shape == (len(test),)
+        full = decide(model, g, test)
+        assert full.action.shape == (len(test),)
+        # a rollout decides the latest rows with the stays' history beside them: same decisions
+        np.testing.assert_array_equal(
+            decide(model, g, test, current=last).reason, full.reason[last]
+        )
     with pytest.raises(SaferError, match="unknown representation"):
         calibrate(model, train, cal, method="spi", representation="pixels", options=OPTIONS)
 
