@@ -1,0 +1,58 @@
+"""SQN and SAC: self-supervised Q-learning beside the next-item softmax.
+
+Xin, Karatzoglou, Arapakis and Jose, "Self-Supervised Reinforcement Learning for Recommender
+Systems", SIGIR 2020.
+
+- **SQN** (:class:`SQNHead`): the encoder's state feeds the supervised softmax and a Q layer;
+  the loss is the cross-entropy plus the double-Q TD error of the logged transition
+  (:mod:`safer.seqrec.heads._qlearning`): ``L = L_ce + (Q(s_t, a_t) - y_t)^2`` with
+  ``y_t = r_t + gamma Q'(s_{t+1}, argmax_a Q(s_{t+1}, a))``, rewards ``r_click = 0.2`` /
+  ``r_purchase = 1.0`` and ``gamma = 0.5`` (the paper's defaults). The Q head shapes the shared
+  encoder; the softmax ranks.
+- **SAC** (:class:`SACHead`, self-supervised actor-critic): the same, but after
+  ``warmup_epochs`` epochs each target's cross-entropy is weighted by the stop-gradient
+  ``Q(s_t, a_t)`` of the logged item: ``L = L_ce * sg(Q(s_t, a_t)) + L_q``. The paper warms up
+  for a number of steps; here the warm-up counts epochs (``self.epoch``, set by the
+  recommender before each epoch), so it does not depend on the batch size.
+
+Examples
+--------
+>>> from safer.seqrec import make_model
+>>> make_model("gru4rec", head="sac", head_options={"warmup_epochs": 2}).config.head
+'sac'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from safer.seqrec.heads._qlearning import DoubleQHead, QOptions, Step
+
+__all__ = ["SACHead", "SACOptions", "SQNHead"]
+
+
+class SQNHead(DoubleQHead):
+    """SQN: cross-entropy + double-Q TD error of the logged transitions (options:
+    :class:`~safer.seqrec.heads._qlearning.QOptions`)."""
+
+    Config = QOptions
+
+
+@dataclass
+class SACOptions(QOptions):
+    """SAC's options: :class:`QOptions` and the warm-up before the Q-weighting starts."""
+
+    warmup_epochs: int = 3
+
+
+class SACHead(DoubleQHead):
+    """SAC: after the warm-up, each target's cross-entropy is weighted by ``sg(Q(s_t, a_t))``."""
+
+    Config = SACOptions
+
+    def ce_weights(self, step: Step, generator: torch.Generator) -> torch.Tensor | None:
+        if self.epoch < self.options.warmup_epochs:
+            return None
+        return step.main.q.at(step.states, step.targets)[:, 0].detach()  # (N,)
