@@ -118,8 +118,11 @@ def transplant(
     if len(peers) != 2:
         raise SaferError(f"PCRec transplants between two peers, got {len(peers)}")
     first, second = (dict(p.named_parameters()) for p in peers)
-    if first.keys() != second.keys():
-        raise SaferError("PCRec peers must have the same architecture (parameter names differ)")
+    shapes = [{name: tuple(w.shape) for name, w in peer.items()} for peer in (first, second)]
+    if shapes[0] != shapes[1]:
+        raise SaferError(
+            "PCRec peers must have the same architecture (parameter names or shapes differ)"
+        )
     coefficients: list[dict[str, float]] = [{}, {}]
     before = {name: (first[name].detach().clone(), second[name].detach().clone()) for name in first}
     for name, (w1, w2) in before.items():
