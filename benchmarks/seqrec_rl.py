@@ -89,6 +89,8 @@ def load_data(name: str, args) -> tuple[Any, Any, str] | None:
 # ---------------------------------------------------------------------------------- runs
 def base_params(backbone: str, args, seed: int) -> dict[str, Any]:
     return dict(
+        protocol=args.protocol,
+        learning_rate=args.learning_rate,
         epochs=args.epochs,
         stopping_step=args.stopping_step,
         max_len=args.max_len,
@@ -155,7 +157,7 @@ def run_one(dataset: str, backbone: str, variant: str, seed: int, data, four, ar
         model, seconds = fit(backbone, {**params, **WIDE[backbone]}, data)
         return {**summary(model, seconds), **feedback(model, data, four), "inference_models": 1}
     if variant == "peers":  # the two PCRec peer settings, trained apart, probabilities averaged
-        lr = 1e-3
+        lr = args.learning_rate
         a, sa = fit(backbone, {**params, "learning_rate": lr / 2, "seed": 1000 + seed}, data)
         b, sb = fit(backbone, {**params, "learning_rate": lr, "seed": 2000 + seed}, data)
 
@@ -199,6 +201,22 @@ def verdict(head: list[float], base: list[float]) -> str:
     return f"{delta:+.4f} ({pct:+.1f} %) {word}"
 
 
+def setup(args) -> dict[str, Any]:
+    """The settings a record was trained under (printed with its table)."""
+    return {
+        k: getattr(args, k)
+        for k in ("protocol", "learning_rate", "epochs", "stopping_step", "warmup_epochs",
+                  "max_len", "holdout", "tail_fraction", "microlens_users", "threads")
+    }  # fmt: skip
+
+
+PROTOCOL_TEXT = {
+    "recbole": "full softmax in training; ranking over all items, seen items kept",
+    "hstu": "sampled softmax in training (128 uniform negatives per batch, accidental hits "
+    "masked); ranking over all items with the user's seen items removed",
+}
+
+
 def report(records: list[dict[str, Any]], args, notes: dict[str, str]) -> list[str]:
     from benchmarks._report import header
 
@@ -206,19 +224,17 @@ def report(records: list[dict[str, Any]], args, notes: dict[str, str]) -> list[s
         header(
             "Sequential recommenders: RL heads and peer collaboration vs their backbones", "torch"
         ),  # fmt: skip
-        "Set-up: state = the last "
-        f"{args.max_len} items; sequence training (windows of {args.max_len}, batches of 128, "
-        "loss at every position), Adam lr 1e-3, full softmax, at most "
-        f"{args.epochs} epochs with early stopping on validation MRR@10 (patience "
-        f"{args.stopping_step}); rewards r_click 0.2, r_purchase 1.0, gamma 0.5; SAC / SA2C "
-        f"warm up for {args.warmup_epochs} epochs. Holdout `{args.holdout}`: the last "
-        f"{args.tail_fraction:.0%} of each user's items (at least one) are test, as many before "
-        "them validation, and every step of the test tail is scored (the RL papers' "
-        "evaluation); ranking over all items, seen items not removed. Each cell: mean ± sd over "
-        "the seeds; s/epoch = training seconds of one epoch (validation not included), "
-        f"CPU, {args.threads} torch thread(s), on a machine shared with other jobs (timings "
-        "are indicative). Verdict: the head's mean minus the backbone's, 'above' / 'below' "
-        "when the difference exceeds the larger of the two seed sds.\n",
+        "Common set-up: state = the last `max_len` items; sequence training (each user's "
+        "training items cut into windows of `max_len`, a loss at every position, batches of "
+        "128 windows), Adam, early stopping on validation MRR@10, the best epoch's weights "
+        "kept; rewards r_click 0.2, r_purchase 1.0, gamma 0.5 (the papers' defaults); SAC / SA2C "
+        "switch to the weighted loss after `warmup_epochs`. Holdout `tail`: the last "
+        "`tail_fraction` of each user's items (at least one) are test, as many before them "
+        "validation, and every step of the test tail is scored (the RL papers' evaluation). "
+        "Each cell: mean ± sd over the seeds; s/epoch = training seconds of one epoch "
+        "(validation not included), CPU, on a machine shared with other jobs (timings are "
+        "indicative only). Verdict: the head's mean minus the backbone's, 'above' / 'below' "
+        "when the difference exceeds the larger of the two seed sds, else 'within 1 sd'.\n",
     ]
     for dataset in args.datasets:
         rows = [r for r in records if r["dataset"] == dataset]
@@ -238,8 +254,14 @@ def dataset_section(dataset: str, rows, args, note: str) -> list[str]:
     first = rows[0]
     seeds = sorted({r["seed"] for r in rows})
     purchases = first.get("n_purchases", 0) > 0
+    commands = sorted({r.get("command", "") for r in rows} - {""})
+    settings = first.get("setup", {})
     lines = [
         f"## {dataset}\n",
+        "Produced by: " + "; ".join(f"`{c}`" for c in commands) + ".\n" if commands else "",
+        "Settings: "
+        + ", ".join(f"{k} {v}" for k, v in settings.items() if k != "protocol")
+        + f"; protocol `{first['protocol']}`: {PROTOCOL_TEXT.get(first['protocol'], '')}.\n",
         f"Data: {note}. Test steps: {first['n_clicks']:,} clicks"
         + (f", {first['n_purchases']:,} purchases (rating 5)" if purchases else " (clicks only)")
         + (f", {first['n_purchases4']:,} with rating >= 4" if "n_purchases4" in first else "")
@@ -356,7 +378,9 @@ def main() -> None:
     parser.add_argument("--heads", default=",".join(HEADS))
     parser.add_argument("--no-pcrec", action="store_true", help="skip the PCRec comparison")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--epochs", type=int, default=20, help="epoch cap per model")
+    parser.add_argument("--protocol", default="recbole", help="recbole (full softmax) or hstu")
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--epochs", type=int, default=25, help="epoch cap per model")
     parser.add_argument("--stopping-step", type=int, default=3, help="early-stopping patience")
     parser.add_argument("--warmup-epochs", type=int, default=3, help="SAC / SA2C warm-up")
     parser.add_argument("--max-len", type=int, default=10, help="state length")
@@ -382,7 +406,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     import torch
 
-    from benchmarks._report import write_page
+    from benchmarks._report import command_line, write_page
 
     torch.set_num_threads(args.threads)
     args.results.parent.mkdir(parents=True, exist_ok=True)
@@ -408,7 +432,10 @@ def main() -> None:
                         continue
                     start = time.perf_counter()
                     record = run_one(dataset, backbone, variant, seed, data, four, args)
-                    record.update(dataset=dataset, backbone=backbone, variant=variant, seed=seed)
+                    record.update(
+                        dataset=dataset, backbone=backbone, variant=variant, seed=seed,
+                        command=command_line(), setup=setup(args),
+                    )  # fmt: skip
                     with args.results.open("a") as fh:
                         fh.write(json.dumps(record) + "\n")
                     records.append(record)
