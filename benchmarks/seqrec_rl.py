@@ -28,7 +28,8 @@ skipped with a note.
 
 Results go to ``--results`` (JSON lines, one per trained configuration; a rerun with the same
 file skips what is there, so an interrupted run resumes) and the page to ``--out``
-(``docs/benchmarks/seqrec_rl.md``); ``--report-only`` rebuilds the page from the results.
+(``docs/benchmarks/seqrec_rl.md``); ``--report-only`` rebuilds the page from the results, and
+``--also FILE`` adds the results of another run (e.g. each data set trained by its own process).
 """
 
 from __future__ import annotations
@@ -241,8 +242,19 @@ def report(records: list[dict[str, Any]], args, notes: dict[str, str]) -> list[s
         if not rows:
             lines += [f"## {dataset}\n", notes.get(dataset, "No results.") + "\n"]
             continue
-        lines += dataset_section(dataset, rows, args, notes.get(dataset, ""))
+        lines += dataset_section(dataset, rows, args, describe(dataset, rows[0]))
     return lines
+
+
+def describe(dataset: str, record: dict[str, Any]) -> str:
+    """The data note of a record (runs before the note was recorded: rebuilt from settings)."""
+    if record.get("data_note"):
+        return record["data_note"]
+    if dataset == "ml-100k":
+        return "`ml-100k.inter` (RecBole 1.2.1 wheel)"
+    users = record.get("setup", {}).get("microlens_users")
+    sample = f"a seeded sample of {users:,} of its 50,000 users" if users else "all users"
+    return f"`microlens-50k/pairs.tsv`, {sample}"
 
 
 def cell(rows, variant, backbone, key):
@@ -396,6 +408,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--results", type=Path, default=ROOT / ".bench" / "seqrec_rl.jsonl")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "seqrec_rl.md")
+    parser.add_argument(
+        "--also", type=Path, action="append", default=[],
+        help="more results files to put on the page (read only; e.g. another data set's run)",
+    )  # fmt: skip
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--note", default="", help="conditions of the run, printed under it")
     args = parser.parse_args()
@@ -410,15 +426,19 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    records = (
-        [json.loads(line) for line in args.results.read_text().splitlines() if line.strip()]
-        if args.results.is_file()
-        else []
-    )
+    records = [
+        json.loads(line)
+        for path in (args.results, *args.also)
+        if path.is_file()
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
     done = {(r["dataset"], r["backbone"], r["variant"], r["seed"]) for r in records}
     notes: dict[str, str] = {}
     variants = heads + ([] if args.no_pcrec else ["pcrec", "wide", "peers"])
     for dataset in args.datasets:
+        if args.report_only:
+            continue
         loaded = load_data(dataset, args)
         if loaded is None:
             notes[dataset] = f"Skipped: {args.microlens} is absent (see ../shared/data/README.md)."
@@ -428,13 +448,13 @@ def main() -> None:
         for seed in seeds:
             for backbone in args.backbones:
                 for variant in variants:
-                    if args.report_only or (dataset, backbone, variant, seed) in done:
+                    if (dataset, backbone, variant, seed) in done:
                         continue
                     start = time.perf_counter()
                     record = run_one(dataset, backbone, variant, seed, data, four, args)
                     record.update(
                         dataset=dataset, backbone=backbone, variant=variant, seed=seed,
-                        command=command_line(), setup=setup(args),
+                        command=command_line(), setup=setup(args), data_note=description,
                     )  # fmt: skip
                     with args.results.open("a") as fh:
                         fh.write(json.dumps(record) + "\n")
