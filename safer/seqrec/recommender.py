@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 from dataclasses import fields
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -337,7 +338,8 @@ class NeuralRecommender(SequentialRecommender):
         One epoch is one pass over the training prefixes (``training="prefix"``) or over the
         training windows (``"sequence"``); see :class:`~safer.seqrec.config.NeuralConfig`. The
         scheme (``config.scheme``) may train several members (PCRec's peers), each with its own
-        batch order and learning rate; the best member on validation is kept.
+        batch order and learning rate; the best member on validation is kept (the epoch's
+        ``train`` loss is then the sum over members).
         Runs in :func:`~safer._learnable.fitting` (the config's seed; the caller's random
         stream is left as it was).
         """
@@ -374,7 +376,7 @@ class NeuralRecommender(SequentialRecommender):
             def validate() -> dict[str, float]:
                 results = [
                     evaluate_examples(
-                        lambda b, net=net: self._score_with(net, b),
+                        partial(self._score_with, net),
                         data,
                         valid,
                         cfg.protocol,
@@ -410,11 +412,16 @@ class NeuralRecommender(SequentialRecommender):
                 scheme.after_epoch(members, epoch)  # after the last step, before validation
 
             def step(indices: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, int]:
-                total, weight = None, 0
-                for net, index in zip(members, indices, strict=True):
-                    loss, n = net.loss({k: t[index.to(device)] for k, t in train.items()}, gen)
-                    total, weight = (loss, n) if total is None else (total + loss, weight)
-                return total, weight
+                """Each member's loss on its own batch; their sum, weighted by the first
+                member's number of targets (a member's gradients come from its own loss)."""
+                losses = [
+                    net.loss({k: t[index.to(device)] for k, t in train.items()}, gen)
+                    for net, index in zip(members, indices, strict=True)
+                ]
+                total = losses[0][0]
+                for loss, _ in losses[1:]:
+                    total = total + loss
+                return total, losses[0][1]
 
             trainer = Trainer(
                 epochs=cfg.epochs, patience=cfg.stopping_step, min_delta=0.0, mode="max",
