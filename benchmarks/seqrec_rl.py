@@ -246,6 +246,13 @@ def report(records: list[dict[str, Any]], args, notes: dict[str, str]) -> list[s
     return lines
 
 
+def epochs(rows, variant, backbone) -> str:
+    """Mean best epoch (from 1) / mean epochs run."""
+    best = [b + 1 for b in cell(rows, variant, backbone, "best_epoch") if b is not None]
+    run = cell(rows, variant, backbone, "epochs_run")
+    return f"{statistics.fmean(best):.0f} / {statistics.fmean(run):.0f}" if best else "—"
+
+
 def describe(dataset: str, record: dict[str, Any]) -> str:
     """The data note of a record (runs before the note was recorded: rebuilt from settings)."""
     if record.get("data_note"):
@@ -284,7 +291,7 @@ def dataset_section(dataset: str, rows, args, note: str) -> list[str]:
     lines += [
         f"### Heads vs backbone (@10; verdict on {key.replace('_', ' ')})\n",
         "| backbone | head | click NDCG@10 | click HR@10 | purchase NDCG@10 | purchase HR@10 "
-        "| purchase≥4 NDCG@10 | vs backbone | s/epoch | epochs run |",
+        "| purchase≥4 NDCG@10 | vs backbone | s/epoch | best epoch / run |",
         "|---|---|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for b in backbones:
@@ -303,7 +310,7 @@ def dataset_section(dataset: str, rows, args, note: str) -> list[str]:
                     else verdict(cell(rows, h, b, key), cell(rows, "softmax", b, key))
                 )  # fmt: skip
                 + f" | {fmt(cell(rows, h, b, 'seconds_per_epoch'), 1)} | "
-                f"{fmt(cell(rows, h, b, 'epochs_run'), 1)} |"
+                f"{epochs(rows, h, b)} |"
             )
     lines += [
         "\n### At 5 and 20\n",

@@ -20,7 +20,9 @@ The set-up of Xin et al. (SIGIR 2020), which the later papers keep:
   the loss of the main network is its cross-entropy plus ``q_weight * (Q_main(s_t, a_t) - y)^2``.
   Gradients reach only the main network (the other's outputs are computed without gradient).
   The recommender always scores with its own encoder and softmax (the papers' first network);
-  the twin is saved with the weights but never scores.
+  the twin is saved with the weights but never scores. So the scoring network trains on about
+  half of the batches of an epoch: at equal epochs it has had half its backbone's updates
+  (early stopping on validation decides how many epochs it gets; give it the patience).
 
 Padding (item 0) is never an action: it is excluded from every argmax and never sampled.
 """
