@@ -227,6 +227,10 @@ def test_sac_weights_the_cross_entropy_by_q_after_warm_up():
     weights = head.ce_weights(step, torch.Generator())
     torch.testing.assert_close(weights, torch.tensor([2.0, 6.0]))  # sg(Q(s, a))
     assert not weights.requires_grad
+    head = head_of(SACHead, warmup_epochs=0, q_clip=3.0)
+    torch.testing.assert_close(head.ce_weights(step, torch.Generator()), torch.tensor([2.0, 3.0]))
+    step.states = -step.states  # a negative Q weighs 0, never below
+    torch.testing.assert_close(head.ce_weights(step, torch.Generator()), torch.tensor([0.0, 0.0]))
 
 
 def test_sa2c_advantage_with_fixed_q_values():
@@ -236,11 +240,19 @@ def test_sa2c_advantage_with_fixed_q_values():
     head = head_of(SA2CHead, warmup_epochs=0)
     weights = head.ce_weights(step, torch.Generator())
     # row 0: s = 1, Q(a=2) = 2, negatives Q = 5, 4 -> 2 - 11 / 3; row 1: s = 2: 6, (4, 8)
-    torch.testing.assert_close(weights, torch.tensor([2 - 11 / 3, 6 - 18 / 3]))
-    torch.testing.assert_close(advantage(torch.tensor([6.0]), torch.tensor([[4.0, 8.0]])),
-                               torch.tensor([0.0]))  # fmt: skip
-    head = head_of(SA2CHead, warmup_epochs=0, advantage_clip=1.0)
-    torch.testing.assert_close(head.ce_weights(step, torch.Generator()), torch.tensor([-1.0, 0.0]))
+    raw = advantage(torch.tensor([2.0, 6.0]), torch.tensor([[5.0, 4.0], [4.0, 8.0]]))
+    torch.testing.assert_close(raw, torch.tensor([2 - 11 / 3, 6 - 18 / 3]))
+    torch.testing.assert_close(weights, raw.clamp(min=0))  # clipped to [0, advantage_clip]
+    step.negatives = torch.tensor([[1, 1], [1, 1]])  # Q = 5 s[0] each: A = (2 - 4, 6 - 8.67)
+    step.states = torch.tensor([[1.0, 0.0], [0.25, 0.0]])
+    step.targets = torch.tensor([4, 4])  # Q(s, 4) = 4 s[0]
+    head = head_of(SA2CHead, warmup_epochs=0, advantage_clip=0.1)
+    weights = head.ce_weights(step, torch.Generator())
+    torch.testing.assert_close(weights, torch.tensor([0.0, 0.0]))
+    step.states = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    step.targets = torch.tensor([4, 4])
+    step.negatives = torch.tensor([[2, 3], [2, 3]])  # A = 4 - 9 / 3 = 1, clipped to 0.1
+    torch.testing.assert_close(head.ce_weights(step, torch.Generator()), torch.tensor([0.1, 0.1]))
 
 
 def test_snqn_negative_actions_bootstrap_on_the_current_state():

@@ -10,10 +10,13 @@ Systems", WSDM 2022.
   positive term plus the sum of the negatives' squared errors.
 - **SA2C** (:class:`SA2CHead`): SNQN, and after ``warmup_epochs`` each target's cross-entropy is
   weighted by the stop-gradient advantage of the logged item against the sampled actions,
-  ``A(s_t, a_t) = Q(s_t, a_t) - mean(Q(s_t, a_t), Q(s_t, a^-_1), ..., Q(s_t, a^-_K))``.
-  The advantage is clipped to ``[-advantage_clip, advantage_clip]`` when ``advantage_clip`` > 0
-  (0 = off, as in the authors' code). The optional off-policy correction multiplies the weight
-  by ``clip(pi(a_t | s_t) / beta(a_t), 0.1, 10) ** ips_smooth``, with ``pi`` the supervised
+  ``A(s_t, a_t) = Q(s_t, a_t) - mean(Q(s_t, a_t), Q(s_t, a^-_1), ..., Q(s_t, a^-_K))``,
+  clipped to ``[0, advantage_clip]`` (10 by default). Reading of the paper's clip: a negative
+  weight turns the cross-entropy of the logged item into a loss without a lower bound (its
+  probability pushed to 0 without limit), which on ml-100k wrecked training within epochs of
+  the warm-up's end (measured); the clip keeps the weighted loss bounded. The optional
+  off-policy correction multiplies the weight by
+  ``clip(pi(a_t | s_t) / beta(a_t), 0.1, 10) ** ips_smooth``, with ``pi`` the supervised
   softmax and ``beta`` the item's training popularity ((count + 1) / total, the paper's
   behaviour policy); ``ips_smooth = 0`` (default) turns it off, as the paper's default does.
   The paper switches to a second optimiser after the warm-up; here the one Adam continues.
@@ -51,22 +54,19 @@ class SA2COptions(SNQNOptions):
     """SA2C's options: SNQN's, the warm-up, the advantage clip and the off-policy correction."""
 
     warmup_epochs: int = 3
-    advantage_clip: float = 0.0
+    advantage_clip: float = 10.0
     ips_smooth: float = 0.0
 
 
-def advantage(q_positive: torch.Tensor, q_negative: torch.Tensor, clip: float = 0.0):
-    """``A = Q(s, a) - mean(Q(s, a), Q(s, a^-_1..K))`` per row; clipped to ``[-clip, clip]``
-    when ``clip > 0``. ``q_positive`` ``(N,)``, ``q_negative`` ``(N, K)``.
+def advantage(q_positive: torch.Tensor, q_negative: torch.Tensor) -> torch.Tensor:
+    """``A = Q(s, a) - mean(Q(s, a), Q(s, a^-_1..K))`` per row (before any clip).
+    ``q_positive`` ``(N,)``, ``q_negative`` ``(N, K)``.
 
-    >>> advantage(torch.tensor([3.0]), torch.tensor([[1.0, 2.0]])).tolist()  # 3 - 6 / 3
-    [1.0]
-    >>> advantage(torch.tensor([3.0]), torch.tensor([[1.0, 2.0]]), clip=0.5).tolist()
-    [0.5]
+    >>> advantage(torch.tensor([3.0, 0.0]), torch.tensor([[1.0, 2.0], [1.0, 2.0]])).tolist()
+    [1.0, -1.0]
     """
     mean = (q_positive + q_negative.sum(1)) / (1 + q_negative.shape[1])
-    out = q_positive - mean
-    return out.clamp(-clip, clip) if clip > 0 else out
+    return q_positive - mean
 
 
 class SNQNHead(DoubleQHead):
@@ -108,7 +108,7 @@ class SA2CHead(SNQNHead):
         with torch.no_grad():
             q_positive = step.main.q.at(step.states, step.targets)[:, 0]
             q_negative = step.main.q.at(step.states, step.negatives)[:, 0]
-            weight = advantage(q_positive, q_negative, o.advantage_clip)
+            weight = advantage(q_positive, q_negative).clamp(0.0, o.advantage_clip)
             if o.ips_smooth > 0:
                 logits = step.states @ step.main.encoder.item_embedding.weight.T
                 pi = logits.softmax(1).gather(1, step.targets[:, None])[:, 0]

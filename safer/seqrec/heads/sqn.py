@@ -13,7 +13,10 @@ Systems", SIGIR 2020.
   ``warmup_epochs`` epochs each target's cross-entropy is weighted by the stop-gradient
   ``Q(s_t, a_t)`` of the logged item: ``L = L_ce * sg(Q(s_t, a_t)) + L_q``. The paper warms up
   for a number of steps; here the warm-up counts epochs (``self.epoch``, set by the
-  recommender before each epoch), so it does not depend on the batch size.
+  recommender before each epoch), so it does not depend on the batch size. The weight is
+  clipped to ``[0, q_clip]``: with positive rewards a trained Q is positive, but a Q still
+  negative after the warm-up would make the weighted cross-entropy unbounded below (measured:
+  training collapsed on MicroLens without the clip).
 
 Examples
 --------
@@ -42,9 +45,10 @@ class SQNHead(DoubleQHead):
 
 @dataclass
 class SACOptions(QOptions):
-    """SAC's options: :class:`QOptions` and the warm-up before the Q-weighting starts."""
+    """SAC's options: :class:`QOptions`, the warm-up before the Q-weighting starts, the clip."""
 
     warmup_epochs: int = 3
+    q_clip: float = 10.0
 
 
 class SACHead(DoubleQHead):
@@ -55,4 +59,5 @@ class SACHead(DoubleQHead):
     def ce_weights(self, step: Step, generator: torch.Generator) -> torch.Tensor | None:
         if self.epoch < self.options.warmup_epochs:
             return None
-        return step.main.q.at(step.states, step.targets)[:, 0].detach()  # (N,)
+        q = step.main.q.at(step.states, step.targets)[:, 0].detach()  # (N,)
+        return q.clamp(0.0, self.options.q_clip)
