@@ -220,24 +220,27 @@ def test_double_q_ignores_the_padding_item():
 
 def test_sac_weights_the_cross_entropy_by_q_after_warm_up():
     step = fixed_step()
-    head = head_of(SACHead, warmup_epochs=2)
+    head = head_of(SACHead, warmup_epochs=2, normalise_weights=False)
     head.begin_epoch(1)
     assert head.ce_weights(step, torch.Generator()) is None
     head.begin_epoch(2)
     weights = head.ce_weights(step, torch.Generator())
     torch.testing.assert_close(weights, torch.tensor([2.0, 6.0]))  # sg(Q(s, a))
     assert not weights.requires_grad
-    head = head_of(SACHead, warmup_epochs=0, q_clip=3.0)
+    head = head_of(SACHead, warmup_epochs=0, q_clip=3.0, normalise_weights=False)
     torch.testing.assert_close(head.ce_weights(step, torch.Generator()), torch.tensor([2.0, 3.0]))
-    step.states = -step.states  # a negative Q weighs 0, never below
-    torch.testing.assert_close(head.ce_weights(step, torch.Generator()), torch.tensor([0.0, 0.0]))
+    step.states = torch.tensor([[-1.0, 0.0], [1.0, 0.0]])  # a negative Q weighs 0, never below
+    torch.testing.assert_close(head.ce_weights(step, torch.Generator()), torch.tensor([0.0, 3.0]))
+    head = head_of(SACHead, warmup_epochs=0)  # default: clipped, then divided by the mean
+    step.states = torch.tensor([[1.0, 0.0], [2.0, 0.0]])
+    torch.testing.assert_close(head.ce_weights(step, torch.Generator()), torch.tensor([0.5, 1.5]))
 
 
 def test_sa2c_advantage_with_fixed_q_values():
     """A(s, a) = Q(s, a) - mean(Q(s, a), Q(s, a^-_1..K)) from the same sampled negatives."""
     step = fixed_step()
     step.negatives = torch.tensor([[1, 4], [2, 4]])
-    head = head_of(SA2CHead, warmup_epochs=0)
+    head = head_of(SA2CHead, warmup_epochs=0, normalise_weights=False)
     weights = head.ce_weights(step, torch.Generator())
     # row 0: s = 1, Q(a=2) = 2, negatives Q = 5, 4 -> 2 - 11 / 3; row 1: s = 2: 6, (4, 8)
     raw = advantage(torch.tensor([2.0, 6.0]), torch.tensor([[5.0, 4.0], [4.0, 8.0]]))
@@ -246,9 +249,11 @@ def test_sa2c_advantage_with_fixed_q_values():
     step.negatives = torch.tensor([[1, 1], [1, 1]])  # Q = 5 s[0] each: A = (2 - 4, 6 - 8.67)
     step.states = torch.tensor([[1.0, 0.0], [0.25, 0.0]])
     step.targets = torch.tensor([4, 4])  # Q(s, 4) = 4 s[0]
-    head = head_of(SA2CHead, warmup_epochs=0, advantage_clip=0.1)
+    head = head_of(SA2CHead, warmup_epochs=0, advantage_clip=0.1, normalise_weights=False)
     weights = head.ce_weights(step, torch.Generator())
     torch.testing.assert_close(weights, torch.tensor([0.0, 0.0]))
+    normalised = head_of(SA2CHead, warmup_epochs=0)  # all clipped to 0: the plain cross-entropy
+    torch.testing.assert_close(normalised.ce_weights(step, torch.Generator()), torch.ones(2))
     step.states = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     step.targets = torch.tensor([4, 4])
     step.negatives = torch.tensor([[2, 3], [2, 3]])  # A = 4 - 9 / 3 = 1, clipped to 0.1

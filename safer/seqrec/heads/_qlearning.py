@@ -43,6 +43,7 @@ from safer.seqrec.heads.softmax import next_item_cross_entropy
 
 __all__ = [
     "DoubleQHead",
+    "normalised_weights",
     "QLayer",
     "Step",
     "double_q_target",
@@ -220,6 +221,22 @@ def double_q_target(
     scalar[:, 0] = -torch.inf
     best = scalar.argmax(1)  # (N,)
     return reward + gamma * other_at(best)
+
+
+def normalised_weights(weights: torch.Tensor, upper: float, normalise: bool) -> torch.Tensor:
+    """Cross-entropy weights clipped to ``[0, upper]`` and, with ``normalise``, divided by their
+    batch mean (all-zero weights give the plain cross-entropy: weight 1 each).
+
+    >>> normalised_weights(torch.tensor([-1.0, 1.0, 3.0]), 10.0, True).tolist()
+    [0.0, 0.75, 2.25]
+    >>> normalised_weights(torch.tensor([-1.0, -2.0]), 10.0, True).tolist()
+    [1.0, 1.0]
+    """
+    clipped = weights.clamp(0.0, upper)
+    if not normalise:
+        return clipped
+    mean = clipped.mean()
+    return clipped / mean if mean > 0 else torch.ones_like(clipped)
 
 
 @dataclass

@@ -11,10 +11,14 @@ Systems", WSDM 2022.
 - **SA2C** (:class:`SA2CHead`): SNQN, and after ``warmup_epochs`` each target's cross-entropy is
   weighted by the stop-gradient advantage of the logged item against the sampled actions,
   ``A(s_t, a_t) = Q(s_t, a_t) - mean(Q(s_t, a_t), Q(s_t, a^-_1), ..., Q(s_t, a^-_K))``,
-  clipped to ``[0, advantage_clip]`` (10 by default). Reading of the paper's clip: a negative
-  weight turns the cross-entropy of the logged item into a loss without a lower bound (its
-  probability pushed to 0 without limit), which on ml-100k wrecked training within epochs of
-  the warm-up's end (measured); the clip keeps the weighted loss bounded. The optional
+  clipped to ``[0, advantage_clip]`` (10 by default) and divided by its batch mean
+  (``normalise_weights``, default on; all-zero weights give the plain cross-entropy).
+  Readings taken: a negative weight turns the cross-entropy of the logged item into a loss
+  without a lower bound (its probability pushed to 0 without limit), hence the clip at 0; and
+  after an epoch-based warm-up (the paper's is 15,000 steps) the advantages are still small,
+  so the raw weights would shrink the cross-entropy and leave the Q losses to reshape the
+  encoder (measured on ml-100k: the ranking collapsed to a few items within epochs of the
+  warm-up's end, clipped or not); normalised, they decide which targets count. The optional
   off-policy correction multiplies the weight by
   ``clip(pi(a_t | s_t) / beta(a_t), 0.1, 10) ** ips_smooth``, with ``pi`` the supervised
   softmax and ``beta`` the item's training popularity ((count + 1) / total, the paper's
@@ -30,13 +34,20 @@ Examples
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from safer.seqrec.data import SequenceData
 from safer.seqrec.diversity import item_counts
-from safer.seqrec.heads._qlearning import DoubleQHead, QOptions, Step, sample_negatives
+from safer.seqrec.heads._qlearning import (
+    DoubleQHead,
+    QOptions,
+    Step,
+    normalised_weights,
+    sample_negatives,
+)
 
 __all__ = ["SA2CHead", "SA2COptions", "SNQNHead", "SNQNOptions", "advantage"]
 
@@ -55,6 +66,7 @@ class SA2COptions(SNQNOptions):
 
     warmup_epochs: int = 3
     advantage_clip: float = 10.0
+    normalise_weights: bool = True
     ips_smooth: float = 0.0
 
 
@@ -114,4 +126,4 @@ class SA2CHead(SNQNHead):
                 pi = logits.softmax(1).gather(1, step.targets[:, None])[:, 0]
                 ratio = (pi / self.popularity[step.targets]).clamp(0.1, 10.0)
                 weight = weight * ratio**o.ips_smooth
-        return weight
+        return normalised_weights(weight, math.inf, o.normalise_weights)
