@@ -198,6 +198,8 @@ def verdict(head: list[float], base: list[float]) -> str:
         return "—"
     delta, band = mh - mb, max(sh, sb)
     pct = 100 * delta / mb if mb else float("nan")
+    if min(len(head), len(base)) < 2:
+        return f"{delta:+.4f} ({pct:+.1f} %), one seed: no verdict"
     word = "above" if delta > band else "below" if delta < -band else "within 1 sd"
     return f"{delta:+.4f} ({pct:+.1f} %) {word}"
 
@@ -232,10 +234,11 @@ def report(records: list[dict[str, Any]], args, notes: dict[str, str]) -> list[s
         "switch to the weighted loss after `warmup_epochs`. Holdout `tail`: the last "
         "`tail_fraction` of each user's items (at least one) are test, as many before them "
         "validation, and every step of the test tail is scored (the RL papers' evaluation). "
-        "Each cell: mean ± sd over the seeds; s/epoch = training seconds of one epoch "
-        "(validation not included), CPU, on a machine shared with other jobs (timings are "
-        "indicative only). Verdict: the head's mean minus the backbone's, 'above' / 'below' "
-        "when the difference exceeds the larger of the two seed sds, else 'within 1 sd'.\n",
+        "Each cell: mean ± sd over the seeds (column seeds: how many finished); s/epoch = "
+        "training seconds of one epoch (validation not included), CPU, on a machine shared "
+        "with other jobs (timings are indicative only). Verdict: the head's mean minus the "
+        "backbone's, 'above' / 'below' when the difference exceeds the larger of the two seed "
+        "sds, else 'within 1 sd' (no verdict from a single seed).\n",
     ]
     for dataset in args.datasets:
         rows = [r for r in records if r["dataset"] == dataset]
@@ -291,8 +294,8 @@ def dataset_section(dataset: str, rows, args, note: str) -> list[str]:
     lines += [
         f"### Heads vs backbone (@10; verdict on {key.replace('_', ' ')})\n",
         "| backbone | head | click NDCG@10 | click HR@10 | purchase NDCG@10 | purchase HR@10 "
-        "| purchase≥4 NDCG@10 | vs backbone | s/epoch | best epoch / run |",
-        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|",
+        "| purchase≥4 NDCG@10 | vs backbone | s/epoch | best epoch / run | seeds |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for b in backbones:
         for h in HEADS:
@@ -310,7 +313,7 @@ def dataset_section(dataset: str, rows, args, note: str) -> list[str]:
                     else verdict(cell(rows, h, b, key), cell(rows, "softmax", b, key))
                 )  # fmt: skip
                 + f" | {fmt(cell(rows, h, b, 'seconds_per_epoch'), 1)} | "
-                f"{epochs(rows, h, b)} |"
+                f"{epochs(rows, h, b)} | {len(cell(rows, h, b, key))} |"
             )
     lines += [
         "\n### At 5 and 20\n",
@@ -350,8 +353,8 @@ def dataset_section(dataset: str, rows, args, note: str) -> list[str]:
         lines += [
             "\n### PCRec vs a single model, a twice-as-wide model, two averaged peers\n",
             "| backbone | model | parameters (scoring) | models at inference | click NDCG@10 "
-            "| click HR@10 | purchase NDCG@10 | purchase HR@10 | vs single | s/epoch |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---|---:|",
+            "| click HR@10 | purchase NDCG@10 | purchase HR@10 | vs single | s/epoch | seeds |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
         ]
         names = {
             "softmax": "single (same size)",
@@ -373,7 +376,8 @@ def dataset_section(dataset: str, rows, args, note: str) -> list[str]:
                     f"{fmt(cell(rows, v, b, 'purchase_hr@10'))} | "
                     + ("—" if v == "softmax" else verdict(cell(rows, v, b, key),
                                                           cell(rows, "softmax", b, key)))
-                    + f" | {fmt(cell(rows, v, b, 'seconds_per_epoch'), 1)} |"
+                    + f" | {fmt(cell(rows, v, b, 'seconds_per_epoch'), 1)} | "
+                    f"{len(cell(rows, v, b, key))} |"
                 )  # fmt: skip
     lines += [
         f"\n### Per seed ({key.replace('_', ' ')})\n",
