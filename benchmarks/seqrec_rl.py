@@ -400,6 +400,10 @@ def main() -> None:
     parser.add_argument("--backbones", default="gru4rec,sasrec")
     parser.add_argument("--heads", default=",".join(HEADS))
     parser.add_argument("--no-pcrec", action="store_true", help="skip the PCRec comparison")
+    parser.add_argument(
+        "--pcrec-variants", default="pcrec,wide,peers",
+        help="which of the PCRec comparison's models to train (pcrec, wide, peers)",
+    )  # fmt: skip
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--protocol", default="recbole", help="recbole (full softmax) or hstu")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -446,7 +450,10 @@ def main() -> None:
     ]
     done = {(r["dataset"], r["backbone"], r["variant"], r["seed"]) for r in records}
     notes: dict[str, str] = {}
-    variants = heads + ([] if args.no_pcrec else ["pcrec", "wide", "peers"])
+    extra = [v.strip() for v in args.pcrec_variants.split(",") if v.strip()]
+    if set(extra) - {"pcrec", "wide", "peers"}:
+        raise SystemExit(f"--pcrec-variants: {extra}; choose from pcrec, wide, peers")
+    variants = heads + ([] if args.no_pcrec else extra)
     for dataset in args.datasets:
         if args.report_only:
             continue
