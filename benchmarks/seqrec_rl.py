@@ -141,6 +141,7 @@ def summary(model, seconds: float) -> dict[str, Any]:
         "fit_seconds": seconds,
         "parameters": sum(p.numel() for p in model.net_.parameters()),
         "scoring_parameters": sum(p.numel() for p in model.net_.encoder.parameters()),
+        "valid_mrr_curve": [e.get("valid_mrr@10") for e in model.history_.get("epochs", [])],
     }
 
 
@@ -390,6 +391,18 @@ def dataset_section(dataset: str, rows, args, note: str) -> list[str]:
             if per:
                 vals = " | ".join(f"{per[s]:.4f}" if s in per else "—" for s in seeds)
                 lines.append(f"| {b} | {v} | {vals} |")
+    curves = [r for r in rows if r.get("valid_mrr_curve")]
+    if curves:
+        first = min(r["seed"] for r in curves)
+        lines += [
+            f"\n### Validation MRR@10 by epoch (× 1000, seed {first}; the best epoch is kept)\n",
+            "| backbone | model | epochs 1, 2, ... |",
+            "|---|---|---|",
+        ]
+        for r in curves:
+            if r["seed"] == first:
+                values = " ".join(f"{1000 * v:.1f}" for v in r["valid_mrr_curve"])
+                lines.append(f"| {r['backbone']} | {r['variant']} | {values} |")
     return lines + [""]
 
 
