@@ -29,7 +29,8 @@ skipped with a note.
 Results go to ``--results`` (JSON lines, one per trained configuration; a rerun with the same
 file skips what is there, so an interrupted run resumes) and the page to ``--out``
 (``docs/benchmarks/seqrec_rl.md``); ``--report-only`` rebuilds the page from the results, and
-``--also FILE`` adds the results of another run (e.g. each data set trained by its own process).
+``--also FILE`` adds the results of another run (e.g. each data set trained by its own process),
+``--intro FILE`` puts a Markdown text (the run's reductions and findings) above the tables.
 """
 
 from __future__ import annotations
@@ -241,6 +242,8 @@ def report(records: list[dict[str, Any]], args, notes: dict[str, str]) -> list[s
         "backbone's, 'above' / 'below' when the difference exceeds the larger of the two seed "
         "sds, else 'within 1 sd' (no verdict from a single seed).\n",
     ]
+    if args.intro is not None:  # the run's own account: what was reduced, what was found
+        lines.append(args.intro.read_text().strip() + "\n")
     for dataset in args.datasets:
         rows = [r for r in records if r["dataset"] == dataset]
         if not rows:
@@ -442,6 +445,9 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--note", default="", help="conditions of the run, printed under it")
+    parser.add_argument(
+        "--intro", type=Path, help="a Markdown file put above the tables (what was run, found)"
+    )
     args = parser.parse_args()
     args.datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     args.backbones = [b.strip() for b in args.backbones.split(",") if b.strip()]
