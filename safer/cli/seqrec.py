@@ -2,29 +2,66 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from safer.cli._common import err_console, print_json, print_table
+from safer.errors import SaferError
 
 app = typer.Typer(
     help="General sequential recommenders on RecBole's protocol.", no_args_is_help=True
 )
 
 MODEL_HELP = "pop, sasrec, gru4rec, hstu or fuxi."
+HEAD_HELP = "Training objective: softmax (default), sqn, sac, snqn, sa2c, smorl or prl."
+SCHEME_HELP = "Training scheme: single (default) or pcrec (two peers, weight transplant)."
+OPTION_HELP = "KEY=VALUE (repeatable); VALUE is read as JSON when it parses (0.5, [1,1,0])."
+
+
+def parse_options(pairs: list[str], what: str) -> dict[str, Any]:
+    """``["gamma=0.5", "weights=[1,0.5,0.5]"]`` -> ``{"gamma": 0.5, "weights": [1, 0.5, 0.5]}``.
+
+    >>> parse_options(["gamma=0.5", "criterion=l1"], "head")
+    {'gamma': 0.5, 'criterion': 'l1'}
+    """
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SaferError(f"--{what}-option takes KEY=VALUE, got {pair!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
 
 
 @app.command("train")
 def train(
     data: Path = typer.Option(
-        ..., "--data", help="Interactions: .inter (RecBole), .csv, .parquet."
+        ..., "--data", help="Interactions: .inter (RecBole), .csv, .parquet, .tsv (sequences)."
     ),
     model: str = typer.Option(..., "--model", help=MODEL_HELP),
     out: Path = typer.Option(..., "--out", help="Directory to write the model to."),
     epochs: int = typer.Option(300, "--epochs", min=1, help="Most epochs (early stopping: 10)."),
     protocol: str = typer.Option("recbole", "--protocol", help="recbole or hstu."),
+    head: str = typer.Option("softmax", "--head", help=HEAD_HELP),
+    head_option: list[str] = typer.Option([], "--head-option", help=OPTION_HELP),
+    scheme: str = typer.Option("single", "--scheme", help=SCHEME_HELP),
+    scheme_option: list[str] = typer.Option([], "--scheme-option", help=OPTION_HELP),
+    holdout: str = typer.Option(
+        "last", "--holdout", help="last (leave-one-out) or tail (every step of held-out tails)."
+    ),
+    tail_fraction: float = typer.Option(0.1, "--tail-fraction", help="Tail share (holdout tail)."),
+    max_len: int = typer.Option(50, "--max-len", min=1, help="Input length (the RL papers: 10)."),
+    training: str = typer.Option("auto", "--training", help="auto, prefix or sequence."),
+    purchase_rating: float = typer.Option(
+        5.0, "--purchase-rating", help="A rating at least this is a purchase (reward r_purchase)."
+    ),
     seed: int = typer.Option(2020, "--seed", help="Random seed."),
     threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: torch's)."),
     json_out: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
@@ -34,20 +71,27 @@ def train(
     from safer.seqrec import SequenceData, make_model
     from safer.seqrec.benchmark import training_summary
 
-    params = (
-        {"protocol": protocol}
-        if model == "pop"
-        else dict(epochs=epochs, protocol=protocol, seed=seed)
-    )
+    split = dict(protocol=protocol, holdout=holdout, tail_fraction=tail_fraction, max_len=max_len)
+    if model == "pop":
+        params = split
+    else:
+        params = dict(
+            split, epochs=epochs, seed=seed, head=head, training=training, scheme=scheme,
+            head_options=parse_options(head_option, "head"),
+            scheme_options=parse_options(scheme_option, "scheme"),
+        )  # fmt: skip
     recommender = make_model(model, **params)
-    sequences = SequenceData.read(data)
+    sequences = SequenceData.read(data, purchase_rating=purchase_rating)
     with torch_threads(threads):
         recommender.fit(sequences, progress=not json_out)
     recommender.save(out)
     summary = {
         "model": model,
+        "head": getattr(recommender.config, "head", None),
+        "scheme": getattr(recommender.config, "scheme", None),
         "out": str(out),
         "protocol": protocol,
+        "holdout": holdout,
         "users": len(sequences.users),
         "items": sequences.n_items,
         **training_summary(recommender),
@@ -64,16 +108,29 @@ def evaluate(
     model: Path = typer.Option(..., "--model", help="A directory written by `safer seqrec train`."),
     data: Path = typer.Option(..., "--data", help="The interaction file the model was trained on."),
     split: str = typer.Option("test", "--split", help="valid or test."),
+    feedback: bool = typer.Option(
+        False,
+        "--feedback",
+        help="The RL papers' metrics: HR/NDCG@5,10,20 for clicks and purchases, coverage, "
+        "intra-list diversity, novelty, repetitiveness.",
+    ),
+    purchase_rating: float = typer.Option(
+        5.0, "--purchase-rating", help="A rating at least this is a purchase (--feedback)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
-    """HR/NDCG/MRR/Recall@10 on the leave-one-out split, under the model's protocol."""
+    """HR/NDCG/MRR/Recall@10 on the held-out split (the model's holdout), under its protocol."""
     from safer.seqrec import SequenceData, SequentialRecommender, read_interactions
 
     recommender = SequentialRecommender.load(model)
     sequences = SequenceData.from_interactions(
-        read_interactions(data), item_tokens=recommender.item_tokens_
-    )
-    result = recommender.evaluate(sequences, split)
+        read_interactions(data), item_tokens=recommender.item_tokens_,
+        purchase_rating=purchase_rating,
+    )  # fmt: skip
+    if feedback:
+        result = recommender.evaluate_feedback(sequences, split)
+    else:
+        result = recommender.evaluate(sequences, split)
     if json_out:
         print_json(result)
     else:
@@ -83,7 +140,7 @@ def evaluate(
 @app.command("benchmark")
 def benchmark(
     data: Path = typer.Option(
-        ..., "--data", help="Interactions: .inter (RecBole), .csv, .parquet."
+        ..., "--data", help="Interactions: .inter (RecBole), .csv, .parquet, .tsv (sequences)."
     ),
     out: Path = typer.Option(Path("docs/benchmarks/seqrec.md"), "--out", help="Markdown table."),
     models: str = typer.Option("pop,sasrec,gru4rec,hstu,fuxi", "--models", help="Comma-separated."),

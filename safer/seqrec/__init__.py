@@ -13,15 +13,21 @@ Layout: one folder per extension point, one file per extension, one name map per
 ``encoders/``                   sequence encoders, one file each
                                 (:data:`~safer.seqrec.encoders.ENCODERS`)
 ``heads/``                      training objectives and item scores on an encoder's states
-                                (:data:`~safer.seqrec.heads.HEADS`): next-item softmax today;
-                                the RL heads SQN / SAC, SNQN / SA2C, SMORL, PRL and peer
-                                collaboration go here (the interface is in its docstring)
+                                (:data:`~safer.seqrec.heads.HEADS`): the next-item softmax
+                                and the RL heads SQN / SAC, SNQN / SA2C, SMORL, PRL
+``schemes/``                    how the networks of one fit train
+                                (:data:`~safer.seqrec.schemes.SCHEMES`): one network, or
+                                PCRec's two peers with weight transplant
 ``recommender.py``              the contract and the one neural recommender (encoder + head)
                                 on the shared trainer and artifact format
 ``pop.py``                      popularity
 ``config.py``                   the training settings every encoder's config derives from
-``data.py``, ``protocol.py``    interaction files -> sequences; leave-one-out examples,
-                                training windows, ranking metrics
+``data.py``, ``protocol.py``    interaction files -> sequences (with click / purchase
+                                feedback); held-out examples (leave-one-out or every step of
+                                tails), training windows, ranking metrics, the RL papers'
+                                click / purchase evaluation
+``diversity.py``                item vectors, unpopular items, coverage / intra-list
+                                diversity / novelty / repetitiveness of top-k lists
 ``benchmark.py``                train and test several models on one file, as a table
 ==============================  ===============================================================
 
@@ -44,6 +50,8 @@ Examples
 ['pop', 'sasrec', 'gru4rec', 'hstu', 'fuxi']
 >>> make_model("sasrec", epochs=3).config.epochs
 3
+>>> make_model("gru4rec", head="sa2c", scheme="pcrec").config.head
+'sa2c'
 """
 
 from pathlib import Path
@@ -52,7 +60,13 @@ from typing import Any
 from safer._learnable import ArtifactError, read_artifact
 from safer._registry import Registry, UnknownNameError, make_config
 from safer.seqrec.config import NeuralConfig
-from safer.seqrec.data import SeqrecDataError, SequenceData, read_atomic, read_interactions
+from safer.seqrec.data import (
+    SeqrecDataError,
+    SequenceData,
+    read_atomic,
+    read_interactions,
+    read_sequences,
+)
 from safer.seqrec.encoders import (
     ENCODERS,
     FuXiConfig,
@@ -62,8 +76,16 @@ from safer.seqrec.encoders import (
 )
 from safer.seqrec.heads import HEADS
 from safer.seqrec.pop import Pop, PopConfig
-from safer.seqrec.protocol import PROTOCOLS, Examples, ProtocolError, leave_one_out
+from safer.seqrec.protocol import (
+    HOLDOUTS,
+    PROTOCOLS,
+    Examples,
+    ProtocolError,
+    holdout_examples,
+    leave_one_out,
+)
 from safer.seqrec.recommender import NeuralRecommender, SequentialRecommender
+from safer.seqrec.schemes import SCHEMES
 
 #: Model name -> class: popularity, and every encoder of ENCODERS with the default head.
 MODELS: Registry[type[SequentialRecommender]] = Registry(
@@ -111,8 +133,10 @@ def load_model(directory: str | Path) -> SequentialRecommender:
 __all__ = [
     "ENCODERS",
     "HEADS",
+    "HOLDOUTS",
     "MODELS",
     "PROTOCOLS",
+    "SCHEMES",
     "Examples",
     "FuXiAlpha",
     "FuXiConfig",
@@ -131,9 +155,11 @@ __all__ = [
     "SequenceData",
     "SequentialRecommender",
     "UnknownNameError",
+    "holdout_examples",
     "leave_one_out",
     "load_model",
     "make_model",
     "read_atomic",
     "read_interactions",
+    "read_sequences",
 ]

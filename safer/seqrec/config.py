@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from safer.seqrec.protocol import ProtocolError
+from safer.seqrec.protocol import ProtocolError, check_holdout
 
 __all__ = ["TRAININGS", "NeuralConfig"]
 
@@ -34,16 +34,22 @@ class NeuralConfig:
     ``protocol="recbole"``, ``"sequence"`` for ``protocol="hstu"``. Both see the same targets;
     evaluation is the same leave-one-out last-position scoring either way.
 
+    ``holdout`` chooses the held-out targets (:func:`~safer.seqrec.protocol.split_positions`):
+    ``"last"`` (leave-one-out, default) or ``"tail"`` (every step of the last
+    ``tail_fraction`` of each sequence for test, the same share before it for validation).
+
     ``head`` names the training objective and scoring rule on top of the encoder (a key of
     :data:`safer.seqrec.heads.HEADS`; ``"softmax"``: next-item softmax, the loss above);
-    ``head_options`` are the fields of that head's own ``Config``.
+    ``head_options`` are the fields of that head's own ``Config``. ``scheme`` names how the
+    networks are trained (a key of :data:`safer.seqrec.schemes.SCHEMES`; ``"single"``: one
+    network; ``"pcrec"``: two peers with weight transplant), ``scheme_options`` its options.
 
     Examples
     --------
     >>> NeuralConfig(protocol="hstu").resolved_training()
     'sequence'
-    >>> NeuralConfig().head
-    'softmax'
+    >>> NeuralConfig().head, NeuralConfig().scheme
+    ('softmax', 'single')
     """
 
     max_len: int = 50
@@ -61,6 +67,10 @@ class NeuralConfig:
     sequence_batch_size: int = 128
     head: str = "softmax"
     head_options: dict[str, Any] = field(default_factory=dict)
+    holdout: str = "last"
+    tail_fraction: float = 0.1
+    scheme: str = "single"
+    scheme_options: dict[str, Any] = field(default_factory=dict)
 
     def resolved_training(self) -> str:
         """``"prefix"`` or ``"sequence"``: the training this config runs (``"auto"`` resolved)."""
@@ -71,3 +81,7 @@ class NeuralConfig:
         if self.training != "auto":
             return self.training
         return "sequence" if self.protocol == "hstu" else "prefix"
+
+    def check_holdout(self) -> str:
+        """The holdout name, checked (with ``tail_fraction``)."""
+        return check_holdout(self.holdout, self.tail_fraction)

@@ -1,16 +1,25 @@
 """Reading interaction logs and turning them into per-user item sequences.
 
-Two input formats:
+Three input formats:
 
 - RecBole atomic files (``.inter``, ``.item``, ``.user``): tab-separated, the first line holds
   ``name:type`` headers with types ``token``, ``token_seq``, ``float`` and ``float_seq``;
-- a plain table (``.csv`` or ``.parquet``) with columns ``user``, ``item``, ``timestamp`` and an
-  optional ``rating``.
+- a plain table (``.csv`` or ``.parquet``) with columns ``user``, ``item``, ``timestamp`` and
+  optional ``rating`` and ``purchase`` (0/1);
+- a sequence file (``.tsv``): one line per user, ``user<TAB>item item ...`` in chronological
+  order, no header (the format of the MicroLens / Amazon sets in ``../shared/data``); an item's
+  timestamp is its index in the line.
 
-Both become an :class:`Interactions` table with columns ``user``, ``item``, ``timestamp``
-(and ``rating`` when present), which :meth:`SequenceData.from_interactions` sorts per user by
-time (ties keep their order in the file, as RecBole does) and maps to integer item ids, with id 0
-reserved for padding.
+Each becomes an interaction table with columns ``user``, ``item``, ``timestamp`` (and
+``rating`` / ``purchase`` when present), which :meth:`SequenceData.from_interactions` sorts per
+user by time (ties keep their order in the file, as RecBole does) and maps to integer item ids,
+with id 0 reserved for padding.
+
+Feedback: every interaction is a *click*; it is also a *purchase* when the log has a
+``purchase`` column (non-zero) or, failing that, a ``rating`` of at least ``purchase_rating``
+(default 5: on ml-100k a 5-star rating, as the RL recommender papers' ml-100k set-ups read it).
+A log with neither has clicks only (``SequenceData.purchases`` is ``None``). The RL heads turn
+clicks and purchases into rewards; the feedback evaluation reports them separately.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ __all__ = [
     "SequenceData",
     "read_atomic",
     "read_interactions",
+    "read_sequences",
 ]
 
 ATOMIC_TYPES = ("token", "token_seq", "float", "float_seq")
@@ -38,6 +48,7 @@ _ATOMIC_ALIASES = {
     "item": ("item_id", "item"),
     "timestamp": ("timestamp", "time"),
     "rating": ("rating",),
+    "purchase": ("purchase", "is_buy"),
 }
 
 
@@ -117,11 +128,49 @@ def read_atomic(path: str | Path) -> pd.DataFrame:
     return frame
 
 
+def read_sequences(path: str | Path) -> pd.DataFrame:
+    """Read a sequence file (``user<TAB>item item ...`` per line, chronological, no header).
+
+    Returns the interaction table: ``user``, ``item`` and ``timestamp`` = the item's index in
+    its line (the file has no times; the order is what it holds).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "pairs.tsv"
+    >>> _ = p.write_text("u1\\t5 9 5\\nu2\\t9\\n")
+    >>> read_sequences(p).values.tolist()
+    [['u1', '5', 0.0], ['u1', '9', 1.0], ['u1', '5', 2.0], ['u2', '9', 0.0]]
+    """
+    path = Path(path)
+    users, items, times = [], [], []
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            line = line.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                continue
+            user, sep, rest = line.partition("\t")
+            tokens = rest.split()
+            if not sep or not user or not tokens or "\t" in rest:
+                raise SeqrecDataError(
+                    f"{path}, line {number}: expected 'user<TAB>item item ...' (a sequence file); "
+                    "for a table with a header use .csv"
+                )
+            users += [user] * len(tokens)
+            items += tokens
+            times += range(len(tokens))
+    if not users:
+        raise SeqrecDataError(f"{path} is empty; it holds no interactions")
+    return pd.DataFrame({"user": users, "item": items, "timestamp": np.asarray(times, float)})
+
+
 def read_interactions(path: str | Path) -> pd.DataFrame:
-    """Read an interaction log into a table with ``user``, ``item``, ``timestamp`` [, ``rating``].
+    """Read an interaction log into a table with ``user``, ``item``, ``timestamp`` [, ``rating``,
+    ``purchase``].
 
     ``.inter`` files are read as RecBole atomic files (``user_id``/``item_id``/``timestamp``);
-    ``.csv`` and ``.parquet`` files must have ``user``, ``item`` and ``timestamp`` columns.
+    ``.csv`` and ``.parquet`` files must have ``user``, ``item`` and ``timestamp`` columns;
+    ``.tsv`` files are sequence files (:func:`read_sequences`).
     Rows keep their order in the file (it breaks timestamp ties).
 
     Examples
@@ -135,10 +184,13 @@ def read_interactions(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise SeqrecDataError(
-            f"{path} does not exist; pass a .inter (RecBole atomic), .csv or .parquet file"
+            f"{path} does not exist; pass a .inter (RecBole atomic), .csv, .parquet or .tsv "
+            "(sequence) file"
         )
     suffix = path.suffix.lower()
-    if suffix == ".inter":
+    if suffix == ".tsv":
+        frame = read_sequences(path)
+    elif suffix == ".inter":
         raw = read_atomic(path)
         rename = {}
         for target, aliases in _ATOMIC_ALIASES.items():
@@ -156,7 +208,8 @@ def read_interactions(path: str | Path) -> pd.DataFrame:
         frame = pd.read_parquet(path)
     else:
         raise SeqrecDataError(
-            f"{path}: unknown format {suffix!r}; use .inter (RecBole atomic), .csv or .parquet"
+            f"{path}: unknown format {suffix!r}; use .inter (RecBole atomic), .csv, .parquet "
+            "or .tsv (one user's items per line)"
         )
     missing = [c for c in ("user", "item", "timestamp") if c not in frame.columns]
     if missing:
@@ -166,13 +219,18 @@ def read_interactions(path: str | Path) -> pd.DataFrame:
         )
     if frame.empty:
         raise SeqrecDataError(f"{path} has no rows; it holds no interactions")
-    cols = ["user", "item", "timestamp"] + (["rating"] if "rating" in frame.columns else [])
+    cols = ["user", "item", "timestamp"] + [c for c in ("rating", "purchase") if c in frame]
     out = frame[cols].copy()
     out["user"] = out["user"].astype(str)
     out["item"] = out["item"].astype(str)
     out["timestamp"] = pd.to_numeric(out["timestamp"], errors="coerce").astype(float)
     if out["timestamp"].isna().any():
         raise SeqrecDataError(f"{path}: column 'timestamp' has missing or non-numeric values")
+    for name in ("rating", "purchase"):
+        if name in out:
+            out[name] = pd.to_numeric(out[name], errors="coerce").astype(float)
+            if out[name].isna().any():
+                raise SeqrecDataError(f"{path}: column {name!r} has missing or non-numeric values")
     return out.reset_index(drop=True)
 
 
@@ -190,6 +248,9 @@ class SequenceData:
         One int64 array of item ids per user, in chronological order.
     times
         One float64 array of timestamps per user, aligned with ``sequences``.
+    purchases
+        One bool array per user, aligned with ``sequences``: which interactions are purchases
+        (every interaction is a click); ``None`` when the log has clicks only.
 
     Examples
     --------
@@ -198,12 +259,16 @@ class SequenceData:
     >>> data = SequenceData.from_interactions(log)
     >>> data.sequences[0].tolist(), data.n_items
     ([2, 1], 2)
+    >>> rated = log.assign(rating=[5.0, 3.0])
+    >>> SequenceData.from_interactions(rated).purchases[0].tolist()  # sorted by time: a, b
+    [False, True]
     """
 
     users: tuple[str, ...]
     item_tokens: tuple[str, ...]
     sequences: tuple[np.ndarray, ...]
     times: tuple[np.ndarray, ...]
+    purchases: tuple[np.ndarray, ...] | None = None
 
     @property
     def n_items(self) -> int:
@@ -214,15 +279,31 @@ class SequenceData:
     def n_interactions(self) -> int:
         return int(sum(len(s) for s in self.sequences))
 
+    @property
+    def has_purchases(self) -> bool:
+        """Whether the log tells purchases from clicks."""
+        return self.purchases is not None
+
+    def purchase_flags(self, user: int) -> np.ndarray:
+        """The purchase flags of one user's sequence (all False for a click-only log)."""
+        if self.purchases is None:
+            return np.zeros(len(self.sequences[user]), bool)
+        return self.purchases[user]
+
     @classmethod
     def from_interactions(
-        cls, log: pd.DataFrame, item_tokens: tuple[str, ...] | None = None
+        cls,
+        log: pd.DataFrame,
+        item_tokens: tuple[str, ...] | None = None,
+        purchase_rating: float = 5.0,
     ) -> SequenceData:
         """Sort ``log`` per user by time (stable) and map items to ids.
 
         Item ids follow the order of first appearance in the file, as RecBole's remapping does.
         Pass ``item_tokens`` (a fitted model's vocabulary) to map with it instead; an item
-        outside it raises :class:`SeqrecDataError`.
+        outside it raises :class:`SeqrecDataError`. An interaction is a purchase when the log's
+        ``purchase`` column is non-zero, else when its ``rating`` is at least
+        ``purchase_rating``; a log with neither column has clicks only.
         """
         if item_tokens is None:
             codes, uniques = pd.factorize(log["item"], sort=False)
@@ -245,6 +326,7 @@ class SequenceData:
                 "item": item_ids,
                 "timestamp": log["timestamp"].to_numpy(dtype=float),
                 "row": np.arange(len(log)),
+                "purchase": _purchase_column(log, purchase_rating),
             }
         )
         # user order = first appearance; within a user: time, then file order (stable)
@@ -254,14 +336,28 @@ class SequenceData:
         items = np.split(frame["item"].to_numpy(), bounds)
         times = np.split(frame["timestamp"].to_numpy(), bounds)
         users = frame["user"].to_numpy()[np.r_[0, bounds]]
+        has_feedback = "purchase" in log or "rating" in log
         return cls(
             users=tuple(str(u) for u in users),
             item_tokens=tokens,
             sequences=tuple(items),
             times=tuple(times),
+            purchases=(
+                tuple(np.split(frame["purchase"].to_numpy(bool), bounds)) if has_feedback else None
+            ),
         )
 
     @classmethod
-    def read(cls, path: str | Path) -> SequenceData:
-        """Read an interaction file (see :func:`read_interactions`) into sequences."""
-        return cls.from_interactions(read_interactions(path))
+    def read(cls, path: str | Path, purchase_rating: float = 5.0) -> SequenceData:
+        """Read an interaction file (see :func:`read_interactions`) into sequences; purchases as
+        in :meth:`from_interactions`."""
+        return cls.from_interactions(read_interactions(path), purchase_rating=purchase_rating)
+
+
+def _purchase_column(log: pd.DataFrame, purchase_rating: float) -> np.ndarray:
+    """Per row of ``log``: whether the interaction is a purchase (see the module docstring)."""
+    if "purchase" in log:
+        return log["purchase"].to_numpy(dtype=float) != 0
+    if "rating" in log:
+        return log["rating"].to_numpy(dtype=float) >= purchase_rating
+    return np.zeros(len(log), bool)

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from safer.seqrec.data import SequenceData
-from safer.seqrec.protocol import Examples, check_protocol, split_positions
+from safer.seqrec.diversity import item_counts
+from safer.seqrec.protocol import Examples, check_holdout, check_protocol, training_part
 from safer.seqrec.recommender import SequentialRecommender
 
 __all__ = ["ItemCounts", "Pop", "PopConfig"]
@@ -18,10 +19,14 @@ __all__ = ["ItemCounts", "Pop", "PopConfig"]
 
 @dataclass
 class PopConfig:
-    """Popularity has nothing to learn but the counts; ``protocol`` picks the ranking rule."""
+    """Popularity has nothing to learn but the counts; ``protocol`` picks the ranking rule,
+    ``holdout`` / ``tail_fraction`` the held-out targets (see
+    :class:`~safer.seqrec.config.NeuralConfig`)."""
 
     protocol: str = "recbole"
     max_len: int = 50
+    holdout: str = "last"
+    tail_fraction: float = 0.1
 
 
 class ItemCounts(nn.Module):
@@ -36,7 +41,8 @@ class Pop(SequentialRecommender):
     """Recommend the items seen most often in training (the same list for everyone).
 
     Counts every item of each user's training part (all items but the validation and test
-    targets), like RecBole's Pop on the same split.
+    targets, :func:`~safer.seqrec.protocol.training_part`), like RecBole's Pop on the same
+    split.
 
     Attributes
     ----------
@@ -55,12 +61,10 @@ class Pop(SequentialRecommender):
     artifact_kind = "pop"
 
     def fit(self, data: SequenceData, progress: bool = False) -> Pop:
-        check_protocol(self.config.protocol)
-        counts = np.zeros(data.n_items + 1)
-        for seq in data.sequences:
-            train, _, _ = split_positions(len(seq))
-            end = train.stop if len(train) else min(len(seq), 1)
-            np.add.at(counts, seq[:end], 1.0)
+        cfg = self.config
+        check_protocol(cfg.protocol)
+        check_holdout(cfg.holdout, cfg.tail_fraction)
+        counts = item_counts(training_part(data, cfg.holdout, cfg.tail_fraction))
         self.item_tokens_ = data.item_tokens
         self.net_ = ItemCounts(torch.from_numpy(counts))
         self.history_ = {}

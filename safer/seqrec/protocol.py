@@ -15,11 +15,22 @@ sampled softmax over uniformly drawn negatives instead of a full softmax. Its de
 autoregressive over whole sequences (:func:`training_windows`): the training part of each user's
 sequence is cut into windows of ``max_len`` inputs, and one forward pass gives the next-item loss
 at every position under the causal mask, instead of one pass per prefix.
+
+Holdouts (which targets are held out; both protocols take either): ``"last"`` (default) is the
+leave-one-out above. ``"tail"`` holds out the last ``h = max(1, round(tail_fraction * n))``
+items of a user's ``n`` for test and the ``h`` before them for validation, and every step of
+those tails is an example whose input is the true items before it (the evaluation of the RL
+recommender papers, which score every step of held-out sessions); a sequence too short for two
+tails and a training item falls back to leave-one-out. :func:`evaluate_feedback` scores such
+examples as the papers do: HR and NDCG at 5, 10, 20 over every step (clicks) and over the
+purchase steps (purchases) separately, beside coverage, intra-list diversity, novelty and
+repetitiveness of the top-k lists (:mod:`safer.seqrec.diversity`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,21 +40,29 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from safer.errors import SaferError
 from safer.seqrec.data import SequenceData
+from safer.seqrec.diversity import ListMetrics
 
 __all__ = [
+    "FEEDBACK_KS",
+    "HOLDOUTS",
     "PROTOCOLS",
     "Examples",
     "ProtocolError",
     "Windows",
     "evaluate_examples",
+    "evaluate_feedback",
+    "holdout_examples",
     "leave_one_out",
     "rank_metrics",
     "seen_mask",
+    "training_part",
     "training_windows",
 ]
 
 PROTOCOLS = ("recbole", "hstu")
+HOLDOUTS = ("last", "tail")
 METRICS = ("hr@10", "ndcg@10", "mrr@10", "recall@10")
+FEEDBACK_KS = (5, 10, 20)
 
 
 class ProtocolError(SaferError, ValueError):
@@ -53,6 +72,17 @@ class ProtocolError(SaferError, ValueError):
 def check_protocol(name: str) -> str:
     if name not in PROTOCOLS:
         raise ProtocolError(f"unknown protocol {name!r}; use one of {', '.join(PROTOCOLS)}")
+    return name
+
+
+def check_holdout(name: str, tail_fraction: float = 0.1) -> str:
+    if name not in HOLDOUTS:
+        raise ProtocolError(f"unknown holdout {name!r}; use one of {', '.join(HOLDOUTS)}")
+    if name == "tail" and not 0.0 < tail_fraction < 0.5:
+        raise ProtocolError(
+            f"tail_fraction must be in (0, 0.5) (one tail for validation, one for test), "
+            f"got {tail_fraction}"
+        )
     return name
 
 
@@ -73,6 +103,11 @@ class Examples:
         ``(N,)`` number of real items in ``item_seq``.
     target
         ``(N,)`` the item to predict.
+    target_time
+        ``(N,)`` its timestamp (a training label like the target: heads use it to build the
+        state after the target; nothing that scores reads it).
+    purchase
+        ``(N,)`` bool, whether the target interaction is a purchase (every one is a click).
     """
 
     user: np.ndarray
@@ -81,6 +116,8 @@ class Examples:
     time_seq: np.ndarray
     seq_len: np.ndarray
     target: np.ndarray
+    target_time: np.ndarray
+    purchase: np.ndarray
 
     def __len__(self) -> int:
         return len(self.target)
@@ -89,11 +126,16 @@ class Examples:
         return Examples(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
 
 
-def split_positions(n: int) -> tuple[range, range, range]:
+def split_positions(
+    n: int, holdout: str = "last", tail_fraction: float = 0.1
+) -> tuple[range, range, range]:
     """Target positions of the train, valid and test examples of one sequence of length ``n``.
 
-    Mirrors RecBole's leave-one-out on the augmented examples: with ``k = n - 1`` examples,
-    ``min(2, k - 1)`` of them are held out, the last one for test.
+    ``holdout="last"`` mirrors RecBole's leave-one-out on the augmented examples: with
+    ``k = n - 1`` examples, ``min(2, k - 1)`` of them are held out, the last one for test.
+    ``"tail"``: the last ``h = max(1, round(tail_fraction * n))`` positions for test, the ``h``
+    before them for validation, the rest (from position 1) for training; when that leaves no
+    training position, leave-one-out.
 
     Examples
     --------
@@ -101,7 +143,13 @@ def split_positions(n: int) -> tuple[range, range, range]:
     [[1, 2], [3], [4]]
     >>> [list(r) for r in split_positions(3)]
     [[1], [], [2]]
+    >>> [list(r) for r in split_positions(10, "tail", 0.2)]
+    [[1, 2, 3, 4, 5], [6, 7], [8, 9]]
     """
+    if holdout == "tail":
+        h = max(1, int(round(tail_fraction * n)))
+        if n - 1 - 2 * h >= 1:
+            return range(1, n - 2 * h), range(n - 2 * h, n - h), range(n - h, n)
     k = max(n - 1, 0)
     held = max(min(2, k - 1), 0)
     train = range(1, 1 + k - held)
@@ -123,12 +171,58 @@ def leave_one_out(data: SequenceData, max_len: int = 50) -> dict[str, Examples]:
     >>> splits["test"].item_seq.tolist(), splits["test"].target.tolist()
     ([[2, 3]], [4])
     """
+    return holdout_examples(data, max_len, "last")
+
+
+def holdout_examples(
+    data: SequenceData, max_len: int = 50, holdout: str = "last", tail_fraction: float = 0.1
+) -> dict[str, Examples]:
+    """Train / valid / test examples of ``data`` under ``holdout`` (see :func:`split_positions`).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> log = pd.DataFrame({"user": ["u"] * 10, "item": list("abcdefghij"), "timestamp": range(10)})
+    >>> test = holdout_examples(SequenceData.from_interactions(log), 3, "tail", 0.2)["test"]
+    >>> test.item_seq.tolist(), test.target.tolist()  # every step of the tail
+    ([[6, 7, 8], [7, 8, 9]], [9, 10])
+    """
+    check_holdout(holdout, tail_fraction)
     parts: dict[str, list[tuple[int, np.ndarray]]] = {"train": [], "valid": [], "test": []}
     for u, seq in enumerate(data.sequences):
-        for name, positions in zip(parts, split_positions(len(seq)), strict=False):
+        ranges = split_positions(len(seq), holdout, tail_fraction)
+        for name, positions in zip(parts, ranges, strict=False):
             if len(positions):
                 parts[name].append((u, np.arange(positions.start, positions.stop)))
     return {name: _build(data, chunks, max_len) for name, chunks in parts.items()}
+
+
+def training_part(
+    data: SequenceData, holdout: str = "last", tail_fraction: float = 0.1
+) -> SequenceData:
+    """``data`` cut to what training may see: each user's items up to the last training target
+    (a user with no training target keeps its first item). Statistics a model learns from the
+    data (item counts, co-occurrences, returns) are taken on this, never on held-out items.
+
+    >>> import pandas as pd
+    >>> log = pd.DataFrame({"user": ["u"] * 5, "item": list("abcde"), "timestamp": range(5)})
+    >>> training_part(SequenceData.from_interactions(log)).sequences[0].tolist()
+    [1, 2, 3]
+    """
+    ends = []
+    for seq in data.sequences:
+        train = split_positions(len(seq), holdout, tail_fraction)[0]
+        ends.append(train.stop if len(train) else min(len(seq), 1))
+    return dataclasses.replace(
+        data,
+        sequences=tuple(s[:e] for s, e in zip(data.sequences, ends, strict=True)),
+        times=tuple(t[:e] for t, e in zip(data.times, ends, strict=True)),
+        purchases=(
+            None
+            if data.purchases is None
+            else tuple(p[:e] for p, e in zip(data.purchases, ends, strict=True))
+        ),
+    )
 
 
 def _build(data: SequenceData, chunks: list[tuple[int, np.ndarray]], L: int) -> Examples:
@@ -144,7 +238,7 @@ def _build(data: SequenceData, chunks: list[tuple[int, np.ndarray]], L: int) -> 
     if not chunks:
         empty = np.zeros((0, L), np.int64)
         z = np.zeros(0, np.int64)
-        return Examples(z, z, empty, empty.astype(float), z, z)
+        return Examples(z, z, empty, empty.astype(float), z, z, z.astype(float), z.astype(bool))
     position = np.concatenate(positions)
     left_items = np.concatenate(items)
     left_times = np.concatenate(times)
@@ -155,10 +249,13 @@ def _build(data: SequenceData, chunks: list[tuple[int, np.ndarray]], L: int) -> 
     time_seq = np.take_along_axis(left_times, index, axis=1)
     time_seq[item_seq == 0] = 0.0
     user = np.concatenate(users)
-    target = np.array(
-        [data.sequences[u][p] for u, p in zip(user, position, strict=False)], dtype=np.int64
+    pairs = list(zip(user, position, strict=False))
+    target = np.array([data.sequences[u][p] for u, p in pairs], dtype=np.int64)
+    target_time = np.array([data.times[u][p] for u, p in pairs], dtype=float)
+    purchase = np.array([data.purchase_flags(u)[p] for u, p in pairs], dtype=bool)
+    return Examples(
+        user, position, item_seq, time_seq, seq_len.astype(np.int64), target, target_time, purchase
     )
-    return Examples(user, position, item_seq, time_seq, seq_len.astype(np.int64), target)
 
 
 @dataclass(frozen=True)
@@ -180,6 +277,9 @@ class Windows:
     target_seq
         ``(N, max_len)`` the next item of each input position (``item_seq`` shifted by one);
         0 at padding, where no loss is taken.
+    target_time_seq, purchase_seq
+        ``(N, max_len)`` the timestamp of each of those targets and whether it is a purchase
+        (0 / False at padding); training labels, like the targets.
     """
 
     user: np.ndarray
@@ -188,6 +288,8 @@ class Windows:
     time_seq: np.ndarray
     seq_len: np.ndarray
     target_seq: np.ndarray
+    target_time_seq: np.ndarray
+    purchase_seq: np.ndarray
 
     def __len__(self) -> int:
         return len(self.user)
@@ -196,7 +298,9 @@ class Windows:
         return Windows(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
 
 
-def training_windows(data: SequenceData, max_len: int = 50) -> Windows:
+def training_windows(
+    data: SequenceData, max_len: int = 50, holdout: str = "last", tail_fraction: float = 0.1
+) -> Windows:
     """Cut each user's training items into windows of ``max_len`` inputs and their next items.
 
     The training part of a sequence is everything before the validation and test targets:
@@ -215,9 +319,10 @@ def training_windows(data: SequenceData, max_len: int = 50) -> Windows:
     >>> w.item_seq.tolist(), w.target_seq.tolist()
     ([[1, 0], [2, 3]], [[2, 0], [3, 4]])
     """
-    users, starts, items, times, targets = [], [], [], [], []
+    users, starts, items, times, targets, target_times, purchases = [], [], [], [], [], [], []
     for u, seq in enumerate(data.sequences):
-        train = split_positions(len(seq))[0]
+        train = split_positions(len(seq), holdout, tail_fraction)[0]
+        bought = data.purchase_flags(u)
         bounds = []  # (first input position, last target position), newest window first
         last = train.stop - 1 if len(train) else 0
         while last >= 1:
@@ -231,10 +336,15 @@ def training_windows(data: SequenceData, max_len: int = 50) -> Windows:
             items.append(np.r_[seq[first:last], np.zeros(pad, np.int64)])
             times.append(np.r_[data.times[u][first:last], np.zeros(pad)])
             targets.append(np.r_[seq[first + 1 : last + 1], np.zeros(pad, np.int64)])
+            target_times.append(np.r_[data.times[u][first + 1 : last + 1], np.zeros(pad)])
+            purchases.append(np.r_[bought[first + 1 : last + 1], np.zeros(pad, bool)])
     if not users:
         empty = np.zeros((0, max_len), np.int64)
         z = np.zeros(0, np.int64)
-        return Windows(z, z, empty, empty.astype(float), z, empty.copy())
+        return Windows(
+            z, z, empty, empty.astype(float), z, empty.copy(), empty.astype(float),
+            empty.astype(bool),
+        )  # fmt: skip
     item_seq = np.stack(items).astype(np.int64)
     return Windows(
         np.array(users, np.int64),
@@ -243,6 +353,8 @@ def training_windows(data: SequenceData, max_len: int = 50) -> Windows:
         np.stack(times).astype(float),
         (item_seq != 0).sum(axis=1),
         np.stack(targets).astype(np.int64),
+        np.stack(target_times).astype(float),
+        np.stack(purchases).astype(bool),
     )
 
 
@@ -283,6 +395,23 @@ def rank_metrics(scores: torch.Tensor, target: torch.Tensor, k: int = 10) -> dic
     }
 
 
+def _scored_batches(
+    score_batch: Callable[[Examples], torch.Tensor],
+    data: SequenceData,
+    examples: Examples,
+    protocol: str,
+    batch_size: int,
+) -> Iterator[tuple[Examples, torch.Tensor]]:
+    """Each batch of ``examples`` with its ``(B, n_items + 1)`` scores under ``protocol``
+    (``"hstu"``: the items the user saw before the target removed)."""
+    for i in range(0, len(examples), batch_size):
+        batch = examples.take(np.arange(i, min(i + batch_size, len(examples))))
+        scores = score_batch(batch)
+        if protocol == "hstu":
+            scores = scores.masked_fill(seen_mask(data, batch, scores.shape[1] - 1), -torch.inf)
+        yield batch, scores
+
+
 def evaluate_examples(
     score_batch: Callable[[Examples], torch.Tensor],
     data: SequenceData,
@@ -298,12 +427,67 @@ def evaluate_examples(
     four means, ``protocol`` and ``n_users`` (the number of examples).
     """
     totals = dict.fromkeys((f"hr@{k}", f"ndcg@{k}", f"mrr@{k}", f"recall@{k}"), 0.0)
-    for i in range(0, len(examples), batch_size):
-        batch = examples.take(np.arange(i, min(i + batch_size, len(examples))))
-        scores = score_batch(batch)
-        if protocol == "hstu":
-            scores = scores.masked_fill(seen_mask(data, batch, scores.shape[1] - 1), -torch.inf)
+    for batch, scores in _scored_batches(score_batch, data, examples, protocol, batch_size):
         for name, value in rank_metrics(scores, torch.from_numpy(batch.target), k).items():
             totals[name] += value
     n = len(examples)
     return {**{m: v / n for m, v in totals.items()}, "protocol": protocol, "n_users": n}
+
+
+def evaluate_feedback(
+    score_batch: Callable[[Examples], torch.Tensor],
+    data: SequenceData,
+    examples: Examples,
+    protocol: str,
+    train: SequenceData,
+    ks: tuple[int, ...] = FEEDBACK_KS,
+    batch_size: int = 4096,
+) -> dict[str, Any]:
+    """The RL recommender papers' evaluation of ``score_batch`` over ``examples``.
+
+    Per ``k`` of ``ks``: ``click_hr@k`` / ``click_ndcg@k`` over every example (every
+    interaction is a click), ``purchase_hr@k`` / ``purchase_ndcg@k`` over the examples whose
+    target is a purchase (absent when ``data`` has clicks only), and the beyond-accuracy
+    metrics of the top-k lists (:class:`~safer.seqrec.diversity.ListMetrics`): ``coverage@k``,
+    ``ild@k``, ``novelty@k``, ``repetitiveness@k``, with item vectors and the unpopular set
+    taken from ``train`` (the training part, :func:`training_part`). Also ``n_clicks``,
+    ``n_purchases`` and ``protocol``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> log = pd.DataFrame({"user": list("aaabbb"), "item": list("xyzxyz"),
+    ...                     "timestamp": [1, 2, 3] * 2, "rating": [5, 3, 5, 4, 5, 1]})
+    >>> data = SequenceData.from_interactions(log)
+    >>> test = leave_one_out(data, 5)["test"]
+    >>> perfect = lambda b: torch.nn.functional.one_hot(torch.as_tensor(b.target), 4).float()
+    >>> out = evaluate_feedback(perfect, data, test, "recbole", training_part(data), ks=(1,))
+    >>> out["click_hr@1"], out["purchase_ndcg@1"], out["n_purchases"]
+    (1.0, 1.0, 1)
+    """
+    ks = tuple(sorted(set(int(k) for k in ks)))
+    groups = ["click"] + (["purchase"] if data.has_purchases else [])
+    totals = {f"{g}_{m}@{k}": 0.0 for g in groups for k in ks for m in ("hr", "ndcg")}
+    counts = dict.fromkeys(groups, 0)
+    lists = ListMetrics(train, ks)
+    for batch, scores in _scored_batches(score_batch, data, examples, protocol, batch_size):
+        target = torch.from_numpy(batch.target)
+        rows = {"click": torch.ones(len(batch), dtype=torch.bool)}
+        if data.has_purchases:
+            rows["purchase"] = torch.from_numpy(batch.purchase)
+        for group in groups:
+            chosen = rows[group]
+            counts[group] += int(chosen.sum())
+            if not chosen.any():
+                continue
+            for k in ks:
+                found = rank_metrics(scores[chosen], target[chosen], k)
+                totals[f"{group}_hr@{k}"] += found[f"hr@{k}"]
+                totals[f"{group}_ndcg@{k}"] += found[f"ndcg@{k}"]
+        lists.add(scores, torch.from_numpy(batch.item_seq))
+    out: dict[str, Any] = {
+        name: value / max(counts[name.split("_", 1)[0]], 1) for name, value in totals.items()
+    }
+    out.update(lists.result())
+    out.update(n_clicks=counts["click"], n_purchases=counts.get("purchase", 0), protocol=protocol)
+    return out

@@ -12,12 +12,17 @@ the previous version (``seqrec.json``, no content hash, the encoder's weights al
 of :data:`~safer.seqrec.heads.HEADS` (``config.head``) in one :class:`SequenceModel`, trained on
 the shared :class:`~safer._learnable.Trainer` with Adam: one epoch is one pass over the training
 prefixes or windows (``config.training``), validation MRR@10 after every epoch picks the best
-epoch and stops training after ``stopping_step`` epochs without improvement.
+epoch and stops training after ``stopping_step`` epochs without improvement. The training scheme
+(``config.scheme``, :data:`~safer.seqrec.schemes.SCHEMES`) says how many such networks train
+together (PCRec's two peers) and what happens between epochs; one network is kept.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Mapping
 from dataclasses import fields
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,19 +38,26 @@ from safer.seqrec.encoders import ENCODERS
 from safer.seqrec.encoders._layers import SequenceEncoder, gather_last
 from safer.seqrec.heads import HEADS, Encoded, Head
 from safer.seqrec.protocol import (
+    FEEDBACK_KS,
     METRICS,
     Examples,
     ProtocolError,
     Windows,
     check_protocol,
     evaluate_examples,
-    leave_one_out,
+    evaluate_feedback,
+    holdout_examples,
+    training_part,
     training_windows,
 )
+from safer.seqrec.schemes import SCHEMES
 
 __all__ = ["NeuralRecommender", "SequenceModel", "SequentialRecommender"]
 
 _MONITOR = "valid_mrr@10"  # the validation metric that picks the best epoch
+#: The example fields a head may read when scoring (known before the target; never the target,
+#: its time or its purchase flag).
+SCORING_FIELDS = ("user", "position", "item_seq", "time_seq", "seq_len")
 
 
 class SequentialRecommender(Learnable):
@@ -95,6 +107,20 @@ class SequentialRecommender(Learnable):
     def protocol(self) -> str:
         return self.config.protocol
 
+    def splits(self, data: SequenceData) -> dict[str, Examples]:
+        """The train / valid / test examples of ``data`` under the config's ``holdout``."""
+        cfg = self.config
+        holdout = getattr(cfg, "holdout", "last")
+        fraction = getattr(cfg, "tail_fraction", 0.1)
+        return holdout_examples(data, cfg.max_len, holdout, fraction)
+
+    def training_part(self, data: SequenceData) -> SequenceData:
+        """What of ``data`` the model trains on (:func:`~safer.seqrec.protocol.training_part`)."""
+        cfg = self.config
+        return training_part(
+            data, getattr(cfg, "holdout", "last"), getattr(cfg, "tail_fraction", 0.1)
+        )
+
     def score(self, examples: Examples) -> np.ndarray:
         """``(N, n_items + 1)`` scores of every item for each example (column 0: padding).
 
@@ -111,20 +137,39 @@ class SequentialRecommender(Learnable):
         return torch.cat(out).numpy()
 
     def evaluate(self, data: SequenceData, split: str = "test", k: int = 10) -> dict[str, Any]:
-        """HR/NDCG/MRR/Recall@k on the ``split`` examples of ``data`` under the model's protocol.
+        """HR/NDCG/MRR/Recall@k on the ``split`` examples of ``data`` under the model's protocol
+        and holdout.
 
         Returns a dict with the four metrics, ``protocol`` and ``n_users`` (examples scored).
         """
+        examples = self._held_out(data, split)
+        return evaluate_examples(self._score_batch, data, examples, self.protocol, k, 4096)
+
+    def evaluate_feedback(
+        self, data: SequenceData, split: str = "test", ks: tuple[int, ...] = FEEDBACK_KS
+    ) -> dict[str, Any]:
+        """The RL recommender papers' evaluation of the ``split`` examples of ``data``: HR and
+        NDCG at each k for clicks (every step) and purchases separately, and coverage,
+        intra-list diversity, novelty and repetitiveness of the top-k lists
+        (:func:`~safer.seqrec.protocol.evaluate_feedback`). With ``holdout="tail"`` every step
+        of each user's held-out tail is scored. Adds ``holdout`` to the result."""
+        examples = self._held_out(data, split)
+        result = evaluate_feedback(
+            self._score_batch, data, examples, self.protocol, self.training_part(data), ks, 4096
+        )
+        return {**result, "holdout": getattr(self.config, "holdout", "last")}
+
+    def _held_out(self, data: SequenceData, split: str) -> Examples:
         self.check_fitted()
         if split not in ("valid", "test"):
             raise ProtocolError(f"unknown split {split!r}; use 'valid' or 'test'")
-        examples = leave_one_out(data, self.config.max_len)[split]
+        examples = self.splits(data)[split]
         if len(examples) == 0:
             raise ProtocolError(
                 f"the {split} split is empty: users need at least 3 interactions for a "
                 "validation example and 2 for a test example"
             )
-        return evaluate_examples(self._score_batch, data, examples, self.protocol, k, 4096)
+        return examples
 
     # -- artifact ---------------------------------------------------------------------------
     def _learned_meta(self) -> dict[str, Any]:
@@ -196,10 +241,20 @@ class SequenceModel(nn.Module):
         self.head = head
 
     def forward(
-        self, item_seq: torch.Tensor, time_seq: torch.Tensor, seq_len: torch.Tensor
+        self,
+        item_seq: torch.Tensor,
+        time_seq: torch.Tensor,
+        seq_len: torch.Tensor,
+        batch: Mapping[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """Item ids and times (B, T), lengths (B,) -> item scores (B, n_items + 1)."""
-        return self.head.score(self.encoder, self.encoder(item_seq, time_seq, seq_len))
+        """Item ids and times (B, T), lengths (B,) -> item scores (B, n_items + 1); ``batch``:
+        the examples' other known fields (:data:`SCORING_FIELDS`) for heads that read them."""
+        states = self.encoder(item_seq, time_seq, seq_len)
+        return self.head.score(self.encoder, states, batch)
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Tell the head a training epoch starts (warm-ups count epochs)."""
+        self.head.begin_epoch(epoch)
 
     def loss(
         self, batch: dict[str, torch.Tensor], generator: torch.Generator
@@ -281,7 +336,10 @@ class NeuralRecommender(SequentialRecommender):
         """Train on the train split of ``data``; keep the epoch with the best validation MRR@10.
 
         One epoch is one pass over the training prefixes (``training="prefix"``) or over the
-        training windows (``"sequence"``); see :class:`~safer.seqrec.config.NeuralConfig`.
+        training windows (``"sequence"``); see :class:`~safer.seqrec.config.NeuralConfig`. The
+        scheme (``config.scheme``) may train several members (PCRec's peers), each with its own
+        batch order and learning rate; the best member on validation is kept (the epoch's
+        ``train`` loss is then the sum over members).
         Runs in :func:`~safer._learnable.fitting` (the config's seed; the caller's random
         stream is left as it was).
         """
@@ -292,54 +350,118 @@ class NeuralRecommender(SequentialRecommender):
                 "safer.seqrec.make_model(name) or NeuralRecommender.for_encoder(name)"
             )
         check_protocol(cfg.protocol)
+        cfg.check_holdout()
         training = cfg.resolved_training()
-        splits = leave_one_out(data, cfg.max_len)
+        scheme = SCHEMES[cfg.scheme](cfg)
+        splits = self.splits(data)
         if len(splits["train"]) == 0:
             raise ProtocolError("no training examples: every user needs at least 2 interactions")
         device = torch.device(cfg.device)
+        train_part = self.training_part(data)
         with fitting(cfg.seed):
             gen = torch.Generator().manual_seed(cfg.seed)  # batch order and negatives
             self.item_tokens_ = data.item_tokens
-            self.net_ = self._build(data.n_items).to(device)
-            rows = splits["train"] if training == "prefix" else training_windows(data, cfg.max_len)
+            members = nn.ModuleList(
+                [self._build(data.n_items, train_part) for _ in range(scheme.n_members)]
+            ).to(device)
+            rows = (
+                splits["train"]
+                if training == "prefix"
+                else training_windows(data, cfg.max_len, cfg.holdout, cfg.tail_fraction)
+            )
             train = _tensors(rows, device)
             size = cfg.batch_size if training == "prefix" else cfg.sequence_batch_size
             valid = splits["valid"]
 
             def validate() -> dict[str, float]:
-                result = evaluate_examples(
-                    self._score_batch, data, valid, cfg.protocol, 10, cfg.eval_batch_size
-                )
-                return {f"valid_{m}": result[m] for m in METRICS}
+                results = [
+                    evaluate_examples(
+                        partial(self._score_with, net),
+                        data,
+                        valid,
+                        cfg.protocol,
+                        10,
+                        cfg.eval_batch_size,
+                    )  # fmt: skip
+                    for net in members
+                ]
+                best = max(range(len(results)), key=lambda i: results[i]["mrr@10"])
+                record = {f"valid_{m}": results[best][m] for m in METRICS}
+                if len(results) > 1:
+                    record["best_member"] = best
+                    for i, result in enumerate(results):
+                        record[f"valid_mrr@10_member{i}"] = result["mrr@10"]
+                return record
 
             optimizer = torch.optim.Adam(
-                self.net_.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
+                [
+                    {"params": list(net.parameters()), "lr": lr}
+                    for net, lr in zip(members, scheme.learning_rates(), strict=True)
+                ],
+                lr=cfg.learning_rate,
+                weight_decay=cfg.weight_decay,
             )
+            epochs = itertools.count()
+
+            def batches():
+                epoch = next(epochs)
+                for net in members:
+                    net.begin_epoch(epoch)
+                orders = [torch.randperm(len(rows), generator=gen).split(size) for _ in members]
+                yield from zip(*orders, strict=True)
+                scheme.after_epoch(members, epoch)  # after the last step, before validation
+
+            def step(indices: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, int]:
+                """Each member's loss on its own batch; their sum, weighted by the first
+                member's number of targets (a member's gradients come from its own loss)."""
+                losses = [
+                    net.loss({k: t[index.to(device)] for k, t in train.items()}, gen)
+                    for net, index in zip(members, indices, strict=True)
+                ]
+                total = losses[0][0]
+                for loss, _ in losses[1:]:
+                    total = total + loss
+                return total, losses[0][1]
+
             trainer = Trainer(
                 epochs=cfg.epochs, patience=cfg.stopping_step, min_delta=0.0, mode="max",
                 desc=f"{self.kind()} epochs", progress=progress,
             )  # fmt: skip
             self.history_ = trainer.run(
-                self.net_,
+                members,
                 optimizer,
-                lambda: torch.randperm(len(rows), generator=gen).split(size),
-                lambda index: self.net_.loss(
-                    {k: t[index.to(device)] for k, t in train.items()}, gen
-                ),
+                batches,
+                step,
                 validate=validate if len(valid) else None,
                 monitor=_MONITOR,
             )
+            self.net_ = members[self._kept_member()]
         return self._finish_fit()
 
-    @torch.no_grad()
-    def _score_batch(self, batch: Examples) -> torch.Tensor:
-        self.net_.eval()
-        t = _tensors(batch, torch.device(self.config.device))
-        return self.net_(t["item_seq"], t["time_seq"], t["seq_len"]).float().cpu()
+    def _kept_member(self) -> int:
+        """The member whose weights are kept: the best on validation at the best epoch."""
+        best = self.history_.get("best_epoch")
+        if best is None:
+            return 0
+        return int(self.history_["epochs"][best].get("best_member", 0))
 
-    def _build(self, n_items: int) -> SequenceModel:
+    @torch.no_grad()
+    def _score_with(self, net: SequenceModel, batch: Examples) -> torch.Tensor:
+        net.eval()
+        t = _tensors(batch, torch.device(self.config.device), SCORING_FIELDS)
+        return net(t["item_seq"], t["time_seq"], t["seq_len"], t).float().cpu()
+
+    def _score_batch(self, batch: Examples) -> torch.Tensor:
+        return self._score_with(self.net_, batch)
+
+    def _build(self, n_items: int, train: SequenceData | None = None) -> SequenceModel:
+        """The untrained network; ``train`` (the training part) when fitting, for the head's
+        data statistics."""
         encoder = ENCODERS[self.encoder_name](n_items, self.config)
         head = HEADS[self.config.head](n_items, encoder.item_embedding.embedding_dim, self.config)
+        head.attach(encoder)
+        if train is not None:
+            head.prepare(train)
         return SequenceModel(encoder, head)
 
     # -- artifact ---------------------------------------------------------------------------
@@ -359,10 +481,15 @@ class NeuralRecommender(SequentialRecommender):
         self.net_.eval()
 
 
-def _tensors(rows: Examples | Windows, device: torch.device) -> dict[str, torch.Tensor]:
-    """Every field of ``rows`` as a tensor on ``device`` (times as float64)."""
+def _tensors(
+    rows: Examples | Windows, device: torch.device, names: tuple[str, ...] | None = None
+) -> dict[str, torch.Tensor]:
+    """Every field of ``rows`` (or those in ``names``) as a tensor on ``device`` (times as
+    float64)."""
     out = {}
     for f in fields(rows):
+        if names is not None and f.name not in names:
+            continue
         value = getattr(rows, f.name)
         dtype = torch.float64 if value.dtype.kind == "f" else None
         out[f.name] = torch.as_tensor(value, dtype=dtype, device=device)

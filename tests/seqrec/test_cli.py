@@ -67,3 +67,49 @@ def test_benchmark_scaling_rows_report_size_and_protocol(synthetic_inter, tmp_pa
     assert rows["hstu (2 layers)"]["parameters"] > rows["hstu (1 layers)"]["parameters"] > 0
     assert rows["fuxi (2 layers)"]["layers"] == 2 and rows["sasrec"]["epochs_run"] == 1
     assert "| hstu (2 layers) | hstu | 120 |" in out.read_text()
+
+
+def test_train_an_rl_head_then_evaluate_the_papers_metrics(synthetic_inter, tmp_path):
+    out = tmp_path / "sa2c"
+    printed = run(
+        "seqrec", "train", "--data", str(synthetic_inter), "--model", "sasrec", "--head", "sa2c",
+        "--head-option", "n_negatives=5", "--head-option", "warmup_epochs=1", "--epochs", "2",
+        "--max-len", "10", "--holdout", "tail", "--tail-fraction", "0.2", "--out", str(out),
+        "--json",
+    )  # fmt: skip
+    summary = json.loads(printed)
+    assert summary["head"] == "sa2c" and summary["holdout"] == "tail"
+    saved = json.loads((out / "model.json").read_text())["config"]
+    assert saved["head_options"] == {"n_negatives": 5, "warmup_epochs": 1}
+    printed = run(
+        "seqrec", "evaluate", "--model", str(out), "--data", str(synthetic_inter), "--feedback",
+        "--json",
+    )  # fmt: skip
+    result = json.loads(printed)
+    assert {"click_ndcg@5", "purchase_hr@20", "ild@10", "novelty@20"} <= set(result)
+    assert result["holdout"] == "tail" and result["n_clicks"] > 120
+
+
+def test_train_with_the_pcrec_scheme(synthetic_inter, tmp_path):
+    printed = run(
+        "seqrec", "train", "--data", str(synthetic_inter), "--model", "gru4rec", "--scheme",
+        "pcrec", "--scheme-option", "criterion=l1", "--epochs", "1", "--out", str(tmp_path),
+        "--json",
+    )  # fmt: skip
+    assert json.loads(printed)["scheme"] == "pcrec"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--head", "dqn"], "known: softmax, sqn, sac, snqn, sa2c, smorl, prl"),
+        (["--head", "sqn", "--head-option", "gamma"], "--head-option takes KEY=VALUE"),
+        (["--head", "sqn", "--head-option", "gama=0.5"], "unknown config fields ['gama']"),
+    ],
+)
+def test_bad_head_settings_exit_2(synthetic_inter, tmp_path, capsys, args, message):
+    argv = ["seqrec", "train", "--data", str(synthetic_inter), "--model", "sasrec"]
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--out", str(tmp_path), "--epochs", "1", *args])
+    assert exc.value.code == 2
+    assert message in " ".join(capsys.readouterr().err.split())

@@ -32,10 +32,11 @@ def data(synthetic_inter) -> SequenceData:
 
 
 def test_unknown_head_lists_the_known_ones(data):
-    with pytest.raises(UnknownNameError, match="known: softmax"):
-        HEADS["sqn"]
-    with pytest.raises(UnknownNameError, match="head 'sqn'; known: softmax"):
-        make_model("sasrec", head="sqn", epochs=1).fit(data)
+    known = "known: softmax, sqn, sac, snqn, sa2c, smorl, prl"
+    with pytest.raises(UnknownNameError, match=known):
+        HEADS["dqn"]
+    with pytest.raises(UnknownNameError, match=f"head 'dqn'; {known}"):
+        make_model("sasrec", head="dqn", epochs=1).fit(data)
 
 
 def test_unknown_head_options_are_refused(data):

@@ -16,46 +16,79 @@ head is a :class:`Head` (an ``nn.Module``) with:
   ``encoder`` is lent, not owned (never store it as an attribute: its weights would be saved
   twice): use its item table, or run it again, e.g. for next states. ``generator`` is the fit's
   private torch generator: draw negatives from it so that a seed fixes the model;
-- ``score(encoder, states) -> (B, n_items + 1)``: item scores at users' states, used for
-  validation, ``score`` and ``evaluate`` (column 0 is padding and never recommended).
+- ``score(encoder, states, batch=None) -> (B, n_items + 1)``: item scores at users' states,
+  used for validation, ``score`` and ``evaluate`` (column 0 is padding and never recommended);
+  ``batch`` holds the examples' fields known when recommending (``position``, ``item_seq``,
+  ...; never the target), for heads that condition on more than the state.
 
 Adding a head = one file here and one line in :data:`HEADS`; any encoder then trains with it:
 ``make_model("sasrec", head="name", head_options={...})``. The saved model records the head
-in its config, so ``load`` rebuilds it.
+in its config, so ``load`` rebuilds it. Optional hooks (:class:`Head`): ``attach(encoder)``
+(build networks of the encoder's architecture, e.g. a twin), ``prepare(train)`` (data
+statistics from the training part, kept as buffers) and ``begin_epoch(epoch)`` (warm-ups).
 
-What would land here (not implemented), and what each needs:
+The heads (one file per paper):
 
-- SQN (Xin et al., SIGIR 2020) as ``sqn.py``: a Q-layer ``Linear(dim, n_items + 1)`` beside
-  the softmax, both on the same state; loss = the softmax cross-entropy + the TD error of
-  ``Q(s_t, a_t)`` toward ``r_t + gamma * max_a Q(s_{t+1}, a)`` (``gamma`` in its ``Config``).
-  ``s_{t+1}`` is ``encoded.hidden`` one position on (sequence training) or the encoder run on
-  the prefix plus its target (prefix training). ``r_t`` is the one input the data layer does
-  not carry yet: a per-interaction reward (click / purchase, or a rating) added as a field of
-  :class:`~safer.seqrec.data.SequenceData` and of ``Examples`` / ``Windows`` in
-  :mod:`safer.seqrec.protocol` reaches the head as ``encoded.batch["reward"]`` (prefixes,
-  ``(B,)``) or ``encoded.batch["reward_seq"][encoded.where]`` (windows).
-- SAC (the same paper), SNQN / SA2C (Xin et al., WSDM 2022), SMORL (Stamenkovic et al.,
-  WSDM 2022), PRL (Xin et al., SIGIR 2022): the same pattern (extra layers on the state, a
-  loss that also reads rewards; SMORL several reward columns, PRL the reward as a prompt).
-- Peer collaboration: a head that owns its peer networks (built from
-  :data:`safer.seqrec.encoders.ENCODERS`), runs them on ``encoded.batch`` and adds their
-  mutual-learning loss; scores come from the main encoder.
+==================  ================================================  ===========================
+name                what                                              file
+==================  ================================================  ===========================
+``softmax``         next-item softmax (default)                       ``softmax.py``
+``sqn``, ``sac``    self-supervised Q-learning; Q-weighted softmax    ``sqn.py`` (Xin et al.,
+                                                                      SIGIR 2020)
+``snqn``, ``sa2c``  sampled negative actions; advantage-weighted      ``sa2c.py`` (Xin et al.,
+                    softmax                                           WSDM 2022)
+``smorl``           three Q heads (accuracy, diversity, novelty),     ``smorl.py`` (Stamenkovic
+                    scalarised double Q-learning                      et al., WSDM 2022)
+``prl``             next item from (state, reward-to-go, step)        ``prl.py`` (Xin et al.,
+                    prompts                                           SIGIR 2022)
+==================  ================================================  ===========================
+
+The Q heads share ``_qlearning.py`` (rewards from the data's purchase flags, the state after a
+target, double Q-learning with a twin encoder). Peer collaboration (PCRec) is not a head but a
+training scheme (:mod:`safer.seqrec.schemes`).
 
 Examples
 --------
 >>> list(HEADS)
-['softmax']
->>> HEADS["sqn"]
+['softmax', 'sqn', 'sac', 'snqn', 'sa2c', 'smorl', 'prl']
+>>> HEADS["dqn"]
 Traceback (most recent call last):
 ...
-safer._registry.UnknownNameError: unknown sequential-recommender head 'sqn'; known: softmax
+safer._registry.UnknownNameError: unknown sequential-recommender head 'dqn'; known: softmax, ...
 """
 
 from safer._registry import Registry
 from safer.seqrec.heads._base import Encoded, Head, NoOptions
+from safer.seqrec.heads.prl import PRLHead
+from safer.seqrec.heads.sa2c import SA2CHead, SNQNHead
+from safer.seqrec.heads.smorl import SMORLHead
 from safer.seqrec.heads.softmax import SoftmaxHead
+from safer.seqrec.heads.sqn import SACHead, SQNHead
 
 #: Head name -> head class.
-HEADS: Registry[type[Head]] = Registry("sequential-recommender head", {"softmax": SoftmaxHead})
+HEADS: Registry[type[Head]] = Registry(
+    "sequential-recommender head",
+    {
+        "softmax": SoftmaxHead,
+        "sqn": SQNHead,
+        "sac": SACHead,
+        "snqn": SNQNHead,
+        "sa2c": SA2CHead,
+        "smorl": SMORLHead,
+        "prl": PRLHead,
+    },
+)
 
-__all__ = ["HEADS", "Encoded", "Head", "NoOptions", "SoftmaxHead"]
+__all__ = [
+    "HEADS",
+    "Encoded",
+    "Head",
+    "NoOptions",
+    "PRLHead",
+    "SA2CHead",
+    "SACHead",
+    "SMORLHead",
+    "SNQNHead",
+    "SQNHead",
+    "SoftmaxHead",
+]

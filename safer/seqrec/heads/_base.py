@@ -12,6 +12,7 @@ from torch import nn
 
 from safer._registry import make_config
 from safer.seqrec.config import NeuralConfig
+from safer.seqrec.data import SequenceData
 from safer.seqrec.encoders._layers import SequenceEncoder
 
 __all__ = ["Encoded", "Head", "NoOptions"]
@@ -37,8 +38,10 @@ class Encoded:
         (:class:`~safer.seqrec.protocol.Examples`, one example per row) has ``user``,
         ``position``, ``item_seq``, ``time_seq``, ``seq_len``, ``target``; sequence training
         (:class:`~safer.seqrec.protocol.Windows`, one window per row) has ``user``, ``start``,
-        ``item_seq``, ``time_seq``, ``seq_len``, ``target_seq``. A field added to those classes
-        (e.g. rewards) arrives here with no change to the recommender.
+        ``item_seq``, ``time_seq``, ``seq_len``, ``target_seq``; both also carry the
+        targets' timestamps (``target_time`` / ``target_time_seq``) and purchase flags
+        (``purchase`` / ``purchase_seq``), the rewards' source. A field added to those classes
+        arrives here with no change to the recommender.
     """
 
     states: torch.Tensor
@@ -72,13 +75,40 @@ class Head(nn.Module):
     def __init__(self, n_items: int, dim: int, config: NeuralConfig):
         super().__init__()
         self.options = make_config(self.Config, config.head_options)
+        self.epoch = 0
 
+    # -- optional hooks (the defaults do nothing) --------------------------------------------
+    def attach(self, encoder: SequenceEncoder) -> None:
+        """Called once after construction with the (lent) encoder: a head that needs networks
+        of the encoder's architecture (double Q-learning's twin) builds them here, e.g.
+        ``type(encoder)(n_items, config)``. Never store ``encoder`` itself."""
+
+    def prepare(self, train: SequenceData) -> None:
+        """Called once at the start of ``fit`` with the training part of the data
+        (:func:`~safer.seqrec.protocol.training_part`: no held-out item in it): learn data
+        statistics here (item popularity, item vectors, returns). What scoring needs must be a
+        registered buffer, so that it is saved with the weights and restored by ``load``."""
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Called before each training epoch (from 0); heads with a warm-up read ``self.epoch``."""
+        self.epoch = epoch
+
+    # -- what every head implements ------------------------------------------------------------
     def loss(
         self, encoder: SequenceEncoder, encoded: Encoded, generator: torch.Generator
     ) -> torch.Tensor:
         """The scalar training loss of one batch (mean over its targets)."""
         raise NotImplementedError
 
-    def score(self, encoder: SequenceEncoder, states: torch.Tensor) -> torch.Tensor:
-        """``(B, d)`` states -> ``(B, n_items + 1)`` item scores, higher = recommend first."""
+    def score(
+        self,
+        encoder: SequenceEncoder,
+        states: torch.Tensor,
+        batch: Mapping[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """``(B, d)`` states -> ``(B, n_items + 1)`` item scores, higher = recommend first.
+
+        ``batch`` holds the examples' fields that are known when recommending (``position``:
+        how many items the user had before; ``item_seq``, ``seq_len``, ...) for heads that
+        condition on more than the state (PRL's step prompt); never a target or its label."""
         raise NotImplementedError

@@ -1,0 +1,344 @@
+"""What the Q-learning heads share (SQN / SAC, SNQN / SA2C, SMORL): rewards, the state after a
+target, Q layers, and double Q-learning with a twin network.
+
+The set-up of Xin et al. (SIGIR 2020), which the later papers keep:
+
+- a *transition* is a training target: the state ``s_t`` is the encoder's state where the
+  target is predicted, the action ``a_t`` the target item, the reward ``r_t`` is ``r_click``
+  (every interaction) or ``r_purchase`` (a purchase), and the next state ``s_{t+1}`` is the
+  encoder's state after the target: the same input with the target appended (the oldest item
+  dropped when the input already holds ``max_len`` items, so a state is always "the last
+  ``max_len`` items", as the papers' state of the last 10 items). Every transition bootstraps:
+  a user's training items never end an episode, since the history goes on;
+- the supervised head is the recommender's next-item softmax over the encoder's item table
+  (the backbone's own head, so a Q head is the one difference from the backbone) and it alone
+  ranks items; a Q layer ``Q(s, .) = W s + b`` over all items sits beside it on the same state;
+- double Q-learning as the papers' Algorithm 1: the head owns a *twin* of the encoder and of its
+  Q layers (same architecture, its own initialisation). For each batch a fair coin from the
+  fit's generator picks which of the two networks is trained ("main"); the other gives the
+  bootstrapped value: ``y = r + gamma * Q_other(s_{t+1}, argmax_a Q_main(s_{t+1}, a))``, and
+  the loss of the main network is its cross-entropy plus ``q_weight * (Q_main(s_t, a_t) - y)^2``.
+  Gradients reach only the main network (the other's outputs are computed without gradient).
+  The recommender always scores with its own encoder and softmax (the papers' first network);
+  the twin is saved with the weights but never scores. So the scoring network trains on about
+  half of the batches of an epoch: at equal epochs it has had half its backbone's updates
+  (early stopping on validation decides how many epochs it gets; give it the patience).
+
+Padding (item 0) is never an action: it is excluded from every argmax and never sampled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from safer.seqrec.config import NeuralConfig
+from safer.seqrec.encoders._layers import SequenceEncoder
+from safer.seqrec.heads._base import Encoded, Head
+from safer.seqrec.heads.softmax import next_item_cross_entropy
+
+__all__ = [
+    "DoubleQHead",
+    "normalised_weights",
+    "QLayer",
+    "Step",
+    "double_q_target",
+    "next_inputs",
+    "rewards",
+    "sample_negatives",
+]
+
+
+def rewards(encoded: Encoded, r_click: float, r_purchase: float) -> torch.Tensor:
+    """``(N,)`` the reward of each target: ``r_purchase`` for a purchase, else ``r_click``.
+
+    >>> where = torch.tensor([[True, True, False]])
+    >>> batch = {"purchase_seq": torch.tensor([[False, True, False]])}
+    >>> e = Encoded(torch.zeros(2, 1), torch.tensor([4, 5]), torch.zeros(1, 3, 1), where, batch)
+    >>> rewards(e, 0.2, 1.0).tolist()
+    [0.20000000298023224, 1.0]
+    """
+    batch = encoded.batch
+    if "purchase_seq" in batch:
+        bought = batch["purchase_seq"][encoded.where]
+    elif "purchase" in batch:
+        bought = batch["purchase"]
+    else:
+        bought = torch.zeros_like(encoded.targets, dtype=torch.bool)
+    bought = bought.to(encoded.states.device)
+    return torch.where(bought, r_purchase, r_click).to(encoded.states.dtype)
+
+
+def next_inputs(
+    batch: Mapping[str, torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The input after each row's last target, and where each position's next state sits.
+
+    Returns ``(items, times, shift)``: ``items``/``times`` ``(B, T)`` are the row's input with
+    its last target appended (rolled left by one when the row already has ``T`` items), and
+    ``shift`` ``(B,)`` is 1 where nothing was dropped, else 0: the state after the target of
+    input position ``i`` is the encoder's output at position ``i + shift`` of ``items``.
+
+    >>> batch = {"item_seq": torch.tensor([[3, 4, 0], [5, 6, 7]]),
+    ...          "time_seq": torch.zeros(2, 3), "seq_len": torch.tensor([2, 3]),
+    ...          "target": torch.tensor([9, 8]), "target_time": torch.ones(2)}
+    >>> items, _, shift = next_inputs(batch)
+    >>> items.tolist(), shift.tolist()
+    ([[3, 4, 9], [6, 7, 8]], [1, 0])
+    """
+    items, times, n = batch["item_seq"], batch["time_seq"], batch["seq_len"]
+    rows = torch.arange(len(items), device=items.device)
+    last = (n - 1).clamp(min=0)
+    if "target_seq" in batch:
+        target = batch["target_seq"][rows, last]
+        target_time = batch["target_time_seq"][rows, last]
+    else:
+        target, target_time = batch["target"], batch["target_time"]
+    width = items.shape[1]
+    full = n >= width
+    items = torch.where(full[:, None], items.roll(-1, dims=1), items).clone()
+    times = torch.where(full[:, None], times.roll(-1, dims=1), times).clone()
+    slot = torch.where(full, width - 1, n)
+    items[rows, slot] = target
+    times[rows, slot] = target_time.to(times.dtype)
+    return items, times, (~full).long()
+
+
+def sample_negatives(targets: torch.Tensor, n_items: int, k: int, generator: torch.Generator):
+    """``(N, k)`` items drawn uniformly from ``1..n_items`` without the row's target.
+
+    >>> neg = sample_negatives(torch.tensor([2, 2]), 3, 50, torch.Generator().manual_seed(0))
+    >>> sorted(set(neg.flatten().tolist()))
+    [1, 3]
+    """
+    draw = torch.randint(1, n_items, (len(targets), k), generator=generator).to(targets.device)
+    return draw + (draw >= targets[:, None]).long()  # skip the target: uniform over the rest
+
+
+class QLayer(nn.Module):
+    """``n_heads`` linear Q functions over all items: ``Q_h(s, a) = W_h[a] . s + b_h[a]``.
+
+    Weights start Glorot-uniform over the ``d x (n_items + 1)`` map (TensorFlow's dense-layer
+    default, which the papers' code uses), biases at 0, so the first Q values are near 0.
+
+    Examples
+    --------
+    >>> q = QLayer(dim=4, n_items=6, n_heads=2)
+    >>> s = torch.randn(3, 4)
+    >>> chosen, sampled = torch.tensor([1, 2, 6]), torch.ones(3, 5).long()
+    >>> q.all(s).shape, q.at(s, chosen).shape, q.at(s, sampled).shape
+    (torch.Size([3, 2, 7]), torch.Size([3, 2]), torch.Size([3, 2, 5]))
+    >>> torch.allclose(q.at(s, torch.tensor([1, 2, 6])), q.all(s)[[0, 1, 2], :, [1, 2, 6]])
+    True
+    """
+
+    def __init__(self, dim: int, n_items: int, n_heads: int = 1):
+        super().__init__()
+        bound = (6.0 / (dim + n_items + 1)) ** 0.5
+        self.weight = nn.Parameter(torch.empty(n_heads, n_items + 1, dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.zeros(n_heads, n_items + 1))
+
+    def all(self, states: torch.Tensor) -> torch.Tensor:
+        """``(N, d)`` -> ``(N, H, n_items + 1)``: every head's value of every item."""
+        return torch.einsum("nd,had->nha", states, self.weight) + self.bias[None]
+
+    def at(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Values of chosen items: ``(N,)`` actions -> ``(N, H)``; ``(N, K)`` -> ``(N, H, K)``."""
+        single = actions.dim() == 1
+        actions = actions[:, None] if single else actions  # (N, K)
+        w = self.weight[:, actions]  # (H, N, K, d)
+        out = torch.einsum("nd,hnkd->nhk", states, w) + self.bias[:, actions].permute(1, 0, 2)
+        return out[..., 0] if single else out
+
+
+@dataclass
+class Network:
+    """One side of double Q-learning: an encoder and its Q layer."""
+
+    encoder: SequenceEncoder
+    q: QLayer
+
+    def states(self, items: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """``(B, T)`` inputs -> ``(B, T, d)`` states of every position."""
+        return self.encoder.encode(self.encoder.embed_items(items), items != 0, times)
+
+
+@dataclass
+class Step:
+    """One batch of transitions as a Q head's losses read it (built by :meth:`DoubleQHead.loss`).
+
+    ``main`` is trained, ``other`` bootstraps; ``states`` ``(N, d)`` are the main network's
+    states at the targets (with gradient), ``next_main`` / ``next_other`` each network's state
+    after the target (no gradient), ``reward`` ``(N,)`` the accuracy reward, ``ce`` ``(N,)`` the
+    main network's cross-entropy of each target.
+    """
+
+    main: Network
+    other: Network
+    states: torch.Tensor
+    targets: torch.Tensor
+    reward: torch.Tensor
+    next_main: torch.Tensor
+    next_other: torch.Tensor
+    ce: torch.Tensor
+    encoded: Encoded
+    other_hidden: torch.Tensor | None  # the other network's (B, T, d) states, if known
+    negatives: torch.Tensor | None = None  # (N, K) sampled unobserved actions (SNQN / SA2C)
+
+    def other_states(self) -> torch.Tensor:
+        """``(N, d)`` the other network's states at the targets (no gradient)."""
+        if self.other_hidden is None:
+            batch = self.encoded.batch
+            with torch.no_grad():
+                self.other_hidden = self.other.states(batch["item_seq"], batch["time_seq"])
+        return self.other_hidden[self.encoded.where]
+
+
+def double_q_target(
+    reward: torch.Tensor,
+    q_next_main: torch.Tensor,
+    other_at: Callable[[torch.Tensor], torch.Tensor],
+    gamma: float,
+    weights: torch.Tensor,
+) -> torch.Tensor:
+    """The double-Q target ``y_h = r_h + gamma * Q_other,h(s', a*)`` with
+    ``a* = argmax_a sum_h w_h Q_main,h(s', a)`` (padding excluded).
+
+    ``reward`` ``(N, H)``; ``q_next_main`` ``(N, H, n_items + 1)``; ``other_at(a*)`` returns
+    ``Q_other(s', a*)`` ``(N, H)``; ``weights`` ``(H,)``. Returns ``(N, H)``.
+
+    >>> q_main = torch.tensor([[[0.0, 1.0, 3.0]]])  # a* = item 2
+    >>> y = double_q_target(torch.tensor([[0.2]]), q_main,
+    ...                     lambda a: torch.tensor([[10.0]]) * a[:, None], 0.5, torch.ones(1))
+    >>> y.tolist()  # 0.2 + 0.5 * Q_other(s', 2) = 0.2 + 0.5 * 20
+    [[10.199999809265137]]
+    """
+    scalar = (q_next_main * weights[None, :, None]).sum(1)  # (N, n_items + 1)
+    scalar[:, 0] = -torch.inf
+    best = scalar.argmax(1)  # (N,)
+    return reward + gamma * other_at(best)
+
+
+def normalised_weights(weights: torch.Tensor, upper: float, normalise: bool) -> torch.Tensor:
+    """Cross-entropy weights clipped to ``[0, upper]`` and, with ``normalise``, divided by their
+    batch mean (all-zero weights give the plain cross-entropy: weight 1 each).
+
+    >>> normalised_weights(torch.tensor([-1.0, 1.0, 3.0]), 10.0, True).tolist()
+    [0.0, 0.75, 2.25]
+    >>> normalised_weights(torch.tensor([-1.0, -2.0]), 10.0, True).tolist()
+    [1.0, 1.0]
+    """
+    clipped = weights.clamp(0.0, upper)
+    if not normalise:
+        return clipped
+    mean = clipped.mean()
+    return clipped / mean if mean > 0 else torch.ones_like(clipped)
+
+
+@dataclass
+class QOptions:
+    """Options every Q head has (the papers' defaults)."""
+
+    r_click: float = 0.2
+    r_purchase: float = 1.0
+    gamma: float = 0.5
+    q_weight: float = 1.0
+
+
+class DoubleQHead(Head):
+    """Base of the Q heads: the supervised softmax, a Q layer and a twin for double Q-learning.
+
+    A subclass sets ``Config`` (a dataclass with the fields of :class:`QOptions`), ``n_q``
+    (Q heads per network; SMORL has 3) and implements :meth:`td_loss` (and, to re-weight the
+    cross-entropy, :meth:`ce_weights`); :meth:`q_rewards` gives the reward of each Q head.
+    """
+
+    Config: ClassVar[type] = QOptions
+    n_q: ClassVar[int] = 1
+
+    def __init__(self, n_items: int, dim: int, config: NeuralConfig):
+        super().__init__(n_items, dim, config)
+        self.n_items = n_items
+        self.encoder_config = config
+        self.sampled = config.protocol == "hstu"
+        self.n_negatives = config.n_negatives
+        self.q = QLayer(dim, n_items, self.n_q)
+        self.twin_q = QLayer(dim, n_items, self.n_q)
+        self.twin: SequenceEncoder | None = None
+        self.register_buffer("q_weights", torch.ones(self.n_q), persistent=False)
+
+    def attach(self, encoder: SequenceEncoder) -> None:
+        self.twin = type(encoder)(self.n_items, self.encoder_config)
+
+    def score(
+        self,
+        encoder: SequenceEncoder,
+        states: torch.Tensor,
+        batch: Mapping[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        return states @ encoder.item_embedding.weight.T  # the supervised head ranks
+
+    def loss(
+        self, encoder: SequenceEncoder, encoded: Encoded, generator: torch.Generator
+    ) -> torch.Tensor:
+        if self.twin is None:
+            raise RuntimeError("a Q head needs its twin: call attach(encoder) after building it")
+        lent, twin = Network(encoder, self.q), Network(self.twin, self.twin_q)
+        batch, where = encoded.batch, encoded.where
+        if torch.rand((), generator=generator).item() < 0.5:
+            main, other, hidden, other_hidden = lent, twin, encoded.hidden, None
+        else:  # the twin trains on this batch; the lent encoder's states bootstrap
+            main, other = twin, lent
+            hidden = twin.states(batch["item_seq"], batch["time_seq"])
+            other_hidden = encoded.hidden.detach()
+        states = hidden[where]  # (N, d)
+        items, times, shift = next_inputs(batch)
+        rows, cols = where.nonzero(as_tuple=True)
+        cols = cols + shift[rows]
+        with torch.no_grad():
+            next_main = main.states(items, times)[rows, cols]  # (N, d)
+            next_other = other.states(items, times)[rows, cols]
+        ce = next_item_cross_entropy(
+            states, encoded.targets, main.encoder.item_embedding.weight, self.sampled,
+            self.n_negatives, generator,
+        )  # fmt: skip
+        o = self.options
+        step = Step(
+            main, other, states, encoded.targets, rewards(encoded, o.r_click, o.r_purchase),
+            next_main, next_other, ce, encoded, other_hidden,
+        )  # fmt: skip
+        td = self.td_loss(step, generator)
+        weights = self.ce_weights(step, generator)
+        supervised = ce.mean() if weights is None else (ce * weights).mean()
+        return supervised + o.q_weight * td
+
+    # -- what the Q heads vary ------------------------------------------------------------------
+    def q_rewards(self, step: Step) -> torch.Tensor:
+        """``(N, n_q)`` the reward of each Q head (default: the accuracy reward)."""
+        return step.reward[:, None]
+
+    def positive_td(self, step: Step) -> torch.Tensor:
+        """Mean over targets of ``sum_h w_h (Q_main,h(s, a) - y_h)^2`` (the logged actions)."""
+        o = self.options
+        with torch.no_grad():
+            y = double_q_target(
+                self.q_rewards(step),
+                step.main.q.all(step.next_main),
+                lambda best: step.other.q.at(step.next_other, best),
+                o.gamma,
+                self.q_weights,
+            )  # (N, H)
+        q_sa = step.main.q.at(step.states, step.targets)  # (N, H)
+        return ((q_sa - y) ** 2 * self.q_weights).sum(1).mean()
+
+    def td_loss(self, step: Step, generator: torch.Generator) -> torch.Tensor:
+        """The Q-learning loss of the batch (default: the positive TD error)."""
+        return self.positive_td(step)
+
+    def ce_weights(self, step: Step, generator: torch.Generator) -> torch.Tensor | None:
+        """``(N,)`` weights of the cross-entropy terms, or ``None`` (all 1)."""
+        return None
