@@ -80,7 +80,18 @@ def _secret() -> bytes:
     """The key that signs session tokens: ``$SAFER_SESSION_SECRET`` (set by ``safer console``
     for each start) or a random key for this server process; a restart invalidates links."""
     raw = os.environ.get(SESSION_SECRET_ENV)
-    return bytes.fromhex(raw) if raw else secrets.token_bytes(32)
+    if not raw:
+        return secrets.token_bytes(32)
+    try:
+        key = bytes.fromhex(raw)
+    except ValueError:
+        key = b""
+    if len(key) < 16:
+        st.error(f"The console cannot start: ${SESSION_SECRET_ENV} must be at least 32 hex "
+                 "digits (e.g. the output of `python -c \"import secrets; "
+                 "print(secrets.token_hex(32))\"`), or unset for a random key.")  # fmt: skip
+        st.stop()
+    return key
 
 
 @st.cache_resource(show_spinner=False)

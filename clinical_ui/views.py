@@ -120,7 +120,7 @@ def trend_charts(detail: dict[str, Any]) -> None:
         if part.empty:
             col.write("not charted")
             continue
-        color = alt.Color("variable:N", legend=alt.Legend(orient="bottom", title=None))
+        color = alt.Color("label:N", legend=alt.Legend(orient="bottom", title=None))
         line = alt.Chart(part).mark_line(point=True).encode(
             x=HOURS, y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)), color=color,
             tooltip=["label", "hours", alt.Tooltip("value:Q", format=".3g")],

@@ -24,11 +24,12 @@ from safer.decisions.core import (
     trajectories,
     visible,
 )
-from safer.decisions.whatif import WhatIf, WhatIfResult
+from safer.decisions.whatif import WhatIf, WhatIfError, WhatIfResult
 
 __all__ = [
     "NO_GATE_REASON",
     "WhatIf",
+    "WhatIfError",
     "WhatIfResult",
     "audit",
     "calibrate",

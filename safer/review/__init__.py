@@ -22,12 +22,14 @@ from safer.review.doses import (
 )
 from safer.review.queue import QUEUE_STATUSES, QueuePage, next_patient, patient_queue, urgency
 from safer.review.trail import TRAIL_COLUMNS, trail_table
+from safer.review.whatif import VITAL_WORDS, vital_label, what_moved
 
 __all__ = [
     "QUEUE_STATUSES",
     "REFERENCE_RANGES",
     "TRAIL_COLUMNS",
     "TREND_PANELS",
+    "VITAL_WORDS",
     "QueuePage",
     "banner",
     "bins_text",
@@ -42,4 +44,6 @@ __all__ = [
     "trail_table",
     "trends",
     "urgency",
+    "vital_label",
+    "what_moved",
 ]
