@@ -5,7 +5,8 @@ hash is always checked), :func:`audit` the gate on the test split with subgroups
 :func:`calibrate_and_audit` to do all three and write the gate and the auditor's report.
 The store's :func:`safer.store.store_decisions` hands the resulting
 :class:`~safer.conformal.Decisions` to the database; :class:`WhatIf` re-decides after an edit of
-the vitals.
+the vitals; :func:`top_factors` names the features the model's probability for a dose
+depends on most (by replacing each with its training mean).
 
 Imports flow one way: cohorts → models → conformal → **decisions** → evaluation / store →
 clinical_ui.
@@ -24,9 +25,11 @@ from safer.decisions.core import (
     trajectories,
     visible,
 )
+from safer.decisions.factors import FACTOR_COLUMNS, top_factors, training_reference
 from safer.decisions.whatif import WhatIf, WhatIfError, WhatIfResult
 
 __all__ = [
+    "FACTOR_COLUMNS",
     "NO_GATE_REASON",
     "WhatIf",
     "WhatIfError",
@@ -39,6 +42,8 @@ __all__ = [
     "most_likely",
     "record_report",
     "subgroup_frame",
+    "top_factors",
+    "training_reference",
     "trajectories",
     "visible",
 ]

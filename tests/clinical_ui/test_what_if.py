@@ -263,3 +263,44 @@ def test_console_refuses_a_what_if_path_that_is_not_a_model(seeded_db, tmp_path,
         app, ["console", "--model", str(d / "model"), "--gate", str(d / "other_gate.json")]
     )
     assert foreign.exit_code != 0 and "never transfers" in str(foreign.exception)
+
+
+def _decision_page(user, rec_id: int) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["user"] = user
+    at.session_state["last_active"] = time.time()
+    at.session_state["rec_id"] = rec_id
+    at.query_params["rec"] = str(rec_id)
+    at.run()
+    return at.switch_page("pages/decision.py").run()
+
+
+def test_decision_view_shows_the_models_top_factors(tmp_path, ui_cohort, configured, monkeypatch):
+    from safer.store import add_user, store_decisions, upgrade
+
+    url = f"sqlite:///{tmp_path / 'factors.db'}"
+    upgrade(url)
+    with connect(url)() as s, s.begin():
+        ana = add_user(s, "ana", "ana-password", role="clinician")
+        store_decisions(s, ui_cohort, configured["model"], configured["gate"])
+    monkeypatch.setenv("SAFER_DB_URL", url)
+    with connect(url)() as s:
+        rec = s.execute(sa.select(Recommendation).where(Recommendation.step >= 3)).scalars().first()
+    at = _decision_page(ana, rec.id)
+    assert not at.exception, at.exception
+    words = texts(at)
+    assert "The model's top factors" in words
+    lines = [m.value for m in at.markdown if "the probability would be" in str(m.value)]
+    small = [m.value for m in at.markdown if "percentage points or more" in str(m.value)]
+    assert 1 <= len(lines) <= 5 and len(lines) + len(small) in (5, 6)
+    assert "sensitivity check of the model, not a cause" in words
+
+
+def test_decision_view_says_why_there_are_no_factors(seeded_db, configured, monkeypatch):
+    _, users = seeded_db
+    at = _decision_page(users["ana"], 1)  # made by "model-abc", not the console's model
+    assert not at.exception, at.exception
+    assert "did not make this decision" in texts(at)
+    monkeypatch.delenv("SAFER_MODEL_DIR")
+    at = _decision_page(users["ana"], 1)
+    assert "Start the console with `--model DIR`" in texts(at)
