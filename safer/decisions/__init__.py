@@ -6,7 +6,8 @@ hash is always checked), :func:`audit` the gate on the test split with subgroups
 The store's :func:`safer.store.store_decisions` hands the resulting
 :class:`~safer.conformal.Decisions` to the database; :class:`WhatIf` re-decides after an edit of
 the vitals; :func:`top_factors` names the features the model's probability for a dose
-depends on most (by replacing each with its training mean).
+depends on most (by replacing each with its training mean); :func:`drift_check` tests whether
+live stays are still exchangeable with the calibration stays.
 
 Imports flow one way: cohorts → models → conformal → **decisions** → evaluation / store →
 clinical_ui.
@@ -25,10 +26,12 @@ from safer.decisions.core import (
     trajectories,
     visible,
 )
+from safer.decisions.drift import DriftResult, conformity_scores, drift_check, drift_test
 from safer.decisions.factors import FACTOR_COLUMNS, top_factors, training_reference
 from safer.decisions.whatif import WhatIf, WhatIfError, WhatIfResult
 
 __all__ = [
+    "DriftResult",
     "FACTOR_COLUMNS",
     "NO_GATE_REASON",
     "WhatIf",
@@ -37,7 +40,10 @@ __all__ = [
     "audit",
     "calibrate",
     "calibrate_and_audit",
+    "conformity_scores",
     "decide",
+    "drift_check",
+    "drift_test",
     "model_version",
     "most_likely",
     "record_report",
