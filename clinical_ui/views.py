@@ -157,12 +157,25 @@ def trend_charts(detail: dict[str, Any]) -> None:
         col.altair_chart(bars, height=150)
 
 
+RECENT_NOTES = 5  # notes with an expander of their own; older ones share one
+
+
+def _note_title(note: dict[str, Any]) -> str:
+    return f"{note['note_time']:%Y-%m-%d %H:%M} (step {note['step']})"
+
+
 def notes(detail: dict[str, Any]) -> None:
-    st.subheader(f"Notes charted before the decision ({len(detail['notes'])})")
-    for i, note in enumerate(reversed(detail["notes"])):
-        with st.expander(f"{note['note_time']:%Y-%m-%d %H:%M} (step {note['step']})",
-                         expanded=i == 0):  # fmt: skip
+    """Notes before the decision, newest first: the newest open, the next few each in an
+    expander, older ones together in one (a long stay's page stays light)."""
+    newest_first = list(reversed(detail["notes"]))
+    st.subheader(f"Notes charted before the decision ({len(newest_first)})")
+    for i, note in enumerate(newest_first[:RECENT_NOTES]):
+        with st.expander(_note_title(note), expanded=i == 0):
             st.text(note["text"])
+    older = newest_first[RECENT_NOTES:]
+    if older:
+        with st.expander(f"{len(older)} earlier note(s), newest first"):
+            st.text("\n\n".join(f"— {_note_title(n)}\n{n['text']}" for n in older))
 
 
 def saved_review(detail: dict[str, Any]) -> None:
