@@ -57,7 +57,8 @@ table["patient"] = [
 table["waiting"] = [f"{h:.0f} h" if h >= 1 else f"{60 * h:.0f} min" for h in table["waiting_hours"]]
 # a link, not a button: the browser goes straight to the decision (no rerun of this page first)
 urgent = {"rec": str(queue.rows[0]["id"]), session.TOKEN: session.token()}
-st.page_link("pages/decision.py", label="Review the most urgent patient",
+st.page_link("pages/decision.py",
+             label=f"Review the most urgent patient (stay {queue.rows[0]['stay_id']})",
              icon=":material/arrow_forward:", disabled=status == "reviewed",
              query_params=urgent)  # fmt: skip
 picked = st.dataframe(

@@ -151,7 +151,7 @@ def audit(
         from safer.decisions import drift_check
 
         drift = drift_check(m, splits.subset(frame, "calibration"), read_cohort(live),
-                            level=drift_level)  # fmt: skip
+                            live_source=live.name, level=drift_level)  # fmt: skip
         report["drift"] = drift.to_dict()
     json_path = out.with_suffix(".json")
     record_report(g, report, out, json_path).save(gate)

@@ -25,7 +25,7 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -52,6 +52,7 @@ class DriftResult:
     n_live_rows: int
     n_permutations: int
     method: str = "stay-level permutation test of the mean conformity score (two-sided)"
+    live_source: str = ""  # where the live rows came from (e.g. the file), for the record
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,8 +65,10 @@ class DriftResult:
             if self.flagged
             else "no evidence that the live stays differ from the calibration stays"
         )
+        source = f" ({self.live_source})" if self.live_source else ""
         return (
-            f"Drift check at level {self.level:g}: {verdict} (p = {self.p_value:.3g}; mean "
+            f"Drift check at level {self.level:g} of live data{source}: {verdict} "
+            f"(p = {self.p_value:.3g}; mean "
             f"conformity score {self.live_mean:.3f} live vs {self.reference_mean:.3f} "
             f"calibration; {self.n_live_stays} live vs {self.n_reference_stays} calibration "
             f"stays; {self.method}, {self.n_permutations} permutations)."
@@ -156,7 +159,11 @@ def drift_test(
 
 
 def drift_check(
-    model: Any, calibration: pd.DataFrame, live: pd.DataFrame, **kwargs: Any
+    model: Any,
+    calibration: pd.DataFrame,
+    live: pd.DataFrame,
+    live_source: str = "",
+    **kwargs: Any,
 ) -> DriftResult:
     """:func:`drift_test` of a model's conformity scores on its calibration rows vs live rows.
 
@@ -170,5 +177,6 @@ def drift_check(
         conformity_scores(model.predict_proba(visible(rows)), rows["action"].to_numpy())
         for rows in (calibration, live)
     ]
-    return drift_test(scores[0], calibration["stay_id"].to_numpy(), scores[1],
-                      live["stay_id"].to_numpy(), **kwargs)  # fmt: skip
+    result = drift_test(scores[0], calibration["stay_id"].to_numpy(), scores[1],
+                        live["stay_id"].to_numpy(), **kwargs)  # fmt: skip
+    return replace(result, live_source=live_source)

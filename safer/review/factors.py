@@ -10,7 +10,7 @@ Examples
 >>> table = pd.DataFrame({"feature": ["MeanBP"], "value": [58.0], "reference": [78.2],
 ...                       "p_charted": [0.41], "p_reference": [0.22], "change": [0.19]})
 >>> factor_lines(table)[0]
-'MAP: 58 mmHg; at the training average (78 mmHg) the probability would be 22% instead of 41% (-19 points)'
+'MAP: 58 mmHg; at the training average (78 mmHg) the probability would be 22.0% instead of 41.0% (-19.0 points)'
 """  # noqa: E501
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def factor_lines(table: pd.DataFrame, min_change: float = 0.005) -> list[str]:
             ref = f"the training average ({_value(r.feature, r.reference)})"
         out.append(
             f"{word}: {_value(r.feature, r.value)}; at {ref} the probability would be "
-            f"{r.p_reference:.0%} instead of {r.p_charted:.0%} ({-100 * r.change:+.0f} points)"
+            f"{r.p_reference:.1%} instead of {r.p_charted:.1%} ({-100 * r.change:+.1f} points)"
         )
     if small.any():
         out.append(

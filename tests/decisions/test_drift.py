@@ -85,5 +85,5 @@ def test_a_cohort_from_sicker_initial_states_is_flagged_and_a_fresh_one_is_not(t
               str(tmp_path / "sicker.parquet"), "--json"])  # fmt: skip
     assert info.value.code in (0, None)
     drift = json.loads(out.with_suffix(".json").read_text())["drift"]
-    assert drift["flagged"] and drift["level"] == 0.05
+    assert drift["flagged"] and drift["level"] == 0.05 and drift["live_source"] == "sicker.parquet"
     assert report_figures(str(out))[0]["drift"] == drift

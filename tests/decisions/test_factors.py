@@ -80,6 +80,6 @@ def test_factor_lines_leave_out_what_barely_moves():
                           "p_reference": [0.22, 0.408], "change": [0.19, 0.002]})  # fmt: skip
     lines = factor_lines(table)
     assert lines[0].startswith("MAP: 58 mmHg; at the training average (78 mmHg)")
-    assert lines[0].endswith("22% instead of 41% (-19 points)")
+    assert lines[0].endswith("22.0% instead of 41.0% (-19.0 points)")
     assert lines[1] == "No other feature moves it by 0.5 percentage points or more."
     assert factor_lines(table.tail(1)) == ["No feature moves it by 0.5 percentage points or more."]
