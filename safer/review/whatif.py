@@ -28,6 +28,8 @@ from safer.review.doses import bins_text, dose_range, recommendation_text
 
 __all__ = ["VITAL_WORDS", "what_moved", "vital_label"]
 
+PER_STEP = 3  # edits of at most this many steps are listed step by step, longer ones as means
+
 #: the editor's channels (:data:`safer.tsedit.VITALS`) as words, unit and number format.
 VITAL_WORDS: dict[str, tuple[str, str, str]] = {
     "MeanBP": ("MAP", "mmHg", ".0f"),
@@ -61,6 +63,10 @@ def _steps(steps: list[int]) -> str:
     return f"step {steps[0]}" if len(steps) == 1 else f"steps {steps[0]}-{steps[-1]}"
 
 
+def _num(v: float, fmt: str) -> str:
+    return "not charted" if np.isnan(v) else f"{v:{fmt}}"
+
+
 def _vitals_moved(before: pd.DataFrame, after: pd.DataFrame) -> list[str]:
     out = []
     for ch in before.columns:
@@ -70,11 +76,18 @@ def _vitals_moved(before: pd.DataFrame, after: pd.DataFrame) -> list[str]:
             continue
         word, unit, fmt = VITAL_WORDS.get(ch, (ch, "", ".3g"))
         steps = [int(s) for s in before.index[moved]]
-        was = b[moved][~np.isnan(b[moved])]
-        now = a[moved]
-        old = "not charted" if not len(was) else f"{was.mean():{fmt}}"
-        mean = "" if len(steps) == 1 else "mean "
-        out.append(f"{word} at {_steps(steps)}: {mean}{old} -> {now.mean():{fmt}} {unit}".strip())
+        was, now = b[moved], a[moved]
+
+        if len(steps) <= PER_STEP:  # a few steps: each one, so no change hides in a mean
+            each = [f"step {t}: {_num(x, fmt)} -> {_num(y, fmt)}"
+                    for t, x, y in zip(steps, was, now, strict=True)]  # fmt: skip
+            out.append(f"{word} ({unit}) at " + ", ".join(each) if unit else
+                       f"{word} at " + ", ".join(each))  # fmt: skip
+            continue
+        charted = was[~np.isnan(was)]
+        old = "not charted" if not len(charted) else f"{charted.mean():{fmt}}"
+        new = f"{np.nanmean(now):{fmt}}"
+        out.append(f"{word} at {_steps(steps)}: mean {old} -> {new} {unit}".strip())
     return out
 
 
@@ -103,11 +116,15 @@ def what_moved(
     same = charted["action"] == scored["action"] and sorted(
         charted["prediction_set"] or []
     ) == sorted(scored["prediction_set"] or [])
-    out = [
-        f"The recommendation did not change: {old_text}."
-        if same
-        else f"The recommendation changed: {old_text} -> {new_text}."
-    ]
+    if same:
+        out = [f"The recommendation did not change: {old_text}."]
+    elif charted["action"] < 0 and scored["action"] < 0:
+        out = [
+            "The gate still defers, with another set: "
+            f"{old_text.removeprefix('defer: ')} -> {new_text.removeprefix('defer: ')}."
+        ]
+    else:
+        out = [f"The recommendation changed: {old_text} -> {new_text}."]
     if charted["action"] >= 0 and scored["action"] >= 0:
         (f0, v0), (f1, v1) = split_action(charted["action"]), split_action(scored["action"])
         moves = [m for m in (_drug_move(f0, f1, FLUID_BINS, "IV fluid"),

@@ -39,6 +39,13 @@ def test_a_changed_decision_names_each_drug_the_set_and_the_probabilities():
     assert "70% -> 20%" in probs and "10% -> 60%" in probs and "none, vasopressor none" not in probs
 
 
+def test_a_deferral_with_another_set_reads_as_still_deferring():
+    a, b = action_id(0, 0), action_id(1, 0)
+    old = scored(-1, a, [a, b], {a: 0.5, b: 0.5})
+    new = scored(-1, a, [a, b, action_id(2, 0)], {a: 0.5, b: 0.5})
+    assert what_moved(old, new)[0].startswith("The gate still defers, with another set: no ")
+
+
 def test_deferral_to_a_dose_and_back():
     a = action_id(0, 0)
     defer = scored(-1, a, [a, action_id(1, 0)], {a: 0.5, action_id(1, 0): 0.5})
@@ -59,8 +66,12 @@ def test_the_edited_vitals_are_named_with_steps_and_units_and_missing_values_are
     a = action_id(0, 0)
     words = what_moved(scored(a, a, None, {a: 1.0}), scored(a, a, None, {a: 1.0}), before, after)
     assert words[-1] == (
-        "Vitals edited: MAP at steps 5-6: mean 73 -> 52 mmHg; lactate at step 6: not charted "
-        "-> 6.0 mmol/L."
+        "Vitals edited: MAP (mmHg) at step 5: 72 -> 50, step 6: 74 -> 54; lactate (mmol/L) at "
+        "step 6: not charted -> 6.0."
     )
+    long_before = pd.DataFrame({"MeanBP": np.arange(70.0, 76.0)}, index=range(6))
+    long_after = long_before - 20.0
+    assert what_moved(scored(a, a, None, {a: 1.0}), scored(a, a, None, {a: 1.0}), long_before,
+                      long_after)[-1] == "Vitals edited: MAP at steps 0-5: mean 72 -> 52 mmHg."
     same = what_moved(scored(a, a, None, {a: 1.0}), scored(a, a, None, {a: 1.0}), before, before)
     assert same[-1].startswith("No vital changed")
