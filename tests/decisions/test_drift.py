@@ -87,3 +87,20 @@ def test_a_cohort_from_sicker_initial_states_is_flagged_and_a_fresh_one_is_not(t
     drift = json.loads(out.with_suffix(".json").read_text())["drift"]
     assert drift["flagged"] and drift["level"] == 0.05 and drift["live_source"] == "sicker.parquet"
     assert report_figures(str(out))[0]["drift"] == drift
+
+
+def test_cohort_simulate_shift_draws_sicker_admissions(tmp_path, capsys):
+    from safer.cli import main
+    from safer.cohorts import read_cohort
+
+    sofa = {}
+    for shift in ("0", "2"):
+        out = tmp_path / f"shift{shift}.parquet"
+        with pytest.raises(SystemExit) as info:
+            main(["cohort", "simulate", "--stays", "80", "--seed", "4", "--shift", shift,
+                  "--out", str(out), "--json"])  # fmt: skip
+        assert info.value.code in (0, None)
+        assert json.loads(capsys.readouterr().out)["shift"] == float(shift)
+        cohort = read_cohort(out)
+        sofa[shift] = cohort.loc[cohort["step"] == 0, "SOFA"].mean()
+    assert sofa["2"] > sofa["0"] + 2
