@@ -71,7 +71,11 @@ def test_the_edited_vitals_are_named_with_steps_and_units_and_missing_values_are
     )
     long_before = pd.DataFrame({"MeanBP": np.arange(70.0, 76.0)}, index=range(6))
     long_after = long_before - 20.0
-    assert what_moved(scored(a, a, None, {a: 1.0}), scored(a, a, None, {a: 1.0}), long_before,
-                      long_after)[-1] == "Vitals edited: MAP at steps 0-5: mean 72 -> 52 mmHg."
+    assert (
+        what_moved(
+            scored(a, a, None, {a: 1.0}), scored(a, a, None, {a: 1.0}), long_before, long_after
+        )[-1]
+        == "Vitals edited: MAP at steps 0-5: mean 72 -> 52 mmHg."
+    )
     same = what_moved(scored(a, a, None, {a: 1.0}), scored(a, a, None, {a: 1.0}), before, before)
     assert same[-1].startswith("No vital changed")
