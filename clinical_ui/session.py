@@ -80,7 +80,18 @@ def _secret() -> bytes:
     """The key that signs session tokens: ``$SAFER_SESSION_SECRET`` (set by ``safer console``
     for each start) or a random key for this server process; a restart invalidates links."""
     raw = os.environ.get(SESSION_SECRET_ENV)
-    return bytes.fromhex(raw) if raw else secrets.token_bytes(32)
+    if not raw:
+        return secrets.token_bytes(32)
+    try:
+        key = bytes.fromhex(raw)
+    except ValueError:
+        key = b""
+    if len(key) < 16:
+        st.error(f"The console cannot start: ${SESSION_SECRET_ENV} must be at least 32 hex "
+                 "digits (e.g. the output of `python -c \"import secrets; "
+                 "print(secrets.token_hex(32))\"`), or unset for a random key.")  # fmt: skip
+        st.stop()
+    return key
 
 
 @st.cache_resource(show_spinner=False)
@@ -182,3 +193,31 @@ def shown_errors(what: str) -> Iterator[None]:
             f"The database is unavailable, so {what} did not happen; your input is kept. "
             "Try again in a moment."
         )
+
+
+@st.cache_resource(show_spinner="Loading the model...")
+def _model(model_dir: str):
+    from safer.models import load_model
+
+    return load_model(model_dir)
+
+
+def configured_model():
+    """The model ``safer console --model DIR`` (``$SAFER_MODEL_DIR``) names, or None when none is
+    configured; a model that cannot be loaded is shown as an error and gives None."""
+    model_dir = os.environ.get("SAFER_MODEL_DIR")
+    if not model_dir:
+        return None
+    try:
+        return _model(model_dir)
+    except SaferError as exc:
+        st.error(f"The model in {model_dir} could not be loaded: {exc}")
+        return None
+
+
+@st.cache_data(show_spinner="Computing the model's top factors...", max_entries=256)
+def top_factors_of(_model, model_hash: str, _history, rec_id: int, action: int):
+    """:func:`safer.decisions.top_factors` of one stored decision, computed once per decision."""
+    from safer.decisions import top_factors
+
+    return top_factors(_model, _history, action, k=5)

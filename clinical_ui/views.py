@@ -11,13 +11,14 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from safer.actions import FLUID_BINS, N_ACTIONS, VASO_BINS, split_action
+from safer.actions import FLUID_BINS, N_ACTIONS, VASO_BINS, describe_action, split_action
 from safer.review import (
     TREND_PANELS,
     banner,
     bins_text,
     dose_range,
     doses_given,
+    factor_lines,
     reason_in_words,
     recommendation_text,
     trends,
@@ -120,7 +121,9 @@ def trend_charts(detail: dict[str, Any]) -> None:
         if part.empty:
             col.write("not charted")
             continue
-        color = alt.Color("variable:N", legend=alt.Legend(orient="bottom", title=None))
+        color = alt.Color(
+            "label:N", legend=alt.Legend(orient="bottom", title=None, columns=1, labelLimit=240)
+        )
         line = alt.Chart(part).mark_line(point=True).encode(
             x=HOURS, y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)), color=color,
             tooltip=["label", "hours", alt.Tooltip("value:Q", format=".3g")],
@@ -132,7 +135,8 @@ def trend_charts(detail: dict[str, Any]) -> None:
                 if pd.notna(r[bound]):
                     layers.append(alt.Chart(pd.DataFrame({"y": [r[bound]]})).mark_rule(
                         strokeDash=[4, 4], color="gray").encode(y="y:Q"))  # fmt: skip
-        col.altair_chart(alt.layer(*layers), height=200)
+        legend_rows = part["variable"].nunique() - 1  # each legend row takes plot height
+        col.altair_chart(alt.layer(*layers), height=200 + 24 * legend_rows)
     if doses.empty:
         st.caption("Doses given before the decision: none charted yet (first block).")
         return
@@ -153,12 +157,25 @@ def trend_charts(detail: dict[str, Any]) -> None:
         col.altair_chart(bars, height=150)
 
 
+RECENT_NOTES = 5  # notes with an expander of their own; older ones share one
+
+
+def _note_title(note: dict[str, Any]) -> str:
+    return f"{note['note_time']:%Y-%m-%d %H:%M} (step {note['step']})"
+
+
 def notes(detail: dict[str, Any]) -> None:
-    st.subheader(f"Notes charted before the decision ({len(detail['notes'])})")
-    for i, note in enumerate(reversed(detail["notes"])):
-        with st.expander(f"{note['note_time']:%Y-%m-%d %H:%M} (step {note['step']})",
-                         expanded=i == 0):  # fmt: skip
+    """Notes before the decision, newest first: the newest open, the next few each in an
+    expander, older ones together in one (a long stay's page stays light)."""
+    newest_first = list(reversed(detail["notes"]))
+    st.subheader(f"Notes charted before the decision ({len(newest_first)})")
+    for i, note in enumerate(newest_first[:RECENT_NOTES]):
+        with st.expander(_note_title(note), expanded=i == 0):
             st.text(note["text"])
+    older = newest_first[RECENT_NOTES:]
+    if older:
+        with st.expander(f"{len(older)} earlier note(s), newest first"):
+            st.text("\n\n".join(f"— {_note_title(n)}\n{n['text']}" for n in older))
 
 
 def saved_review(detail: dict[str, Any]) -> None:
@@ -173,12 +190,34 @@ def saved_review(detail: dict[str, Any]) -> None:
     )
 
 
-def decision(detail: dict[str, Any]) -> None:
-    """Everything about one decision except the review form."""
+def top_factors(detail: dict[str, Any], table: pd.DataFrame | None, note: str | None) -> None:
+    """The model's top factors (:func:`safer.decisions.top_factors`), or why there are none."""
+    with st.container(border=True):
+        st.caption("The model's top factors")
+        if table is None:
+            st.write(note)
+            return
+        dose = describe_action(table.attrs["action"])
+        which = "the recommended dose" if detail["action"] >= 0 else "the model's most likely dose"
+        st.write(f"What the probability of {which} ({dose}) depends on most: each feature in "
+                 "turn set to its training average over the whole stay.")  # fmt: skip
+        for line in factor_lines(table):
+            st.markdown(f"- {line}")
+        st.caption("A sensitivity check of the model, not a cause: features interact, and "
+                   "labs never charted in this stay are left out.")  # fmt: skip
+
+
+def decision(
+    detail: dict[str, Any], factors: tuple[pd.DataFrame | None, str | None] | None = None
+) -> None:
+    """Everything about one decision except the review form; ``factors`` is the model's top
+    factors table and a note (None: not shown, e.g. the auditor's view)."""
     header(detail)
     left, right = st.columns([1, 1])
     with left:
         recommendation(detail)
+        if factors is not None:
+            top_factors(detail, *factors)
     with right:
         probabilities(detail)
     st.subheader("Trends up to the decision")

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from clinical_ui import session, views
+from safer.decisions import DriftResult
 from safer.review import trail_table
 from safer.review.trail import EVENT_WORDS
 from safer.store import coverage_summary, decision_detail, require, verify_trail
@@ -20,6 +21,16 @@ SUBGROUP_COLUMNS = {"column": "subgroup", "value": "value", "n": "decisions",
 
 def _pct(x) -> str:
     return "–" if x is None or pd.isna(x) else f"{x:.1%}"
+
+
+def _drift(drift: dict | None) -> None:
+    """The stored drift check (``safer audit --live``), or how to run one."""
+    if not drift:
+        st.caption("Drift: not checked. Run `safer audit ... --live LIVE.parquet` to test "
+                   "whether live stays are still exchangeable with the calibration "
+                   "stays.")  # fmt: skip
+        return
+    (st.error if drift["flagged"] else st.success)(DriftResult(**drift).words())
 
 
 def _gate(i: int, row: dict) -> None:
@@ -61,6 +72,7 @@ def _gate(i: int, row: dict) -> None:
         ).format({k: "{:.1%}" for k in ("realised", "95% low", "95% high", "deferred")})
         st.dataframe(styled, hide_index=True, key=f"audit_subgroups_{i}",
                      height=36 * (len(groups) + 1) + 3)  # fmt: skip
+    _drift(row.get("drift"))
     html_report = Path(row["report"]).with_suffix(".html")
     if html_report.is_file():
         st.download_button(f"Full audit report (HTML) of gate {method}",

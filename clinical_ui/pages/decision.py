@@ -6,8 +6,9 @@ import streamlit as st
 
 from clinical_ui import session, views
 from safer.actions import N_ACTIONS, describe_action
+from safer.errors import SaferError
 from safer.review import next_patient
-from safer.store import PERMISSIONS, REASON_CODES, decision_detail, submit_review
+from safer.store import PERMISSIONS, REASON_CODES, decision_detail, stay_history, submit_review
 
 ACCEPT, CHOOSE, DEFER = "Accept the recommended dose", "Choose a dose", "Defer to usual care"
 
@@ -22,7 +23,28 @@ with session.shown_errors("loading the decision"), factory() as s:
     detail = decision_detail(s, user, rec_id)
 if detail is None:
     st.stop()
-views.decision(detail)
+
+
+def _factors(detail: dict):
+    """The model's top factors for this decision, or a line saying why there are none."""
+    model = session.configured_model()
+    if model is None:
+        return None, "Start the console with `--model DIR` (the model that made the decisions) "\
+            "to see the model's top factors."  # fmt: skip
+    if model.content_hash_ != detail["model_hash"]:
+        return None, (f"The console's model ({model.content_hash_[:12]}) did not make this "
+                      f"decision (model {detail['model_hash'][:12]}): no factors.")  # fmt: skip
+    dose = detail["action"] if detail["action"] >= 0 else detail["top_action"]
+    try:
+        with factory() as s:
+            history = stay_history(s, user, detail["id"])
+        return session.top_factors_of(model, model.content_hash_, history, detail["id"],
+                                      dose), None  # fmt: skip
+    except SaferError as exc:
+        return None, f"No factors: {exc}"
+
+
+views.decision(detail, factors=_factors(detail))
 
 st.subheader("Review")
 if detail["review"] is not None:

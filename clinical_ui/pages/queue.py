@@ -55,9 +55,12 @@ table["patient"] = [
                                                                   strict=True)
 ]  # fmt: skip
 table["waiting"] = [f"{h:.0f} h" if h >= 1 else f"{60 * h:.0f} min" for h in table["waiting_hours"]]
-if st.button("Review the most urgent patient", key="queue_next", type="primary",
-             disabled=status == "reviewed"):  # fmt: skip
-    session.open_decision(queue.rows[0]["id"])
+# a link, not a button: the browser goes straight to the decision (no rerun of this page first)
+urgent = {"rec": str(queue.rows[0]["id"]), session.TOKEN: session.token()}
+st.page_link("pages/decision.py",
+             label=f"Review the most urgent patient (stay {queue.rows[0]['stay_id']})",
+             icon=":material/arrow_forward:", disabled=status == "reviewed",
+             query_params=urgent)  # fmt: skip
 picked = st.dataframe(
     table[list(COLUMNS)].rename(columns=COLUMNS),
     hide_index=True,

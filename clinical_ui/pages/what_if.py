@@ -1,23 +1,27 @@
 """What-if: edit a stay's vitals before a decision and see how SAFER's recommendation changes.
 
-A thin view over :class:`safer.decisions.WhatIf` and :func:`safer.store.stay_history`: rebuild
-the stay's rows up to the decision, edit the vitals with the configured tsedit model (point
-anchors, segment means), write them back and re-decide with the configured model and gate. It
-never trains, calibrates or changes a stored recommendation; it appends one "what_if_viewed"
-audit event per edit (counts, channels and actions only, no patient text).
+A thin view over :class:`safer.decisions.WhatIf`, :func:`safer.store.stay_history` and
+:func:`safer.review.what_moved`: rebuild the stay's rows up to the decision, edit the vitals
+from a step the user picks to the decision (the steps before it stay as charted), re-decide with
+the configured model and gate and say what moved. Controls sit in forms and the edit runs on a
+button press only; the decision as charted is scored once per decision picked. It never trains,
+calibrates or changes a stored recommendation; it appends one "what_if_viewed" audit event per
+edit (counts, channels and actions only, no patient text).
 """
 
 from __future__ import annotations
 
 import os
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
 from clinical_ui import session
-from safer.actions import N_ACTIONS, action_label
+from safer.actions import N_ACTIONS, describe_action
 from safer.decisions import WhatIf
 from safer.errors import SaferError
+from safer.review import reason_in_words, recommendation_text, vital_label, what_moved
 from safer.store import append_event, review_queue, stay_history
 from safer.tsedit import Anchor, SegmentStat
 
@@ -39,16 +43,38 @@ def _reset_controls(rec_id: int | None) -> None:
     st.session_state["whatif_anchors"] = ()
     st.session_state["whatif_segments"] = ()
     st.session_state["whatif_result"] = None
+    st.session_state["whatif_base"] = None  # the stay's rows and the charted decision
 
 
 def _panel(col, title: str, scored: dict) -> None:
-    col.metric(title, scored["recommended"])
-    col.caption(scored["reason"])
-    if scored["prediction_set"] is None:
-        col.write("No conformal gate: no prediction set.")
-    else:
-        col.write("Prediction set:")
-        col.write(scored["prediction_set_doses"] or ["(empty set)"])
+    with col.container(border=True):
+        st.caption(title)
+        action, dose_set = scored["action"], scored["prediction_set"]
+        st.markdown(f"**{'Defer to usual care' if action < 0 else describe_action(action)}**")
+        if action < 0 and dose_set:
+            says = recommendation_text(action, dose_set).removeprefix("defer: ")
+            st.write(f"What the gate's set says: {says}.")
+        st.write(reason_in_words(scored["method"], scored["reason"], action, dose_set,
+                                 scored["alpha"], max(scored["probabilities"])))  # fmt: skip
+        if dose_set is not None:
+            st.caption(f"{len(dose_set)} dose(s) in the gate's set")
+
+
+def _chart(frame: pd.DataFrame, start: int):
+    """Charted vs edited values of one channel as points and lines; a rule marks ``start``."""
+    long = frame.reset_index(names="step").melt("step", var_name="series").dropna()
+    color = alt.Color("series:N", legend=alt.Legend(orient="bottom", title=None),
+                      scale=alt.Scale(domain=["charted", "what-if"],
+                                      range=["#1f77b4", "#d62728"]))  # fmt: skip
+    line = alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("step:Q", axis=alt.Axis(tickMinStep=1, format="d")),
+        y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
+        color=color, strokeDash=alt.StrokeDash("series:N", legend=None),
+        tooltip=["series", "step", alt.Tooltip("value:Q", format=".3g")],
+    )  # fmt: skip
+    rule = alt.Chart(pd.DataFrame({"step": [start - 0.5]})).mark_rule(
+        color="gray", strokeDash=[4, 4]).encode(x="step:Q")  # fmt: skip
+    return alt.layer(rule, line)
 
 
 factory = session.factory_or_stop()
@@ -77,77 +103,113 @@ if not labels:
 options = list(labels)
 pick = st.selectbox("Decision", options, format_func=labels.get, key="whatif_pick",
                     index=options.index(current) if current in labels else 0)  # fmt: skip
-if st.session_state["whatif_rec"] != pick:
+if st.session_state.get("whatif_rec") != pick or st.session_state.get("whatif_base") is None:
     _reset_controls(pick)
-
-history = None
-with session.shown_errors("loading the stay"), factory() as s:
-    history = stay_history(s, user, pick)
-if history is None:
+    with session.shown_errors("loading the stay"), factory() as s:
+        history = stay_history(s, user, pick)
+        st.session_state["whatif_base"] = {"history": history, "charted": whatif.score(history)}
+base = st.session_state["whatif_base"]
+if base is None:
     st.stop()
+history, charted = base["history"], base["charted"]
 original = whatif.vitals(history)
-steps = list(original.index)
+steps = [int(x) for x in original.index]
 channels = whatif.channels
 last = history.iloc[-1]
 st.caption(f"Stay {int(last['stay_id'])}, decision at step {int(last['step'])} "
-           f"({pd.Timestamp(last['charttime']):%Y-%m-%d %H:%M}); editing steps "
-           f"{steps[0]}-{steps[-1]} of {', '.join(channels)}")  # fmt: skip
+           f"({pd.Timestamp(last['charttime']):%Y-%m-%d %H:%M}); the editor sees steps "
+           f"{steps[0]}-{steps[-1]} (4 h each) of "
+           f"{', '.join(vital_label(c) for c in channels)}")  # fmt: skip
 
-st.subheader("Edit the vitals")
-st.write("Point anchor (confidence 1 = reached exactly, below 1 = pulled part of the way):")
-a1, a2, a3, a4 = st.columns(4)
-a_step = a1.selectbox("Step", steps, index=len(steps) - 1, key="whatif_anchor_step")
-a_channel = a2.selectbox("Channel", channels, key="whatif_anchor_channel")
-a_value = a3.number_input("Value", value=None, key="whatif_anchor_value",
-                          placeholder=f"charted {original.loc[a_step, a_channel]:.4g}")  # fmt: skip
-a_conf = a4.slider("Confidence", 0.0, 1.0, 1.0, 0.05, key="whatif_anchor_conf")
-if st.button("Add anchor", key="whatif_add_anchor"):
+st.subheader("1. Which hours to change")
+start = st.select_slider(
+    "Change the vitals from step ... to the decision (the steps before stay as charted)",
+    options=steps, value=steps[max(0, len(steps) - 2)], key="whatif_start",
+    format_func=lambda x: f"{x} ({4 * (steps[-1] - x + 1)} h)",
+)  # fmt: skip
+late = steps[steps.index(start) :]
+anchors, segments = st.session_state["whatif_anchors"], st.session_state["whatif_segments"]
+early = [a for a in anchors if steps[a.time] < start] + [g for g in segments
+                                                          if steps[g.start] < start]  # fmt: skip
+if early:
+    st.warning(f"{len(early)} edit(s) lie before step {start} and would change the past: "
+               "clear them or pick an earlier step.")  # fmt: skip
+
+st.subheader("2. The edit")
+left_form, right_form = st.columns(2)
+with left_form.form("whatif_anchor_form", border=True):
+    st.write("Set a value at one step (confidence 1 = exactly, below 1 = part of the way)")
+    a1, a2 = st.columns(2)
+    a_step = a1.selectbox("Step", late, index=len(late) - 1, key="whatif_anchor_step")
+    a_channel = a2.selectbox("Vital", channels, format_func=vital_label,
+                             key="whatif_anchor_channel")  # fmt: skip
+    a3, a4 = st.columns(2)
+    a_value = a3.number_input("Value", value=None, key="whatif_anchor_value",
+                              placeholder="value in the vital's unit")  # fmt: skip
+    a_conf = a4.slider("Confidence", 0.0, 1.0, 1.0, 0.05, key="whatif_anchor_conf")
+    add_anchor = st.form_submit_button("Add anchor", key="whatif_add_anchor")
+if add_anchor:
     if a_value is None:
         st.error("Enter a value for the anchor.")
+    elif a_step not in late:
+        st.error(f"Step {a_step} is before step {start}: the past stays as charted.")
     else:
         anchor = Anchor(steps.index(a_step), a_channel, float(a_value), float(a_conf))
-        st.session_state["whatif_anchors"] = (*st.session_state["whatif_anchors"], anchor)
+        kept = [a for a in anchors if (a.time, a.channel) != (anchor.time, anchor.channel)]
+        st.session_state["whatif_anchors"] = (*kept, anchor)  # a new value replaces the old
         st.session_state["whatif_result"] = None
-
-st.write("Segment mean (steps from..to, both included):")
-s1, s2, s3, s4 = st.columns(4)
-s_from = s1.selectbox("From step", steps, key="whatif_seg_from")
-s_to = s2.selectbox("To step", steps, index=len(steps) - 1, key="whatif_seg_to")
-s_channel = s3.selectbox("Channel", channels, key="whatif_seg_channel")
-s_target = s4.number_input("Mean", value=None, key="whatif_seg_target", placeholder="target")
-if st.button("Add segment mean", key="whatif_add_segment"):
+with right_form.form("whatif_segment_form", border=True):
+    st.write("Set the mean of a vital over steps (from..to, both included)")
+    s1, s2 = st.columns(2)
+    s_from = s1.selectbox("From step", late, key="whatif_seg_from")
+    s_to = s2.selectbox("To step", late, index=len(late) - 1, key="whatif_seg_to")
+    s3, s4 = st.columns(2)
+    s_channel = s3.selectbox("Vital", channels, format_func=vital_label,
+                             key="whatif_seg_channel")  # fmt: skip
+    s_target = s4.number_input("Mean", value=None, key="whatif_seg_target",
+                               placeholder="target mean")  # fmt: skip
+    add_segment = st.form_submit_button("Add segment mean", key="whatif_add_segment")
+if add_segment:
     if s_target is None:
         st.error("Enter a target mean for the segment.")
+    elif s_from not in late or s_to not in late or s_to < s_from:
+        st.error(f"Pick steps from {start} to {steps[-1]}, 'from' not after 'to'.")
     else:
         seg = SegmentStat(steps.index(s_from), steps.index(s_to) + 1, s_channel, "mean",
                           float(s_target))  # fmt: skip
-        st.session_state["whatif_segments"] = (*st.session_state["whatif_segments"], seg)
+        kept = [g for g in segments if (g.start, g.end, g.channel) != (seg.start, seg.end,
+                                                                      seg.channel)]  # fmt: skip
+        st.session_state["whatif_segments"] = (*kept, seg)
         st.session_state["whatif_result"] = None
 
 anchors, segments = st.session_state["whatif_anchors"], st.session_state["whatif_segments"]
 controls = [
-    {"control": "anchor", "channel": a.channel, "steps": str(steps[a.time]),
+    {"edit": "value", "vital": vital_label(a.channel), "steps": str(steps[a.time]),
      "target": a.value, "confidence": a.confidence} for a in anchors
 ] + [
-    {"control": "segment mean", "channel": g.channel,
+    {"edit": "mean", "vital": vital_label(g.channel),
      "steps": f"{steps[g.start]}-{steps[g.end - 1]}", "target": g.target, "confidence": None}
     for g in segments
 ]  # fmt: skip
 if controls:
     st.dataframe(pd.DataFrame(controls), hide_index=True, key="whatif_controls")
-with st.expander("Sampler settings"):
+with st.expander("Editor settings"):
+    follow = st.checkbox("Let the other vitals follow the edit (the editor's joint model); by "
+                         "default only the vitals you set change", key="whatif_follow")  # fmt: skip
     ddim_steps = st.slider("DDIM steps", 5, 100, 50, 5, key="whatif_ddim")
     strength = st.slider("Strength (1 = ignore the charted series)", 0.1, 1.0, 0.5, 0.05,
                          key="whatif_strength")  # fmt: skip
-b1, b2 = st.columns(2)
+b1, b2, _ = st.columns([1, 1, 4])
 if b2.button("Clear the edits", key="whatif_clear"):
     _reset_controls(pick)
     st.rerun()
-if b1.button("Run the edit", key="whatif_run", disabled=not controls):
+if b1.button("Run the what-if", key="whatif_run", type="primary",
+             disabled=not controls or bool(early)):  # fmt: skip
     with session.shown_errors("the edit"), st.spinner("Editing..."):
-        result = whatif.edit(history, anchors, segments, steps=ddim_steps, strength=strength,
-                             seed=0)  # fmt: skip
-        st.session_state["whatif_result"] = {"series": result.series, "report": result.report,
+        result = whatif.edit(history, anchors, segments, start=start, follow=follow,
+                             steps=ddim_steps, strength=strength, seed=0,
+                             charted=charted)  # fmt: skip
+        st.session_state["whatif_result"] = {"series": result.series, "start": result.start,
                                              "scored": result.scored}  # fmt: skip
         with factory() as s, s.begin():
             append_event(s, actor=user.username, action="what_if_viewed",
@@ -155,38 +217,48 @@ if b1.button("Run the edit", key="whatif_run", disabled=not controls):
                          after={"anchors": len(anchors), "segments": len(segments),
                                 "channels": sorted({a.channel for a in anchors}
                                                    | {g.channel for g in segments}),
+                                "start_step": result.start,
                                 "whatif_action": result.scored["action"]})  # fmt: skip
 
 result = st.session_state["whatif_result"]
-edited = original if result is None else result["series"]
-st.subheader("Charted vs edited vitals" if result is not None else "Charted vitals")
-cols = st.columns(len(channels))
-for col, ch in zip(cols, channels, strict=True):
-    col.caption(ch)
-    col.line_chart(pd.DataFrame({"charted": original[ch], "edited": edited[ch]}), height=180)
-table = pd.concat({"charted": original, "edited": edited}, axis=1).swaplevel(axis=1)
-table.columns = [f"{ch} ({kind})" for ch, kind in table.columns]
-st.dataframe(table[[f"{ch} ({k})" for ch in channels for k in ("charted", "edited")]],
-             key="whatif_series")  # fmt: skip
-
-st.subheader("SAFER's recommendation")
-charted = None
-with session.shown_errors("scoring the decision"):
-    charted = whatif.score(history)
-if charted is None:
-    st.stop()
+st.subheader("3. SAFER's recommendation: as charted and what-if")
 left, right = st.columns(2)
 _panel(left, "As charted", charted)
 if result is None:
-    right.info("Add an anchor or a segment mean and run the edit to see the what-if.")
-    proba = pd.DataFrame({"as charted": charted["probabilities"]})
+    right.info("Set the hours and the edit, then press “Run the what-if”. Nothing is computed "
+               "before you press it.")  # fmt: skip
 else:
-    _panel(right, "What-if", result["scored"])
-    change = ("unchanged" if result["scored"]["action"] == charted["action"]
-              else f"{charted['recommended']} -> {result['scored']['recommended']}")  # fmt: skip
-    st.write(f"Recommendation: {change}")
-    proba = pd.DataFrame({"as charted": charted["probabilities"],
-                          "what-if": result["scored"]["probabilities"]})  # fmt: skip
-proba.index = [action_label(a) for a in range(N_ACTIONS)]
-st.bar_chart(proba, height=260)
-st.dataframe(proba.T.round(3), key="whatif_proba")
+    _panel(right, f"What-if (vitals changed from step {result['start']})", result["scored"])
+    with st.container(border=True):
+        st.markdown("**What moved**")
+        for line in what_moved(charted, result["scored"], original, result["series"]):
+            st.markdown(f"- {line}")
+
+edited = original if result is None else result["series"]
+shown_start = start if result is None else result["start"]
+st.subheader("Charted vs what-if vitals" if result is not None else "Charted vitals")
+st.caption(f"The dashed line marks step {shown_start}: to its left the chart is kept as "
+           "charted; a value missing in the chart stays missing unless you set it.")  # fmt: skip
+cols = st.columns(len(channels))
+for col, ch in zip(cols, channels, strict=True):
+    col.caption(vital_label(ch))
+    frame = pd.DataFrame({"charted": original[ch]})
+    if result is not None:  # only the values the edit moved, joined to the charted one before
+        moved = (edited[ch] != original[ch]) & edited[ch].notna()
+        if moved.any():
+            first = steps.index(int(moved.idxmax()))
+            moved.iloc[max(0, first - 1)] = True
+            frame["what-if"] = edited[ch].where(moved.to_numpy())
+    col.altair_chart(_chart(frame, shown_start), height=180)
+table = pd.concat({"charted": original, "what-if": edited}, axis=1).swaplevel(axis=1)
+table.columns = [f"{vital_label(ch)} {kind}" for ch, kind in table.columns]
+order = [f"{vital_label(ch)} {k}" for ch in channels for k in ("charted", "what-if")]
+shown = table[order] if result is not None else table[order[::2]]
+st.dataframe(shown.map(lambda v: "–" if pd.isna(v) else f"{v:.1f}"), key="whatif_series")
+
+proba = pd.DataFrame({"as charted": charted["probabilities"]})
+if result is not None:
+    proba["what-if"] = result["scored"]["probabilities"]
+proba.index = [describe_action(a) for a in range(N_ACTIONS)]
+with st.expander("The model's 25 probabilities"):
+    st.dataframe(proba.style.format("{:.1%}"), key="whatif_proba")

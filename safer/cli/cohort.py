@@ -26,15 +26,21 @@ def simulate(
     note_fill: float = typer.Option(
         0.85, "--note-fill", min=0.0, max=1.0, help="Fraction of steps that carry a note."
     ),
+    shift: float = typer.Option(
+        0.0,
+        "--shift",
+        help="Sicker initial states: d0 x exp(SHIFT x SOFA z-score); 0 = the "
+        "documented cohort, 1 = a population drifted to sicker admissions (for drift checks).",
+    ),  # fmt: skip
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Simulate EHR-like stays with notes from the embedded ICU-Sepsis MDP."""
     from safer.cohorts import SimulationConfig, simulate_cohort, summarize, write_cohort
 
-    config = SimulationConfig(noise_scale=noise_scale, note_fill=note_fill)
+    config = SimulationConfig(noise_scale=noise_scale, note_fill=note_fill, shift=shift)
     cohort = simulate_cohort(stays, seed, config=config, progress=not json_out)
     write_cohort(cohort, out)
-    summary = {"file": str(out), "seed": seed, **summarize(cohort)}
+    summary = {"file": str(out), "seed": seed, "shift": shift, **summarize(cohort)}
     if json_out:
         print_json(summary)
     else:

@@ -115,9 +115,22 @@ def audit(
         help="Simulated stays per policy to check an outcome promise (spi) against the truth "
         "on a simulated cohort; 0 skips it.",
     ),
+    live: Path = typer.Option(
+        None,
+        "--live",
+        help="Live cohort file to test for drift: are its stays still "
+        "exchangeable with the calibration stays (stay-level permutation test)?",
+    ),  # fmt: skip
+    drift_level: float = typer.Option(
+        0.05, "--drift-level", min=0.0001, max=0.5, help="Level of the drift test."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the overall figures as JSON."),
 ) -> None:
     """Audit a gate on the test split: realised guarantees, subgroups, trade-off plot.
+
+    With --live, also test whether the live cohort's stays are exchangeable with the
+    calibration split's (the model's conformity scores, stay-level permutation test at
+    --drift-level); the result is in the report and on the console's audit page.
 
     Writes OUT (HTML) and OUT with .json beside it, and records the report's path in the gate
     file so the store and the console's audit page show the realised guarantee. For a gate
@@ -126,8 +139,8 @@ def audit(
     overall and per admission subgroup.
     """
     from safer.conformal import load_gate
+    from safer.decisions import DriftResult, record_report
     from safer.decisions import audit as audit_gate
-    from safer.decisions import record_report
 
     m, splits, frame = _load(model, cohort)
     g = load_gate(gate, model_hash=m.content_hash_)
@@ -136,14 +149,24 @@ def audit(
         from safer.evaluation.adherence import realised_gain
 
         report["realised"] = realised_gain(m, g, episodes=episodes, seed=0)
+    if live is not None:
+        from safer.cohorts import read_cohort
+        from safer.decisions import drift_check
+
+        drift = drift_check(m, splits.subset(frame, "calibration"), read_cohort(live),
+                            live_source=live.name, level=drift_level)  # fmt: skip
+        report["drift"] = drift.to_dict()
     json_path = out.with_suffix(".json")
     record_report(g, report, out, json_path).save(gate)
     realised = report.get("realised", {}).get("overall")
     if json_out:
         extra = {"realised": realised} if realised else {}
+        extra |= {"drift": report["drift"]} if "drift" in report else {}
         print_json(report["overall"] | extra | {"report": str(out), "json": str(json_path)})
     else:
         err_console.print(f"[green]wrote[/] {out}")
         print_table("gate audit", report["overall"])
         if realised:
             print_table("realised on the simulator (true mortality, rollouts)", realised)
+        if "drift" in report:
+            err_console.print(DriftResult(**report["drift"]).words())

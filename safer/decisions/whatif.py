@@ -6,17 +6,22 @@ loaded) and a :class:`~safer.tsedit.DiffusionEditor`. Given a stay's cohort rows
 
 1. scores the decision as charted (:meth:`WhatIf.score`, through :func:`safer.decisions.decide`);
 2. takes the editor's window of vitals before the decision (:meth:`WhatIf.vitals`);
-3. edits them under point anchors and segment statistics, writes them back into the rows (every
-   other column — labs, derived scores, doses given, notes — stays as charted) and scores the
-   edited decision (:meth:`WhatIf.edit`).
+3. edits them under point anchors and segment statistics *from a step the user picks to the
+   decision* and scores the edited decision (:meth:`WhatIf.edit`).
+
+What an edit may change (:meth:`WhatIf.edit`): only the steps from ``start`` to the decision,
+only the channels the controls name (unless ``follow=True`` lets the other vitals follow the
+editor's joint model), and only values that were charted or that an anchor sets. Rows before
+``start`` and every other column (labs, derived scores, doses given, notes) are the charted
+bytes; a value missing in the chart stays missing (the editor's imputation is never scored).
 
 Nothing here trains, calibrates or writes to the store; the console's what-if page is a view over
-this class.
+this class (and :func:`safer.review.what_moved` says in words what the edit moved).
 
 Examples
 --------
 >>> whatif = WhatIf.load("runs/safer", "gate.json", "runs/vitals")  # doctest: +SKIP
->>> result = whatif.edit(rows, anchors=[Anchor(7, "MeanBP", 55.0)])  # doctest: +SKIP
+>>> result = whatif.edit(rows, anchors=[Anchor(7, "MeanBP", 55.0)], start=10)  # doctest: +SKIP
 >>> result.scored["recommended"], result.charted["recommended"]  # doctest: +SKIP
 """
 
@@ -34,21 +39,33 @@ from safer._learnable import read_artifact
 from safer.actions import describe_action
 from safer.conformal import Gate, load_gate
 from safer.decisions.core import decide
+from safer.errors import SaferError
 from safer.tsedit import Anchor, DiffusionEditor, SegmentStat
 from safer.tsedit.whatif import apply_edit_to_history, vitals_window
 
-__all__ = ["WhatIf", "WhatIfResult"]
+__all__ = ["WhatIf", "WhatIfError", "WhatIfResult"]
+
+
+class WhatIfError(SaferError, ValueError):
+    """A what-if request that cannot be honoured (e.g. a control before the edited steps)."""
 
 
 @dataclass
 class WhatIfResult:
-    """An edit and its effect: the edited vitals window, the editor's report (what each
-    control achieved) and the decision scored as charted and as edited."""
+    """An edit and its effect.
+
+    ``series`` is the vitals window as scored (charted values outside the edit, the edit
+    inside it), ``rows`` the stay's rows as scored, ``start`` the first step the edit could
+    change, ``report`` the editor's report (what each control achieved), ``charted`` and
+    ``scored`` the decision as charted and as edited (see :meth:`WhatIf.score`).
+    """
 
     series: pd.DataFrame
     report: dict
     charted: dict[str, Any]
     scored: dict[str, Any]
+    start: int
+    rows: pd.DataFrame
 
     @property
     def changed(self) -> bool:
@@ -114,7 +131,8 @@ class WhatIf:
 
         Returns ``action`` (-1 = abstain), ``top_action``, ``recommended`` (a dose in clinical
         units, or "abstain"), ``probabilities`` (25 floats), ``prediction_set`` (action ids, or
-        None without a gate), ``prediction_set_doses`` and ``reason``.
+        None without a gate), ``prediction_set_doses``, ``reason``, and the gate's ``method``
+        and ``alpha``.
         """
         rows = history.sort_values("step").reset_index(drop=True)
         proba = np.asarray(self.model.predict_proba(rows), dtype=float)
@@ -129,6 +147,8 @@ class WhatIf:
             "prediction_set": pset,
             "prediction_set_doses": [describe_action(a) for a in pset or []],
             "reason": str(d.reason[-1]),
+            "method": d.method,
+            "alpha": d.alpha,
         }
 
     def edit(
@@ -137,24 +157,76 @@ class WhatIf:
         anchors: Sequence[Anchor] = (),
         segments: Sequence[SegmentStat] = (),
         *,
+        start: int | None = None,
+        follow: bool = False,
         steps: int = 50,
         strength: float = 0.5,
         seed: int = 0,
+        charted: dict[str, Any] | None = None,
     ) -> WhatIfResult:
-        """Edit the vitals window of ``history`` and score the decision before and after.
+        """Edit the vitals from step ``start`` to the decision and score it before and after.
 
-        Anchor and segment times count from the first step of :meth:`vitals` (0 = its first
-        row), as :meth:`safer.tsedit.DiffusionEditor.edit` takes them. The edit is conditioned on
-        the stay's covariates in ``history`` (those the editor was trained with) and on its rows
-        before the window when the window leaves room for them.
+        Parameters
+        ----------
+        history : pandas.DataFrame
+            One stay's cohort rows up to the decision (its last row).
+        anchors, segments
+            Controls; their times count from the first step of :meth:`vitals` (0 = its first
+            row), as :meth:`safer.tsedit.DiffusionEditor.edit` takes them. A control before
+            ``start`` is refused (:class:`WhatIfError`).
+        start : int, optional
+            The first *cohort step* the edit may change (default: the window's first step).
+            The window's steps before it are the editor's fixed context, and they, like every
+            row before the window, are scored exactly as charted.
+        follow : bool
+            Let the vitals no control names follow the edit (the editor's joint model); by
+            default only the named channels change.
+        steps, strength, seed
+            The editor's sampler settings.
+        charted : dict, optional
+            :meth:`score` of ``history`` if already computed (it is not recomputed).
+
+        Returns
+        -------
+        WhatIfResult
         """
-        charted = self.vitals(history)
+        window = self.vitals(history)
+        window_steps = [int(s) for s in window.index]
+        start = window_steps[0] if start is None else int(start)
+        if start not in window_steps:
+            raise WhatIfError(
+                f"start step {start} is not in the edited window (steps {window_steps[0]}-"
+                f"{window_steps[-1]}); pick a step from it"
+            )
+        first = window_steps.index(start)
+        controls = [(a.time, a.time + 1, a.channel) for a in anchors]
+        controls += [(g.start, g.end, g.channel) for g in segments]
+        if not controls:
+            raise WhatIfError("nothing to edit: add an anchor or a segment statistic")
+        early = sorted({window_steps[lo] for lo, _, _ in controls if 0 <= lo < first})
+        if early:
+            raise WhatIfError(
+                f"controls at steps {early} lie before the edited steps ({start}-"
+                f"{window_steps[-1]}): the past is kept as charted; move them or pick an "
+                "earlier start"
+            )
         rows = history.sort_values("step")
         result = self.editor.edit(
-            charted, list(anchors), list(segments), steps=steps, strength=strength, seed=seed,
-            history=rows.iloc[: len(rows) - len(charted)],  # context before the window, if any
-            covariates=rows.tail(len(charted)),  # this patient's age, sex, weight, ventilation
+            window, list(anchors), list(segments), steps=steps, strength=strength, seed=seed,
+            context_steps=first,  # the window's steps before `start` are fixed context
+            history=rows.iloc[: len(rows) - len(window)],  # context before the window, if any
+            covariates=rows.tail(len(window)),  # this patient's age, sex, weight, ventilation
         )  # fmt: skip
-        edited_rows = apply_edit_to_history(history, result.series)
-        return WhatIfResult(result.series, result.report, self.score(history),
-                            self.score(edited_rows))  # fmt: skip
+        edited = result.series.loc[:, window.columns].astype(float)
+        named = {c for _, _, c in controls}
+        keep = window.isna().to_numpy() | (np.arange(len(window)) < first)[:, None]
+        if not follow:
+            keep |= ~np.isin(np.asarray(window.columns), sorted(named))[None, :]
+        for a in anchors:  # an anchor sets its own cell, charted or not
+            keep[a.time, window.columns.get_loc(a.channel)] = False
+        series = window.where(keep, edited)
+        changed = series.iloc[first:]
+        edited_rows = apply_edit_to_history(history, changed)
+        before = self.score(history) if charted is None else charted
+        return WhatIfResult(series, result.report, before, self.score(edited_rows), start,
+                            edited_rows)  # fmt: skip

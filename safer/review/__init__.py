@@ -20,18 +20,24 @@ from safer.review.doses import (
     recommendation_text,
     set_meaning,
 )
+from safer.review.factors import FEATURE_WORDS, factor_lines, feature_label
 from safer.review.queue import QUEUE_STATUSES, QueuePage, next_patient, patient_queue, urgency
 from safer.review.trail import TRAIL_COLUMNS, trail_table
+from safer.review.whatif import VITAL_WORDS, vital_label, what_moved
 
 __all__ = [
+    "FEATURE_WORDS",
     "QUEUE_STATUSES",
     "REFERENCE_RANGES",
     "TRAIL_COLUMNS",
     "TREND_PANELS",
+    "VITAL_WORDS",
     "QueuePage",
     "banner",
     "bins_text",
     "dose_range",
+    "factor_lines",
+    "feature_label",
     "doses_given",
     "in_set",
     "next_patient",
@@ -42,4 +48,6 @@ __all__ = [
     "trail_table",
     "trends",
     "urgency",
+    "vital_label",
+    "what_moved",
 ]

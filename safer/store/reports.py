@@ -54,6 +54,7 @@ def report_figures(path: str | None) -> tuple[dict[str, Any], str]:
             "test_decisions": int(data.get("n_test", overall.get("n", 0))),
             "delta": data.get("delta"),
             "guarantee": data.get("guarantee", ""),
+            "drift": data.get("drift"),  # safer audit --live: safer.decisions.DriftResult
             "subgroups": [
                 {
                     k: g.get(k)

@@ -113,7 +113,7 @@ def test_override_with_reason_then_audit_trail_shows_it(console, page):
     base, url = console
     _sign_in(page, base, "ana", PASSWORDS["ana"])
     page.get_by_role("heading", name="Review queue").wait_for()
-    page.get_by_role("button", name="Review the most urgent patient").click()
+    page.get_by_role("link", name="Review the most urgent patient").click()
     page.get_by_text("Recommendation", exact=True).wait_for()
     _choose_a_dose(page, "IV fluid none, vasopressor 0-0.08")
     _reason(page, "Bedside picture differs", "lactate falling; hold fluids")
@@ -160,7 +160,7 @@ def _reason(page, code_words, comment=""):
 def _open_most_urgent(page, base):
     _sign_in(page, base, "ana", PASSWORDS["ana"])
     page.get_by_role("heading", name="Review queue").wait_for()
-    page.get_by_role("button", name="Review the most urgent patient").click()
+    page.get_by_role("link", name="Review the most urgent patient").click()
     page.get_by_text("Recommendation", exact=True).wait_for()
     page.get_by_role("button", name="Save review").wait_for()
     _idle(page)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
 import sqlalchemy as sa
@@ -62,9 +63,12 @@ def test_queue_has_one_row_per_patient_most_urgent_first_with_honest_counts(seed
 
 
 def _open_first(at):
-    rec = at.session_state["rec_id"]
-    at.button(key="queue_next").click().run()  # "Review the most urgent patient"
-    return _follow(at, rec)
+    """Follow the queue's "Review the most urgent patient" link (a page link with ?rec=ID)."""
+    link = next(x for x in at.get("page_link") if x.proto.label.startswith("Review the most"))
+    query = parse_qs(link.proto.query_string)
+    assert link.proto.page == "decision" and "s" in query  # the session token travels with it
+    at.query_params["rec"] = query["rec"][0]
+    return at.switch_page("pages/decision.py").run()
 
 
 def _follow(at, previous):

@@ -51,6 +51,9 @@ class SimulationConfig:
     missingness: bool = True
     note_fill: float = NOTE_FILL
     max_steps: int = MAX_STEPS
+    #: tilt of the initial states towards higher SOFA (:meth:`IcuSepsisMDP.sicker_initial`);
+    #: 0 = the MDP's own initial distribution. A shifted population, e.g. for drift checks.
+    shift: float = 0.0
 
 
 @dataclass
@@ -73,10 +76,12 @@ def rollout(
     *,
     max_steps: int = MAX_STEPS,
     progress: bool = False,
+    initial: np.ndarray | None = None,
 ) -> Rollout:
-    """Roll ``n_stays`` episodes of a state-based policy, vectorised across stays."""
+    """Roll ``n_stays`` episodes of a state-based policy, vectorised across stays (from
+    ``initial``, default the MDP's initial distribution)."""
     policy = mdp.check_policy(policy)
-    states = mdp.sample_initial(n_stays, rng)
+    states = mdp.sample_initial(n_stays, rng, initial)
     alive = np.arange(n_stays)
     died = np.zeros(n_stays, dtype=np.int64)
     truncated = np.zeros(n_stays, dtype=bool)
@@ -152,7 +157,9 @@ def simulate_cohort(
     mdp = load_mdp()
     policy = mdp.expert_policy if policy is None else policy
     rng = np.random.default_rng(seed)
-    roll = rollout(mdp, policy, n_stays, rng, max_steps=cfg.max_steps, progress=progress)
+    initial = mdp.sicker_initial(cfg.shift) if cfg.shift else None
+    roll = rollout(mdp, policy, n_stays, rng, max_steps=cfg.max_steps, progress=progress,
+                   initial=initial)  # fmt: skip
 
     obs = ObservationModel(noise_scale=cfg.noise_scale, rho=cfg.rho, missingness=cfg.missingness)
     first = roll.step == 0

@@ -141,8 +141,27 @@ class IcuSepsisMDP:
         u = rng.random(len(states))[:, None] * cum[:, -1:]
         return np.minimum((cum < u).sum(axis=1), N_ACTIONS - 1)
 
-    def sample_initial(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return rng.choice(self.n_states, size=n, p=self.initial)
+    def sample_initial(
+        self, n: int, rng: np.random.Generator, initial: np.ndarray | None = None
+    ) -> np.ndarray:
+        return rng.choice(self.n_states, size=n, p=self.initial if initial is None else initial)
+
+    def sicker_initial(self, shift: float) -> np.ndarray:
+        """The initial distribution tilted towards higher SOFA: ``d_0 * exp(shift * z)``,
+        renormalised, where ``z`` is the state's SOFA standardised over ``d_0`` (``shift`` 0
+        gives ``d_0``; 1 makes a state one SD sicker e times as likely).
+
+        >>> mdp = load_mdp()
+        >>> sofa = mdp.sofa[: len(mdp.initial)]
+        >>> bool(sofa @ mdp.sicker_initial(1.0) > sofa @ mdp.initial + 1)  # > 1 SOFA point
+        True
+        """
+        d0 = np.asarray(self.initial, dtype=float)
+        sofa = np.asarray(self.sofa, dtype=float)[: len(d0)]
+        mean = float(d0 @ sofa)
+        sd = float(np.sqrt(d0 @ (sofa - mean) ** 2)) or 1.0
+        tilted = d0 * np.exp(float(shift) * (sofa - mean) / sd)
+        return tilted / tilted.sum()
 
 
 def _assets_dir() -> Path:
