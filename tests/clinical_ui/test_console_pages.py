@@ -229,3 +229,17 @@ def test_audit_page_shows_the_gates_method_alpha_realised_coverage_and_report(
     assert f"{report['overall']['value_realised']:.1%}" in realised
     buttons = [b for b in at.get("download_button") if b.key.startswith("audit_report")]
     assert len(buttons) == 1 and "audit report" in buttons[0].proto.label
+
+
+def test_a_session_secret_that_is_not_hex_stops_the_console_with_the_fix(seeded_db, monkeypatch):
+    from clinical_ui import session
+
+    _, users = seeded_db
+    monkeypatch.setenv("SAFER_SESSION_SECRET", "not-a-hex-key")
+    session._secret.clear()  # the key is cached per server process
+    try:
+        at = app_as(users["ana"])  # a signed-in run re-issues its session token
+        assert not at.exception
+        assert "must be at least 32 hex digits" in errors(at)
+    finally:
+        session._secret.clear()
