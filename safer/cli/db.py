@@ -172,6 +172,15 @@ def console_app_path() -> Path:
     return Path(spec.origin).parent / "app.py"
 
 
+def streamlit_command(app_py: Path, port: int, address: str = "127.0.0.1") -> list[str]:
+    """The command that serves the console's ``app_py`` on ``address:port``: headless, no usage
+    statistics, no developer toolbar. The one set of flags for ``safer console``, the browser
+    tests and the speed benchmark."""
+    return [sys.executable, "-m", "streamlit", "run", str(app_py), "--server.port", str(port),
+            "--server.address", address, "--server.headless", "true",
+            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]  # fmt: skip
+
+
 def console(
     port: int = typer.Option(8501, "--port", min=1, max=65535, help="Port to serve on."),
     address: str = typer.Option(
@@ -221,9 +230,7 @@ def console(
             env[var] = str(path.resolve())
     root = str(app_py.parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app_py), "--server.port", str(port),
-           "--server.address", address, "--server.headless", "true",
-           "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]  # fmt: skip
+    cmd = streamlit_command(app_py, port, address)
     shown = "localhost" if address in ("127.0.0.1", "localhost", "::1") else address
     where = "this machine only" if shown == "localhost" else "every client that can reach it"
     err_console.print(f"console on http://{shown}:{port} for {where} (Ctrl+C to stop)")

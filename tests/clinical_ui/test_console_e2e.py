@@ -6,7 +6,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from safer.cli.db import streamlit_command
 from safer.store import connect
 from safer.store.schema import AuditEvent, Recommendation, Review
 from tests.clinical_ui.conftest import PASSWORDS, seed, seed_gated
@@ -36,9 +36,7 @@ def _serve(url):
     port = _free_port()
     env = dict(os.environ, SAFER_DB_URL=url, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "clinical_ui" / "app.py"),
-         "--server.port", str(port), "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
+        streamlit_command(ROOT / "clinical_ui" / "app.py", port),
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

@@ -7,13 +7,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import time
 import urllib.request
 
 import pytest
 import sqlalchemy as sa
 
+from safer.cli.db import streamlit_command
 from safer.store import connect
 from safer.store.schema import AuditEvent
 from tests.clinical_ui.conftest import PASSWORDS, seed
@@ -36,9 +36,7 @@ def whatif_console(tmp_path_factory, ui_cohort, whatif_models):  # noqa: F811
                SAFER_MODEL_DIR=str(d / "model"), SAFER_GATE_PATH=str(d / "gate.json"),
                SAFER_TSEDIT_DIR=str(d / "tsedit"))  # fmt: skip
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "clinical_ui" / "app.py"),
-         "--server.port", str(port), "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
+        streamlit_command(ROOT / "clinical_ui" / "app.py", port),
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
