@@ -110,7 +110,7 @@ def test_wrong_password_is_refused(console, page):
 def test_override_with_reason_then_audit_trail_shows_it(console, page):
     base, url = console
     _sign_in(page, base, "ana", PASSWORDS["ana"])
-    page.get_by_role("heading", name="Review queue").wait_for()
+    page.get_by_role("heading", name="Review queue", exact=True).wait_for()
     page.get_by_role("link", name="Review the most urgent patient").click()
     page.get_by_text("Recommendation", exact=True).wait_for()
     _choose_a_dose(page, "IV fluid none, vasopressor 0-0.08")
@@ -157,7 +157,7 @@ def _reason(page, code_words, comment=""):
 
 def _open_most_urgent(page, base):
     _sign_in(page, base, "ana", PASSWORDS["ana"])
-    page.get_by_role("heading", name="Review queue").wait_for()
+    page.get_by_role("heading", name="Review queue", exact=True).wait_for()
     page.get_by_role("link", name="Review the most urgent patient").click()
     page.get_by_text("Recommendation", exact=True).wait_for()
     page.get_by_role("button", name="Save review").wait_for()
@@ -268,7 +268,7 @@ def test_roles_are_separated(gated_console, page):
     """A clinician cannot reach the audit page; an auditor cannot reach a review form."""
     base, _ = gated_console
     _sign_in(page, base, "ana", PASSWORDS["ana"])
-    page.get_by_role("heading", name="Review queue").wait_for()
+    page.get_by_role("heading", name="Review queue", exact=True).wait_for()
     _idle(page)
     assert page.get_by_role("link", name="Audit").count() == 0
     page.goto(f"{base}/audit?s={_token(page)}")
