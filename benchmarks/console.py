@@ -24,12 +24,9 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import header, write_page  # noqa: E402
 
-from safer.cli.db import streamlit_command  # noqa: E402
+from safer.cli.db import serving_console  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -67,12 +64,6 @@ def build_db(url: str, pending: int, seed: int) -> int:
                       most_likely(proba, "bench-model"), model_version="bench")  # fmt: skip
     Session.kw["bind"].dispose()
     return len(cohort)
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _idle(page) -> None:
@@ -141,26 +132,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="safer-console-bench-"))
     url = f"sqlite:///{work / 'console.db'}"
     n = build_db(url, args.pending, args.seed)
-    port = _port()
     env = dict(os.environ, SAFER_DB_URL=url, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     for var in ("SAFER_MODEL_DIR", "SAFER_GATE_PATH", "SAFER_TSEDIT_DIR"):
         env.pop(var, None)
-    proc = subprocess.Popen(
-        streamlit_command(ROOT / "clinical_ui" / "app.py", port),
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{base}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
+    with serving_console(ROOT / "clinical_ui" / "app.py", env) as base:
         times = measure(base, chromium, args.rounds, args.sign_ins)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
     target = {"sign-in -> queue": 2.0, "queue -> decision": 1.0, "decision -> queue": 1.0}
     lines = [
         header(

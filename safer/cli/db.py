@@ -5,10 +5,15 @@ The database is ``--db URL`` if given, else ``$SAFER_DB_URL``, else ``sqlite:///
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -179,6 +184,61 @@ def streamlit_command(app_py: Path, port: int, address: str = "127.0.0.1") -> li
     return [sys.executable, "-m", "streamlit", "run", str(app_py), "--server.port", str(port),
             "--server.address", address, "--server.headless", "true",
             "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]  # fmt: skip
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving_console(
+    app_py: Path, env: dict[str, str], port: int | None = None, ready_s: float = 60.0
+) -> Iterator[str]:
+    """Serve the console (``streamlit_command``) in the background until the block ends.
+
+    Yields the base address once Streamlit answers its health check; the server is stopped
+    when the block exits, also on an error. The one start-and-wait for the browser tests and
+    the speed benchmark (``safer console`` itself serves in the foreground).
+
+    Raises
+    ------
+    SaferError
+        If the server exits or does not answer within ``ready_s`` seconds.
+    """
+    port = free_port() if port is None else port
+    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        streamlit_command(app_py, port), env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + ready_s
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/_stcore/health", timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    raise SaferError(
+                        f"the console exited with code {proc.returncode} before answering "
+                        f"on {base}; run `safer console` to see its error"
+                    ) from None
+                if time.monotonic() > deadline:
+                    raise SaferError(
+                        f"the console did not answer on {base} within {ready_s:g} s"
+                    ) from None
+                time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def console(

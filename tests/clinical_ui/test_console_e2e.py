@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from safer.cli.db import streamlit_command
+from safer.cli.db import serving_console
 from safer.store import connect
 from safer.store.schema import AuditEvent, Recommendation, Review
 from tests.clinical_ui.conftest import PASSWORDS, seed, seed_gated
@@ -25,34 +21,12 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run", "--disable-sync"]  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(url):
-    """Start the console on ``url``; yields its base address, stops it afterwards."""
-    port = _free_port()
-    env = dict(os.environ, SAFER_DB_URL=url, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen(
-        streamlit_command(ROOT / "clinical_ui" / "app.py", port),
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{base}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("streamlit did not start within 60 s")
+def _serve(url, **env):
+    """Serve the console on database ``url`` (extra ``env`` variables for the server) for the
+    module's tests; yields its base address."""
+    env = dict(os.environ, SAFER_DB_URL=url, PYTHONPATH=str(ROOT), **env)
+    with serving_console(ROOT / "clinical_ui" / "app.py", env) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def _need_browser():

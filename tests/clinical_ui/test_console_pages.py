@@ -243,3 +243,21 @@ def test_a_session_secret_that_is_not_hex_stops_the_console_with_the_fix(seeded_
         assert "must be at least 32 hex digits" in errors(at)
     finally:
         session._secret.clear()
+
+
+def test_serving_a_console_that_cannot_start_fails_fast_with_its_exit_code(tmp_path):
+    """The browser tests' and the speed benchmark's start-and-wait reports a server that
+    died instead of waiting out its timeout (and never yields a dead address)."""
+    import os
+
+    from safer.cli.db import serving_console
+    from safer.errors import SaferError
+
+    started = time.monotonic()
+    app = tmp_path / "no_such_app.py"
+    with (
+        pytest.raises(SaferError, match="exited with code"),
+        serving_console(app, dict(os.environ), ready_s=120),
+    ):
+        pytest.fail("yielded an address for a server that is not running")
+    assert time.monotonic() - started < 60

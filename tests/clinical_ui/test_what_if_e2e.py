@@ -4,20 +4,15 @@ fixture, none on the console's stays)."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import time
-import urllib.request
 
 import pytest
 import sqlalchemy as sa
 
-from safer.cli.db import streamlit_command
 from safer.store import connect
 from safer.store.schema import AuditEvent
 from tests.clinical_ui.conftest import PASSWORDS, seed
-from tests.clinical_ui.test_console_e2e import ARGS, CHROMIUM, ROOT, _free_port, _sign_in
+from tests.clinical_ui.test_console_e2e import ARGS, CHROMIUM, _serve, _sign_in
 from tests.clinical_ui.test_what_if import whatif_models  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.e2e
@@ -31,28 +26,14 @@ def whatif_console(tmp_path_factory, ui_cohort, whatif_models):  # noqa: F811
     url = f"sqlite:///{tmp_path_factory.mktemp('e2e-whatif') / 'console.db'}"
     seed(url, ui_cohort)
     d = whatif_models["dir"]
-    port = _free_port()
-    env = dict(os.environ, SAFER_DB_URL=url, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1",
-               SAFER_MODEL_DIR=str(d / "model"), SAFER_GATE_PATH=str(d / "gate.json"),
-               SAFER_TSEDIT_DIR=str(d / "tsedit"))  # fmt: skip
-    proc = subprocess.Popen(
-        streamlit_command(ROOT / "clinical_ui" / "app.py", port),
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{base}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("streamlit did not start within 60 s")
+    for base in _serve(
+        url,
+        OMP_NUM_THREADS="1",
+        SAFER_MODEL_DIR=str(d / "model"),
+        SAFER_GATE_PATH=str(d / "gate.json"),
+        SAFER_TSEDIT_DIR=str(d / "tsedit"),
+    ):
         yield base, url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def test_an_anchor_in_the_browser_edits_the_vitals_and_rescores(whatif_console):
