@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from safer._distributed import all_gather_objects, current_world
 from safer.errors import SaferError
 
 __all__ = ["NoteEncoder", "NoteEncoderError", "default_encoder_path", "default_cache_dir"]
@@ -238,16 +239,34 @@ class NoteEncoder:
         self._loaded_shards.add(name)
 
     def _embed_unique(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """Vectors of ``texts`` (distinct), from the cache or encoded and cached.
+
+        Under ``torchrun`` (every rank passing the same ``texts``) each rank encodes only its
+        share (every ``size``-th text from its rank on) of the texts not cached yet, writes its
+        own cache shard, and the ranks exchange their new vectors, so each text is encoded once.
+        """
         self._load_cache()
         keys = {t: _text_key(t) for t in texts}
-        missing = [t for t in texts if keys[t] not in self._memory]
-        if missing:
-            vectors = self._run_model(missing)
-            self.n_encoded += len(missing)
-            for t, v in zip(missing, vectors, strict=True):
-                self._memory[keys[t]] = v
-            self._save_shard([keys[t] for t in missing], vectors)
+        world = current_world()
+        share = texts[world.rank :: world.size] if world.distributed else texts
+        self._encode_missing([t for t in share if keys[t] not in self._memory], keys)
+        if world.distributed:
+            for part in all_gather_objects(self._last_encoded):
+                self._memory.update(part)
+            self._load_cache()  # what another job cached meanwhile; then encode any rest here
+            self._encode_missing([t for t in texts if keys[t] not in self._memory], keys)
         return {t: self._memory[keys[t]] for t in texts}
+
+    def _encode_missing(self, missing: list[str], keys: dict[str, str]) -> None:
+        self._last_encoded: dict[str, np.ndarray] = {}
+        if not missing:
+            return
+        vectors = self._run_model(missing)
+        self.n_encoded += len(missing)
+        for t, v in zip(missing, vectors, strict=True):
+            self._memory[keys[t]] = v
+            self._last_encoded[keys[t]] = v
+        self._save_shard([keys[t] for t in missing], vectors)
 
     def _load_model(self) -> None:
         if self._model is not None:

@@ -1,0 +1,125 @@
+"""Data-parallel training: ``torchrun --nproc-per-node 2`` against one process, same cohort.
+
+Trains the same variant with the same seeds twice per seed — ``python -m safer train`` (one
+process) and ``torchrun --standalone --nproc-per-node 2 -m safer train`` (two ranks, gloo, one
+torch thread each) — in the same run on the same simulated cohort, then scores both on the
+test split. Reports the stage-1 throughput (training decisions per second of epoch time, which
+is what data parallelism splits), the whole fit time (it also holds the replicated data
+preparation, stage 2 and validation), and test macro-AUC. Writes ``docs/benchmarks/scale.md``::
+
+    python benchmarks/scale.py --stays 1000 --seeds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._report import header, write_page  # noqa: E402
+from safer.cohorts import simulate_cohort, split_stays  # noqa: E402
+from safer.evaluation.experiments import score_split  # noqa: E402
+from safer.models import load_model  # noqa: E402
+
+
+def train(procs: int, cohort: Path, variant: str, seed: int, out: Path) -> dict:
+    """One ``safer train`` run in ``procs`` processes; its JSON summary."""
+    args = [
+        "-m", "safer", "train", "--cohort", str(cohort), "--variant", variant, "--seed",
+        str(seed), "--threads", "1", "--out", str(out), "--json",
+    ]  # fmt: skip
+    if procs == 1:
+        command = [sys.executable, *args]
+    else:
+        torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+        command = [torchrun, "--standalone", "--nproc-per-node", str(procs), *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout)
+
+
+def stage_throughput(model, n_train: int) -> tuple[float, float, int]:
+    """Training-split decisions per second of stage-1 epoch time (the validation part included
+    in the count: a fixed scale, the same for both runs), mean seconds per epoch, epochs run."""
+    epochs = model.history_["base"]["epochs"]
+    seconds = float(np.mean([e["seconds"] for e in epochs]))
+    return n_train / seconds, seconds, len(epochs)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stays", type=int, default=1000)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--variant", default="safer-n")
+    parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument("--out", default="docs/benchmarks/scale.md")
+    args = parser.parse_args(argv)
+
+    cohort = simulate_cohort(args.stays, seed=0, progress=False)
+    splits = split_stays(cohort, seed=0)
+    train_part = splits.subset(cohort, "train")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "cohort.parquet"
+        cohort.to_parquet(path)
+        for seed in range(args.seeds):
+            for procs in (1, args.procs):
+                summary = train(procs, path, args.variant, seed, Path(tmp) / f"m{seed}-{procs}")
+                model = load_model(summary["model"])
+                auc = score_split(model, cohort, splits, "test")
+                rate, per_epoch, n_epochs = stage_throughput(model, len(train_part))
+                rows.append(
+                    dict(
+                        seed=seed, procs=procs, world=model.world_size_, fit=summary["fit_seconds"],
+                        rate=rate, per_epoch=per_epoch, epochs=n_epochs,
+                        auc_s=auc["survivors"]["macro_auc"], auc_a=auc["all"]["macro_auc"],
+                    )
+                )  # fmt: skip
+                print(rows[-1], file=sys.stderr)
+
+    def mean(procs: int, key: str) -> float:
+        return float(np.mean([r[key] for r in rows if r["procs"] == procs]))
+
+    lines = [
+        header(f"Data-parallel training (torchrun) on a {args.stays}-stay cohort", "torch"),
+        f"Variant `{args.variant}` (default config), cohort `simulate_cohort({args.stays}, "
+        f"seed=0)`, split `split_stays(seed=0)`: {len(splits.train)} train stays "
+        f"({len(train_part)} decisions). One process: `python -m safer train --threads 1`; "
+        f"{args.procs} processes: `torchrun --standalone --nproc-per-node {args.procs} -m safer "
+        "train --threads 1` (gloo, one torch thread per rank). Both in this run, seeds "
+        f"0..{args.seeds - 1}; test-split macro-AUC.\n",
+        "| seed | processes | world_size saved | stage-1 epochs | s per stage-1 epoch | "
+        "stage-1 decisions/s | fit seconds | macro-AUC survivors | macro-AUC all |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['seed']} | {r['procs']} | {r['world']} | {r['epochs']} | {r['per_epoch']:.2f} "
+            f"| {r['rate']:.0f} | {r['fit']:.1f} | {r['auc_s']:.3f} | {r['auc_a']:.3f} |"
+        )
+    p = args.procs
+    lines += [
+        "",
+        f"- stage-1 throughput ratio, {p} processes / 1: "
+        f"**{mean(1, 'per_epoch') / mean(p, 'per_epoch'):.2f}x** (mean seconds per epoch)",
+        f"- whole-fit time ratio: {mean(1, 'fit') / mean(p, 'fit'):.2f}x",
+        f"- macro-AUC (survivors), mean over seeds: 1 process {mean(1, 'auc_s'):.3f}, "
+        f"{p} processes {mean(p, 'auc_s'):.3f}",
+    ]
+    write_page(args.out, lines)
+
+
+if __name__ == "__main__":
+    main()
