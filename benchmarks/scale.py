@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     splits = split_stays(cohort, seed=0)
     train_part = splits.subset(cohort, "train")
     rows = []
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "cohort.parquet"
         cohort.to_parquet(path)
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
                 rate, per_epoch, n_epochs = stage_throughput(model, len(train_part))
                 rows.append(
                     dict(
+                        load=os.getloadavg()[0],
                         seed=seed, procs=procs, world=model.world_size_, fit=summary["fit_seconds"],
                         rate=rate, per_epoch=per_epoch, epochs=n_epochs,
                         auc_s=auc["survivors"]["macro_auc"], auc_a=auc["all"]["macro_auc"],
@@ -100,14 +102,19 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.procs} processes: `torchrun --standalone --nproc-per-node {args.procs} -m safer "
         "train --threads 1` (gloo, one torch thread per rank). Both in this run, seeds "
         f"0..{args.seeds - 1}; test-split macro-AUC.\n",
+        f"The machine has {os.cpu_count()} cores shared with other users' jobs: the 1-minute "
+        f"load average was {load_before[0]:.1f} before the runs (column `load`: after each "
+        "run). With a load above the core count the ranks do not each get a core of their "
+        "own, and the throughput ratio measures that contention as much as the method.\n",
         "| seed | processes | world_size saved | stage-1 epochs | s per stage-1 epoch | "
-        "stage-1 decisions/s | fit seconds | macro-AUC survivors | macro-AUC all |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "stage-1 decisions/s | fit seconds | macro-AUC survivors | macro-AUC all | load |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['seed']} | {r['procs']} | {r['world']} | {r['epochs']} | {r['per_epoch']:.2f} "
-            f"| {r['rate']:.0f} | {r['fit']:.1f} | {r['auc_s']:.3f} | {r['auc_a']:.3f} |"
+            f"| {r['rate']:.0f} | {r['fit']:.1f} | {r['auc_s']:.3f} | {r['auc_a']:.3f} "
+            f"| {r['load']:.1f} |"
         )
     p = args.procs
     lines += [
