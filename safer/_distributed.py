@@ -53,6 +53,7 @@ __all__ = [
     "current_world",
     "init_from_env",
     "rank_seed",
+    "refuse_torchrun",
     "shard_of",
     "shutdown",
 ]
@@ -110,6 +111,17 @@ def init_from_env(timeout_s: float = 1800.0) -> World:
             "--rdzv-endpoint and that every node can reach the endpoint"
         ) from None
     return current_world()
+
+
+def refuse_torchrun(command: str) -> None:
+    """Raise :class:`~safer.errors.SaferError` when ``torchrun`` launched a command that does
+    not train data-parallel (every process would train its own copy into the same folder)."""
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        raise SaferError(
+            f"`{command}` does not train data-parallel: under torchrun every process would "
+            "train its own copy into the same folder. Run it as one process (without torchrun);"
+            " `safer train` is the command that trains across processes"
+        )
 
 
 def shutdown() -> None:

@@ -109,3 +109,20 @@ def test_torchrun_cli_trains_one_model(cohort, tmp_path):
     summary = json.loads(done.stdout)  # one summary: rank 0's
     assert summary["processes"] == 2
     assert load_model(tmp_path / "model").world_size_ == 2
+
+
+@pytest.mark.parametrize("command", [["seqrec", "train"], ["tsedit", "train"]])
+def test_trainers_that_are_not_data_parallel_refuse_torchrun(
+    command, tmp_path, monkeypatch, capsys
+):
+    from safer.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    args = [*command, "--data", "co2", "--model", "sasrec", "--out", str(tmp_path / "m")]
+    if command[0] == "tsedit":
+        args = [a for a in args if a not in ("--model", "sasrec")]
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    assert "does not train data-parallel" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
