@@ -5,7 +5,9 @@ process) and ``torchrun --standalone --nproc-per-node 2 -m safer train`` (two ra
 torch thread each) — in the same run on the same simulated cohort, then scores both on the
 test split. Reports the stage-1 throughput (training decisions per second of epoch time, which
 is what data parallelism splits), the whole fit time (it also holds the replicated data
-preparation, stage 2 and validation), and test macro-AUC. Writes ``docs/benchmarks/scale.md``::
+preparation, stage 2 and validation), and test macro-AUC; then rolls the first model out in
+shards in one and in two processes (same numbers expected, timed). Writes
+``docs/benchmarks/scale.md``::
 
     python benchmarks/scale.py --stays 1000 --seeds 2
 """
@@ -29,6 +31,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks._report import header, write_page  # noqa: E402
 from safer.cohorts import simulate_cohort, split_stays  # noqa: E402
 from safer.evaluation.experiments import score_split  # noqa: E402
+from safer.evaluation.mortality import rollout_mortality  # noqa: E402
+from safer.evaluation.policies import ModelPolicy  # noqa: E402
 from safer.models import load_model  # noqa: E402
 
 
@@ -73,6 +77,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--variant", default="safer-n")
     parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument(
+        "--rollout-episodes", type=int, default=1000,
+        help="Episodes of the sharded-rollout comparison (0: skip it).",
+    )  # fmt: skip
     parser.add_argument("--out", default="docs/benchmarks/scale.md")
     args = parser.parse_args(argv)
 
@@ -100,6 +108,17 @@ def main(argv: list[str] | None = None) -> None:
                     )
                 )  # fmt: skip
                 print(rows[-1], file=sys.stderr)
+        rollouts = []
+        if args.rollout_episodes:  # the first one-process model, rolled out in 1 and 2 processes
+            policy = ModelPolicy(load_model(Path(tmp) / "m0-1"), name=args.variant)
+            shard = max(args.rollout_episodes // 4, 1)
+            for jobs in (1, 2):
+                roll = rollout_mortality(
+                    policy, args.rollout_episodes, seed=0, shard_size=shard, jobs=jobs,
+                    progress=False,
+                )  # fmt: skip
+                rollouts.append((jobs, shard, roll, os.getloadavg()[0]))
+                print(jobs, roll, file=sys.stderr)
 
     def mean(procs: int, key: str) -> float:
         return float(np.mean([r[key] for r in rows if r["procs"] == procs]))
@@ -141,6 +160,29 @@ def main(argv: list[str] | None = None) -> None:
         f"- macro-AUC (survivors), mean over seeds: 1 process {mean(1, 'auc_s'):.3f}, "
         f"{p} processes {mean(p, 'auc_s'):.3f}",
     ]
+    if rollouts:
+        (_, shard, one, _), (_, _, two, _) = rollouts
+        same = (one.deaths, one.decisions) == (two.deaths, two.decisions)
+        lines += [
+            "",
+            "## Sharded rollouts\n",
+            f"`rollout_mortality(ModelPolicy(model), {args.rollout_episodes}, seed=0, "
+            f"shard_size={shard}, jobs=J)` of the seed-0 one-process model (the policy acts on "
+            "EHR-like rows), J = 1 and 2 processes, in this run.\n",
+            "| processes | mortality % | deaths | decisions | seconds | load |",
+            "|---|---|---|---|---|---|",
+        ]
+        for jobs, _, roll, load in rollouts:
+            lines.append(
+                f"| {jobs} | {100 * roll.mortality:.1f} | {roll.deaths} | {roll.decisions} | "
+                f"{roll.seconds:.1f} | {load:.1f} |"
+            )
+        lines += [
+            "",
+            f"- identical results: **{'yes' if same else 'NO'}**; speed-up "
+            f"{one.seconds / two.seconds:.2f}x (process start-up and the policy's copy to each "
+            "process included)",
+        ]
     write_page(args.out, lines)
 
 
