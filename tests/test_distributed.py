@@ -88,6 +88,42 @@ def test_stays_are_dealt_whole_and_seeds_differ_by_rank():
     assert rank_seed(5, 1) == rank_seed(5, 1)
 
 
+NOTES = [f"MAP {60 + i}. Levo at 0.0{i}." for i in range(5)]
+
+
+def _rank_encode(rank: int, size: int, init_file: str, cache: str, out: str) -> None:
+    from safer.models.encoders import NoteEncoder
+
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=size
+    )
+    try:
+        encoder = NoteEncoder(cache_dir=cache, progress=False)
+        with encoder.across_ranks():
+            vectors = encoder.encode(NOTES)
+        np.save(Path(out) / f"notes-{rank}.npy", vectors)
+        np.save(Path(out) / f"encoded-{rank}.npy", np.array([encoder.n_encoded]))
+    finally:
+        _distributed.shutdown()
+
+
+@pytest.mark.slow  # two processes loading the note encoder
+def test_ranks_encode_each_note_once_into_the_shared_cache(tmp_path):
+    from safer.models.encoders import NoteEncoder
+
+    cache = tmp_path / "cache"
+    mp.spawn(_rank_encode, args=(2, str(tmp_path / "init"), str(cache), str(tmp_path)), nprocs=2)
+    counts = [int(np.load(tmp_path / f"encoded-{r}.npy")[0]) for r in (0, 1)]
+    assert sum(counts) == 10 and min(counts) >= 4  # 10 sentences, split between the ranks
+    alone = NoteEncoder(cache_dir=tmp_path / "fresh", progress=False).encode(NOTES)
+    for r in (0, 1):
+        np.testing.assert_allclose(np.load(tmp_path / f"notes-{r}.npy"), alone, atol=1e-5)
+    cached = NoteEncoder(cache_dir=cache, progress=False)
+    cached.encode(NOTES)
+    assert cached.n_encoded == 0  # both ranks' shards are in the shared cache
+
+
 @pytest.mark.slow
 def test_torchrun_cli_trains_one_model(cohort, tmp_path):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))

@@ -121,7 +121,11 @@ class WindowModel(CohortModel, InputPipeline):
         self._rank_rows = shard_of(stay_sorted)
         self._learn_scaling(windows, ~is_val)
         self._encoder_dim = self._note_encoder(progress).dim if cfg.use_notes else 1
-        data = self._tensors(windows, progress)
+        if cfg.use_notes:  # under torchrun the ranks encode the notes together
+            with self._note_encoder(progress).across_ranks():
+                data = self._tensors(windows, progress)
+        else:
+            data = self._tensors(windows, progress)
         return windows, data, is_val, data["y"].numpy() >= 0
 
     def _epochs(
