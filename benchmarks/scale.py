@@ -160,6 +160,14 @@ def main(argv: list[str] | None = None) -> None:
         f"- macro-AUC (survivors), mean over seeds: 1 process {mean(1, 'auc_s'):.3f}, "
         f"{p} processes {mean(p, 'auc_s'):.3f}",
     ]
+    ratio = mean(1, "per_epoch") / mean(p, "per_epoch")
+    if ratio > p:  # data parallelism alone cannot beat the process count
+        lines.append(
+            f"- the ratio exceeds {p}, which splitting the work {p} ways cannot give: with the "
+            "machine overloaded, each process gets a share of the cores, and "
+            f"{p} processes get {p} shares. It measures the scheduler, not the method; a fair "
+            "ratio needs a machine where each rank has a core to itself."
+        )
     if rollouts:
         (_, shard, one, _), (_, _, two, _) = rollouts
         same = (one.deaths, one.decisions) == (two.deaths, two.decisions)
@@ -181,8 +189,10 @@ def main(argv: list[str] | None = None) -> None:
             "",
             f"- identical results: **{'yes' if same else 'NO'}**; speed-up "
             f"{one.seconds / two.seconds:.2f}x (process start-up and the policy's copy to each "
-            "process included)",
-        ]
+            "process included)"
+            + (" — above 2: the same scheduler effect as above" if one.seconds > 2 * two.seconds
+               else ""),
+        ]  # fmt: skip
     write_page(args.out, lines)
 
 
