@@ -9,7 +9,7 @@ preparation, stage 2 and validation), and test macro-AUC; then rolls the first m
 shards in one and in two processes (same numbers expected, timed). Writes
 ``docs/benchmarks/scale.md``::
 
-    python benchmarks/scale.py --stays 1000 --seeds 2
+    python benchmarks/scale.py --stays 1000 --seeds 3 --rollout-episodes 1000 --ray-stays 300
 """
 
 from __future__ import annotations
@@ -80,6 +80,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--rollout-episodes", type=int, default=1000,
         help="Episodes of the sharded-rollout comparison (0: skip it).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ray-stays", type=int, default=0,
+        help="Stays of the serial-vs-Ray `safer benchmark` comparison (0: skip it).",
     )  # fmt: skip
     parser.add_argument("--out", default="docs/benchmarks/scale.md")
     args = parser.parse_args(argv)
@@ -193,7 +197,49 @@ def main(argv: list[str] | None = None) -> None:
             + (" — above 2: the same scheduler effect as above" if one.seconds > 2 * two.seconds
                else ""),
         ]  # fmt: skip
+    if args.ray_stays:
+        lines += ray_part(args.ray_stays)
     write_page(args.out, lines)
+
+
+def ray_part(stays: int) -> list[str]:
+    """`safer benchmark` serially and on a local Ray cluster (2 workers), same settings."""
+    import time
+
+    from safer._learnable import torch_threads
+    from safer.evaluation.benchmark import run_benchmark
+
+    settings = dict(
+        stays=stays, seeds=[0, 1], models=["safer-n", "bc-mlp"], episodes=200, gates=["lac"],
+        gate_models=["safer-n"], progress=False,
+    )  # fmt: skip
+    timed = {}
+    for how in (None, "local"):
+        start = time.perf_counter()
+        with torch_threads(1):
+            result = run_benchmark(ray=how, **settings)
+        timed[how] = (time.perf_counter() - start, result, os.getloadavg()[0])
+        print(how, timed[how][0], file=sys.stderr)
+    (serial_s, serial, load0), (ray_s, on_ray, load1) = timed[None], timed["local"]
+    same = serial.runs.drop(columns="fit_seconds").equals(
+        on_ray.runs.drop(columns="fit_seconds")
+    ) and serial.gate_runs.equals(on_ray.gate_runs)
+    shown = {k: v for k, v in settings.items() if k != "progress"}
+    return [
+        "",
+        "## `safer benchmark`: serial and on Ray\n",
+        f'`run_benchmark(**{shown})` serially (one torch thread) and with `ray="local"` (a '
+        "Ray cluster started in the process: one worker per core, 2 here; its start-up "
+        "counted), one task per (model, seed): 4 tasks.\n",
+        "| path | wall seconds | load after |",
+        "|---|---|---|",
+        f"| serial | {serial_s:.1f} | {load0:.1f} |",
+        f"| Ray, 2 workers | {ray_s:.1f} | {load1:.1f} |",
+        "",
+        f"- same table (training times aside): **{'yes' if same else 'NO'}**; Ray / serial "
+        f"wall time {ray_s / serial_s:.2f} (the simulation, the oracle reference and Ray's "
+        "start-up run once, outside the tasks)",
+    ]
 
 
 if __name__ == "__main__":
