@@ -21,6 +21,9 @@ played no part in choosing the gate's defaults (those were looked at on cohort s
 4. **Baselines** (``--baselines``) -- d3rlpy CQL and BCQ (ungated) and SAFER + LAC at the
    smallest size, first seed.
 
+``--ray auto|HOST:PORT|local`` runs part 1 as one Ray task per size and seed (every task
+depends on its size and seed only, so the rows are the serial ones; timings aside).
+
 Every size, seed and episode count is a flag; time one small configuration first::
 
     PYTHONPATH=. python benchmarks/safe_gate.py --sizes 1000 --seeds 0 --episodes 500 \\
@@ -70,38 +73,51 @@ def _latency(model, gate, test: pd.DataFrame, calls: int = 30) -> float:
     return float(np.median(times))
 
 
+def size_task(n: int, seed: int, delta: float, episodes: int) -> tuple[list[dict], object, object]:
+    """One cohort size and seed of part 1: its rows (one per decoder), the model and the last
+    gate. Depends on its arguments only, so it runs alike here or as a Ray task."""
+    cohort = simulate_cohort(n_stays=n, seed=1000 + seed, progress=False)
+    splits = split_stays(cohort, seed=0)
+    train, cal, test = (splits.subset(cohort, s) for s in ("train", "calibration", "test"))
+    model = make_model("bc-mlp", seed=seed, use_notes=False).fit(train, progress=False)
+    oracle = oracle_ceiling(train).mortality["one-step"]
+    rows, gate = [], None
+    for kind, label in DECODERS.items():
+        start = time.perf_counter()
+        gate = calibrate(model, train, cal, method="spi", delta=delta, seed=seed,
+                         representation=kind)  # fmt: skip
+        seconds = time.perf_counter() - start
+        states = gate.rule.decode(representation(kind, model, visible(test)))
+        roll = rollout_mortality(
+            GatedPolicy(model, gate, name=f"spi {kind}"), episodes, seed, progress=False,
+        )  # fmt: skip
+        t = gate.thresholds
+        rows.append({
+            "stays": n, "seed": seed, "decoder": label, "states": t["n_states"],
+            "ami": _ami(states, test["true_state"]), "deployed": t["deployed"],
+            "bound": 100 * t["gain_lower"], "mortality": 100 * roll.mortality,
+            "ci_low": 100 * roll.ci_low, "ci_high": 100 * roll.ci_high,
+            "acting": 100 * (1.0 - roll.abstention_rate), "oracle": 100 * oracle,
+            "calibrate_s": seconds, "decide_ms": 1000 * _latency(model, gate, test),
+            "rollout_s": roll.seconds,
+        })  # fmt: skip
+        print(rows[-1], flush=True)
+    return rows, model, gate
+
+
 def sizes_part(args) -> tuple[list[dict], dict]:
-    rows, last = [], {}
-    for n in args.sizes:
-        for seed in args.seeds:
-            cohort = simulate_cohort(n_stays=n, seed=1000 + seed, progress=False)
-            splits = split_stays(cohort, seed=0)
-            train, cal, test = (splits.subset(cohort, s) for s in ("train", "calibration", "test"))
-            model = make_model("bc-mlp", seed=seed, use_notes=False).fit(train, progress=False)
-            oracle = oracle_ceiling(train).mortality["one-step"]
-            for kind, label in DECODERS.items():
-                start = time.perf_counter()
-                gate = calibrate(model, train, cal, method="spi", delta=args.delta, seed=seed,
-                                 representation=kind)  # fmt: skip
-                seconds = time.perf_counter() - start
-                states = gate.rule.decode(representation(kind, model, visible(test)))
-                roll = rollout_mortality(
-                    GatedPolicy(model, gate, name=f"spi {kind}"), args.episodes, seed,
-                    progress=False,
-                )  # fmt: skip
-                t = gate.thresholds
-                rows.append({
-                    "stays": n, "seed": seed, "decoder": label, "states": t["n_states"],
-                    "ami": _ami(states, test["true_state"]), "deployed": t["deployed"],
-                    "bound": 100 * t["gain_lower"], "mortality": 100 * roll.mortality,
-                    "ci_low": 100 * roll.ci_low, "ci_high": 100 * roll.ci_high,
-                    "acting": 100 * (1.0 - roll.abstention_rate), "oracle": 100 * oracle,
-                    "calibrate_s": seconds, "decide_ms": 1000 * _latency(model, gate, test),
-                    "rollout_s": roll.seconds,
-                })  # fmt: skip
-                print(rows[-1], flush=True)
-                last = {"model": model, "gate": gate, "stays": n}
-    return rows, last
+    tasks = [(n, seed, args.delta, args.episodes) for n in args.sizes for seed in args.seeds]
+    if args.ray is None:
+        results = [size_task(*task) for task in tasks]
+    else:  # one Ray task per (size, seed); the same rows (timings aside)
+        from safer.evaluation._ray import run_tasks
+
+        results = run_tasks(
+            size_task, tasks, address=args.ray, label=lambda t: f"{t[0]} stays seed {t[1]}"
+        )
+    rows = [row for task_rows, _, _ in results for row in task_rows]
+    _, model, gate = results[-1]
+    return rows, {"model": model, "gate": gate, "stays": tasks[-1][0]}
 
 
 def notes_part(args) -> list[dict]:
@@ -242,6 +258,10 @@ def main() -> None:
     parser.add_argument("--notes-seeds", type=int, nargs="*", default=[101, 102])
     parser.add_argument("--baselines", action="store_true")
     parser.add_argument("--note", default="", help="Text appended under the tables.")
+    parser.add_argument(
+        "--ray", default=None, help="Run part 1 as one Ray task per size and seed: auto, "
+        "HOST:PORT or local (the 'scale' extra); the same table as without it.",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/safe_gate.md"))
     args = parser.parse_args()
     start = time.perf_counter()

@@ -10,10 +10,17 @@ holds the rest:
   a validation score per epoch, early stopping on it with the best weights restored, a progress
   bar, and a per-epoch record (train loss, seconds, validation);
 - :func:`fitting`, the context every ``fit`` runs in: a private torch generator seeded with the
-  config's seed (the caller's global generator is left as it was) and, optionally, a thread count;
+  config's seed (the caller's global generator is left as it was; under ``torchrun`` each rank
+  other than 0 gets its own stream, :func:`safer._distributed.rank_seed`) and, optionally, a
+  thread count;
+- data-parallel training: when a :mod:`torch.distributed` process group is up (``torchrun``;
+  :mod:`safer._distributed`), the trainer starts every rank from rank 0's weights, averages the
+  gradients over the ranks weighted by each rank's batch share, and reduces the epoch loss and
+  the validation score, so every rank stops at the same epoch; only rank 0 saves;
 - the artifact format, one folder per model: ``model.json`` (``model`` = the class's
   ``artifact_kind``, ``safer_version``, ``config``, the learned state the class declares —
-  shapes, scalings, vocabularies —, the training ``history`` and the ``content_hash``) beside
+  shapes, scalings, vocabularies —, ``world_size`` (the processes it was fitted in; absent from
+  folders saved before it was recorded), the training ``history`` and the ``content_hash``) beside
   one weights file, written atomically (:func:`safer._atomic.atomic_folder`: a failed save
   leaves the previous folder whole). The content hash is SHA-256 over the weights (name and
   bytes of every tensor) and the metadata without ``history``; :meth:`Learnable.load`
@@ -110,6 +117,13 @@ from safer._artifact import (
     check_saved_version,
 )
 from safer._atomic import atomic_folder
+from safer._distributed import (
+    all_reduce_sum,
+    average_gradients,
+    broadcast_module,
+    current_world,
+    rank_seed,
+)
 from safer.errors import NotFittedError, SaferError
 
 __all__ = [
@@ -166,7 +180,7 @@ def fitting(seed: int, threads: int | None = None) -> Iterator[None]:
     True
     """
     with torch_threads(threads), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
+        torch.manual_seed(rank_seed(int(seed), current_world().rank))
         yield
 
 
@@ -191,6 +205,14 @@ class Trainer:
         Show a tqdm bar (on stderr).
     max_grad_norm : float or None
         Clip the gradient norm of the optimised parameters to this before each step.
+
+    Notes
+    -----
+    In a distributed fit (a :mod:`torch.distributed` group is initialised, e.g. by ``torchrun``)
+    every rank must run the same number of batches per epoch; ``step`` returns this rank's loss
+    and its weight (0 when the rank has no data in this batch: its loss is not back-propagated)
+    and the gradients are averaged with those weights. Without a group nothing of
+    :mod:`torch.distributed` is used.
 
     Examples
     --------
@@ -262,25 +284,38 @@ class Trainer:
         (the monitored score) plus whatever ``validate`` returned.
         """
         sign = 1.0 if self.mode == "min" else -1.0
+        world = current_world()
+        if world.distributed:  # every rank starts from rank 0's weights
+            broadcast_module(module)
         best, best_epoch = math.inf, None
         best_state = copy.deepcopy(module.state_dict()) if validate is not None else None
         bad, records = 0, []
         params = [p for group in optimizer.param_groups for p in group["params"]]
-        bar = tqdm(range(self.epochs), desc=self.desc, unit="epoch", disable=not self.progress)
+        show = self.progress and world.is_main
+        bar = tqdm(range(self.epochs), desc=self.desc, unit="epoch", disable=not show)
         for epoch in bar:
             module.train()
             start, total, weight = time.perf_counter(), 0.0, 0.0
             for batch in batches():
                 loss, w = step(batch)
                 optimizer.zero_grad()
-                loss.backward()
+                if world.distributed:  # a rank without data in this batch contributes nothing
+                    if w > 0:
+                        loss.backward()
+                    if average_gradients(params, w) == 0:
+                        continue
+                else:
+                    loss.backward()
                 if self.max_grad_norm is not None:
                     nn.utils.clip_grad_norm_(params, self.max_grad_norm)
                 optimizer.step()
                 if scheduler is not None:
                     scheduler.step()
-                total += loss.item() * w
+                if w > 0 or not world.distributed:
+                    total += loss.item() * w
                 weight += w
+            if world.distributed:
+                total, weight = all_reduce_sum(torch.tensor([total, weight])).tolist()
             record: dict[str, Any] = {
                 "epoch": epoch,
                 "train": total / max(weight, 1),
@@ -291,6 +326,8 @@ class Trainer:
                 if isinstance(score, dict):
                     record.update(score)
                     score = score[monitor]
+                if world.distributed:  # one early-stopping decision on every rank
+                    score = float(all_reduce_sum(torch.tensor([float(score)]))[0]) / world.size
                 record["val"] = float(score)
                 if sign * record["val"] < best - self.min_delta:
                     best, best_epoch, bad = sign * record["val"], epoch, 0
@@ -449,16 +486,21 @@ class Learnable:
         if isinstance(net, nn.Module):
             net.eval()
         self.safer_version_ = __version__
+        self.world_size_ = current_world().size
         self.content_hash_ = self._compute_content_hash()
         return self
 
     def _metadata(self) -> dict[str, Any]:
-        return {
+        meta = {
             "model": self.kind(),
             "safer_version": getattr(self, "safer_version_", __version__),
             "config": asdict(self.config),
             **self._learned_meta(),
         }
+        world_size = getattr(self, "world_size_", None)
+        if world_size is not None:  # None: loaded from a folder saved before it was recorded
+            meta["world_size"] = int(world_size)
+        return meta
 
     def _compute_content_hash(self, meta: dict[str, Any] | None = None) -> str:
         """SHA-256 over the weights and ``meta`` (default: this model's metadata)."""
@@ -473,10 +515,13 @@ class Learnable:
         """Write the weights and ``model.json`` into ``directory``; returns it.
 
         The folder is written whole or not at all: a failure leaves a previous folder there as
-        it was (:func:`safer._atomic.atomic_folder`).
+        it was (:func:`safer._atomic.atomic_folder`). In a distributed fit (``torchrun``) only
+        rank 0 writes; the other ranks return ``directory`` without touching it.
         """
         self.check_fitted()
         directory = Path(directory)
+        if not current_world().is_main:
+            return directory
         meta = {
             **self._metadata(),
             "history": getattr(self, "history_", {}),
@@ -528,6 +573,7 @@ class Learnable:
                 )
             except TypeError as exc:  # a required field missing from the saved config
                 raise ArtifactError(f"{directory}: incomplete config ({exc}); retrain") from None
+        model.world_size_ = meta.get("world_size")  # processes it was trained in (torchrun)
         try:
             model._restore(meta)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:

@@ -47,6 +47,13 @@ def benchmark(
     out: Path | None = typer.Option(
         Path("docs/benchmarks/dtr.md"), "--out", help="Markdown table to write."
     ),
+    ray: str | None = typer.Option(
+        None,
+        "--ray",
+        help="Run one Ray task per model and seed: auto (the cluster of `ray start` on this "
+        "machine), HOST:PORT, ray://HOST:PORT, or local (start one here). Needs the 'scale' "
+        "extra. Same table as without it (training times aside).",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the numbers as JSON."),
 ) -> None:
     """Every model on one simulated cohort's splits: metrics and true mortality in one table."""
@@ -78,7 +85,7 @@ def benchmark(
     gate_list = _split(gates)
     result = run_benchmark(
         stays=stays, seeds=seed_list, models=chosen, episodes=episodes, alpha=alpha,
-        overrides=overrides, gates=gate_list, progress=not json_out,
+        overrides=overrides, gates=gate_list, progress=not json_out, ray=ray,
     )  # fmt: skip
     command = (
         f"safer benchmark --stays {stays} --seeds {','.join(map(str, seed_list))} "
@@ -86,6 +93,7 @@ def benchmark(
         f" --gates {','.join(gate_list) or chr(39) * 2}"
         + (f" --epochs {epochs}" if epochs is not None else "")
         + (f" --rl-steps {rl_steps}" if rl_steps is not None else "")
+        + (f" --ray {shlex.quote(ray)}" if ray is not None else "")
         + (f" --out {shlex.quote(str(out))}" if out is not None else "")
     )
     if out is not None:

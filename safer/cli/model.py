@@ -33,7 +33,13 @@ def train(
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Train a recommender on the train split of COHORT (early stopping inside train only)."""
+    """Train a recommender on the train split of COHORT (early stopping inside train only).
+
+    Under ``torchrun --nproc-per-node N -m safer train ...`` the N processes train one model
+    data-parallel (each on its share of the training stays, gradients averaged; gloo on CPU)
+    and rank 0 alone saves it and prints the summary.
+    """
+    from safer import _distributed
     from safer._learnable import ARTIFACT_FILE, torch_threads
     from safer.cohorts import read_cohort, split_stays
     from safer.evaluation.experiments import train_on_split
@@ -55,19 +61,27 @@ def train(
         ).items()
         if v is not None
     }  # fmt: skip
-    start = time.perf_counter()
-    with torch_threads(threads):
-        model = train_on_split(
-            table, splits, variant=variant, seed=seed, progress=not json_out, **overrides
-        )
-    seconds = time.perf_counter() - start
-    model.save(out)
+    world = _distributed.init_from_env()
+    try:
+        start = time.perf_counter()
+        with torch_threads(threads):
+            model = train_on_split(
+                table, splits, variant=variant, seed=seed,
+                progress=not json_out and world.is_main, **overrides,
+            )  # fmt: skip
+        seconds = time.perf_counter() - start
+        model.save(out)  # rank 0 only
+    finally:
+        _distributed.shutdown()
+    if not world.is_main:
+        return
     summary = {
         "model": str(out),
         "variant": variant,
         "seed": seed,
         "split_seed": split_seed,
         "train_stays": int(len(model.train_stays_)),
+        "processes": world.size,
         "fit_seconds": round(seconds, 2),
         "content_hash": model.content_hash_,
     }

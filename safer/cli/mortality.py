@@ -42,6 +42,16 @@ def mortality(
         2000, "--logged-stays", min=20, help="Stays to simulate as the logged data for --ope."
     ),
     bootstrap: int = typer.Option(200, "--bootstrap", min=10, help="Bootstrap resamples (--ope)."),
+    shard_size: int | None = typer.Option(
+        None,
+        "--shard-size",
+        min=1,
+        help="Roll out in shards of this many episodes, each with its own random stream (the "
+        "result depends on --seed and --shard-size only, not on --jobs).",
+    ),
+    jobs: int = typer.Option(
+        1, "--jobs", min=1, help="Processes running the shards (needs --shard-size)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """True mortality of a policy in the known ICU-Sepsis MDP (absolute, fraction of episodes).
@@ -62,7 +72,9 @@ def mortality(
             _real_data(policy, logged, bootstrap, seed, json_out)
             return
     chosen = make_policy(policy)
-    result = true_mortality(chosen, episodes, seed, progress=not json_out)
+    result = true_mortality(
+        chosen, episodes, seed, progress=not json_out, shard_size=shard_size, jobs=jobs
+    )
     if ope:
         logged = (
             logged

@@ -67,7 +67,10 @@ def train(
     json_out: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
 ) -> None:
     """Train a model on the train split (validation picks the best epoch) and save it."""
+    from safer._distributed import refuse_torchrun
     from safer._learnable import torch_threads
+
+    refuse_torchrun("safer seqrec train")
     from safer.seqrec import SequenceData, make_model
     from safer.seqrec.benchmark import training_summary
 

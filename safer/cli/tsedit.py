@@ -27,7 +27,10 @@ def train(
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Train the denoiser on windows of the cohort's vitals or a statsmodels series."""
+    from safer._distributed import refuse_torchrun
     from safer.tsedit import DiffusionEditor, TseditConfig, load_training_data
+
+    refuse_torchrun("safer tsedit train")
 
     windows = load_training_data(data, window)
     config = replace(TseditConfig(), window=window, train_steps=train_steps, seed=seed)

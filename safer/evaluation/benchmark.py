@@ -56,6 +56,7 @@ __all__ = [
     "ORACLE",
     "BENCHMARK_METRICS",
     "BenchmarkResult",
+    "benchmark_task",
     "default_models",
     "run_benchmark",
 ]
@@ -196,6 +197,7 @@ def run_benchmark(
     gates: list[str] | tuple[str, ...] = DEFAULT_GATES,
     gate_models: list[str] | tuple[str, ...] | None = None,
     progress: bool = True,
+    ray: str | None = None,
 ) -> BenchmarkResult:
     """Train every model on the same splits and measure metrics and true mortality.
 
@@ -219,7 +221,15 @@ def run_benchmark(
     gate_models : sequence of str, optional
         Models the gates are compared on (default: ``"safer"`` if benchmarked, else none).
     progress : bool
-        tqdm bars for simulation, training and rollouts (on stderr).
+        tqdm bars for simulation, training and rollouts (on stderr; with ``ray``, one bar over
+        finished tasks).
+    ray : str, optional
+        Run one Ray task per (model, seed) on a Ray cluster: ``"auto"`` (the cluster
+        ``ray start`` runs on this machine, or the one this process is connected to), an
+        address (``"HOST:6379"``, ``"ray://HOST:10001"``) or ``"local"`` (start one here).
+        Needs the ``scale`` extra; ``None`` (default): serially in this process, without
+        importing Ray. The table is the serial one (training times aside): every task
+        depends on its seed only. A failed task is retried twice, then reported.
 
     Examples
     --------
@@ -253,53 +263,27 @@ def run_benchmark(
     cohort = simulate_cohort(n_stays=stays, seed=cohort_seed, progress=progress)
     splits = split_stays(cohort, seed=split_seed)
     train = splits.subset(cohort, "train")
-    calibration = splits.subset(cohort, "calibration")
-    if calibration.empty or splits.subset(cohort, "test").empty:
+    if splits.subset(cohort, "calibration").empty or splits.subset(cohort, "test").empty:
         raise SaferError(f"{stays} stays leave an empty calibration or test split; use more")
-    rows, gate_rows = [], []
-    for name in models:
-        for seed in seeds:
-            model = make_benchmark_model(name, seed, **overrides.get(name, {}))
-            start = time.perf_counter()
-            model.fit(train, progress=progress, split_seed=split_seed)
-            fit_seconds = time.perf_counter() - start
-            scores = score_split(model, cohort, splits, "test")["survivors"]
-            gate = calibrate(model, train, calibration, method="lac", alpha=alpha, seed=seed)
-            plain = rollout_mortality(
-                ModelPolicy(model, name=name), episodes, seed, progress=progress
-            )
-            gated = rollout_mortality(
-                GatedPolicy(model, gate, name=f"gated {name}"), episodes, seed, progress=progress
-            )
-            rows.append(
-                {
-                    "model": name,
-                    "seed": seed,
-                    **{m: scores.get(m) for m in BENCHMARK_METRICS},
-                    "mortality_pct": 100 * plain.mortality,
-                    "gated_mortality_pct": 100 * gated.mortality,
-                    "abstention_pct": 100 * (gated.abstention_rate or 0.0),
-                    "fit_seconds": fit_seconds,
-                }
-            )
-            if name in gate_models:
-                for method in gates:
-                    levels = GATE_SETTINGS[method][1]
-                    g = gate if method == "lac" else calibrate(
-                        model, train, calibration, method=method, alpha=alpha, seed=seed,
-                        **levels,
-                    )  # fmt: skip
-                    roll = gated if method == "lac" else rollout_mortality(
-                        GatedPolicy(model, g, name=f"{method} {name}"), episodes, seed,
-                        progress=progress,
-                    )  # fmt: skip
-                    gate_rows.append(
-                        {
-                            "model": name, "seed": seed, "gate": method,
-                            "gated_mortality_pct": 100 * roll.mortality,
-                            "abstention_pct": 100 * (roll.abstention_rate or 0.0),
-                        }
-                    )  # fmt: skip
+    tasks = [(name, seed) for name in models for seed in seeds]
+    common = dict(
+        episodes=episodes, alpha=alpha, split_seed=split_seed, overrides=overrides,
+        gates=tuple(gates), gate_models=gate_models,
+    )  # fmt: skip
+    if ray is None:
+        results = [
+            benchmark_task(name, seed, cohort, splits, progress=progress, **common)
+            for name, seed in tasks
+        ]
+    else:
+        from safer.evaluation._ray import run_tasks
+
+        results = run_tasks(
+            benchmark_task, tasks, cohort, splits, address=ray, progress=progress,
+            label=lambda t: f"{t[0]} seed {t[1]}", **common,
+        )  # fmt: skip
+    rows = [row for row, _ in results]
+    gate_rows = [g for _, gates_of in results for g in gates_of]
     references = {
         "clinicians": 100 * exact_mortality(clinician_policy()),
         "optimal": 100 * exact_mortality(optimal_policy()),
@@ -315,6 +299,67 @@ def run_benchmark(
     }  # fmt: skip
     runs = pd.DataFrame(rows).astype({c: float for c in _COLUMNS})
     return BenchmarkResult(runs, references, settings, pd.DataFrame(gate_rows))
+
+
+def benchmark_task(
+    name: str,
+    seed: int,
+    cohort: pd.DataFrame,
+    splits,
+    *,
+    episodes: int,
+    alpha: float,
+    split_seed: int,
+    overrides: dict[str, dict[str, Any]],
+    gates: tuple[str, ...],
+    gate_models: tuple[str, ...],
+    progress: bool = False,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One model and seed of :func:`run_benchmark`: its row and its gate rows.
+
+    Depends on its arguments only (the model, gate and rollout seeds are ``seed``), so it gives
+    the same numbers serially or as a Ray task (``fit_seconds`` aside).
+    """
+    train = splits.subset(cohort, "train")
+    calibration = splits.subset(cohort, "calibration")
+    model = make_benchmark_model(name, seed, **overrides.get(name, {}))
+    start = time.perf_counter()
+    model.fit(train, progress=progress, split_seed=split_seed)
+    fit_seconds = time.perf_counter() - start
+    scores = score_split(model, cohort, splits, "test")["survivors"]
+    gate = calibrate(model, train, calibration, method="lac", alpha=alpha, seed=seed)
+    plain = rollout_mortality(ModelPolicy(model, name=name), episodes, seed, progress=progress)
+    gated = rollout_mortality(
+        GatedPolicy(model, gate, name=f"gated {name}"), episodes, seed, progress=progress
+    )
+    row = {
+        "model": name,
+        "seed": seed,
+        **{m: scores.get(m) for m in BENCHMARK_METRICS},
+        "mortality_pct": 100 * plain.mortality,
+        "gated_mortality_pct": 100 * gated.mortality,
+        "abstention_pct": 100 * (gated.abstention_rate or 0.0),
+        "fit_seconds": fit_seconds,
+    }
+    gate_rows = []
+    if name in gate_models:
+        for method in gates:
+            levels = GATE_SETTINGS[method][1]
+            g = gate if method == "lac" else calibrate(
+                model, train, calibration, method=method, alpha=alpha, seed=seed, **levels,
+            )  # fmt: skip
+            roll = gated if method == "lac" else rollout_mortality(
+                GatedPolicy(model, g, name=f"{method} {name}"), episodes, seed,
+                progress=progress,
+            )  # fmt: skip
+            gate_rows.append(
+                {
+                    "model": name, "seed": seed, "gate": method,
+                    "gated_mortality_pct": 100 * roll.mortality,
+                    "abstention_pct": 100 * (roll.abstention_rate or 0.0),
+                }
+            )  # fmt: skip
+    return row, gate_rows
 
 
 def write_markdown(result: BenchmarkResult, path: str | Path, command: str = "") -> Path:

@@ -144,6 +144,8 @@ def rollout_mortality(
     max_steps: int = MAX_STEPS,
     progress: bool = True,
     level: float = 0.95,
+    shard_size: int | None = None,
+    jobs: int = 1,
 ) -> RolloutResult:
     """Mortality of ``policy`` over ``episodes`` simulated ICU stays.
 
@@ -165,23 +167,58 @@ def rollout_mortality(
         Show a tqdm bar over finished episodes.
     level : float
         Confidence level of the Wilson interval.
+    shard_size : int, optional
+        Run the episodes in shards of this many (the last one smaller), shard ``k`` drawing
+        from its own stream, ``numpy.random.SeedSequence(seed).spawn(n_shards)[k]``. The result
+        then depends on ``seed`` and ``shard_size`` only. ``None`` (default): one stream,
+        ``numpy.random.default_rng(seed)``, as in earlier versions.
+    jobs : int
+        Processes that run the shards (needs ``shard_size``; the result does not depend on it).
+        Each process gets a copy of the policy (it must pickle) and one torch thread.
+
+    Examples
+    --------
+    >>> from safer.evaluation.policies import clinician_policy
+    >>> run = lambda: rollout_mortality(  # three shards, each its own stream
+    ...     clinician_policy(), 600, seed=1, shard_size=200, progress=False)
+    >>> a, b = run(), run()
+    >>> a.episodes, a.deaths == b.deaths
+    (600, True)
     """
     if not isinstance(episodes, (int, np.integer)) or episodes < 1:
         raise SaferError(f"episodes must be a positive integer, got {episodes!r}")
+    if shard_size is not None and shard_size < 1:
+        raise SaferError(f"shard_size must be a positive integer, got {shard_size!r}")
+    if jobs < 1 or (jobs > 1 and shard_size is None):
+        raise SaferError(
+            f"jobs={jobs}: pass jobs >= 1, and a shard_size to run shards in parallel (the "
+            "result then depends on seed and shard_size only, so jobs=1 reproduces it)"
+        )
     state_based = isinstance(policy, StatePolicy)
     observed = not state_based if observed is None else observed
     if not observed and not state_based:
         raise SaferError(f"policy '{policy.name}' needs observed rows: call with observed=True")
-    mdp = load_mdp()
-    rng = np.random.default_rng(seed)
     start = time.perf_counter()
-    if not observed:
-        roll = rollout(mdp, policy.matrix, episodes, rng, max_steps=max_steps, progress=progress)
-        died, truncated, decisions, abstained = roll.died, roll.truncated, len(roll.stay), None
+    if shard_size is None:
+        parts = [
+            _rollout_shard(
+                policy, episodes, np.random.default_rng(seed), observed, config, max_steps, progress
+            )
+        ]
     else:
-        died, truncated, decisions, abstained, _ = _observed_rollout(
-            policy, mdp, episodes, rng, config, max_steps, progress
+        sizes = [shard_size] * (episodes // shard_size) + (
+            [episodes % shard_size] if episodes % shard_size else []
         )
+        streams = np.random.SeedSequence(seed).spawn(len(sizes))
+        tasks = [
+            (policy, n, seq, observed, config, max_steps)
+            for n, seq in zip(sizes, streams, strict=True)
+        ]
+        parts = _run_shards(tasks, jobs, progress, f"rollout {policy.name}")
+    died = np.concatenate([p[0] for p in parts])
+    truncated = np.concatenate([p[1] for p in parts])
+    decisions = sum(p[2] for p in parts)
+    abstained = None if parts[0][3] is None else sum(p[3] for p in parts)
     deaths = int(died.sum())
     low, high = wilson_interval(deaths, episodes, level)
     return RolloutResult(
@@ -196,6 +233,51 @@ def rollout_mortality(
         seconds=time.perf_counter() - start,
         observed=observed,
     )
+
+
+def _rollout_shard(policy, episodes, rng, observed, config, max_steps, progress=False):
+    """``(died, truncated, decisions, abstained)`` of ``episodes`` drawn from ``rng`` (a
+    Generator, or a SeedSequence to start one from)."""
+    mdp = load_mdp()
+    rng = np.random.default_rng(rng)
+    if not observed:
+        roll = rollout(mdp, policy.matrix, episodes, rng, max_steps=max_steps, progress=progress)
+        return roll.died, roll.truncated, len(roll.stay), None
+    died, truncated, decisions, abstained, _ = _observed_rollout(
+        policy, mdp, episodes, rng, config, max_steps, progress
+    )
+    return died, truncated, decisions, abstained
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _run_shards(tasks: list[tuple], jobs: int, progress: bool, desc: str) -> list[tuple]:
+    """The results of :func:`_rollout_shard` over ``tasks``, in task order, in ``jobs``
+    processes (a failed shard raises: nothing is dropped)."""
+    total = sum(t[1] for t in tasks)
+    bar = tqdm(total=total, desc=desc, unit="stay", disable=not progress)
+    results: list[tuple | None] = [None] * len(tasks)
+    if jobs == 1:
+        for i, task in enumerate(tasks):
+            results[i] = _rollout_shard(*task)
+            bar.update(task[1])
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        context = multiprocessing.get_context("spawn")  # no forked torch or tqdm threads
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_one_thread) as pool:
+            futures = {pool.submit(_rollout_shard, *task): i for i, task in enumerate(tasks)}
+            for future in as_completed(futures):
+                i = futures[future]
+                results[i] = future.result()
+                bar.update(tasks[i][1])
+    bar.close()
+    return results
 
 
 def _observed_rollout(policy, mdp, episodes, rng, config, max_steps, progress):
@@ -268,14 +350,20 @@ def true_mortality(
     *,
     progress: bool = True,
     config: SimulationConfig | None = None,
+    shard_size: int | None = None,
+    jobs: int = 1,
 ) -> MortalityResult:
     """Exact mortality where the policy is state-based (plus the rollout), else the rollout.
 
     A policy that is exactly a state policy in disguise (a gated policy whose gate abstains
     everywhere is its fallback: ``exact_equivalent()``) is solved exactly too; its rollout is
-    still run, for the abstention rate.
+    still run, for the abstention rate. ``shard_size`` and ``jobs``: see
+    :func:`rollout_mortality`.
     """
-    roll = rollout_mortality(policy, episodes, seed, progress=progress, config=config)
+    roll = rollout_mortality(
+        policy, episodes, seed, progress=progress, config=config, shard_size=shard_size,
+        jobs=jobs,
+    )  # fmt: skip
     equivalent = getattr(policy, "exact_equivalent", lambda: None)()
     state_policy = policy if isinstance(policy, StatePolicy) else equivalent
     if state_policy is not None:

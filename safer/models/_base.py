@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from safer._distributed import all_reduce_sum, current_world, shard_of
 from safer._learnable import Learnable, Trainer, fitting
 from safer.cohorts.schema import validate
 from safer.errors import SaferError
@@ -116,9 +117,15 @@ class WindowModel(CohortModel, InputPipeline):
         windows = build_windows(cohort, cfg.history, cfg.use_notes)
         stay_sorted = cohort["stay_id"].to_numpy()[windows.order]
         is_val = np.isin(stay_sorted, val_stays)
+        # this process's decisions: all of them, or its stays' under torchrun (see _epochs)
+        self._rank_rows = shard_of(stay_sorted)
         self._learn_scaling(windows, ~is_val)
         self._encoder_dim = self._note_encoder(progress).dim if cfg.use_notes else 1
-        data = self._tensors(windows, progress)
+        if cfg.use_notes:  # under torchrun the ranks encode the notes together
+            with self._note_encoder(progress).across_ranks():
+                data = self._tensors(windows, progress)
+        else:
+            data = self._tensors(windows, progress)
         return windows, data, is_val, data["y"].numpy() >= 0
 
     def _epochs(
@@ -136,19 +143,34 @@ class WindowModel(CohortModel, InputPipeline):
         patience: int | None = None,
     ) -> dict[str, Any]:
         """Epochs of AdamW over the decisions ``tr`` (shuffled by ``rng``, ``batch_size`` a
-        batch), early stopping on the mean ``loss`` over ``va`` (``tr`` when empty)."""
+        batch), early stopping on the mean ``loss`` over ``va`` (``tr`` when empty).
+
+        Under ``torchrun`` every rank draws the same global batches (``rng`` is seeded alike on
+        every rank) and keeps the decisions of its own stays (:func:`~safer._distributed.
+        shard_of`); the trainer averages the gradients weighted by each rank's count, so a step
+        is the one-process step over the global batch. Validation is sharded the same way.
+        """
         cfg = self.config
         params = [p for p in module.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
         held_out = va if len(va) else tr
+        mine = getattr(self, "_rank_rows", None)  # set by _prepare
+
+        def own(rows: np.ndarray) -> np.ndarray:
+            return rows if mine is None else rows[mine[rows]]
 
         def batches():
-            order = rng.permutation(tr)
-            return (order[s : s + cfg.batch_size] for s in range(0, len(order), cfg.batch_size))
+            order, size = rng.permutation(tr), cfg.batch_size
+            return (own(order[s : s + size]) for s in range(0, len(order), size))
+
+        def step(idx: np.ndarray) -> tuple[torch.Tensor, int]:
+            if len(idx) == 0:  # this rank has no stay in the batch: no loss to compute
+                return torch.zeros(()), 0
+            return loss(idx), len(idx)
 
         def validate() -> float:
             module.eval()
-            return self._mean_loss(loss, held_out)
+            return self._mean_loss(loss, own(held_out), reduce=True)
 
         return Trainer(
             epochs=epochs,
@@ -156,17 +178,23 @@ class WindowModel(CohortModel, InputPipeline):
             min_delta=1e-4,
             desc=desc,
             progress=progress,
-        ).run(module, opt, batches, lambda idx: (loss(idx), len(idx)), validate=validate)
+        ).run(module, opt, batches, step, validate=validate)
 
     @staticmethod
-    def _mean_loss(loss: Callable[[np.ndarray], torch.Tensor], idx: np.ndarray) -> float:
-        """Mean of ``loss`` over the decisions ``idx``, without gradient, in batches."""
+    def _mean_loss(
+        loss: Callable[[np.ndarray], torch.Tensor], idx: np.ndarray, *, reduce: bool = False
+    ) -> float:
+        """Mean of ``loss`` over the decisions ``idx``, without gradient, in batches
+        (``reduce``: over the decisions of every rank, each passing its own ``idx``)."""
         total = 0.0
         with torch.no_grad():
             for s in range(0, len(idx), _BATCH):
                 part = idx[s : s + _BATCH]
                 total += float(loss(part)) * len(part)
-        return total / max(len(idx), 1)
+        count = float(len(idx))
+        if reduce and current_world().distributed:
+            total, count = all_reduce_sum(torch.tensor([total, count])).tolist()
+        return total / max(count, 1)
 
     def _outputs(
         self, cohort: pd.DataFrame, forward: Callable[[dict, np.ndarray], tuple]

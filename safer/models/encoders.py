@@ -21,18 +21,20 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from safer._distributed import World, all_gather_objects, current_world
 from safer.errors import SaferError
 
 __all__ = ["NoteEncoder", "NoteEncoderError", "default_encoder_path", "default_cache_dir"]
@@ -120,6 +122,7 @@ class NoteEncoder:
         self.batch_size = int(batch_size)
         self.progress = progress
         self.n_encoded = 0
+        self._across_ranks = False
         self._tokenizer = None
         self._model = None
         self._memory: dict[str, np.ndarray] = {}
@@ -237,17 +240,44 @@ class NoteEncoder:
         tmp.replace(folder / name)
         self._loaded_shards.add(name)
 
+    @contextlib.contextmanager
+    def across_ranks(self) -> Iterator[None]:
+        """Within the block, every rank of a ``torchrun`` process group encodes the same texts
+        together: each encodes only its share (every ``size``-th text from its rank on) of those
+        not cached yet, writes its own cache shard, and the ranks exchange their new vectors,
+        so each text is encoded once. Every rank must make the same calls in the block (a fit
+        does); outside it each process encodes on its own."""
+        before, self._across_ranks = self._across_ranks, True
+        try:
+            yield
+        finally:
+            self._across_ranks = before
+
     def _embed_unique(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """Vectors of ``texts`` (distinct), from the cache or encoded and cached (shared
+        between the ranks within :meth:`across_ranks`)."""
         self._load_cache()
         keys = {t: _text_key(t) for t in texts}
-        missing = [t for t in texts if keys[t] not in self._memory]
-        if missing:
-            vectors = self._run_model(missing)
-            self.n_encoded += len(missing)
-            for t, v in zip(missing, vectors, strict=True):
-                self._memory[keys[t]] = v
-            self._save_shard([keys[t] for t in missing], vectors)
+        world = current_world() if self._across_ranks else World()
+        share = texts[world.rank :: world.size] if world.distributed else texts
+        self._encode_missing([t for t in share if keys[t] not in self._memory], keys)
+        if world.distributed:
+            for part in all_gather_objects(self._last_encoded):
+                self._memory.update(part)
+            self._load_cache()  # what another job cached meanwhile; then encode any rest here
+            self._encode_missing([t for t in texts if keys[t] not in self._memory], keys)
         return {t: self._memory[keys[t]] for t in texts}
+
+    def _encode_missing(self, missing: list[str], keys: dict[str, str]) -> None:
+        self._last_encoded: dict[str, np.ndarray] = {}
+        if not missing:
+            return
+        vectors = self._run_model(missing)
+        self.n_encoded += len(missing)
+        for t, v in zip(missing, vectors, strict=True):
+            self._memory[keys[t]] = v
+            self._last_encoded[keys[t]] = v
+        self._save_shard([keys[t] for t in missing], vectors)
 
     def _load_model(self) -> None:
         if self._model is not None:

@@ -96,3 +96,26 @@ def test_rollout_histories_carry_past_actions_and_doses_like_a_cohort(cloned_mod
     assert ((past.fluid_bin == 0) == (past.fluid_ml == 0)).all()
     assert (late.note_time.isna() | (late.note_time <= late.charttime)).all()
     validate(late)
+
+
+def test_sharded_rollout_does_not_depend_on_the_number_of_processes(cloned_model, cloned_gate):
+    policy = GatedPolicy(cloned_model, cloned_gate)
+    one = rollout_mortality(policy, 150, seed=4, shard_size=50, jobs=1, progress=False)
+    two = rollout_mortality(policy, 150, seed=4, shard_size=50, jobs=2, progress=False)
+    assert (one.deaths, one.decisions, one.abstention_rate) == (
+        two.deaths, two.decisions, two.abstention_rate
+    )  # fmt: skip
+    assert one.episodes == 150 and one.abstention_rate is not None
+
+
+def test_shards_draw_independent_reproducible_streams():
+    clinician = make_policy("clinician")
+    run = lambda **kw: rollout_mortality(clinician, 3000, seed=5, progress=False, **kw)  # noqa: E731
+    a, b = run(shard_size=700), run(shard_size=700)
+    assert (a.deaths, a.decisions) == (b.deaths, b.decisions)  # 5 shards, the last of 200
+    whole = run()
+    assert (a.deaths, a.decisions) != (whole.deaths, whole.decisions)  # other streams ...
+    exact, se = exact_mortality(clinician), (0.22 * 0.78 / 3000) ** 0.5
+    assert abs(a.mortality - exact) < 4 * se  # ... the same distribution (a 4-sigma band)
+    with pytest.raises(SaferError, match="shard_size"):
+        run(jobs=2)

@@ -1,0 +1,71 @@
+"""`safer benchmark --ray`: one Ray task per (model, seed) on a local 2-worker cluster started
+here gives the serial table; a failing task is reported, not dropped; the serial path never
+imports Ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ray = pytest.importorskip("ray", reason="Ray (the 'scale' extra) is not installed")
+
+from safer.cohorts import simulate_cohort, split_stays  # noqa: E402
+from safer.errors import SaferError  # noqa: E402
+from safer.evaluation._ray import run_tasks  # noqa: E402
+from safer.evaluation.benchmark import benchmark_task, run_benchmark  # noqa: E402
+
+TINY = dict(
+    stays=60, seeds=[0, 1], models=["safer-n"], episodes=10, gates=["lac", "ltt"],
+    gate_models=["safer-n"], overrides={"safer-n": {"epochs": 1, "finetune_epochs": 1}},
+)  # fmt: skip
+SERIAL = f"""
+import json, sys, torch
+torch.set_num_threads(1)
+from safer.evaluation.benchmark import run_benchmark
+result = run_benchmark(progress=False, **{TINY!r})
+print(json.dumps({{"runs": result.runs.to_dict("records"),
+                  "gates": result.gate_runs.to_dict("records"),
+                  "ray_imported": "ray" in sys.modules}}))
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.slow  # two tiny benchmarks, one serial in a fresh process: ~1 min on 2 cores
+def test_ray_tasks_give_the_serial_table(cluster):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    done = subprocess.run(
+        [sys.executable, "-c", SERIAL], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    serial = json.loads(done.stdout.strip().splitlines()[-1])
+    assert serial["ray_imported"] is False  # no --ray: Ray is never imported
+    result = run_benchmark(progress=False, ray="auto", **TINY)  # joins the test's cluster
+    want = pd.DataFrame(serial["runs"]).drop(columns="fit_seconds")
+    pd.testing.assert_frame_equal(result.runs.drop(columns="fit_seconds"), want)
+    pd.testing.assert_frame_equal(result.gate_runs, pd.DataFrame(serial["gates"]))
+    assert len(result.runs) == 2 and result.runs["fit_seconds"].gt(0).all()
+
+
+def test_a_failing_task_is_retried_then_reported(cluster):
+    cohort = simulate_cohort(n_stays=60, seed=0, progress=False)
+    splits = split_stays(cohort, seed=0)
+    common = dict(
+        episodes=5, alpha=0.1, split_seed=0, overrides={}, gates=(), gate_models=(),
+    )  # fmt: skip
+    with pytest.raises(SaferError, match=r"1 of 1 Ray tasks failed .*no-such-model"):
+        run_tasks(
+            benchmark_task, [("no-such-model", 0)], cohort, splits, address="auto",
+            progress=False, label=lambda t: t[0], **common,
+        )  # fmt: skip
