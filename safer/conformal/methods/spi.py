@@ -207,7 +207,7 @@ class SafePolicyImprovement(GateMethod):
     needs_labels = True
     needs_embedding = True
     needs_trajectories = True
-    default_representation = "features+notes"
+    default_representation = "features+locf"
     default_options = {
         "algorithm": "one-step",
         "decoder": "kmeans",
