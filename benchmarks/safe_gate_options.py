@@ -25,6 +25,9 @@ the current row alone or forward-filtered through the transitions counted in the
         '{"prior": 30.0}' '{"algorithm": "pib-spibb"}' '{"test": "per-state"}'
     PYTHONPATH=. python benchmarks/safe_gate_options.py --stays 5000 --seed 0 --ceiling \\
         --representations features features+locf features+notes features+notes+locf
+    PYTHONPATH=. python benchmarks/safe_gate_options.py --stays 20000 --seed 0 --episodes 5000 \\
+        --representations features features+locf --options '{}' '{"decoder": "gmm"}' \\
+        --out docs/benchmarks/safe_gate_decoders.md
 """
 
 from __future__ import annotations
@@ -147,7 +150,10 @@ def render(args, rows: list[dict], ceiling_rows: list[dict]) -> list[str]:
         "calibration decisions where the deployed gate would give its dose. True mortality "
         "(`--episodes`): % by rollout of the deployed gate in the simulator (95 % Wilson "
         "interval), deferring to the clinicians' policy; a gate that did not deploy is the "
-        "clinicians' policy (exact 21.8 %).",
+        "clinicians' policy (exact 21.8 %). Options are the gate's (`{}` = its defaults); "
+        "`decoder` names its state decoder (`kmeans`: k-means on the standardised "
+        "representation; `gmm`: a Gaussian mixture fitted by EM from the k-means start, "
+        "missing values left out of the likelihood).",
         "",
         "| representation | AMI | options | acting states | train gain | held-out gain "
         "| lower bound | deployed | acting % | true mortality % | s |",

@@ -67,7 +67,8 @@ def calibrate(
         "--representation",
         help=(
             "What a state-decoding gate reads: features, features+notes, features+locf, "
-            "features+notes+locf (missing values carried forward within the stay), embedding."
+            "features+notes+locf (missing values carried forward within the stay), embedding. "
+            "Default: the method's own (spi: features+locf)."
         ),
     ),
     out: Path = typer.Option(..., "--out", help="Gate JSON file to write."),

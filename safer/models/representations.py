@@ -16,8 +16,9 @@ so the decisions stage computes the same one when it decides:
     The same two, with each value missing at the decision carried forward from the stay's last
     row at or before it that has one (last observation carried forward; labs and blood gases
     are charted on about half the rows). Only the stay's earlier rows are read, never a later
-    one, nor an action; a value never charted before stays missing (the decoder counts it as
-    the training mean). These read the stay's history, so a decision needs its stay's earlier
+    one, nor an action; a value never charted before stays missing (k-means counts it as the
+    training mean; the mixture decoder leaves it out). ``features+locf`` is the ``spi`` gate's
+    default. These read the stay's history, so a decision needs its stay's earlier
     rows (the decisions stage and the rollouts pass them). Measured on the simulator
     (``docs/benchmarks/safe_gate_options.md``).
 ``embedding``

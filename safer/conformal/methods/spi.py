@@ -4,9 +4,10 @@ Every other gate covers the *clinicians'* action, so at best it recommends what 
 This one learns from outcomes (safe policy improvement over the clinicians, on a discrete
 patient state decoded from what the model sees) and tests the result on stays it never saw:
 
-1. **state** -- k-means on the training decisions' representation (standardised features,
-   features fused with the quantities the notes state, or the model's embedding; the gate
-   records which): :class:`~safer.conformal.spi.StateDecoder`;
+1. **state** -- a decoder fitted to the training decisions' representation (standardised
+   features, features fused with the quantities the notes state, or the model's embedding; the
+   gate records which): k-means (:class:`~safer.conformal.spi.StateDecoder`) or a Gaussian
+   mixture that leaves missing values out (:class:`~safer.conformal.spi.MixtureDecoder`);
 2. **candidate** -- the tabular MDP of the decoded training stays (counts of transitions,
    outcomes and the clinicians' estimated policy) and an improvement algorithm on it
    (:data:`~safer.conformal.spi.ALGORITHMS`: one-step, Pi_b-SPIBB, Pi_<=b-SPIBB,
@@ -64,10 +65,12 @@ from safer.conformal.methods._base import (
 )
 from safer.conformal.spi import (
     ALGORITHMS,
+    DECODERS,
     Episodes,
     StateDecoder,
     TabularModel,
     auto_states,
+    decoder_from_dict,
     is_lower_bound,
     paired_bootstrap,
     per_state_bootstrap,
@@ -153,7 +156,7 @@ def _propose(model: TabularModel, algorithm: str, n_wedge: int, margin: float,
 class _Rule:
     """The per-state arrays a decision reads, rebuilt from the saved state."""
 
-    decoder: StateDecoder
+    decoder: StateDecoder  # or any decoder in DECODERS
     dose: np.ndarray  # (k,) int, -1 where none
     acting: np.ndarray  # (k,) bool: deployed and acting
     near: np.ndarray  # (k, 25) bool
@@ -172,8 +175,12 @@ class SafePolicyImprovement(GateMethod):
 
     ``algorithm``
         A name in :data:`safer.conformal.spi.ALGORITHMS` (default ``"one-step"``).
+    ``decoder``
+        How states are decoded: a name in :data:`safer.conformal.spi.DECODERS` (``"kmeans"``,
+        the AI Clinician's recipe, or ``"gmm"``, a Gaussian mixture fitted by EM that leaves
+        missing values out of the likelihood).
     ``n_states``
-        Decoded states (k-means clusters); 0 = :func:`~safer.conformal.spi.auto_states`.
+        Decoded states (clusters); 0 = :func:`~safer.conformal.spi.auto_states`.
     ``n_wedge``
         Training decisions a (state, dose) pair needs before it can be recommended; ``"auto"``
         selects it (with ``margin``) on the training stays (see :meth:`_select`).
@@ -200,9 +207,10 @@ class SafePolicyImprovement(GateMethod):
     needs_labels = True
     needs_embedding = True
     needs_trajectories = True
-    default_representation = "features+notes"
+    default_representation = "features+locf"
     default_options = {
         "algorithm": "one-step",
+        "decoder": "kmeans",
         "n_states": 0,
         "n_wedge": 20,
         "margin": 0.0,
@@ -230,6 +238,7 @@ class SafePolicyImprovement(GateMethod):
         super().__init__(alpha, **kwargs)
         opts = self.options
         ALGORITHMS[opts["algorithm"]]  # an unknown name lists the known ones
+        DECODERS[opts["decoder"]]
         if opts["test"] not in TESTS:
             raise ConformalInputError(f"option test must be one of {TESTS}, got {opts['test']!r}")
         for key in ("n_states", "min_held_out"):
@@ -258,7 +267,7 @@ class SafePolicyImprovement(GateMethod):
                 "one row per decision of the same split"
             )
         k = int(opts["n_states"]) or auto_states(len(X_tr))
-        decoder = StateDecoder(k, seed=self.seed).fit(X_tr)
+        decoder = DECODERS[opts["decoder"]](k, seed=self.seed).fit(X_tr)
         k = decoder.n_states
         s_tr, s_cal = decoder.predict(X_tr), decoder.predict(X_cal)
         episodes = Episodes.from_decisions(s_tr, tr.stay, tr.step, tr.action, tr.died, k)
@@ -532,7 +541,7 @@ class SafePolicyImprovement(GateMethod):
                     f"similar patients ({where}; {cal['n_train'][s]} training decisions)."
                 )
         rule = _Rule(
-            decoder=StateDecoder.from_dict(cal["decoder"]),
+            decoder=decoder_from_dict(cal["decoder"]),
             dose=dose,
             acting=acting,
             near=near,
