@@ -57,7 +57,7 @@ class XCrossNetConfig:
     embedding_dim: int = 10
     cross_layers: int = 3
     product: str = "inner"
-    hidden: list[int] = field(default_factory=lambda: [256, 128])
+    hidden: list[int] = field(default_factory=lambda: [128, 128])
     dropout: float = 0.0
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
