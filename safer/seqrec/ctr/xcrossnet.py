@@ -6,7 +6,7 @@ Yu, Runlong, Yuyang Ye, Qi Liu, Zihan Wang, Chunfeng Yang, Yucheng Hu and Enhong
 
 The two kinds of feature take separate paths and meet in one MLP:
 
-- **dense** features ``x_0`` (standardised numbers) go through a cross network whose every order
+- **dense** features ``x_0`` (numbers scaled to [0, 1]) go through a cross network whose every order
   is kept: ``x_{l+1} = x_0 (x_l^T w_l) + b_l`` for ``l = 0 .. L-1`` (each layer raises the
   polynomial order in ``x_0`` by one), and ``[x_0, x_1, ..., x_L]`` is the dense output
   (:class:`CrossNetwork`);
