@@ -92,6 +92,16 @@ def test_activity_and_popularity_count_the_training_rows_only(frame):
     assert enc.user_counts_[user] == (train["user"] == user).sum()
 
 
+def test_dense_values_of_held_out_rows_stay_in_the_training_range(frame):
+    parts = split_rows(frame, "temporal")
+    enc = FieldEncoder().fit(frame.iloc[parts["train"]])
+    shifted = frame.iloc[parts["test"]].assign(age=200.0, release_year=1800.0, user="new")
+    dense = enc.transform(shifted).dense
+    assert dense.min() >= 0.0 and dense.max() <= 1.0
+    assert (dense[:, 0] == 1.0).all() and (dense[:, 1] == 0.0).all()  # clipped, not extrapolated
+    assert (dense[:, 2] == 0.0).all()  # a user the training rows never held: no activity
+
+
 def test_nothing_in_the_test_rows_reaches_the_fitted_model(frame):
     """Relabel the test rows and move them to a new user, a new item and the training rows'
     most popular item: the fitted model (features, weights, hash) is exactly the same."""
