@@ -170,7 +170,11 @@ def split_rows(frame: pd.DataFrame, how: str = "random", seed: int = 0) -> dict[
 @dataclass(frozen=True)
 class CTRArrays:
     """Model inputs of ``N`` rows: ``sparse`` (N, fields) int64 ids, ``dense`` (N, dense)
-    float32 in [0, 1], ``label`` (N,) float32."""
+    float32 in [0, 1], ``label`` (N,) float32.
+
+    >>> len(CTRArrays(np.zeros((3, 2), np.int64), np.zeros((3, 1), np.float32), np.ones(3)))
+    3
+    """
 
     sparse: np.ndarray
     dense: np.ndarray

@@ -52,7 +52,19 @@ PRODUCTS = ("inner", "both")
 
 @dataclass
 class XCrossNetConfig:
-    """Settings of :class:`XCrossNet` (network, training and the row split it trains on)."""
+    """Settings of :class:`XCrossNet` (network, training and the row split it trains on).
+
+    ``embedding_dim``: size of each sparse field's embedding; ``cross_layers``: depth ``L`` of
+    the cross network (orders 1 .. L + 1 are kept); ``product``: ``"inner"`` (embeddings and
+    pairwise inner products) or ``"both"`` (plus the sum-pooled outer product); ``hidden``:
+    widths of the MLP; ``epochs`` / ``patience``: most epochs and early stopping on the
+    validation log loss; ``split`` / ``split_seed``: the row split
+    (:func:`~safer.seqrec.ctr.data.split_rows`); ``zip_digits``: leading zip-code characters
+    kept as a field; ``seed``: initialisation and batch order.
+
+    >>> XCrossNetConfig(product="both").hidden
+    [128, 128]
+    """
 
     embedding_dim: int = 10
     cross_layers: int = 3
