@@ -24,13 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / ".bench"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _peer  # noqa: E402
+from _peer import BENCH, ROOT, ensure_ml100k, sh  # noqa: E402
+
 VENV = BENCH / "recbole-venv"
 PINS = ["numpy<2", "pandas<2.2", "scipy<1.14"]
 
@@ -69,47 +69,8 @@ print("RESULT " + json.dumps({"test": {k: float(v) for k, v in result.items()},
 """
 
 
-def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    print("+", " ".join(cmd)[:200], file=sys.stderr, flush=True)
-    proc = subprocess.run(cmd, **kw)
-    if proc.returncode:
-        sys.exit(f"command failed ({proc.returncode}):\n{proc.stderr or ''}"[-4000:])
-    return proc
-
-
 def ensure_venv() -> Path:
-    python = VENV / "bin" / "python"
-    if not python.exists():
-        sh([sys.executable, "-m", "venv", str(VENV)])
-        sh([str(python), "-m", "pip", "install", "-q", "torch==2.13.0"])
-        sh([str(python), "-m", "pip", "install", "-q", "recbole==1.2.1", *PINS])
-    return python
-
-
-def ensure_ml100k(python: Path) -> Path:
-    target = BENCH / "data" / "ml-100k"
-    if not (target / "ml-100k.inter").exists():
-        wheels = BENCH / "wheels"
-        if not list(wheels.glob("recbole-1.2.1-*.whl")):
-            sh(
-                [
-                    str(python),
-                    "-m",
-                    "pip",
-                    "download",
-                    "-q",
-                    "--no-deps",
-                    "recbole==1.2.1",
-                    "-d",
-                    str(wheels),
-                ]
-            )
-        wheel = next(wheels.glob("recbole-1.2.1-*.whl"))
-        target.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(wheel) as zf:
-            for name in ("ml-100k.inter", "ml-100k.item", "ml-100k.user"):
-                (target / name).write_bytes(zf.read(f"recbole/dataset_example/ml-100k/{name}"))
-    return target
+    return _peer.ensure_venv(VENV.name, "recbole", ["torch==2.13.0"], ["recbole==1.2.1", *PINS])
 
 
 def run_recbole(python: Path, model: str, epochs: int, threads: int) -> dict:

@@ -64,7 +64,7 @@ def load_data(name: str, args) -> tuple[Any, Any, str] | None:
     if name == "ml-100k":
         path = args.ml100k
         if path is None:
-            from benchmarks.recbole_side_by_side import ensure_ml100k
+            from benchmarks._peer import ensure_ml100k
 
             path = ensure_ml100k(Path(sys.executable)) / "ml-100k.inter"
         data = SequenceData.read(path, purchase_rating=5.0)

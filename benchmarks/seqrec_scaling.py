@@ -45,7 +45,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     data = args.data
     if data is None:
-        from benchmarks.recbole_side_by_side import ensure_ml100k
+        from benchmarks._peer import ensure_ml100k
 
         data = ensure_ml100k(Path(sys.executable)) / "ml-100k.inter"
     layers = [int(x) for x in args.layers.split(",") if x.strip()]

@@ -54,6 +54,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmark this checkout
 
+import _peer  # noqa: E402
 from _report import command_line, header  # noqa: E402
 
 from safer.cohorts import simulate_cohort  # noqa: E402
@@ -127,22 +128,8 @@ discriminative score (LR) | s / edit |
 
 
 # ------------------------------------------------------------------------------ peers
-def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    print("+", " ".join(str(c) for c in cmd)[:200], file=sys.stderr, flush=True)
-    proc = subprocess.run(cmd, **kw)
-    if proc.returncode:
-        sys.exit(f"command failed ({proc.returncode}):\n{proc.stderr or ''}"[-4000:])
-    return proc
-
-
 def ensure_venv() -> Path:
-    python = VENV / "bin" / "python"
-    if not python.exists():
-        sh([sys.executable, "-m", "venv", str(VENV)])
-    check = subprocess.run([str(python), "-c", "import tsgm, tensorflow"], capture_output=True)
-    if check.returncode:
-        sh([str(python), "-m", "pip", "install", "-q", *PEER_PINS])
-    return python
+    return _peer.ensure_venv(VENV.name, "tsgm, tensorflow", PEER_PINS)
 
 
 class Peers(threading.Thread):

@@ -85,7 +85,7 @@ def load_command(name: str) -> Any:
     module = importlib.import_module(module_name)
     target = getattr(module, attribute)
     if isinstance(target, typer.Typer):
-        _non_negative_seeds(*(c.callback for c in target.registered_commands))
+        _non_negative_seeds(*_callbacks(target))
         command = typer.main.get_group(target)  # a group even with one command
     else:
         _non_negative_seeds(target)
@@ -94,6 +94,14 @@ def load_command(name: str) -> Any:
         command = typer.main.get_command(single)
     command.name = name
     return command
+
+
+def _callbacks(group: typer.Typer) -> list[Any]:
+    """The command functions of ``group`` and of the groups nested in it (``seqrec ctr``)."""
+    found = [c.callback for c in group.registered_commands]
+    for sub in group.registered_groups:
+        found += _callbacks(sub.typer_instance)
+    return found
 
 
 def _non_negative_seeds(*callbacks: Any) -> None:

@@ -173,3 +173,88 @@ def benchmark(
         print_json(rows)
     else:
         err_console.print(f"[green]wrote[/] {out}")
+
+
+ctr_app = typer.Typer(
+    help="Click-through-rate models (XCrossNet) on a MovieLens log read as CTR data.",
+    no_args_is_help=True,
+)
+app.add_typer(ctr_app, name="ctr")
+
+CTR_DATA_HELP = (
+    "A MovieLens .inter file (RecBole atomic, e.g. ml-100k.inter) with its .user and .item "
+    "files beside it; label = rating >= 4."
+)
+
+
+@ctr_app.command("train")
+def ctr_train(
+    data: Path = typer.Option(..., "--data", help=CTR_DATA_HELP),
+    out: Path = typer.Option(..., "--out", help="Directory to write the model to."),
+    model: str = typer.Option("xcrossnet", "--model", help="CTR model: xcrossnet."),
+    split: str = typer.Option(
+        "random", "--split", help="random (seeded 80/10/10) or temporal (by timestamp)."
+    ),
+    split_seed: int = typer.Option(0, "--split-seed", help="Seed of the random split."),
+    epochs: int = typer.Option(
+        30,
+        "--epochs",
+        min=1,
+        help="Most epochs (stops after `patience`, default 2, epochs without a better valid "
+        "log loss).",
+    ),  # fmt: skip
+    option: list[str] = typer.Option([], "--option", help="Model config " + OPTION_HELP),
+    seed: int = typer.Option(2020, "--seed", help="Random seed of the model."),
+    threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: torch's)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
+) -> None:
+    """Train on the train rows (validation log loss picks the best epoch) and save the model."""
+    from safer._learnable import torch_threads
+    from safer.seqrec.ctr import make_ctr_model, read_movielens
+
+    overrides = {
+        **parse_options(option, "model"),
+        "split": split, "split_seed": split_seed, "epochs": epochs, "seed": seed,
+    }  # fmt: skip
+    recommender = make_ctr_model(model, **overrides)
+    frame = read_movielens(data)
+    with torch_threads(threads):
+        recommender.fit(frame, progress=not json_out)
+    recommender.save(out)
+    history = recommender.history_
+    epochs_run = history["epochs"]
+    summary = {
+        "model": model,
+        "out": str(out),
+        "split": split,
+        "rows": len(frame),
+        "epochs_run": len(epochs_run),
+        "best_epoch": history["best_epoch"],
+        "valid_logloss": history["best_val"],
+        "valid_auc": epochs_run[history["best_epoch"]]["valid_auc"],
+        "seconds_per_epoch": sum(e["seconds"] for e in epochs_run) / len(epochs_run),
+    }
+    if json_out:
+        print_json(summary)
+    else:
+        err_console.print(f"[green]saved[/] {model} to {out}")
+        print_table("seqrec ctr train", summary)
+
+
+@ctr_app.command("evaluate")
+def ctr_evaluate(
+    model: Path = typer.Option(
+        ..., "--model", help="A directory written by `safer seqrec ctr train`."
+    ),
+    data: Path = typer.Option(..., "--data", help="The .inter file the model was trained on."),
+    split: str = typer.Option("test", "--split", help="train, valid or test."),
+    json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """AUC and log loss on one part of the rows (the model's own split)."""
+    from safer.seqrec.ctr import load_ctr_model, read_movielens
+
+    result = load_ctr_model(model).evaluate(read_movielens(data), split)
+    if json_out:
+        print_json(result)
+    else:
+        print_table(f"seqrec ctr evaluate ({split})", result)
