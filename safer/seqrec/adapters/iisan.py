@@ -251,11 +251,14 @@ class IISAN(SequentialRecommender):
         splits = self.splits(data)
         if len(splits["train"]) == 0:
             raise ProtocolError("no training examples: every user needs at least 2 interactions")
+        device = torch.device(cfg.device)
+        states = [s.to(device) for s in states]
         with fitting(cfg.seed):
             gen = torch.Generator().manual_seed(cfg.seed)
             self.item_tokens_ = data.item_tokens
-            net = IISANNet([(s.shape[1] - 1, s.shape[2]) for s in states], cfg, data.n_items)
-            train = _tensors(splits["train"], torch.device("cpu"))
+            shapes = [(s.shape[1] - 1, s.shape[2]) for s in states]
+            net = IISANNet(shapes, cfg, data.n_items).to(device)
+            train = _tensors(splits["train"], device)
             valid = splits["valid"]
             optimizer = torch.optim.Adam(
                 [p for p in net.parameters() if p.requires_grad],
@@ -266,7 +269,7 @@ class IISAN(SequentialRecommender):
                 yield from torch.randperm(len(train["target"]), generator=gen).split(cfg.batch_size)
 
             def step(index: torch.Tensor) -> tuple[torch.Tensor, int]:
-                batch = {k: t[index] for k, t in train.items()}
+                batch = {k: t[index.to(device)] for k, t in train.items()}
                 return _in_batch_loss(net, states, batch), len(index)
 
             def validate() -> dict[str, float]:
@@ -342,12 +345,12 @@ class IISAN(SequentialRecommender):
         net = self.net_
         was = net.training
         net.eval()
-        seq = torch.as_tensor(batch.item_seq)
         table = net.item_table
+        seq = torch.as_tensor(batch.item_seq, device=table.device)
         hidden = net.user_states(table[seq], seq)  # (B, T, d)
-        last = gather_last(hidden, torch.as_tensor(batch.seq_len))
+        last = gather_last(hidden, torch.as_tensor(batch.seq_len, device=table.device))
         net.train(was)
-        return (last @ table.T).float()
+        return (last @ table.T).float().cpu()
 
     # -- artifact -----------------------------------------------------------------------------
     def _learned_meta(self) -> dict[str, Any]:
@@ -359,9 +362,14 @@ class IISAN(SequentialRecommender):
         shapes = [(int(n), int(w)) for n, w in meta["towers"]]
         with torch.random.fork_rng(devices=[]):
             self.net_ = IISANNet(shapes, self.config, len(self.item_tokens_))
+        self.net_.to(torch.device(self.config.device))
+
+    def _save_weights(self, path: Path) -> None:
+        torch.save({k: v.cpu() for k, v in self.net_.state_dict().items()}, path)
 
     def _load_weights(self, path: Path) -> None:
-        self.net_.load_state_dict(torch.load(path, weights_only=True))
+        device = torch.device(self.config.device)
+        self.net_.load_state_dict(torch.load(path, weights_only=True, map_location=device))
         self.net_.eval()
 
 
@@ -381,5 +389,6 @@ def _in_batch_loss(
     users = gather_last(net.user_states(history, seq), batch["seq_len"])  # (B, d)
     logits = users @ positives.T  # (B, B)
     same = target[:, None] == target[None, :]
-    logits = logits.masked_fill(same & ~torch.eye(len(target), dtype=torch.bool), -torch.inf)
-    return F.cross_entropy(logits, torch.arange(len(target)))
+    eye = torch.eye(len(target), dtype=torch.bool, device=target.device)
+    logits = logits.masked_fill(same & ~eye, -torch.inf)
+    return F.cross_entropy(logits, torch.arange(len(target), device=target.device))
