@@ -138,3 +138,15 @@ def test_real_smollm2_converts_once_loads_and_scores(tmp_path):
     assert lm.model.config.num_hidden_layers == 30 and lm.model.config.hidden_size == 576
     right, wrong = lm.continuation_logprob(["The capital of France is"] * 2, [" Paris", " cable"])
     assert right > wrong
+
+
+@pytest.mark.slow
+def test_real_minilm_gives_every_layer_of_the_note_encoders_model(tmp_path):
+    from safer.models.encoders import default_encoder_path
+    from safer.seqrec.lm import default_text_encoder
+
+    assert default_text_encoder() == default_encoder_path()  # one loader for MiniLM
+    states = layer_states(default_text_encoder(), ["digital manometer", "stethoscope"],
+                          cache_dir=tmp_path, progress=False)  # fmt: skip
+    assert states.shape == (2, 7, 384)  # embeddings + 6 layers x 384
+    assert np.isfinite(states.astype(np.float32)).all()
