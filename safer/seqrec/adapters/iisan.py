@@ -16,9 +16,11 @@ No gradient ever reaches an encoder, so training touches only:
 - **group layer-dropping** (IISAN-Versa): an encoder of ``L`` layers is cut into ``K`` equal
   groups (``side_layers``; default: the depth of the shallowest encoder) and only the last layer
   of each group feeds the side network, so MiniLM's 6 layers and SmolLM2's 30 give 6 blocks each;
-- **dimension alignment** and the **inter-modal** part: each tower's output is normalised and
+- **dimension alignment** and the fusion of towers: each tower's output is normalised and
   projected to the recommender's width (384 and 576 both -> ``hidden_size``), and the towers are
-  fused by a learned gate per tower (one tower: its projection);
+  mixed by learned softmax gates (one tower: its projection). This is simpler than the paper's
+  inter-modal side network, which runs its own adapters over both modalities at every layer: with
+  two text towers of unequal width the aligned outputs are fused once, at the top;
 - a **SASRec user encoder** (:class:`~safer.seqrec.encoders.sasrec.SASRecNet`'s ``encode``) over
   the item vectors of the history, trained with the paper's **in-batch softmax**: the targets of
   the other examples of a batch are the negatives (a repeated target is not a negative).
