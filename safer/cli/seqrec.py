@@ -16,7 +16,7 @@ app = typer.Typer(
     help="General sequential recommenders on RecBole's protocol.", no_args_is_help=True
 )
 
-MODEL_HELP = "pop, sasrec, gru4rec, hstu or fuxi."
+MODEL_HELP = "pop, sasrec, gru4rec, hstu, fuxi or iisan (over item titles: needs --titles)."
 HEAD_HELP = "Training objective: softmax (default), sqn, sac, snqn, sa2c, smorl or prl."
 SCHEME_HELP = "Training scheme: single (default) or pcrec (two peers, weight transplant)."
 OPTION_HELP = "KEY=VALUE (repeatable); VALUE is read as JSON when it parses (0.5, [1,1,0])."
@@ -63,6 +63,18 @@ def train(
         5.0, "--purchase-rating", help="A rating at least this is a purchase (reward r_purchase)."
     ),
     seed: int = typer.Option(2020, "--seed", help="Random seed."),
+    titles: Path | None = typer.Option(
+        None, "--titles", help="iisan: item titles, items.tsv (item<TAB>title) or titles.csv."
+    ),
+    encoders: str = typer.Option(
+        "minilm",
+        "--encoders",
+        help="iisan: frozen text encoders, comma-separated: minilm, smollm2 or local HF "
+        "folders; minilm,smollm2 is IISAN-Versa.",
+    ),
+    lm: Path | None = typer.Option(
+        None, "--lm", help="iisan: a local Hugging Face causal LM folder to use for smollm2."
+    ),
     threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: torch's)."),
     json_out: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
 ) -> None:
@@ -77,6 +89,13 @@ def train(
     split = dict(protocol=protocol, holdout=holdout, tail_fraction=tail_fraction, max_len=max_len)
     if model == "pop":
         params = split
+    elif model == "iisan":
+        if titles is None:
+            raise SaferError("--model iisan reads item titles: pass --titles items.tsv")
+        params = dict(
+            split, epochs=epochs, seed=seed, titles=str(titles), lm=str(lm or ""),
+            encoders=[e.strip() for e in encoders.split(",") if e.strip()],
+        )  # fmt: skip
     else:
         params = dict(
             split, epochs=epochs, seed=seed, head=head, training=training, scheme=scheme,

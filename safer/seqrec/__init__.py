@@ -28,6 +28,10 @@ Layout: one folder per extension point, one file per extension, one name map per
                                 click / purchase evaluation
 ``diversity.py``                item vectors, unpopular items, coverage / intra-list
                                 diversity / novelty / repetitiveness of top-k lists
+``adapters/``                   recommenders over frozen text encoders: IISAN / IISAN-Versa
+                                (:data:`~safer.seqrec.adapters.ADAPTERS`)
+``lm.py``                       local language models: SmolLM2 from its GGUF wheel, the
+                                text encoder, cached layer states, log-likelihood scoring
 ``benchmark.py``                train and test several models on one file, as a table
 ==============================  ===============================================================
 
@@ -38,16 +42,13 @@ Where the systems that are not here yet go (each its own folder with a name map 
   their own data (fields and labels) and metrics (AUC, log loss), on the same learnable base.
 - ``distill/``: data-set distillation (TD3): a large :class:`SequenceData` in, a small synthetic
   one out, on which any model of :data:`MODELS` trains.
-- ``adapters/``: parameter-efficient adapters over frozen text (or image) encoders (IISAN):
-  item representations that replace an encoder's ``item_embedding`` lookup; with ``lm.py``
-  for loading local language models.
 - ``rerank/``: rerankers of a fitted model's top-k list (LLM4Rerank), using ``lm.py``.
 
 Examples
 --------
 >>> from safer.seqrec import MODELS, SequenceData
 >>> list(MODELS)
-['pop', 'sasrec', 'gru4rec', 'hstu', 'fuxi']
+['pop', 'sasrec', 'gru4rec', 'hstu', 'fuxi', 'iisan']
 >>> make_model("sasrec", epochs=3).config.epochs
 3
 >>> make_model("gru4rec", head="sa2c", scheme="pcrec").config.head
@@ -59,6 +60,7 @@ from typing import Any
 
 from safer._learnable import ArtifactError, read_artifact
 from safer._registry import Registry, UnknownNameError, make_config
+from safer.seqrec.adapters import ADAPTERS, IISAN, IISANConfig
 from safer.seqrec.config import NeuralConfig
 from safer.seqrec.data import (
     SeqrecDataError,
@@ -66,6 +68,8 @@ from safer.seqrec.data import (
     read_atomic,
     read_interactions,
     read_sequences,
+    read_text_dataset,
+    read_titles,
 )
 from safer.seqrec.encoders import (
     ENCODERS,
@@ -87,10 +91,15 @@ from safer.seqrec.protocol import (
 from safer.seqrec.recommender import NeuralRecommender, SequentialRecommender
 from safer.seqrec.schemes import SCHEMES
 
-#: Model name -> class: popularity, and every encoder of ENCODERS with the default head.
+#: Model name -> class: popularity, every encoder of ENCODERS with the default head, and the
+#: recommenders over frozen text encoders of ADAPTERS.
 MODELS: Registry[type[SequentialRecommender]] = Registry(
     "sequential recommender",
-    {"pop": Pop, **{name: NeuralRecommender.for_encoder(name) for name in ENCODERS}},
+    {
+        "pop": Pop,
+        **{name: NeuralRecommender.for_encoder(name) for name in ENCODERS},
+        **ADAPTERS,
+    },
 )
 SASRec = MODELS["sasrec"]
 GRU4Rec = MODELS["gru4rec"]
@@ -131,8 +140,11 @@ def load_model(directory: str | Path) -> SequentialRecommender:
 
 
 __all__ = [
+    "ADAPTERS",
     "ENCODERS",
     "HEADS",
+    "IISAN",
+    "IISANConfig",
     "HOLDOUTS",
     "MODELS",
     "PROTOCOLS",
@@ -162,4 +174,6 @@ __all__ = [
     "read_atomic",
     "read_interactions",
     "read_sequences",
+    "read_text_dataset",
+    "read_titles",
 ]

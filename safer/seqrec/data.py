@@ -10,6 +10,12 @@ Three input formats:
   order, no header (the format of the MicroLens / Amazon sets in ``../shared/data``); an item's
   timestamp is its index in the line.
 
+Item texts (:func:`read_titles`): ``items.tsv`` (``item<TAB>title``, no header: the Amazon
+sets) or ``titles.csv`` (``item,title`` with a header: MicroLens). :func:`read_text_dataset`
+reads one folder of ``../shared/data`` (``amazon-scientific``, ``amazon-instruments``,
+``microlens-50k``): its sequences and the title of each item. Item images are not part of these
+folders (not reachable here), so the recommenders over them are text-only.
+
 Each becomes an interaction table with columns ``user``, ``item``, ``timestamp`` (and
 ``rating`` / ``purchase`` when present), which :meth:`SequenceData.from_interactions` sorts per
 user by time (ties keep their order in the file, as RecBole does) and maps to integer item ids,
@@ -24,6 +30,7 @@ clicks and purchases into rewards; the feedback evaluation reports them separate
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +46,8 @@ __all__ = [
     "read_atomic",
     "read_interactions",
     "read_sequences",
+    "read_text_dataset",
+    "read_titles",
 ]
 
 ATOMIC_TYPES = ("token", "token_seq", "float", "float_seq")
@@ -162,6 +171,94 @@ def read_sequences(path: str | Path) -> pd.DataFrame:
     if not users:
         raise SeqrecDataError(f"{path} is empty; it holds no interactions")
     return pd.DataFrame({"user": users, "item": items, "timestamp": np.asarray(times, float)})
+
+
+def read_titles(path: str | Path) -> dict[str, str]:
+    """Item token -> title, from ``items.tsv`` (``item<TAB>title``, no header) or a ``.csv``
+    with ``item`` and ``title`` columns (``titles.csv``). HTML entities are unescaped and white
+    space is stripped; an item listed twice keeps its first title.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "items.tsv"
+    >>> _ = p.write_text("B01\\t Nema17 motor &amp; cable\\nB02\\tStethoscope\\n")
+    >>> read_titles(p)
+    {'B01': 'Nema17 motor & cable', 'B02': 'Stethoscope'}
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SeqrecDataError(f"{path} does not exist; pass an items.tsv or titles.csv file")
+    if path.suffix.lower() == ".csv":
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except pd.errors.EmptyDataError as exc:
+            raise SeqrecDataError(f"{path} is empty; it holds no titles") from exc
+        if not {"item", "title"} <= set(frame.columns):
+            raise SeqrecDataError(f"{path} needs the columns item and title (a header line)")
+        pairs = zip(frame["item"], frame["title"], strict=True)
+    else:
+        pairs = []
+        with path.open(encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                line = line.rstrip("\n").rstrip("\r")
+                if not line.strip():
+                    continue
+                item, sep, title = line.partition("\t")
+                if not sep or not item:
+                    raise SeqrecDataError(
+                        f"{path}, line {number}: expected 'item<TAB>title' (an items.tsv file)"
+                    )
+                pairs.append((item, title))
+    titles: dict[str, str] = {}
+    for item, title in pairs:
+        titles.setdefault(str(item).strip(), html.unescape(str(title)).strip())
+    if not titles:
+        raise SeqrecDataError(f"{path} holds no titles")
+    return titles
+
+
+#: The file names of a text data set folder: sequences, then titles (first found is read).
+TEXT_DATASET_FILES = (("users.tsv", "pairs.tsv"), ("items.tsv", "titles.csv"))
+
+
+def read_text_dataset(
+    folder: str | Path, max_users: int | None = None, seed: int = 0
+) -> tuple[SequenceData, tuple[str, ...]]:
+    """Sequences and item titles of a folder such as ``../shared/data/amazon-scientific``.
+
+    Reads ``users.tsv`` or ``pairs.tsv`` (:func:`read_sequences`) and ``items.tsv`` or
+    ``titles.csv`` (:func:`read_titles`). ``max_users`` keeps that many users drawn at random
+    (``seed``), in file order, to scale a run down; the item vocabulary is then what they saw.
+    Returns the data and the title of each item id (``titles[i - 1]`` for item ``i``; an item
+    without a title gets the empty string).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "users.tsv").write_text("u1\\tB01 B02 B01\\nu2\\tB02 B03\\n")
+    >>> _ = (d / "items.tsv").write_text("B01\\tMotor\\nB02\\tProbe\\nB03\\tGlove\\n")
+    >>> data, titles = read_text_dataset(d)
+    >>> data.item_tokens, titles
+    (('B01', 'B02', 'B03'), ('Motor', 'Probe', 'Glove'))
+    """
+    folder = Path(folder)
+    found = [next((folder / n for n in names if (folder / n).is_file()), None)
+             for names in TEXT_DATASET_FILES]  # fmt: skip
+    if None in found:
+        wanted = " and ".join(" or ".join(names) for names in TEXT_DATASET_FILES)
+        raise SeqrecDataError(f"{folder} must hold {wanted} (see ../shared/data/README.md)")
+    log = read_sequences(found[0])
+    if max_users is not None:
+        users = log["user"].unique()
+        if max_users < len(users):
+            rng = np.random.default_rng(seed)
+            keep = set(users[np.sort(rng.choice(len(users), max_users, replace=False))])
+            log = log[log["user"].isin(keep)].reset_index(drop=True)
+    data = SequenceData.from_interactions(log)
+    titles = read_titles(found[1])
+    return data, tuple(titles.get(token, "") for token in data.item_tokens)
 
 
 def read_interactions(path: str | Path) -> pd.DataFrame:

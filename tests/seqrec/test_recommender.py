@@ -37,6 +37,27 @@ NETS = ["sasrec", "gru4rec", "hstu", "fuxi"]
 SAVED_V0_1_0 = Path(__file__).parent / "data" / "saved_v0_1_0"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _iisan_reads_titles(tmp_path_factory, synthetic_inter):
+    """IISAN joins the harness over item titles (two words per ring item) and a tiny random
+    BERT standing in for MiniLM (tests/seqrec/tiny_lm.py)."""
+    from tests.seqrec.tiny_lm import WORDS, tiny_encoder
+
+    root = tmp_path_factory.mktemp("iisan-harness")
+    items = read_interactions(synthetic_inter)["item"].unique()
+    titles = root / "items.tsv"
+    titles.write_text(
+        "".join(f"{t}\t{WORDS[int(t[1:]) % 12]} {WORDS[int(t[1:]) // 12 + 12]}\n" for t in items)
+    )
+    encoder = tiny_encoder(root / "encoder")
+    TINY["iisan"] = {
+        **TINY["sasrec"], "titles": str(titles), "encoders": [str(encoder)],
+        "cache_dir": str(root / "cache"), "adapter_size": 8,
+    }  # fmt: skip
+    yield
+    del TINY["iisan"]
+
+
 def tiny(name: str, **extra) -> SequentialRecommender:
     params = {**TINY[name], **({} if name == "pop" else TRAIN), **extra}
     return make_model(name, **params)

@@ -1,0 +1,207 @@
+"""Sequential recommendation over frozen language models: IISAN vs the ID-based SASRec.
+
+    python benchmarks/seqrec_lm.py --users 3000 --seeds 3 --epochs 20 --stopping-step 5 \
+        --max-len 20 --threads 1
+
+Amazon "Industrial and Scientific" as preprocessed by the IISAN authors
+(``../shared/data/amazon-scientific``, or under ``$SAFER_SHARED_DATA``;
+:func:`safer.seqrec.read_text_dataset`), ``--users`` users drawn at random (seed 0) to fit a
+single CPU core; leave-one-out, full ranking over every item, test HR@10 / NDCG@10. Rows:
+
+- ``sasrec``: the ID-based SASRec of :mod:`safer.seqrec` (full softmax, its defaults);
+- ``iisan``: IISAN over all-MiniLM-L6-v2 (6 layers x 384), cached hidden states;
+- ``iisan-versa`` (``--versa``): all-MiniLM-L6-v2 and SmolLM2-135M-Instruct (30 x 576) as
+  IISAN-Versa's two asymmetric towers (6 side blocks each; SmolLM2 by group layer-dropping).
+
+The frozen encoders' hidden states are computed once before the runs (their time is reported
+apart: the paper's cached variant trains on them) and cached on disk. Each (model, seed) trains
+in a fresh child process that reports its own peak resident memory (VmHWM, Linux): on a CPU this
+is the memory figure, labelled as such (the papers report GPU memory). Training time per epoch
+excludes validation. Item images are not reachable here, so every model is text-only (the
+papers' multimodal rows have no counterpart).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SAFER_SHARED_DATA") or ROOT.parent / "shared" / "data")
+DATA = SHARED / "amazon-scientific"
+MODELS = {
+    "sasrec": ("sasrec", {}),
+    "iisan": ("iisan", {"encoders": ["minilm"]}),
+    "iisan-versa": ("iisan", {"encoders": ["minilm", "smollm2"]}),
+}
+
+
+def _peak_mib() -> float:
+    """This process's peak resident memory (VmHWM) in MiB."""
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024
+
+
+def child(args: argparse.Namespace) -> None:
+    """Train and test one (model, seed); print one JSON line."""
+    import torch
+
+    from safer.seqrec import make_model, read_text_dataset
+
+    torch.set_num_threads(args.threads)
+    data, titles = read_text_dataset(args.data, max_users=args.users, seed=0)
+    name, overrides = MODELS[args.child]
+    settings = dict(
+        epochs=args.epochs, stopping_step=args.stopping_step, seed=args.seed, max_len=args.max_len
+    )
+    model = make_model(name, **settings, **overrides)
+    fit = {"titles": titles} if name == "iisan" else {}
+    model.fit(data, **fit)
+    test = model.evaluate(data)
+    epochs = model.history_["epochs"]
+    row = {
+        "model": args.child,
+        "seed": args.seed,
+        "hr@10": test["hr@10"],
+        "ndcg@10": test["ndcg@10"],
+        "epochs_run": len(epochs),
+        "best_epoch": model.history_.get("best_epoch"),
+        "s_per_epoch": sum(r["seconds"] for r in epochs) / len(epochs),
+        "trainable": sum(p.numel() for p in model.net_.parameters() if p.requires_grad),
+        "state_load_s": getattr(model, "encode_seconds_", 0.0),
+        "peak_mib": _peak_mib(),
+    }
+    print(json.dumps(row))
+
+
+def cache_states(args: argparse.Namespace, encoders: list[str]) -> dict[str, str]:
+    """Compute (or find) the cached hidden states of each encoder over the titles: per encoder,
+    the seconds it took and whether they were computed or found in the cache."""
+    from safer.seqrec import read_text_dataset
+    from safer.seqrec.lm import default_text_encoder, layer_states, lm_cache_dir, smollm2_path
+
+    _, titles = read_text_dataset(args.data, max_users=args.users, seed=0)
+    cache = lm_cache_dir() / "states"
+    out = {}
+    for name in encoders:
+        before = set(cache.glob("*.npy")) if cache.is_dir() else set()
+        start = time.perf_counter()
+        folder = default_text_encoder() if name == "minilm" else smollm2_path()
+        layer_states(folder, list(titles), max_length=32)
+        seconds = time.perf_counter() - start
+        computed = set(cache.glob("*.npy")) - before
+        how = "computed" if computed else "found in the cache of an earlier run"
+        out[name] = f"{name} {seconds:.0f} s ({how}, {len(titles)} titles)"
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DATA, help="an amazon-* folder")
+    parser.add_argument("--users", type=int, default=3000, help="users drawn (seed 0)")
+    parser.add_argument("--seeds", type=int, default=3, help="training seeds per model")
+    parser.add_argument("--epochs", type=int, default=30, help="epoch cap per model")
+    parser.add_argument("--stopping-step", type=int, default=5, help="early-stopping patience")
+    parser.add_argument("--max-len", type=int, default=20, help="history length (both models)")
+    parser.add_argument("--versa", action="store_true", help="add IISAN-Versa (SmolLM2 tower)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "seqrec_lm.md")
+    parser.add_argument("--child", choices=list(MODELS), help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=2020, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    if args.child:
+        child(args)
+        return
+    if not (args.data / "users.tsv").is_file():
+        sys.exit(f"{args.data} is absent: this benchmark reads ../shared/data (see its README)")
+    from benchmarks._report import header, write_page
+    from safer.seqrec import read_text_dataset
+
+    names = ["sasrec", "iisan", *(["iisan-versa"] if args.versa else [])]
+    load_before = os.getloadavg()[0]
+    caching = cache_states(args, ["minilm", *(["smollm2"] if args.versa else [])])
+    data, _ = read_text_dataset(args.data, max_users=args.users, seed=0)
+    rows = []
+    for name in names:
+        for seed in range(2020, 2020 + args.seeds):
+            cmd = [sys.executable, __file__, "--child", name, "--seed", str(seed),
+                   "--data", str(args.data), "--users", str(args.users),
+                   "--epochs", str(args.epochs), "--stopping-step", str(args.stopping_step),
+                   "--threads", str(args.threads), "--max-len", str(args.max_len)]  # fmt: skip
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+            if proc.returncode != 0:
+                sys.exit(f"{name} seed {seed} failed:\n{proc.stderr[-3000:]}")
+            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            print(rows[-1], file=sys.stderr)
+
+    def mean_sd(values: list[float], fmt: str) -> str:
+        if len(values) == 1:
+            return format(values[0], fmt)
+        return f"{format(statistics.mean(values), fmt)} ± {format(statistics.stdev(values), fmt)}"
+
+    lines = [
+        header(
+            "Sequential recommendation over frozen LMs: IISAN vs SASRec", "torch", "transformers"
+        ),  # fmt: skip
+        "",
+        f"Data: Amazon Industrial and Scientific (IISAN authors' preprocessing, "
+        f"`../shared/data/amazon-scientific`), {len(data.users)} users drawn at random (seed 0) "
+        f"of 12,076, {data.n_items} items, {data.n_interactions} interactions. Leave-one-out, "
+        f"full ranking over all {data.n_items} items; test metrics. Mean ± sd over "
+        f"{args.seeds} training seed(s); at most {args.epochs} epochs, early stopping after "
+        f"{args.stopping_step} epochs without better validation MRR@10; the last {args.max_len} "
+        f"items of a history are read. {args.threads} torch thread(s).",
+        "",
+        "| model | HR@10 | NDCG@10 | s / epoch (train) | epochs run | trainable params | "
+        "peak RSS (MiB, CPU) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        mine = [r for r in rows if r["model"] == name]
+        lines.append(
+            f"| {name} | {mean_sd([r['hr@10'] for r in mine], '.4f')} "
+            f"| {mean_sd([r['ndcg@10'] for r in mine], '.4f')} "
+            f"| {mean_sd([r['s_per_epoch'] for r in mine], '.1f')} "
+            f"| {mean_sd([float(r['epochs_run']) for r in mine], '.0f')} "
+            f"| {mine[0]['trainable']:,} | {mean_sd([r['peak_mib'] for r in mine], '.0f')} |"
+        )
+    lines += [
+        "",
+        f"Machine load (1-minute load average) at the start and the end of the runs: "
+        f"{load_before:.1f} and {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: the machine "
+        "was shared, so seconds are inflated alike for every row (same run, same conditions); "
+        "compare them as ratios.",
+        "",
+        "One-time hidden-state caching over the titles (the frozen encoders' forward passes, "
+        "not part of any epoch): "
+        + "; ".join(caching.values())
+        + ". Run with an empty `$SAFER_CACHE_DIR` to time the caching itself.",
+        "",
+        "- `sasrec`: ID embeddings, full softmax (its defaults: 2 layers, hidden 64, dropout "
+        "0.5, batch 2048). `iisan`: adapters (bottleneck 64) with gated fusion over the cached "
+        "mean-pooled states of all-MiniLM-L6-v2's embeddings and 6 layers, a 2-layer SASRec "
+        "user encoder (hidden 64, dropout 0.1), in-batch softmax, batch 256."
+        + (
+            " `iisan-versa`: the same with a second tower over SmolLM2-135M-Instruct's 30 layers "
+            "(6 side blocks by group layer-dropping, 576 -> 64 alignment)."
+            if args.versa
+            else ""
+        ),  # fmt: skip
+        "- Peak RSS is each training process's own (VmHWM): Python, torch, the data, the cached "
+        "states and training; it is the CPU memory figure, not the papers' GPU memory.",
+        "- Item images are not reachable here: these are text-only runs (the papers' image and "
+        "multimodal rows have no counterpart). The full fine-tuning of MiniLM, LoRA / adapter "
+        "baselines through peft and TPME are not run yet.",
+    ]
+    write_page(args.out, lines)
+
+
+if __name__ == "__main__":
+    main()

