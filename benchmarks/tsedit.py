@@ -635,7 +635,8 @@ def plain_map_work(cfg, train, test, sources, reference, pools, args: dict) -> d
 
 
 def co2_work(seed: int, cfg: TseditConfig, args: dict) -> dict:
-    """Our model on co2: edits of held-out windows by every method (runs in a worker)."""
+    """Our model on co2 (``cfg.level``): edits of held-out windows by every method, and what
+    tells them from real windows (runs in a worker)."""
     torch.set_num_threads(args["threads"])
     c_train, c_src, c_ref = co2_data()
     pools = change_pools(SeriesData(c_train.values[:, :12], c_train.mask[:, :12],
@@ -643,24 +644,226 @@ def co2_work(seed: int, cfg: TseditConfig, args: dict) -> dict:
     cfg = replace(cfg, window=CO2_WINDOW, train_steps=args["co2_steps"])
     t0 = time.perf_counter()
     co2 = DiffusionEditor(cfg).fit(c_train, progress=False)
-    fit_note = f"co2 seed {seed}: {time.perf_counter() - t0:.0f} s"
+    h = co2.history_
+    fit_note = (f"co2 level={cfg.level} seed {seed}: {time.perf_counter() - t0:.0f} s, "
+                f"{len(h['epochs'])} epochs, best {h['best_epoch']}")  # fmt: skip
     print("fit", fit_note, flush=True)
     src = as_charted(c_src)[: args["max_edits"]]
     edits, _ = run_edits(co2, src, pools, args["steps"], seed)
     sc = Scorer(c_train.values, c_ref.values, _scale(c_train), seed, args["metric_iterations"])
     edit_real = {name: sc(e["x"]) for name, e in edits.items()}
-    edit_real["real: the unedited sources"] = sc(c_src.values[: args["max_edits"]])
+    real_src = c_src.values[: args["max_edits"]]
+    edit_real["real: the unedited sources"] = sc(real_src)
+    looks = {name: co2_looks(e["x"], real_src, c_ref.values, seed, args)
+             for name, e in edits.items()}  # fmt: skip
+    looks["real: the unedited sources"] = co2_looks(real_src, real_src, c_ref.values, seed, args)
+    uncond = co2.sample(len(real_src), seed=seed, steps=args["steps"])
+    looks["unconditional (levels of training windows)"] = co2_looks(
+        uncond, None, c_train.values[:: max(1, len(c_train) // len(real_src))], seed, args
+    )
     return {
         "edit": {k: {m: v for m, v in e.items() if m != "x"} for k, e in edits.items()},
         "edit_real": edit_real,
+        "looks": looks,
         "fit_note": fit_note,
+        "level": cfg.level,
     }
+
+
+def co2_looks(x: np.ndarray, sources: np.ndarray | None, real: np.ndarray, seed: int,
+              args: dict) -> dict:  # fmt: skip
+    """What can tell co2 windows ``x`` from ``real`` ones: their level (distance of each
+    window's mean from its source's), their shape (within-window SD, SD of the weekly steps)
+    and the GRU discriminative score on the levels alone and on the de-meaned shapes."""
+    x, real = np.asarray(x, dtype=float)[..., 0], np.asarray(real, dtype=float)[..., 0]
+    level, rlevel = x.mean(1, keepdims=True), real.mean(1, keepdims=True)
+    it = args["metric_iterations"]
+    return {
+        "level_gap": float(np.abs(level[:, 0] - sources[..., 0].mean(1)).mean())
+        if sources is not None else float("nan"),
+        "dev_sd": float((x - level).std()),
+        "step_sd": float(np.diff(x, axis=1).std()),
+        "disc_level": discriminative_score_gru(
+            np.repeat(rlevel, x.shape[1], 1)[..., None], np.repeat(level, x.shape[1], 1)[..., None],
+            seed=seed, iterations=it),
+        "disc_shape": discriminative_score_gru(
+            (real - rlevel)[..., None], (x - level)[..., None], seed=seed, iterations=it),
+    }  # fmt: skip
+
+
+def looks_table(rows: dict[str, list[dict]], title: str) -> list[str]:
+    lines = [f"### {title}", "",
+             "| windows | level gap to the source (ppm) | within-window SD (ppm) | SD of weekly "
+             "steps (ppm) | disc. score (GRU), levels only | disc. score (GRU), de-meaned shape |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, per_seed in rows.items():
+        cells = [
+            mean_sd([r[k] for r in per_seed])
+            for k in ("level_gap", "dev_sd", "step_sd", "disc_level", "disc_shape")
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def co2_section(done: list[dict], levels: list[str]) -> list[str]:
+    """The co2 tables of runs ``done`` (one per level and seed, levels in ``levels`` order)."""
+    rows: dict[str, dict[str, list[dict]]] = {"edit": {}, "edit_real": {}, "looks": {}}
+    bases: list[str] = []  # the methods in the order the runs list them
+    for r in done:
+        tag = f"level={r['level']}" + (" (before)" if r["level"] == "global" else "")
+        for table in rows:
+            for name, v in r[table].items():
+                shared = name.startswith(("real:", "overwrite"))  # no model in it
+                if shared and r["level"] != levels[0]:
+                    continue  # the same windows, scored once per seed
+                if name not in bases:
+                    bases.append(name)
+                label = name if shared else f"{name}, {tag}"
+                rows[table].setdefault(label, []).append(v)
+
+    def ordered(table: dict) -> dict:  # each method's levels side by side
+        def key(name: str):
+            lv = next((i for i, lv in enumerate(levels) if f"level={lv}" in name), -1)
+            return (bases.index(name.split(", level=")[0]), lv)
+
+        return {k: table[k] for k in sorted(table, key=key)}
+
+    return (edit_table(ordered(rows["edit"]), f"co2 (window {CO2_WINDOW}): controls (edits of "
+                       "held-out windows)")
+            + metric_table(ordered(rows["edit_real"]), "co2: realism of the edited series "
+                           "(against the other held-out windows)")
+            + looks_table(ordered(rows["looks"]), "co2: what tells the windows from real ones "
+                          "(real held-out windows: the reference half; unconditional: "
+                          "training windows)"))  # fmt: skip
 
 
 def _scale(train: SeriesData) -> np.ndarray:
     """Per-channel SD of the training windows (the unit of the realism distance)."""
     x = train.values.reshape(-1, train.values.shape[-1])
     return np.where(x.std(0) > 0, x.std(0), 1.0)
+
+
+# ------------------------------------------------------------------------------ follow-up
+FOLLOW_UP = (
+    "<!-- follow-up: written by benchmarks/tsedit.py --follow-up -->",
+    "<!-- /follow-up -->",
+)
+# the early-stopping rule before TseditConfig.warmup_epochs / smooth_epochs existed
+OLD_STOPPING = {"warmup_epochs": 0, "smooth_epochs": 1}
+
+
+def stopping_work(label, cfg, train, test, sources, reference, pools, args: dict) -> dict:
+    """One seed of the vitals model under one early-stopping rule: where it stopped, the
+    unconditional windows and the batched edits, scored (runs in a worker)."""
+    torch.set_num_threads(args["threads"])
+    steps, iterations, seed = args["steps"], args["metric_iterations"], cfg.seed
+    t0 = time.perf_counter()
+    editor = DiffusionEditor(cfg).fit(train, progress=False)
+    fit_s = time.perf_counter() - t0
+    h = editor.history_
+    print(f"fit {label}: {fit_s:.0f} s, best {h['best_epoch']}", flush=True)
+    score = Scorer(train.values, test.values, _scale(train), seed, iterations)
+    uncond = editor.sample(len(test), seed=seed, steps=steps)
+    src_charted = as_charted(sources)[: args["max_edits"]]
+    rng = np.random.default_rng(seed)  # the requests of run_edits, ours only
+    filled = [np.asarray(pd.DataFrame(x).ffill().to_numpy()) for x in src_charted]
+    requests = [make_request(x, editor.channels_, pools, rng) for x in filled]
+    t0 = time.perf_counter()
+    edited = editor.edit_many(src_charted, [r[0] for r in requests], [r[1] for r in requests],
+                              steps=steps, seed=seed * 100_000)  # fmt: skip
+    per_edit = (time.perf_counter() - t0) / len(edited)
+    x = np.stack([r.series.to_numpy() for r in edited])
+    escore = Scorer(train.values, reference.values, _scale(train), seed, iterations)
+    hard = max(hard_anchor_mae(r.report) for r in edited if r.report["hard_anchor_mae"] is not None)
+    seg = max((e for r in edited for e in segment_rel_errors(r.report)), default=float("nan"))
+    return {
+        "label": label, "seed": seed, "fit_s": fit_s, "epochs": len(h["epochs"]),
+        "best_epoch": h["best_epoch"], "vals": [r.get("val", float("nan")) for r in h["epochs"]],
+        "gen": score(uncond), "edit_real": escore(x), "hard": hard, "seg": seg,
+        "s_per_edit": per_edit, "one_edit": time_one_edit(editor, sources.values[0], steps),
+    }  # fmt: skip
+
+
+def follow_up(args) -> None:
+    """The co2 level fix and the early-stopping fix, each side by side with what it replaced,
+    in one run; written into the page between the FOLLOW_UP markers."""
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    ctx = multiprocessing.get_context("spawn")
+    train, test, sources, reference = cohort_data(args.stays)
+    chosen = replace(TseditConfig(), window=WINDOW, train_steps=args.train_steps,
+                     **dict(SWEEP)[args.sweep_choice])  # fmt: skip
+    pools = change_pools(train)
+    a = vars(args) | {"out": str(args.out)}
+    rules = [
+        ("old rule (no warm-up, last epoch alone)", OLD_STOPPING),
+        (f"new rule (warm-up {chosen.warmup_epochs}, mean of {chosen.smooth_epochs})", {}),
+    ]
+    stop_jobs = [(f"{name}, seed {seed}", replace(chosen, seed=seed, **change), train, test,
+                  sources, reference, pools, a)
+                 for seed in args.seeds for name, change in rules]  # fmt: skip
+    co2_seeds = [] if args.no_co2 else args.co2_seeds
+    with ctx.Pool(max(1, args.jobs)) as pool:
+        stop_async = [pool.apply_async(stopping_work, j) for j in stop_jobs]
+        co2_async = [pool.apply_async(co2_work, (seed, replace(chosen, seed=seed, level=lv), a))
+                     for lv in args.co2_levels for seed in co2_seeds]  # fmt: skip
+        stops = [r.get() for r in stop_async]
+        co2_done = [r.get() for r in co2_async]
+    lines = [
+        FOLLOW_UP[0],
+        "#"
+        + header(
+            "Follow-up: co2 modelled relative to each window's level; early stopping",
+            "torch",
+            "numpy",
+            "scikit-learn",
+        ),
+        f"- the same data, metrics ({args.metric_iterations} GRU iterations) and edit requests "
+        f"as the run above; vitals config {args.sweep_choice} (the sweep's choice above), up to "
+        f"{args.train_steps} steps; co2 up to {args.co2_steps} steps; {args.max_edits} edits "
+        f"per seed; {args.steps} DDIM steps; {args.jobs} worker processes, {args.threads} torch "
+        f"thread each; this run took **{(time.perf_counter() - started) / 60:.0f} min**",
+        "- fits: " + "; ".join(r["fit_note"] for r in co2_done),
+        "",
+    ]
+    if stops:
+        lines += [
+            "### Early stopping on the noisy held-out realism distance (cohort vitals)", "",
+            "| rule | seed | epochs run | best epoch | unconditional: disc. score (GRU) | "
+            "disc. (LR) | realism distance | edited (batched): disc. score (GRU) | realism "
+            "distance | hard-anchor MAE | max segment rel. error | one edit (s) | training s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            *[f"| {r['label'].rsplit(', seed', 1)[0]} | {r['seed']} | {r['epochs']} | "
+              f"{r['best_epoch']} | {r['gen']['disc_gru']:.3f} | {r['gen']['disc_lr']:.3f} | "
+              f"{r['gen']['realism']:.3f} | {r['edit_real']['disc_gru']:.3f} | "
+              f"{r['edit_real']['realism']:.3f} | {r['hard']:.1e} | {r['seg']:.1e} | "
+              f"{r['one_edit']['hard']:.3f} | {r['fit_s']:.0f} |" for r in stops],
+            "",
+            "Validation realism distance per epoch (the score early stopping reads):", "",
+            *[f"- {r['label']}: " + ", ".join(f"{v:.3f}" for v in r["vals"]) for r in stops],
+            "",
+        ]  # fmt: skip
+    if co2_done:
+        lines += co2_section(co2_done, args.co2_levels)
+    lines.append(FOLLOW_UP[1])
+    BENCH.mkdir(parents=True, exist_ok=True)
+    with open(BENCH / "tsedit_follow_up.pkl", "wb") as fh:
+        pickle.dump({"stops": stops, "co2": co2_done, "lines": lines}, fh)
+    write_follow_up(args.out, lines)
+    print("\n".join(lines))
+
+
+def write_follow_up(out: Path, lines: list[str]) -> None:
+    """Put ``lines`` into the page's follow-up section (before "## Before" when it has none)."""
+    page = out.read_text()
+    block = "\n".join(lines)
+    if FOLLOW_UP[0] in page:
+        head, rest = page.split(FOLLOW_UP[0], 1)
+        page = head + block + rest.split(FOLLOW_UP[1], 1)[1]
+    else:
+        head, rest = page.split("## Before", 1)
+        page = head + block + "\n\n## Before" + rest
+    out.write_text(page)
 
 
 # ------------------------------------------------------------------------------ main
@@ -694,6 +897,28 @@ def main() -> None:
     parser.add_argument("--no-co2", action="store_true")
     parser.add_argument("--co2-seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--co2-steps", type=int, default=3000)
+    parser.add_argument(
+        "--co2-levels",
+        nargs="+",
+        default=["global", "window"],
+        choices=["global", "window"],
+        help="TseditConfig.level of the co2 "
+        "models, side by side (global: the model before the level fix)",
+    )
+    parser.add_argument(
+        "--follow-up",
+        action="store_true",
+        help="run only the co2 models and "
+        "the early-stopping comparison of --seeds (old rule against new) with "
+        "the --sweep-choice config, and write them into the page's follow-up "
+        "section (the rest of the page stays as its run wrote it)",
+    )
+    parser.add_argument(
+        "--sweep-choice",
+        default=SWEEP[1][0],
+        choices=[s[0] for s in SWEEP],
+        help="with --follow-up: the config (the published run's sweep chose it)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
     parser.add_argument("--peer-seeds", type=int, nargs="+", help="seeds of the peers (default "
@@ -707,6 +932,9 @@ def main() -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         state["rendered"] = f"`{command_line()}` on {stamp}"
         render(state, args.out)
+        return
+    if args.follow_up:
+        follow_up(args)
         return
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
@@ -770,8 +998,9 @@ def main() -> None:
         plain_async = None
         if not args.no_plain_map:
             plain_async = pool.apply_async(plain_map_work, work[0][1:])
-        co2_async = [pool.apply_async(co2_work, (seed, replace(chosen, seed=seed), vars(args)))
-                     for seed in co2_seeds]  # fmt: skip
+        co2_async = [pool.apply_async(co2_work, (seed, replace(chosen, seed=seed, level=lv),
+                                                 vars(args)))
+                     for lv in args.co2_levels for seed in co2_seeds]  # fmt: skip
         done = [a.get() for a in seed_async]
         co2_done = [a.get() for a in co2_async]
         plain = plain_async.get() if plain_async is not None else None
@@ -822,18 +1051,8 @@ def main() -> None:
     # -- co2 (its jobs ran in the pool with the seeds) -------------------------------------------
     co2_lines = []
     if co2_done:
-        c_rows: dict[str, list[dict]] = {}
-        c_real: dict[str, list[dict]] = {}
-        for r in co2_done:
-            fit_notes.append(r["fit_note"])
-            for name in r["edit"]:
-                c_rows.setdefault(name, []).append(r["edit"][name])
-            for name in r["edit_real"]:
-                c_real.setdefault(name, []).append(r["edit_real"][name])
-        co2_lines = (edit_table(c_rows, f"co2 (window {CO2_WINDOW}): controls (edits of "
-                                "held-out windows)")
-                     + metric_table(c_real, "co2: realism of the edited series "
-                                    "(against the other held-out windows)"))  # fmt: skip
+        fit_notes += [r["fit_note"] for r in co2_done]
+        co2_lines = co2_section(co2_done, args.co2_levels)
 
     # -- page -------------------------------------------------------------------------------------
     edits, src0, marks = plot_args
