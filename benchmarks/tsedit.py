@@ -744,12 +744,15 @@ def _scale(train: SeriesData) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ follow-up
-FOLLOW_UP = (
-    "<!-- follow-up: written by benchmarks/tsedit.py --follow-up -->",
-    "<!-- /follow-up -->",
-)
+# the page's follow-up sections, each between its markers, in page order
+FOLLOW_UP_PARTS = ("early stopping", "co2 level")
 # the early-stopping rule before TseditConfig.warmup_epochs / smooth_epochs existed
 OLD_STOPPING = {"warmup_epochs": 0, "smooth_epochs": 1}
+
+
+def _markers(part: str) -> tuple[str, str]:
+    return (f"<!-- follow-up: {part} (benchmarks/tsedit.py --follow-up) -->",
+            f"<!-- /follow-up: {part} -->")  # fmt: skip
 
 
 def stopping_work(label, cfg, train, test, sources, reference, pools, args: dict) -> dict:
@@ -785,50 +788,54 @@ def stopping_work(label, cfg, train, test, sources, reference, pools, args: dict
 
 
 def follow_up(args) -> None:
-    """The co2 level fix and the early-stopping fix, each side by side with what it replaced,
-    in one run; written into the page between the FOLLOW_UP markers."""
+    """The early-stopping fix (vitals, ``--seeds`` under ``--stopping-rules``) and the co2 level
+    fix (``--co2-levels``), each side by side with what it replaced in one run; each part is
+    written into its own follow-up section of the page (the rest of the page is left as its
+    run wrote it)."""
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     ctx = multiprocessing.get_context("spawn")
-    train, test, sources, reference = cohort_data(args.stays)
     chosen = replace(TseditConfig(), window=WINDOW, train_steps=args.train_steps,
                      **dict(SWEEP)[args.sweep_choice])  # fmt: skip
-    pools = change_pools(train)
     a = vars(args) | {"out": str(args.out)}
-    rules = [
-        ("old rule (no warm-up, last epoch alone)", OLD_STOPPING),
-        (f"new rule (warm-up {chosen.warmup_epochs}, mean of {chosen.smooth_epochs})", {}),
-    ]
-    stop_jobs = [(f"{name}, seed {seed}", replace(chosen, seed=seed, **change), train, test,
-                  sources, reference, pools, a)
-                 for seed in args.seeds for name, change in rules]  # fmt: skip
+    rules = {
+        "old": ("old rule (no warm-up, last epoch alone)", OLD_STOPPING),
+        "new": (f"new rule (warm-up {chosen.warmup_epochs}, mean of {chosen.smooth_epochs})", {}),
+    }
+    stop_jobs = []
+    if args.stopping_rules:
+        train, test, sources, reference = cohort_data(args.stays)
+        pools = change_pools(train)
+        stop_jobs = [(f"{rules[r][0]}, seed {seed}", replace(chosen, seed=seed, **rules[r][1]),
+                      train, test, sources, reference, pools, a)
+                     for seed in args.seeds for r in args.stopping_rules]  # fmt: skip
     co2_seeds = [] if args.no_co2 else args.co2_seeds
+    before = co2_seeds if args.co2_before_seeds is None else args.co2_before_seeds
+    co2_jobs = [(seed, replace(chosen, seed=seed, level=lv), a) for lv in args.co2_levels
+                for seed in (before if lv == "global" else co2_seeds)]  # fmt: skip
     with ctx.Pool(max(1, args.jobs)) as pool:
         stop_async = [pool.apply_async(stopping_work, j) for j in stop_jobs]
-        co2_async = [pool.apply_async(co2_work, (seed, replace(chosen, seed=seed, level=lv), a))
-                     for lv in args.co2_levels for seed in co2_seeds]  # fmt: skip
+        co2_async = [pool.apply_async(co2_work, j) for j in co2_jobs]
         stops = [r.get() for r in stop_async]
         co2_done = [r.get() for r in co2_async]
-    lines = [
-        FOLLOW_UP[0],
-        "#"
-        + header(
-            "Follow-up: co2 modelled relative to each window's level; early stopping",
-            "torch",
-            "numpy",
-            "scikit-learn",
-        ),
-        f"- the same data, metrics ({args.metric_iterations} GRU iterations) and edit requests "
-        f"as the run above; vitals config {args.sweep_choice} (the sweep's choice above), up to "
-        f"{args.train_steps} steps; co2 up to {args.co2_steps} steps; {args.max_edits} edits "
-        f"per seed; {args.steps} DDIM steps; {args.jobs} worker processes, {args.threads} torch "
-        f"thread each; this run took **{(time.perf_counter() - started) / 60:.0f} min**",
-        "- fits: " + "; ".join(r["fit_note"] for r in co2_done),
-        "",
-    ]
+    minutes = (time.perf_counter() - started) / 60
+
+    def intro(title: str, what: str) -> list[str]:
+        return [
+            "#" + header(f"Follow-up: {title}", "torch", "numpy", "scikit-learn"),
+            f"- the data, metrics ({args.metric_iterations} GRU iterations) and edit requests of "
+            f"the run above; {what}; {args.max_edits} edits per seed; {args.steps} DDIM steps; "
+            f"{args.jobs} worker processes, {args.threads} torch thread each; this run took "
+            f"**{minutes:.0f} min** on the shared machine",
+        ]
+
+    parts = {}
     if stops:
-        lines += [
-            "### Early stopping on the noisy held-out realism distance (cohort vitals)", "",
+        parts["early stopping"] = [
+            *intro("early stopping on a noisy realism score (cohort vitals)",
+                   f"vitals config {args.sweep_choice} (the sweep's choice above), up to "
+                   f"{args.train_steps} steps"),
+            "",
             "| rule | seed | epochs run | best epoch | unconditional: disc. score (GRU) | "
             "disc. (LR) | realism distance | edited (batched): disc. score (GRU) | realism "
             "distance | hard-anchor MAE | max segment rel. error | one edit (s) | training s |",
@@ -844,25 +851,36 @@ def follow_up(args) -> None:
             "",
         ]  # fmt: skip
     if co2_done:
-        lines += co2_section(co2_done, args.co2_levels)
-    lines.append(FOLLOW_UP[1])
+        parts["co2 level"] = [
+            *intro("co2 modelled relative to each window's level",
+                   f"co2 up to {args.co2_steps} steps, the vitals sweep's choice "
+                   f"{args.sweep_choice} at window {CO2_WINDOW}; "
+                   + "; ".join(r["fit_note"] for r in co2_done)),
+            "",
+            *co2_section(co2_done, args.co2_levels),
+        ]  # fmt: skip
     BENCH.mkdir(parents=True, exist_ok=True)
     with open(BENCH / "tsedit_follow_up.pkl", "wb") as fh:
-        pickle.dump({"stops": stops, "co2": co2_done, "lines": lines}, fh)
-    write_follow_up(args.out, lines)
-    print("\n".join(lines))
+        pickle.dump({"stops": stops, "co2": co2_done, "parts": parts}, fh)
+    for part, lines in parts.items():
+        write_follow_up(args.out, part, lines)
+        print("\n".join(lines))
 
 
-def write_follow_up(out: Path, lines: list[str]) -> None:
-    """Put ``lines`` into the page's follow-up section (before "## Before" when it has none)."""
+def write_follow_up(out: Path, part: str, lines: list[str]) -> None:
+    """Put ``lines`` into the page's follow-up section ``part`` (a new one goes before the next
+    part's section, else before "## Before")."""
     page = out.read_text()
-    block = "\n".join(lines)
-    if FOLLOW_UP[0] in page:
-        head, rest = page.split(FOLLOW_UP[0], 1)
-        page = head + block + rest.split(FOLLOW_UP[1], 1)[1]
+    first, last = _markers(part)
+    block = "\n".join([first, *lines, last])
+    if first in page:
+        head, rest = page.split(first, 1)
+        page = head + block + rest.split(last, 1)[1]
     else:
-        head, rest = page.split("## Before", 1)
-        page = head + block + "\n\n## Before" + rest
+        later = [_markers(p)[0] for p in FOLLOW_UP_PARTS[FOLLOW_UP_PARTS.index(part) + 1 :]]
+        where = next((m for m in later if m in page), "## Before")
+        head, rest = page.split(where, 1)
+        page = head + block + "\n\n" + where + rest
     out.write_text(page)
 
 
@@ -912,6 +930,20 @@ def main() -> None:
         "the early-stopping comparison of --seeds (old rule against new) with "
         "the --sweep-choice config, and write them into the page's follow-up "
         "section (the rest of the page stays as its run wrote it)",
+    )
+    parser.add_argument(
+        "--stopping-rules",
+        nargs="*",
+        default=["old", "new"],
+        choices=["old", "new"],
+        help="with --follow-up: the early-stopping rules trained side by side on --seeds "
+        "(none: skip the vitals)",
+    )
+    parser.add_argument(
+        "--co2-before-seeds",
+        type=int,
+        nargs="*",
+        help="with --follow-up: the co2 seeds of level=global (default --co2-seeds)",
     )
     parser.add_argument(
         "--sweep-choice",
