@@ -21,7 +21,12 @@ is"):
   ``steps_per_epoch`` optimiser steps, samples windows for them (same lengths and covariates) and
   scores :func:`safer.tsedit.metrics.realism_distance` against them; the weights (an exponential
   moving average) with the best score are kept, and training stops after ``patience`` epochs
-  without improvement.
+  without improvement (the first ``warmup_epochs`` never count, and each epoch is judged by the
+  mean score of the last ``smooth_epochs``: one draw of the score is noisy);
+- **each window relative to its own level** (``level="window"``, opt-in): the per-channel window
+  mean is subtracted and the rest scaled to unit within-window spread, so a shape that is small
+  against the spread of levels (co2's seasonal cycle) is learned at its own scale; edits keep
+  the source's level, samples draw one from the training windows.
 
 Editing (:meth:`DiffusionEditor.edit`, :meth:`DiffusionEditor.edit_many` for batches) starts from
 the source noised to level ``strength`` (SDEdit: 1 = generate from pure noise, 0.5 = keep the
