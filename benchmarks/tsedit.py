@@ -667,6 +667,7 @@ def co2_work(seed: int, cfg: TseditConfig, args: dict) -> dict:
         "looks": looks,
         "fit_note": fit_note,
         "level": cfg.level,
+        "seed": seed,
     }
 
 
@@ -709,13 +710,16 @@ def co2_section(done: list[dict], levels: list[str]) -> list[str]:
     """The co2 tables of runs ``done`` (one per level and seed, levels in ``levels`` order)."""
     rows: dict[str, dict[str, list[dict]]] = {"edit": {}, "edit_real": {}, "looks": {}}
     bases: list[str] = []  # the methods in the order the runs list them
-    for r in done:
+    first_of_seed = {}  # the windows no model touches are scored once per seed
+    for i, r in enumerate(done):
+        first_of_seed.setdefault(r["seed"], i)
+    for i, r in enumerate(done):
         tag = f"level={r['level']}" + (" (before)" if r["level"] == "global" else "")
         for table in rows:
             for name, v in r[table].items():
                 shared = name.startswith(("real:", "overwrite"))  # no model in it
-                if shared and r["level"] != levels[0]:
-                    continue  # the same windows, scored once per seed
+                if shared and first_of_seed[r["seed"]] != i:
+                    continue
                 if name not in bases:
                     bases.append(name)
                 label = name if shared else f"{name}, {tag}"
@@ -867,6 +871,28 @@ def follow_up(args) -> None:
         print("\n".join(lines))
 
 
+def rerender_follow_up(path: Path, out: Path) -> None:
+    """Write the co2 follow-up section again from a run's saved results (its tables only)."""
+    with open(path, "rb") as fh:
+        state = pickle.load(fh)
+    for r in state["co2"]:  # runs saved before results named their seed
+        r.setdefault("seed", int(r["fit_note"].split(" seed ")[1].split(":")[0]))
+    lines = state["parts"]["co2 level"]
+    intro = lines[: next(i for i, line in enumerate(lines) if line.startswith("### co2"))]
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    levels = list(dict.fromkeys(r["level"] for r in state["co2"]))
+    lines = [*intro[:-1],
+             f"- the tables below were written again from the run's saved results by "
+             f"`{command_line()}` on {stamp}: the real windows' rows now hold every seed (the "
+             "run scored them for every seed; its first rendering showed seed 0's only)", "",
+             *co2_section(state["co2"], levels)]  # fmt: skip
+    state["parts"]["co2 level"] = lines
+    with open(path, "wb") as fh:
+        pickle.dump(state, fh)
+    write_follow_up(out, "co2 level", lines)
+    print("\n".join(lines))
+
+
 def write_follow_up(out: Path, part: str, lines: list[str]) -> None:
     """Put ``lines`` into the page's follow-up section ``part`` (a new one goes before the next
     part's section, else before "## Before")."""
@@ -958,6 +984,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "tsedit.md")
     parser.add_argument("--render-only", type=Path, help="write the page from a saved run")
     args = parser.parse_args()
+    if args.render_only is not None and args.follow_up:
+        rerender_follow_up(args.render_only, args.out)
+        return
     if args.render_only is not None:
         with open(args.render_only, "rb") as fh:
             state = pickle.load(fh)
