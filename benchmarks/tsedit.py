@@ -13,7 +13,13 @@ What it does, in order, all in one run on one machine:
    (64 h), complete (every vital available, lactate carried forward as charted), every 2 steps
    of every stay long enough. The held-out stays are halved: *sources* (edited) and
    *reference* (the real windows edited series are compared with). Plus statsmodels' co2
-   (window 24, first 80 % trains; edits of the last 20 %, compared with its other windows).
+   (window 24, first 80 % trains; edits of windows spread over the last 20 %, compared with its
+   other windows), by a model at each ``--co2-levels`` (``global``: as before the level fix;
+   ``window``: each window relative to its own level).
+
+``--follow-up`` runs only the early-stopping comparison (vitals, ``--seeds`` under each of
+``--stopping-rules``) and the co2 models, and writes each into its own follow-up section of the
+page, leaving the rest of the page as its run wrote it.
 2. **Peers** (or ``--peer-from DIR``: their samples saved by an earlier run, rescored).
    ``.bench/tsgm-venv`` (git-ignored) gets ``tsgm==0.1.0`` with
    ``tensorflow-cpu==2.21.0`` and ``pandas<3`` (tsgm's statsmodels pin predates pandas 3);
@@ -622,7 +628,8 @@ def plain_map_work(cfg, train, test, sources, reference, pools, args: dict) -> d
 
 
 def co2_work(seed: int, cfg: TseditConfig, args: dict) -> dict:
-    """Our model on co2: edits of held-out windows by every method (runs in a worker)."""
+    """Our model on co2 (``cfg.level``): edits of held-out windows by every method, and what
+    tells them from real windows (runs in a worker)."""
     torch.set_num_threads(args["threads"])
     c_train, c_src, c_ref = co2_data()
     pools = change_pools(SeriesData(c_train.values[:, :12], c_train.mask[:, :12],
@@ -630,24 +637,278 @@ def co2_work(seed: int, cfg: TseditConfig, args: dict) -> dict:
     cfg = replace(cfg, window=CO2_WINDOW, train_steps=args["co2_steps"])
     t0 = time.perf_counter()
     co2 = DiffusionEditor(cfg).fit(c_train, progress=False)
-    fit_note = f"co2 seed {seed}: {time.perf_counter() - t0:.0f} s"
+    h = co2.history_
+    fit_note = (f"co2 level={cfg.level} seed {seed}: {time.perf_counter() - t0:.0f} s, "
+                f"{len(h['epochs'])} epochs, best {h['best_epoch']}")  # fmt: skip
     print("fit", fit_note, flush=True)
-    src = as_charted(c_src)[: args["max_edits"]]
+    # sources spread over the whole held-out stretch, as the reference is: the first ones alone
+    # sit lower on the trend, and a discriminator told them from the reference by level
+    pick = np.unique(np.linspace(0, len(c_src) - 1, min(args["max_edits"], len(c_src))).round())
+    pick = pick.astype(int)
+    charted = as_charted(c_src)
+    src = [charted[i] for i in pick]
     edits, _ = run_edits(co2, src, pools, args["steps"], seed)
     sc = Scorer(c_train.values, c_ref.values, _scale(c_train), seed, args["metric_iterations"])
     edit_real = {name: sc(e["x"]) for name, e in edits.items()}
-    edit_real["real: the unedited sources"] = sc(c_src.values[: args["max_edits"]])
+    real_src = c_src.values[pick]
+    edit_real["real: the unedited sources"] = sc(real_src)
+    looks = {name: co2_looks(e["x"], real_src, c_ref.values, seed, args)
+             for name, e in edits.items()}  # fmt: skip
+    looks["real: the unedited sources"] = co2_looks(real_src, real_src, c_ref.values, seed, args)
+    uncond = co2.sample(len(real_src), seed=seed, steps=args["steps"])
+    looks["unconditional (levels of training windows)"] = co2_looks(
+        uncond, None, c_train.values[:: max(1, len(c_train) // len(real_src))], seed, args
+    )
     return {
         "edit": {k: {m: v for m, v in e.items() if m != "x"} for k, e in edits.items()},
         "edit_real": edit_real,
+        "looks": looks,
         "fit_note": fit_note,
+        "level": cfg.level,
+        "seed": seed,
     }
+
+
+def co2_looks(x: np.ndarray, sources: np.ndarray | None, real: np.ndarray, seed: int,
+              args: dict) -> dict:  # fmt: skip
+    """What can tell co2 windows ``x`` from ``real`` ones: their level (distance of each
+    window's mean from its source's), their shape (within-window SD, SD of the weekly steps)
+    and the GRU discriminative score on the levels alone and on the de-meaned shapes."""
+    x, real = np.asarray(x, dtype=float)[..., 0], np.asarray(real, dtype=float)[..., 0]
+    level, rlevel = x.mean(1, keepdims=True), real.mean(1, keepdims=True)
+    it = args["metric_iterations"]
+    return {
+        "level_gap": float(np.abs(level[:, 0] - sources[..., 0].mean(1)).mean())
+        if sources is not None else float("nan"),
+        "dev_sd": float((x - level).std()),
+        "step_sd": float(np.diff(x, axis=1).std()),
+        "disc_level": discriminative_score_gru(
+            np.repeat(rlevel, x.shape[1], 1)[..., None], np.repeat(level, x.shape[1], 1)[..., None],
+            seed=seed, iterations=it),
+        "disc_shape": discriminative_score_gru(
+            (real - rlevel)[..., None], (x - level)[..., None], seed=seed, iterations=it),
+    }  # fmt: skip
+
+
+def looks_table(rows: dict[str, list[dict]], title: str) -> list[str]:
+    lines = [f"### {title}", "",
+             "| windows | level gap to the source (ppm) | within-window SD (ppm) | SD of weekly "
+             "steps (ppm) | disc. score (GRU), levels only | disc. score (GRU), de-meaned shape |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, per_seed in rows.items():
+        cells = [
+            mean_sd([r[k] for r in per_seed])
+            for k in ("level_gap", "dev_sd", "step_sd", "disc_level", "disc_shape")
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def co2_section(done: list[dict], levels: list[str]) -> list[str]:
+    """The co2 tables of runs ``done`` (one per level and seed, levels in ``levels`` order)."""
+    rows: dict[str, dict[str, list[dict]]] = {"edit": {}, "edit_real": {}, "looks": {}}
+    bases: list[str] = []  # the methods in the order the runs list them
+    first_of_seed = {}  # the windows no model touches are scored once per seed
+    for i, r in enumerate(done):
+        first_of_seed.setdefault(r["seed"], i)
+    for i, r in enumerate(done):
+        tag = f"level={r['level']}" + (" (before)" if r["level"] == "global" else "")
+        for table in rows:
+            for name, v in r[table].items():
+                shared = name.startswith(("real:", "overwrite"))  # no model in it
+                if shared and first_of_seed[r["seed"]] != i:
+                    continue
+                if name not in bases:
+                    bases.append(name)
+                label = name if shared else f"{name}, {tag}"
+                rows[table].setdefault(label, []).append(v)
+
+    def ordered(table: dict) -> dict:  # each method's levels side by side
+        def key(name: str):
+            lv = next((i for i, lv in enumerate(levels) if f"level={lv}" in name), -1)
+            return (bases.index(name.split(", level=")[0]), lv)
+
+        return {k: table[k] for k in sorted(table, key=key)}
+
+    note = ["Edit sources: held-out windows spread evenly over the held-out stretch, as the "
+            "reference is (runs before this protocol took the first ones, lower on the trend: "
+            "real sources against the reference then scored 0.017 / 0.217 / 0.150 on seeds "
+            "0 / 1 / 2, by level alone).", ""]  # fmt: skip
+    return note + (edit_table(ordered(rows["edit"]), f"co2 (window {CO2_WINDOW}): controls "
+                              "(edits of held-out windows)")
+            + metric_table(ordered(rows["edit_real"]), "co2: realism of the edited series "
+                           "(against the other held-out windows)")
+            + looks_table(ordered(rows["looks"]), "co2: what tells the windows from real ones "
+                          "(real held-out windows: the reference half; unconditional: "
+                          "training windows)"))  # fmt: skip
 
 
 def _scale(train: SeriesData) -> np.ndarray:
     """Per-channel SD of the training windows (the unit of the realism distance)."""
     x = train.values.reshape(-1, train.values.shape[-1])
     return np.where(x.std(0) > 0, x.std(0), 1.0)
+
+
+# ------------------------------------------------------------------------------ follow-up
+# the page's follow-up sections, each between its markers, in page order
+FOLLOW_UP_PARTS = ("early stopping", "co2 level")
+# the early-stopping rule before TseditConfig.warmup_epochs / smooth_epochs existed
+OLD_STOPPING = {"warmup_epochs": 0, "smooth_epochs": 1}
+
+
+def _markers(part: str) -> tuple[str, str]:
+    return (f"<!-- follow-up: {part} (benchmarks/tsedit.py --follow-up) -->",
+            f"<!-- /follow-up: {part} -->")  # fmt: skip
+
+
+def stopping_work(label, cfg, train, test, sources, reference, pools, args: dict) -> dict:
+    """One seed of the vitals model under one early-stopping rule: where it stopped, the
+    unconditional windows and the batched edits, scored (runs in a worker)."""
+    torch.set_num_threads(args["threads"])
+    steps, iterations, seed = args["steps"], args["metric_iterations"], cfg.seed
+    t0 = time.perf_counter()
+    editor = DiffusionEditor(cfg).fit(train, progress=False)
+    fit_s = time.perf_counter() - t0
+    h = editor.history_
+    print(f"fit {label}: {fit_s:.0f} s, best {h['best_epoch']}", flush=True)
+    score = Scorer(train.values, test.values, _scale(train), seed, iterations)
+    uncond = editor.sample(len(test), seed=seed, steps=steps)
+    src_charted = as_charted(sources)[: args["max_edits"]]
+    rng = np.random.default_rng(seed)  # the requests of run_edits, ours only
+    filled = [np.asarray(pd.DataFrame(x).ffill().to_numpy()) for x in src_charted]
+    requests = [make_request(x, editor.channels_, pools, rng) for x in filled]
+    t0 = time.perf_counter()
+    edited = editor.edit_many(src_charted, [r[0] for r in requests], [r[1] for r in requests],
+                              steps=steps, seed=seed * 100_000)  # fmt: skip
+    per_edit = (time.perf_counter() - t0) / len(edited)
+    x = np.stack([r.series.to_numpy() for r in edited])
+    escore = Scorer(train.values, reference.values, _scale(train), seed, iterations)
+    hard = max(hard_anchor_mae(r.report) for r in edited if r.report["hard_anchor_mae"] is not None)
+    seg = max((e for r in edited for e in segment_rel_errors(r.report)), default=float("nan"))
+    return {
+        "label": label, "seed": seed, "fit_s": fit_s, "epochs": len(h["epochs"]),
+        "best_epoch": h["best_epoch"], "vals": [r.get("val", float("nan")) for r in h["epochs"]],
+        "gen": score(uncond), "edit_real": escore(x), "hard": hard, "seg": seg,
+        "s_per_edit": per_edit, "one_edit": time_one_edit(editor, sources.values[0], steps),
+    }  # fmt: skip
+
+
+def follow_up(args) -> None:
+    """The early-stopping fix (vitals, ``--seeds`` under ``--stopping-rules``) and the co2 level
+    fix (``--co2-levels``), each side by side with what it replaced in one run; each part is
+    written into its own follow-up section of the page (the rest of the page is left as its
+    run wrote it)."""
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    ctx = multiprocessing.get_context("spawn")
+    chosen = replace(TseditConfig(), window=WINDOW, train_steps=args.train_steps,
+                     **dict(SWEEP)[args.sweep_choice])  # fmt: skip
+    a = vars(args) | {"out": str(args.out)}
+    rules = {
+        "old": ("old rule (no warm-up, last epoch alone)", OLD_STOPPING),
+        "new": (f"new rule (warm-up {chosen.warmup_epochs}, mean of {chosen.smooth_epochs})", {}),
+    }
+    stop_jobs = []
+    if args.stopping_rules:
+        train, test, sources, reference = cohort_data(args.stays)
+        pools = change_pools(train)
+        stop_jobs = [(f"{rules[r][0]}, seed {seed}", replace(chosen, seed=seed, **rules[r][1]),
+                      train, test, sources, reference, pools, a)
+                     for seed in args.seeds for r in args.stopping_rules]  # fmt: skip
+    co2_seeds = [] if args.no_co2 else args.co2_seeds
+    before = co2_seeds if args.co2_before_seeds is None else args.co2_before_seeds
+    co2_jobs = [(seed, replace(chosen, seed=seed, level=lv), a) for lv in args.co2_levels
+                for seed in (before if lv == "global" else co2_seeds)]  # fmt: skip
+    with ctx.Pool(max(1, args.jobs)) as pool:
+        stop_async = [pool.apply_async(stopping_work, j) for j in stop_jobs]
+        co2_async = [pool.apply_async(co2_work, j) for j in co2_jobs]
+        stops = [r.get() for r in stop_async]
+        co2_done = [r.get() for r in co2_async]
+    minutes = (time.perf_counter() - started) / 60
+
+    def intro(title: str, what: str) -> list[str]:
+        return [
+            "#" + header(f"Follow-up: {title}", "torch", "numpy", "scikit-learn"),
+            f"- the data, metrics ({args.metric_iterations} GRU iterations) and edit requests of "
+            f"the run above; {what}; {args.max_edits} edits per seed; {args.steps} DDIM steps; "
+            f"{args.jobs} worker processes, {args.threads} torch thread each; this run took "
+            f"**{minutes:.0f} min** on the shared machine",
+        ]
+
+    parts = {}
+    if stops:
+        parts["early stopping"] = [
+            *intro("early stopping on a noisy realism score (cohort vitals)",
+                   f"vitals config {args.sweep_choice} (the sweep's choice above), up to "
+                   f"{args.train_steps} steps"),
+            "",
+            "| rule | seed | epochs run | best epoch | unconditional: disc. score (GRU) | "
+            "disc. (LR) | realism distance | edited (batched): disc. score (GRU) | realism "
+            "distance | hard-anchor MAE | max segment rel. error | one edit (s) | training s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            *[f"| {r['label'].rsplit(', seed', 1)[0]} | {r['seed']} | {r['epochs']} | "
+              f"{r['best_epoch']} | {r['gen']['disc_gru']:.3f} | {r['gen']['disc_lr']:.3f} | "
+              f"{r['gen']['realism']:.3f} | {r['edit_real']['disc_gru']:.3f} | "
+              f"{r['edit_real']['realism']:.3f} | {r['hard']:.1e} | {r['seg']:.1e} | "
+              f"{r['one_edit']['hard']:.3f} | {r['fit_s']:.0f} |" for r in stops],
+            "",
+            "Validation realism distance per epoch (the score early stopping reads):", "",
+            *[f"- {r['label']}: " + ", ".join(f"{v:.3f}" for v in r["vals"]) for r in stops],
+            "",
+        ]  # fmt: skip
+    if co2_done:
+        parts["co2 level"] = [
+            *intro("co2 modelled relative to each window's level",
+                   f"co2 up to {args.co2_steps} steps, the vitals sweep's choice "
+                   f"{args.sweep_choice} at window {CO2_WINDOW}; "
+                   + "; ".join(r["fit_note"] for r in co2_done)),
+            "",
+            *co2_section(co2_done, args.co2_levels),
+        ]  # fmt: skip
+    BENCH.mkdir(parents=True, exist_ok=True)
+    with open(BENCH / "tsedit_follow_up.pkl", "wb") as fh:
+        pickle.dump({"stops": stops, "co2": co2_done, "parts": parts}, fh)
+    for part, lines in parts.items():
+        write_follow_up(args.out, part, lines)
+        print("\n".join(lines))
+
+
+def rerender_follow_up(path: Path, out: Path) -> None:
+    """Write the co2 follow-up section again from a run's saved results (its tables only)."""
+    with open(path, "rb") as fh:
+        state = pickle.load(fh)
+    for r in state["co2"]:  # runs saved before results named their seed
+        r.setdefault("seed", int(r["fit_note"].split(" seed ")[1].split(":")[0]))
+    lines = state["parts"]["co2 level"]
+    intro = lines[: next(i for i, line in enumerate(lines) if line.startswith("### co2"))]
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    levels = list(dict.fromkeys(r["level"] for r in state["co2"]))
+    lines = [*intro[:-1],
+             f"- the tables below were written again from the run's saved results by "
+             f"`{command_line()}` on {stamp} (the layout changed, not the numbers)", "",
+             *co2_section(state["co2"], levels)]  # fmt: skip
+    state["parts"]["co2 level"] = lines
+    with open(path, "wb") as fh:
+        pickle.dump(state, fh)
+    write_follow_up(out, "co2 level", lines)
+    print("\n".join(lines))
+
+
+def write_follow_up(out: Path, part: str, lines: list[str]) -> None:
+    """Put ``lines`` into the page's follow-up section ``part`` (a new one goes before the next
+    part's section, else before "## Before")."""
+    page = out.read_text()
+    first, last = _markers(part)
+    block = "\n".join([first, *lines, last])
+    if first in page:
+        head, rest = page.split(first, 1)
+        page = head + block + rest.split(last, 1)[1]
+    else:
+        later = [_markers(p)[0] for p in FOLLOW_UP_PARTS[FOLLOW_UP_PARTS.index(part) + 1 :]]
+        where = next((m for m in later if m in page), "## Before")
+        head, rest = page.split(where, 1)
+        page = head + block + "\n\n" + where + rest
+    out.write_text(page)
 
 
 # ------------------------------------------------------------------------------ main
@@ -681,6 +942,42 @@ def main() -> None:
     parser.add_argument("--no-co2", action="store_true")
     parser.add_argument("--co2-seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--co2-steps", type=int, default=3000)
+    parser.add_argument(
+        "--co2-levels",
+        nargs="+",
+        default=["global", "window"],
+        choices=["global", "window"],
+        help="TseditConfig.level of the co2 "
+        "models, side by side (global: the model before the level fix)",
+    )
+    parser.add_argument(
+        "--follow-up",
+        action="store_true",
+        help="run only the co2 models and "
+        "the early-stopping comparison of --seeds (old rule against new) with "
+        "the --sweep-choice config, and write them into the page's follow-up "
+        "section (the rest of the page stays as its run wrote it)",
+    )
+    parser.add_argument(
+        "--stopping-rules",
+        nargs="*",
+        default=["old", "new"],
+        choices=["old", "new"],
+        help="with --follow-up: the early-stopping rules trained side by side on --seeds "
+        "(none: skip the vitals)",
+    )
+    parser.add_argument(
+        "--co2-before-seeds",
+        type=int,
+        nargs="*",
+        help="with --follow-up: the co2 seeds of level=global (default --co2-seeds)",
+    )
+    parser.add_argument(
+        "--sweep-choice",
+        default=SWEEP[1][0],
+        choices=[s[0] for s in SWEEP],
+        help="with --follow-up: the config (the published run's sweep chose it)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
     parser.add_argument("--peer-seeds", type=int, nargs="+", help="seeds of the peers (default "
@@ -688,12 +985,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "tsedit.md")
     parser.add_argument("--render-only", type=Path, help="write the page from a saved run")
     args = parser.parse_args()
+    if args.render_only is not None and args.follow_up:
+        rerender_follow_up(args.render_only, args.out)
+        return
     if args.render_only is not None:
         with open(args.render_only, "rb") as fh:
             state = pickle.load(fh)
         stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         state["rendered"] = f"`{command_line()}` on {stamp}"
         render(state, args.out)
+        return
+    if args.follow_up:
+        follow_up(args)
         return
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
@@ -757,8 +1060,9 @@ def main() -> None:
         plain_async = None
         if not args.no_plain_map:
             plain_async = pool.apply_async(plain_map_work, work[0][1:])
-        co2_async = [pool.apply_async(co2_work, (seed, replace(chosen, seed=seed), vars(args)))
-                     for seed in co2_seeds]  # fmt: skip
+        co2_async = [pool.apply_async(co2_work, (seed, replace(chosen, seed=seed, level=lv),
+                                                 vars(args)))
+                     for lv in args.co2_levels for seed in co2_seeds]  # fmt: skip
         done = [a.get() for a in seed_async]
         co2_done = [a.get() for a in co2_async]
         plain = plain_async.get() if plain_async is not None else None
@@ -809,18 +1113,8 @@ def main() -> None:
     # -- co2 (its jobs ran in the pool with the seeds) -------------------------------------------
     co2_lines = []
     if co2_done:
-        c_rows: dict[str, list[dict]] = {}
-        c_real: dict[str, list[dict]] = {}
-        for r in co2_done:
-            fit_notes.append(r["fit_note"])
-            for name in r["edit"]:
-                c_rows.setdefault(name, []).append(r["edit"][name])
-            for name in r["edit_real"]:
-                c_real.setdefault(name, []).append(r["edit_real"][name])
-        co2_lines = (edit_table(c_rows, f"co2 (window {CO2_WINDOW}): controls (edits of "
-                                "held-out windows)")
-                     + metric_table(c_real, "co2: realism of the edited series "
-                                    "(against the other held-out windows)"))  # fmt: skip
+        fit_notes += [r["fit_note"] for r in co2_done]
+        co2_lines = co2_section(co2_done, args.co2_levels)
 
     # -- page -------------------------------------------------------------------------------------
     edits, src0, marks = plot_args

@@ -205,6 +205,12 @@ class Trainer:
         Show a tqdm bar (on stderr).
     max_grad_norm : float or None
         Clip the gradient norm of the optimised parameters to this before each step.
+    warmup : int
+        Epochs that can neither become the best nor count towards ``patience`` (a noisy early
+        score cannot end training); the last epoch always counts.
+    smooth : int
+        Judge each epoch by the mean score of the last ``smooth`` epochs (1: its own score), so
+        one lucky validation draw is not taken for the best.
 
     Notes
     -----
@@ -237,9 +243,14 @@ class Trainer:
         desc: str = "train",
         progress: bool = True,
         max_grad_norm: float | None = None,
+        warmup: int = 0,
+        smooth: int = 1,
     ):
         if mode not in ("min", "max"):
             raise SaferError(f"Trainer mode must be 'min' or 'max', got {mode!r}")
+        if warmup < 0 or smooth < 1:
+            raise SaferError(f"Trainer needs warmup >= 0 and smooth >= 1, got {warmup}, {smooth}")
+        self.warmup, self.smooth = int(warmup), int(smooth)
         self.epochs = int(epochs)
         self.patience = patience
         self.min_delta = float(min_delta)
@@ -281,7 +292,8 @@ class Trainer:
 
         Every record holds ``epoch`` (from 0), ``train`` (weighted mean loss), ``seconds``
         (training time of the epoch, validation not included) and, with ``validate``, ``val``
-        (the monitored score) plus whatever ``validate`` returned.
+        (the monitored score) plus whatever ``validate`` returned. ``best_val`` is the best
+        epoch's judged score (its ``smooth``-epoch mean).
         """
         sign = 1.0 if self.mode == "min" else -1.0
         world = current_world()
@@ -329,8 +341,12 @@ class Trainer:
                 if world.distributed:  # one early-stopping decision on every rank
                     score = float(all_reduce_sum(torch.tensor([float(score)]))[0]) / world.size
                 record["val"] = float(score)
-                if sign * record["val"] < best - self.min_delta:
-                    best, best_epoch, bad = sign * record["val"], epoch, 0
+                recent = [r["val"] for r in records[max(0, len(records) + 1 - self.smooth) :]]
+                judged = sign * sum([*recent, record["val"]]) / (len(recent) + 1)
+                if epoch < min(self.warmup, self.epochs - 1):
+                    pass  # warm-up: neither a best nor a bad epoch
+                elif judged < best - self.min_delta:
+                    best, best_epoch, bad = judged, epoch, 0
                     best_state = copy.deepcopy(module.state_dict())
                 else:
                     bad += 1

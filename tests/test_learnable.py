@@ -19,7 +19,7 @@ from safer._learnable import (
     fitting,
     torch_threads,
 )
-from safer.errors import NotFittedError
+from safer.errors import NotFittedError, SaferError
 
 
 @dataclass
@@ -79,6 +79,52 @@ def test_trainer_stops_after_patience_and_restores_the_best_weights():
     assert [r["val"] for r in log["epochs"]] == [5.0, 3.0, 4.0, 4.0]  # 2 bad epochs: stop
     assert log["best_epoch"] == 1 and log["best_val"] == 3.0
     assert net.weight.item() == pytest.approx(seen[1] + 1.0)  # the state saved at epoch 1
+
+
+def _scored_run(scores, **trainer):
+    """Run a Trainer whose validation returns ``scores`` in turn; weights count the epochs."""
+    net = nn.Linear(1, 1)
+    net.weight.data.zero_()
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)
+    it = iter(scores)
+
+    def validate():
+        net.weight.data += 1.0  # after epoch k the weight is k + 1
+        return next(it)
+
+    log = Trainer(progress=False, **trainer).run(
+        net, opt, lambda: [None], lambda _: ((net.weight**2).sum(), 1), validate=validate
+    )
+    return log, net.weight.item()
+
+
+def test_trainer_warmup_ignores_a_lucky_early_score():
+    # a noisy realism score: epoch 1 is a lucky draw, the real improvement comes later
+    scores = [0.30, 0.05, 0.20, 0.18, 0.16, 0.14, 0.12, 0.10, 0.09, 0.08]
+    plain, _ = _scored_run(scores, epochs=10, patience=3)
+    assert plain["best_epoch"] == 1 and len(plain["epochs"]) == 5  # stopped on the lucky draw
+    log, weight = _scored_run(scores, epochs=10, patience=3, warmup=3)
+    assert len(log["epochs"]) == 10 and log["best_epoch"] == 9 and weight == 10.0
+    # the last epoch always counts, so a warm-up longer than the run still keeps some weights
+    short, weight = _scored_run(scores[:3], epochs=3, patience=1, warmup=5)
+    assert short["best_epoch"] == 2 and weight == 3.0
+
+
+def test_trainer_smoothing_judges_the_mean_of_recent_epochs():
+    scores = [0.30, 0.05, 0.30, 0.12, 0.11, 0.10, 0.25, 0.30, 0.30]
+    log, weight = _scored_run(scores, epochs=9, patience=3, smooth=3)
+    # 3-epoch means: 0.30, 0.175, 0.217, 0.157, 0.177, 0.110, 0.153, 0.217, 0.283
+    assert log["best_epoch"] == 5 and weight == 6.0
+    assert log["best_val"] == pytest.approx(0.11)
+    assert len(log["epochs"]) == 9 and [r["val"] for r in log["epochs"]] == scores
+    assert _scored_run(scores, epochs=9, patience=3)[0]["best_epoch"] == 1  # unsmoothed
+
+
+def test_trainer_refuses_a_negative_warmup_or_zero_smoothing():
+    with pytest.raises(SaferError, match="warmup >= 0 and smooth >= 1"):
+        Trainer(epochs=2, smooth=0)
+    with pytest.raises(SaferError, match="warmup >= 0"):
+        Trainer(epochs=2, warmup=-1)
 
 
 def test_trainer_max_mode_and_dict_validation():

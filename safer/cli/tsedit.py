@@ -24,6 +24,12 @@ def train(
         3000, "--train-steps", min=1, help="Most optimiser steps (early stopping may end sooner)."
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same model)."),
+    level: str = typer.Option(
+        "global",
+        "--level",
+        help="global, or window: model each window relative to its own level (for series whose "
+        "windows differ mostly by level, such as co2; edits keep the source's level).",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Train the denoiser on windows of the cohort's vitals or a statsmodels series."""
@@ -33,7 +39,8 @@ def train(
     refuse_torchrun("safer tsedit train")
 
     windows = load_training_data(data, window)
-    config = replace(TseditConfig(), window=window, train_steps=train_steps, seed=seed)
+    config = replace(TseditConfig(), window=window, train_steps=train_steps, seed=seed,
+                     level=level)  # fmt: skip
     editor = DiffusionEditor(config).fit(windows, progress=not json_out)
     editor.save(out)
     tail = editor.loss_history_[-5:]

@@ -82,7 +82,7 @@ def inpaint_edit(
 
     z = editor._ddim(x_t, batch, t_start, steps, x0_hook=x0_hook, xt_hook=xt_hook)
     pattern = editor._pattern_of(z, batch.pattern)
-    x = editor._to_data(z, pattern)[0]
+    x = editor._to_data(z, pattern, batch.level)[0]
     out = np.array(x[item["h"] : item["h"] + item["length"]], dtype=float)
     plan = resolve(list(anchors), list(segments), editor.channels_, item["length"])
     for a in hard:  # the projection never moves an anchored point, so write anchors first

@@ -21,7 +21,12 @@ is"):
   ``steps_per_epoch`` optimiser steps, samples windows for them (same lengths and covariates) and
   scores :func:`safer.tsedit.metrics.realism_distance` against them; the weights (an exponential
   moving average) with the best score are kept, and training stops after ``patience`` epochs
-  without improvement.
+  without improvement (the first ``warmup_epochs`` never count, and each epoch is judged by the
+  mean score of the last ``smooth_epochs``: one draw of the score is noisy);
+- **each window relative to its own level** (``level="window"``, opt-in): the per-channel window
+  mean is subtracted and the rest scaled to unit within-window spread, so a shape that is small
+  against the spread of levels (co2's seasonal cycle) is learned at its own scale; edits keep
+  the source's level, samples draw one from the training windows.
 
 Editing (:meth:`DiffusionEditor.edit`, :meth:`DiffusionEditor.edit_many` for batches) starts from
 the source noised to level ``strength`` (SDEdit: 1 = generate from pure noise, 0.5 = keep the
@@ -73,7 +78,18 @@ class TseditConfig:
 
     ``benchmarks/tsedit.py`` sizes the denoiser and the noise schedule by held-out realism
     (its sweep is in docs/benchmarks/tsedit.md); ``train_steps`` is an upper bound when early
-    stopping runs (``patience`` epochs of ``steps_per_epoch`` steps).
+    stopping runs (``patience`` epochs of ``steps_per_epoch`` steps; the first
+    ``warmup_epochs`` epochs never count, and each epoch is judged by the mean realism of the
+    last ``smooth_epochs``, because one validation draw is noisy).
+
+    ``level``: ``"global"`` models every window in the channels' own model units;
+    ``"window"`` models each window *relative to its own level* (per channel, the mean of the
+    window in model units, subtracted, and the rest scaled by the SD of such within-window
+    deviations in training). For series whose windows differ mostly by level and whose shape is
+    small against that spread (co2: a seasonal cycle of SD 1.6 ppm on levels spread over 60
+    ppm), so the denoiser learns the shape at its own scale and an edit keeps the source's
+    level, also beyond the levels seen in training. Unconditional samples draw their level from
+    the training windows'.
     """
 
     window: int = 48
@@ -101,6 +117,9 @@ class TseditConfig:
     val_fraction: float = 0.1
     val_samples: int = 512
     val_ddim_steps: int = 20
+    warmup_epochs: int = 5
+    smooth_epochs: int = 3
+    level: str = "global"
 
 
 # what the fields added after the first saved models mean for those models
@@ -113,6 +132,9 @@ _LEGACY_CONFIG = {
     "ema_decay": 0.0,
     "steps_per_epoch": 1,
     "patience": None,
+    "warmup_epochs": 0,
+    "smooth_epochs": 1,
+    "level": "global",
 }
 
 
@@ -228,6 +250,7 @@ class _Batch:
     offsets: list[int] = field(default_factory=list)  # where each edited series starts
     lengths: list[int] = field(default_factory=list)
     plans: list[EditPlan | None] = field(default_factory=list)
+    level: torch.Tensor | None = None  # (B, 1, C) window levels with level="window"
 
 
 class _AfterStep:
@@ -267,6 +290,11 @@ class DiffusionEditor(Learnable):
         Channels with carried-forward cells, which get a charting indicator.
     covariates_ : list of str
         Covariates the model is conditioned on.
+    level_scale_ : ndarray
+        Per channel, the model units per window-relative unit (1 with ``level="global"``).
+    levels_ : ndarray of shape (n, n_channels)
+        Window levels (model units) of up to 1000 training windows, drawn from by
+        :meth:`sample` with ``level="window"`` (empty otherwise).
     model_ : Denoiser
     history_ : dict
         The training record: one "epoch" per ``steps_per_epoch`` optimiser steps, with the
@@ -312,6 +340,8 @@ class DiffusionEditor(Learnable):
             )
         if len(data) == 0:
             raise TseditDataError("no training windows; is the series shorter than the window?")
+        if cfg.level not in ("global", "window"):
+            raise TseditDataError(f"config.level must be 'global' or 'window', got {cfg.level!r}")
         with fitting(cfg.seed):
             gen = torch.Generator().manual_seed(cfg.seed)
             train, val = self._split(data, validation)
@@ -325,6 +355,7 @@ class DiffusionEditor(Learnable):
                             if (avail[..., i] > obs[..., i]).any()]  # fmt: skip
             self.covariates_ = list(data.covariate_names) if data.covariates is not None else []
             self._fit_covariate_scale(train)
+            self._fit_levels(train)
             self.alpha_bar_ = _cosine_alpha_bar(cfg.diffusion_steps)
             net = self._new_denoiser()
             ema = copy.deepcopy(net) if cfg.ema_decay > 0 else None
@@ -354,6 +385,8 @@ class DiffusionEditor(Learnable):
                 desc="tsedit train",
                 progress=progress,
                 max_grad_norm=1.0,
+                warmup=cfg.warmup_epochs,
+                smooth=cfg.smooth_epochs,
             ).run(
                 pair, opt, batches, step, validate=validate,
                 scheduler=_AfterStep(sched, net, ema, cfg.ema_decay),
@@ -394,6 +427,50 @@ class DiffusionEditor(Learnable):
         self.cov_mean_ = np.nan_to_num(np.nanmean(flat, axis=0))
         std = np.nan_to_num(np.nanstd(flat, axis=0))
         self.cov_std_ = np.where(std > 1e-8, std, 1.0)
+
+    def _fit_levels(self, data: SeriesData) -> None:
+        """The scale of within-window deviations and a sample of window levels (model units)."""
+        c = len(self.channels_)
+        self.level_scale_, self.levels_ = np.ones(c), np.zeros((0, c))
+        if self.config.level != "window":
+            return
+        obs = torch.tensor(data.observed_mask(), dtype=torch.float32)
+        avail = torch.tensor(data.mask, dtype=torch.float32)
+        z = self.transforms_.forward(torch.tensor(data.values, dtype=torch.float32))
+        z = _carry_forward(z, obs) * avail
+        level = _window_mean(z, avail)
+        dev = ((z - level) * obs).reshape(-1, c)
+        n = obs.reshape(-1, c).sum(0).clamp(min=1)
+        sd = ((dev**2).sum(0) / n).sqrt().numpy()
+        self.level_scale_ = np.where(sd > 1e-8, sd, 1.0)
+        keep = np.random.default_rng(self.config.seed).permutation(len(data))[:1000]
+        self.levels_ = level[np.sort(keep), 0].numpy().astype(float)
+
+    def _relative(self, z: torch.Tensor, level: torch.Tensor | None) -> torch.Tensor:
+        """Model units -> the denoiser's units: the value channels less their window level,
+        over the within-window scale (the identity with ``level="global"``)."""
+        if level is None:
+            return z
+        c = len(self.channels_)
+        out = z.clone()
+        out[..., :c] = (z[..., :c] - level) / torch.tensor(self.level_scale_, dtype=z.dtype)
+        return out
+
+    def _absolute(self, u: torch.Tensor, level: torch.Tensor | None) -> torch.Tensor:
+        """The inverse of :meth:`_relative`."""
+        if level is None:
+            return u
+        c = len(self.channels_)
+        out = u.clone()
+        out[..., :c] = u[..., :c] * torch.tensor(self.level_scale_, dtype=u.dtype) + level
+        return out
+
+    def _level_of(self, z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor | None:
+        """(B, 1, C) window levels of the value channels of ``z`` (None with "global")."""
+        if self.config.level != "window":
+            return None
+        c = len(self.channels_)
+        return _window_mean(z[..., :c], weight[..., :c])
 
     def _covariate_input(self, cov: np.ndarray | None, b: int, length: int) -> torch.Tensor | None:
         """(b, T, 2K) model input from (b, length, K) covariates in data units (NaN: unknown)."""
@@ -441,6 +518,10 @@ class DiffusionEditor(Learnable):
             weight = torch.cat([obs, avail[..., sp]], dim=-1)
         else:
             weight = obs
+        level = self._level_of(z, avail)
+        if level is not None:
+            z = self._relative(z, level)
+            z[..., : len(self.channels_)] *= avail
         return z, weight
 
     def _loss(self, tensors: dict, net: Denoiser, gen: torch.Generator) -> torch.Tensor:
@@ -494,11 +575,17 @@ class DiffusionEditor(Learnable):
         valid = torch.tensor(real.mask.max(-1, keepdims=True), dtype=torch.float32)
         cov = self._covariate_input(real.covariates, len(real), real.window)
         scale = self.normalizer_.std
+        level = None  # with level="window": the held-out windows' own levels (the shape is judged)
+        if cfg.level == "window":
+            avail = torch.tensor(real.mask, dtype=torch.float32)
+            z = self.transforms_.forward(torch.tensor(real.values, dtype=torch.float32))
+            z = _carry_forward(z, torch.tensor(real.observed_mask(), dtype=torch.float32))
+            level = self._level_of(z * avail, avail)
 
         def validate() -> dict:
             self.model_.eval()
             gen = torch.Generator().manual_seed(cfg.seed + 1)
-            fake, _ = self._generate(valid, cov, gen, cfg.val_ddim_steps)
+            fake, _ = self._generate(valid, cov, gen, cfg.val_ddim_steps, level)
             fake_mask = np.broadcast_to(valid.numpy(), fake.shape)
             return {"val": realism_distance(real.values, fake, scale, real.mask, fake_mask)}
 
@@ -549,9 +636,15 @@ class DiffusionEditor(Learnable):
     def _clamp(self, z: torch.Tensor, batch: _Batch) -> torch.Tensor:
         return batch.known_mask * batch.known_val + (1 - batch.known_mask) * z
 
-    def _generate(self, valid: torch.Tensor, cov, gen: torch.Generator, steps: int):
-        """Sample windows from noise: (values in data units (B, T, C), pattern (B, T, S))."""
+    def _generate(self, valid: torch.Tensor, cov, gen: torch.Generator, steps: int,
+                  level: torch.Tensor | None = None):  # fmt: skip
+        """Sample windows from noise: (values in data units (B, T, C), pattern (B, T, S)).
+        With ``level="window"`` the windows get ``level`` (B, 1, C), default drawn from the
+        training windows' levels."""
         b, length = valid.shape[:2]
+        if self.config.level == "window" and level is None:
+            pick = torch.randint(0, len(self.levels_), (b,), generator=gen)
+            level = torch.tensor(self.levels_, dtype=torch.float32)[pick][:, None, :]
         ct = self._n_model_channels
         zeros = torch.zeros(b, length, ct)
         batch = _Batch(valid, zeros, zeros, cov, zeros, zeros, None)
@@ -562,17 +655,20 @@ class DiffusionEditor(Learnable):
 
         z = self._ddim(x_t, batch, self.config.diffusion_steps - 1, steps, x0_hook=hook)
         pattern = self._pattern_of(z, None)
-        return self._to_data(z, pattern) * valid.numpy(), pattern
+        return self._to_data(z, pattern, level) * valid.numpy(), pattern
 
     def _pattern_of(self, z: torch.Tensor, pattern: torch.Tensor | None) -> np.ndarray:
         p = pattern.bool().clone() if pattern is not None else z[..., len(self.channels_) :] > 0
         p[:, 0] = True
         return p.numpy()
 
-    def _to_data(self, z: torch.Tensor, pattern: np.ndarray) -> np.ndarray:
-        """Model units -> data units: inverse map, bounds, charting precision, then the
-        charted rendering of the sparse channels (so a carried value equals its source)."""
+    def _to_data(self, z: torch.Tensor, pattern: np.ndarray,
+                 level: torch.Tensor | None = None) -> np.ndarray:  # fmt: skip
+        """Denoiser units -> data units: the window level back (``level``, see
+        :meth:`_relative`), inverse map, bounds, charting precision, then the charted rendering
+        of the sparse channels (so a carried value equals its source)."""
         c = len(self.channels_)
+        z = self._absolute(z, level)
         x = self.transforms_.finish(self.transforms_.inverse(z[..., :c].numpy()))
         sp = self._sparse_index
         if sp:
@@ -636,6 +732,7 @@ class DiffusionEditor(Learnable):
             valid[:, :length, 0] *= obs.any(-1)
         z = torch.tensor(z * valid, dtype=torch.float32)
         v = torch.tensor(valid, dtype=torch.float32).expand_as(z)
+        z = self._relative(z, self._level_of(z, v)) * v
         zeros = torch.zeros_like(z)
         t = torch.zeros(n, dtype=torch.long)
         h = self.model_.hidden(z, t, zeros, zeros, v, self._covariate_input(None, n, length))
@@ -815,7 +912,7 @@ class DiffusionEditor(Learnable):
         x_t = (ab.sqrt() * batch.source + (1 - ab).sqrt() * noise) * batch.valid
         z = self._ddim(x_t, batch, t_start, steps, x0_hook=self._control_hook(batch))
         pattern = self._pattern_of(z, batch.pattern)
-        x = self._to_data(z, pattern)
+        x = self._to_data(z, pattern, batch.level)
         return [self._finish(x[i], pattern[i], it, None if soft is None else soft[i])
                 for i, it in enumerate(items)]  # fmt: skip
 
@@ -829,6 +926,7 @@ class DiffusionEditor(Learnable):
         sp = self._sparse_index
         pattern = torch.zeros(b, w, len(sp)) if sp else None
         cov = torch.zeros(b, w, 2 * len(self.covariates_)) if self.covariates_ else None
+        levels = torch.zeros(b, 1, c) if self.config.level == "window" else None
         for i, it in enumerate(items):
             rows, h, plan = it["rows"], it["h"], it["plan"]
             n = len(rows)
@@ -836,6 +934,9 @@ class DiffusionEditor(Learnable):
             start = pd.DataFrame(rows).ffill().bfill().to_numpy()
             z = self.transforms_.forward(start)  # a channel never measured starts at the centre
             z = torch.tensor(np.nan_to_num(z), dtype=torch.float32)
+            level = self._level_of(z[None], torch.ones(1, n, c))  # the rows' own level
+            if level is not None:
+                levels[i], z = level[0], self._relative(z[None], level)[0]
             valid[i, :n] = 1.0
             source[i, :n, :c] = z
             fixed = np.zeros_like(measured)
@@ -854,7 +955,10 @@ class DiffusionEditor(Learnable):
                 vec = np.zeros(c)
                 vec[ch] = value
                 kmask[i, t, ch] = 1.0
-                kval[i, t, ch] = float(self.transforms_.forward(vec[None])[0, ch])
+                zv = torch.tensor(self.transforms_.forward(vec[None]), dtype=torch.float32)
+                if level is not None:
+                    zv = self._relative(zv[None], level)[0]
+                kval[i, t, ch] = float(zv[0, ch])
             if sp:
                 p = measured[:, sp].copy()
                 p[0] = True
@@ -872,7 +976,7 @@ class DiffusionEditor(Learnable):
                 cov[i] = self._covariate_input(it["cov"][None], 1, n)[0]
         return _Batch(valid, cond, cmask, cov, kmask, kval, pattern, source,
                       [it["h"] for it in items], [it["length"] for it in items],
-                      [it["plan"] for it in items])  # fmt: skip
+                      [it["plan"] for it in items], levels)  # fmt: skip
 
     def _control_hook(self, batch: _Batch) -> Hook:
         """x0-hat hook: clamp known cells (context, pinned anchors, the charting pattern),
@@ -886,7 +990,8 @@ class DiffusionEditor(Learnable):
         sp = self._sparse_index
 
         def guide(x0: torch.Tensor) -> torch.Tensor:
-            u = ((self.transforms_.inverse(x0[..., :c]) - mean) / std).detach()
+            za = self._absolute(x0, batch.level)[..., :c]
+            u = ((self.transforms_.inverse(za) - mean) / std).detach()
             with torch.enable_grad():
                 u = u.requires_grad_(True)
                 for _ in range(cfg.n_guidance):
@@ -904,7 +1009,7 @@ class DiffusionEditor(Learnable):
                     u = (u - cfg.guidance_scale * grad).detach().requires_grad_(True)
             out = x0.clone()
             out[..., :c] = self.transforms_.forward(u.detach() * std + mean)
-            return out
+            return self._relative(out, batch.level)
 
         def hook(x0: torch.Tensor, _step: int) -> torch.Tensor:
             x0 = self._render(self._clamp(x0, batch), batch.pattern)
@@ -981,6 +1086,8 @@ class DiffusionEditor(Learnable):
             "covariates": list(self.covariates_),
             "covariate_mean": self.cov_mean_.tolist(),
             "covariate_std": self.cov_std_.tolist(),
+            "level_scale": self.level_scale_.tolist(),
+            "levels": self.levels_.tolist(),
         }
 
     def _restore(self, meta: dict) -> None:
@@ -995,6 +1102,9 @@ class DiffusionEditor(Learnable):
         self.covariates_ = list(meta.get("covariates", []))
         self.cov_mean_ = np.array(meta.get("covariate_mean", []), dtype=float)
         self.cov_std_ = np.array(meta.get("covariate_std", []), dtype=float)
+        c = len(self.channels_)  # saved before level="window" existed: the global level
+        self.level_scale_ = np.array(meta.get("level_scale", np.ones(c)), dtype=float)
+        self.levels_ = np.array(meta.get("levels", []), dtype=float).reshape(-1, c)
         self.alpha_bar_ = _cosine_alpha_bar(self.config.diffusion_steps)
         self.model_ = self._new_denoiser()
 
@@ -1002,6 +1112,11 @@ class DiffusionEditor(Learnable):
 def _pulled(anchor: Anchor, free: float) -> float:
     """Where a soft anchor pins its cell: the fraction c of the way from the free value."""
     return (1.0 - anchor.confidence) * free + anchor.confidence * anchor.value
+
+
+def _window_mean(z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """(B, 1, C) weighted mean over the steps of (B, T, C) windows (0 where no weight)."""
+    return (z * weight).sum(1, keepdim=True) / weight.sum(1, keepdim=True).clamp(min=1e-8)
 
 
 def _scale_of(data: SeriesData) -> Normalizer:

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from safer.cli import main
-from safer.tsedit import public_windows
+from safer.tsedit import DiffusionEditor, public_windows
 
 
 def run(capsys, *args):
@@ -52,3 +52,14 @@ def test_train_then_edit(tmp_path, capsys):
 def test_unknown_data_is_a_clear_error(tmp_path, capsys):
     code, _, err = run(capsys, "tsedit", "train", "--data", "nile", "--out", str(tmp_path / "m"))
     assert code == 2 and "cohort:FILE" in err
+    code, _, err = run(capsys, "tsedit", "train", "--data", "co2", "--level", "stay",
+                       "--out", str(tmp_path / "m"))  # fmt: skip
+    assert code == 2 and "'global' or 'window'" in err and "Traceback" not in err
+
+
+def test_train_relative_to_each_windows_level(tmp_path, capsys):
+    code, _, _ = run(capsys, "tsedit", "train", "--data", "co2", "--window", "16", "--level",
+                     "window", "--train-steps", "5", "--out", str(tmp_path / "m"))  # fmt: skip
+    assert code == 0
+    editor = DiffusionEditor.load(tmp_path / "m")
+    assert editor.config.level == "window" and editor.level_scale_[0] < 0.5
