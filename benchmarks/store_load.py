@@ -22,7 +22,8 @@ this is how one server sees 20 clinicians. Writes ``docs/benchmarks/store_load.m
 Run::
 
     PYTHONPATH=. python benchmarks/store_load.py --pending 50000 --reviewers 20 --rounds 10
-    PYTHONPATH=. python benchmarks/store_load.py --db postgresql+psycopg2://USER:PW@127.0.0.1/DB
+    PYTHONPATH=. python benchmarks/store_load.py --db sqlite \\
+        --db postgresql+psycopg2://USER:PW@127.0.0.1:5432/DB      # both, one page
 """
 
 from __future__ import annotations
@@ -135,7 +136,8 @@ def run_load(url: str, users: list, rounds: int, seed: int = 0, page_size: int =
                         conflicts[0] += 1
                 except Exception as exc:  # reported on the page, never swallowed
                     with lock:
-                        errors.append(f"{user.username} round {r}: {type(exc).__name__}: {exc}")
+                        first = (str(exc).strip().splitlines() or [""])[0]
+                        errors.append(f"{user.username} round {r}: {type(exc).__name__}: {first}")
         finally:
             Session.kw["bind"].dispose()
 
@@ -198,26 +200,15 @@ def _row(engine: str, res: LoadResult) -> list[str]:
     return lines
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument(
-        "--db",
-        default=None,
-        help="database URL (empty database; default: a SQLite file in a temp dir)",
-    )
-    ap.add_argument("--pending", type=int, default=50_000)
-    ap.add_argument("--reviewers", type=int, default=20)
-    ap.add_argument("--rounds", type=int, default=10)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks" / "store_load.md"))
-    args = ap.parse_args()
+def measure(url: str | None, args) -> tuple[str, int, float, LoadResult]:
+    """Fill one database (``None``: a SQLite file in a temp dir) and run the load on it."""
     work = None
-    url = args.db
     if url is None:
         work = Path(tempfile.mkdtemp(prefix="safer-store-load-"))
         url = f"sqlite:///{work / 'load.db'}"
-    engine = sa.engine.make_url(url).get_backend_name()
-    if engine != "sqlite" and sa.engine.make_url(url).host not in ("127.0.0.1", "localhost"):
+    parsed = sa.engine.make_url(url)
+    engine = parsed.get_backend_name()
+    if engine != "sqlite" and parsed.host not in ("127.0.0.1", "localhost"):
         sys.exit("the load test runs against 127.0.0.1 only; give a URL on 127.0.0.1")
     t = time.perf_counter()
     build_db(url, args.pending, args.seed)
@@ -226,36 +217,63 @@ def main() -> None:
     fill_s = time.perf_counter() - t
     print(f"filled {safe_url(url)}: {pending} pending decisions in {fill_s:.0f} s", flush=True)
     res = run_load(url, users, args.rounds, args.seed)
-    calls = sum(len(v) for v in res.latencies.values())
+    if work is not None:
+        shutil.rmtree(work, ignore_errors=True)
+    return engine, pending, fill_s, res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument(
+        "--db",
+        action="append",
+        help="URL of an empty database on 127.0.0.1, or 'sqlite' for a SQLite file in a temp "
+        "dir (the default); repeat to measure several in one run",
+    )
+    ap.add_argument("--pending", type=int, default=50_000)
+    ap.add_argument("--reviewers", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks" / "store_load.md"))
+    args = ap.parse_args()
+    runs = [measure(None if u == "sqlite" else u, args) for u in (args.db or ["sqlite"])]
     lines = [
         header("Store load: concurrent reviewers over the review API", "sqlalchemy"),
         "",
-        f"Database: {engine} ({safe_url(url) if engine != 'sqlite' else 'a file in a temp dir'}),"
-        f" {pending} pending decisions filled in {fill_s:.0f} s; {args.reviewers} reviewers "
-        f"(threads, one engine each), {args.rounds} rounds each of queue page (20 patients) -> "
-        "open a patient picked at random on it -> accept / choose a dose / defer.",
+        f"{args.reviewers} reviewers (threads, one engine each), {args.rounds} rounds each of: "
+        "queue page (20 patients) -> open a patient picked at random on it -> accept / choose "
+        "a dose / defer (in turn). Pending decisions at the start: "
+        + ", ".join(
+            f"{engine} {pending} (filled in {fill_s:.0f} s)" for engine, pending, fill_s, _ in runs
+        )
+        + ".",  # fmt: skip
         "",
         "| database | store call | calls | p50 (ms) | p95 (ms) | max (ms) |",
         "|---|---|---|---|---|---|",
-        *_row(engine, res),
+        *[line for engine, _, _, res in runs for line in _row(engine, res)],
         "",
         "| database | wall (s) | store calls/s | reviews saved | reviews/s | conflicts | errors "
         "| stored once, as submitted | audit trail |",
         "|---|---|---|---|---|---|---|---|---|",
-        f"| {engine} | {res.wall_s:.1f} | {calls / res.wall_s:.1f} | {len(res.reviews)} | "
-        f"{len(res.reviews) / res.wall_s:.2f} | {res.conflicts} | {len(res.errors)} | "
-        f"{'yes' if res.recorded_once else 'NO'} ({res.stored_reviews} stored, "
-        f"{res.review_events} review events) | "
-        f"{'verifies' if res.trail_ok else 'FAILS: ' + '; '.join(res.trail_problems[:3])} |",
     ]
-    if res.errors:
-        lines += ["", "Errors (first 10):", "", *[f"- {e}" for e in res.errors[:10]]]
+    for engine, _, _, res in runs:
+        calls = sum(len(v) for v in res.latencies.values())
+        lines.append(
+            f"| {engine} | {res.wall_s:.1f} | {calls / res.wall_s:.1f} | {len(res.reviews)} | "
+            f"{len(res.reviews) / res.wall_s:.2f} | {res.conflicts} | {len(res.errors)} | "
+            f"{'yes' if res.recorded_once else 'NO'} ({res.stored_reviews} stored, "
+            f"{res.review_events} review events) | "
+            f"{'verifies' if res.trail_ok else 'FAILS: ' + '; '.join(res.trail_problems[:3])} |"
+        )
+    for engine, _, _, res in runs:
+        if res.errors:
+            kinds = Counter(e.split(": ", 1)[1] for e in res.errors)
+            lines += ["", f"Errors on {engine}, by kind:", "",
+                      *[f"- {n} x {kind}" for kind, n in kinds.most_common()]]  # fmt: skip
     write_page(args.out, lines,
                "Conflicts are reviews the store refused as promised (another reviewer saved one "
                "for that decision first; nothing written), not errors. The machine is shared "
                "(2 cores): figures vary between runs.")  # fmt: skip
-    if work is not None:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
