@@ -189,8 +189,8 @@ def pending_count(url: str) -> int:
 
 def _row(engine: str, res: LoadResult) -> list[str]:
     lines = []
-    for call in CALLS:
-        v = np.asarray(res.latencies[call]) * 1000
+    for call, values in res.latencies.items():
+        v = np.asarray(values) * 1000
         if len(v) == 0:
             continue
         lines.append(
@@ -198,6 +198,19 @@ def _row(engine: str, res: LoadResult) -> list[str]:
             f"{np.percentile(v, 95):.0f} | {v.max():.0f} |"
         )
     return lines
+
+
+def queue_alone(url: str, user, n: int = 3) -> list[float]:
+    """Seconds of ``n`` queue-page calls with nobody else on the database (the unloaded cost)."""
+    Session = connect(url)
+    out = []
+    for _ in range(n):
+        with Session() as s:
+            t = time.perf_counter()
+            patient_queue(s, user, page_size=20)
+            out.append(time.perf_counter() - t)
+    Session.kw["bind"].dispose()
+    return out
 
 
 def measure(url: str | None, args) -> tuple[str, int, float, LoadResult]:
@@ -216,7 +229,9 @@ def measure(url: str | None, args) -> tuple[str, int, float, LoadResult]:
     pending = pending_count(url)
     fill_s = time.perf_counter() - t
     print(f"filled {safe_url(url)}: {pending} pending decisions in {fill_s:.0f} s", flush=True)
+    alone = queue_alone(url, users[0])
     res = run_load(url, users, args.rounds, args.seed)
+    res.latencies = {"queue page, one reviewer alone": alone, **res.latencies}
     if work is not None:
         shutil.rmtree(work, ignore_errors=True)
     return engine, pending, fill_s, res
@@ -257,7 +272,7 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for engine, _, _, res in runs:
-        calls = sum(len(v) for v in res.latencies.values())
+        calls = sum(len(res.latencies[c]) for c in CALLS)
         lines.append(
             f"| {engine} | {res.wall_s:.1f} | {calls / res.wall_s:.1f} | {len(res.reviews)} | "
             f"{len(res.reviews) / res.wall_s:.2f} | {res.conflicts} | {len(res.errors)} | "
