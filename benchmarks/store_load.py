@@ -1,0 +1,295 @@
+"""Store load test: concurrent reviewers doing what a clinician does in the console.
+
+Fills a database with ``--pending`` pending decisions (:func:`console.build_db`: a simulated
+cohort, one decision per step), adds ``--reviewers`` clinicians, then runs them at the same
+time, each in its own thread with its own engine (its own connection), ``--rounds`` times:
+
+1. **queue page**: :func:`safer.review.patient_queue` (page 1, 20 patients), the call the
+   queue page makes;
+2. **open decision**: :func:`safer.store.decision_detail` on a patient picked at random from
+   that page, the call the decision page makes;
+3. **submit review**: :func:`safer.store.submit_review` with the version the page showed —
+   accept, choose a dose (override) or defer, in turn.
+
+Two reviewers who pick the same patient are handled as the store promises (one review per
+recommendation; the second gets :class:`~safer.store.ReviewConflictError` and nothing is
+written): counted as *conflicts*. Any other exception is an *error*. At the end every
+acknowledged review must be stored exactly once, as submitted, and the audit trail must verify.
+
+Threads, not processes: the console is one Streamlit server whose sessions are threads, so
+this is how one server sees 20 clinicians. Writes ``docs/benchmarks/store_load.md``.
+
+Run::
+
+    PYTHONPATH=. python benchmarks/store_load.py --pending 50000 --reviewers 20 --rounds 10
+    PYTHONPATH=. python benchmarks/store_load.py --db sqlite \\
+        --db postgresql+psycopg2://USER:PW@127.0.0.1:5432/DB      # both, one page
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import header, write_page  # noqa: E402
+from console import build_db  # noqa: E402
+
+from safer.review import patient_queue  # noqa: E402
+from safer.store import (  # noqa: E402
+    ReviewConflictError,
+    add_user,
+    connect,
+    decision_detail,
+    safe_url,
+    submit_review,
+    verify_trail,
+)
+from safer.store.schema import AuditEvent, Recommendation, Review, User  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CALLS = ("queue page", "open decision", "submit review")
+DECISIONS = ("accept", "override", "defer")
+PASSWORD = "load-reviewer-pw"
+
+
+@dataclass
+class LoadResult:
+    """What :func:`run_load` measured and checked."""
+
+    latencies: dict[str, list[float]]  # call -> seconds, every call
+    reviews: list[tuple[int, str, str]]  # acknowledged (recommendation id, reviewer, decision)
+    conflicts: int  # reviews refused because another reviewer was first (as promised)
+    errors: list[str]  # anything else: must stay empty
+    wall_s: float
+    stored_reviews: int  # reviews in the database after the run
+    recorded_once: bool  # every acknowledged review stored exactly once, as submitted
+    review_events: int  # "review" events in the audit trail
+    trail_ok: bool
+    trail_problems: list[str] = field(default_factory=list)
+
+
+def add_reviewers(url: str, n: int) -> list:
+    """``n`` clinicians ``rev00..``; returns the signed-in users."""
+    Session = connect(url)
+    with Session() as s, s.begin():
+        users = [add_user(s, f"rev{k:02d}", PASSWORD, role="clinician") for k in range(n)]
+    Session.kw["bind"].dispose()
+    return users
+
+
+def run_load(url: str, users: list, rounds: int, seed: int = 0, page_size: int = 20) -> LoadResult:
+    """Run one thread per user, ``rounds`` clinician rounds each, on a filled database."""
+    latencies: dict[str, list[float]] = {c: [] for c in CALLS}
+    reviews: list[tuple[int, str, str]] = []
+    errors: list[str] = []
+    conflicts = [0]
+    lock = threading.Lock()
+    start = threading.Barrier(len(users))
+
+    def timed(call: str, fn, *args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            dt = time.perf_counter() - t
+            with lock:
+                latencies[call].append(dt)
+
+    def reviewer(k: int) -> None:
+        user = users[k]
+        rng = np.random.default_rng([seed, k])
+        Session = connect(url)  # its own engine: its own connection
+        start.wait()
+        try:
+            for r in range(rounds):
+                try:
+                    with Session() as s:
+                        page = timed("queue page", patient_queue, s, user, page_size=page_size)
+                    if not page.rows:
+                        return
+                    rec_id = page.rows[int(rng.integers(len(page.rows)))]["id"]
+                    with Session() as s:
+                        detail = timed("open decision", decision_detail, s, user, rec_id)
+                    decision = DECISIONS[(k + r) % 3]
+                    if decision == "accept" and detail["action"] < 0:
+                        decision = "override"  # nothing to accept: the gate deferred
+                    chosen = int(rng.integers(25)) if decision == "override" else None
+                    with Session() as s:
+                        timed("submit review", submit_review, s, user, rec_id, decision,
+                              chosen_action=chosen, reason_code="uncertain",
+                              expected_version=detail["version"])  # fmt: skip
+                    with lock:
+                        reviews.append((rec_id, user.username, decision))
+                except ReviewConflictError:
+                    with lock:
+                        conflicts[0] += 1
+                except Exception as exc:  # reported on the page, never swallowed
+                    with lock:
+                        first = (str(exc).strip().splitlines() or [""])[0]
+                        errors.append(f"{user.username} round {r}: {type(exc).__name__}: {first}")
+        finally:
+            Session.kw["bind"].dispose()
+
+    threads = [threading.Thread(target=reviewer, args=(k,)) for k in range(len(users))]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+
+    Session = connect(url)
+    with Session() as s:
+        stored = {
+            rec: (who, decision)
+            for rec, who, decision in s.execute(
+                sa.select(Review.recommendation_id, User.username, Review.decision).join(
+                    User, User.id == Review.reviewer_id
+                )
+            )
+        }
+        n_stored = s.scalar(sa.select(sa.func.count()).select_from(Review))
+        events = s.scalar(
+            sa.select(sa.func.count()).select_from(AuditEvent).where(AuditEvent.action == "review")
+        )
+        report = verify_trail(s)
+    Session.kw["bind"].dispose()
+    acked = Counter(rec for rec, _, _ in reviews)
+    once = (
+        all(c == 1 for c in acked.values())
+        and n_stored == len(reviews)
+        and all(stored.get(rec) == (who, decision) for rec, who, decision in reviews)
+    )
+    return LoadResult(latencies, reviews, conflicts[0], errors, wall, n_stored, once, events,
+                      report.ok, list(report.problems))  # fmt: skip
+
+
+def pending_count(url: str) -> int:
+    Session = connect(url)
+    with Session() as s:
+        n = s.scalar(
+            sa.select(sa.func.count())
+            .select_from(Recommendation)
+            .where(Recommendation.status == "pending")
+        )
+    Session.kw["bind"].dispose()
+    return int(n)
+
+
+def _row(engine: str, res: LoadResult) -> list[str]:
+    lines = []
+    for call, values in res.latencies.items():
+        v = np.asarray(values) * 1000
+        if len(v) == 0:
+            continue
+        lines.append(
+            f"| {engine} | {call} | {len(v)} | {np.median(v):.0f} | "
+            f"{np.percentile(v, 95):.0f} | {v.max():.0f} |"
+        )
+    return lines
+
+
+def queue_alone(url: str, user, n: int = 3) -> list[float]:
+    """Seconds of ``n`` queue-page calls with nobody else on the database (the unloaded cost)."""
+    Session = connect(url)
+    out = []
+    for _ in range(n):
+        with Session() as s:
+            t = time.perf_counter()
+            patient_queue(s, user, page_size=20)
+            out.append(time.perf_counter() - t)
+    Session.kw["bind"].dispose()
+    return out
+
+
+def measure(url: str | None, args) -> tuple[str, int, float, LoadResult]:
+    """Fill one database (``None``: a SQLite file in a temp dir) and run the load on it."""
+    work = None
+    if url is None:
+        work = Path(tempfile.mkdtemp(prefix="safer-store-load-"))
+        url = f"sqlite:///{work / 'load.db'}"
+    parsed = sa.engine.make_url(url)
+    engine = parsed.get_backend_name()
+    if engine != "sqlite" and parsed.host not in ("127.0.0.1", "localhost"):
+        sys.exit("the load test runs against 127.0.0.1 only; give a URL on 127.0.0.1")
+    t = time.perf_counter()
+    build_db(url, args.pending, args.seed)
+    users = add_reviewers(url, args.reviewers)
+    pending = pending_count(url)
+    fill_s = time.perf_counter() - t
+    print(f"filled {safe_url(url)}: {pending} pending decisions in {fill_s:.0f} s", flush=True)
+    alone = queue_alone(url, users[0])
+    res = run_load(url, users, args.rounds, args.seed)
+    res.latencies = {"queue page, one reviewer alone": alone, **res.latencies}
+    if work is not None:
+        shutil.rmtree(work, ignore_errors=True)
+    return engine, pending, fill_s, res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument(
+        "--db",
+        action="append",
+        help="URL of an empty database on 127.0.0.1, or 'sqlite' for a SQLite file in a temp "
+        "dir (the default); repeat to measure several in one run",
+    )
+    ap.add_argument("--pending", type=int, default=50_000)
+    ap.add_argument("--reviewers", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks" / "store_load.md"))
+    args = ap.parse_args()
+    runs = [measure(None if u == "sqlite" else u, args) for u in (args.db or ["sqlite"])]
+    lines = [
+        header("Store load: concurrent reviewers over the review API", "sqlalchemy"),
+        "",
+        f"{args.reviewers} reviewers (threads, one engine each), {args.rounds} rounds each of: "
+        "queue page (20 patients) -> open a patient picked at random on it -> accept / choose "
+        "a dose / defer (in turn). Pending decisions at the start: "
+        + ", ".join(
+            f"{engine} {pending} (filled in {fill_s:.0f} s)" for engine, pending, fill_s, _ in runs
+        )
+        + ".",  # fmt: skip
+        "",
+        "| database | store call | calls | p50 (ms) | p95 (ms) | max (ms) |",
+        "|---|---|---|---|---|---|",
+        *[line for engine, _, _, res in runs for line in _row(engine, res)],
+        "",
+        "| database | wall (s) | store calls/s | reviews saved | reviews/s | conflicts | errors "
+        "| stored once, as submitted | audit trail |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for engine, _, _, res in runs:
+        calls = sum(len(res.latencies[c]) for c in CALLS)
+        lines.append(
+            f"| {engine} | {res.wall_s:.1f} | {calls / res.wall_s:.1f} | {len(res.reviews)} | "
+            f"{len(res.reviews) / res.wall_s:.2f} | {res.conflicts} | {len(res.errors)} | "
+            f"{'yes' if res.recorded_once else 'NO'} ({res.stored_reviews} stored, "
+            f"{res.review_events} review events) | "
+            f"{'verifies' if res.trail_ok else 'FAILS: ' + '; '.join(res.trail_problems[:3])} |"
+        )
+    for engine, _, _, res in runs:
+        if res.errors:
+            kinds = Counter(e.split(": ", 1)[1] for e in res.errors)
+            lines += ["", f"Errors on {engine}, by kind:", "",
+                      *[f"- {n} x {kind}" for kind, n in kinds.most_common()]]  # fmt: skip
+    write_page(args.out, lines,
+               "Conflicts are reviews the store refused as promised (another reviewer saved one "
+               "for that decision first; nothing written), not errors. The machine is shared "
+               "(2 cores): figures vary between runs.")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
