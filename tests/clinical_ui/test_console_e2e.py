@@ -221,7 +221,8 @@ def test_an_auditor_opens_a_decision_from_the_trail_and_sees_the_subgroup_table(
     page.get_by_text("Per subgroup:").wait_for()
     page.get_by_text("Realised coverage").wait_for()
     _idle(page)
-    assert page.locator("[data-testid='stDataFrame']").count() >= 2  # subgroups and trail
+    # subgroups and trail: wait for the second table (count() would not wait for the grids)
+    page.locator("[data-testid='stDataFrame']").nth(1).wait_for()
     rec_id = next(r[3].id for r in _reviews(url) if r[2] == "goals_of_care")
     box = page.get_by_label("Open decision (read-only)")
     box.click()
