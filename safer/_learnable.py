@@ -100,7 +100,7 @@ import math
 import pickle
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -421,6 +421,25 @@ def read_artifact(
         raise ArtifactError(f"{path} does not describe a saved model; retrain or re-save")
     meta.setdefault("_file", name)
     return meta
+
+
+def load_registered(
+    directory: str | Path,
+    kinds: Mapping[str, type[Learnable]],
+    what: str,
+    legacy_files: tuple[str, ...] = (),
+    how_to_train: str = "safer train --out DIR",
+) -> Learnable:
+    """Load a saved model folder with the class that ``kinds`` registers for its recorded kind;
+    the one lookup behind each family's ``load_model``. A folder of another family is refused
+    with the known kinds (``what`` names the family, e.g. "a CTR model")."""
+    kind = read_artifact(directory, legacy_files, how_to_train).get("model")
+    if kind not in kinds:
+        raise ArtifactError(
+            f"{directory} holds a {kind!r} model, not {what} (known: {', '.join(kinds)}); "
+            "load it with the loader of its kind"
+        )
+    return kinds[kind].load(directory)
 
 
 class Learnable:

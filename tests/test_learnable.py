@@ -17,6 +17,7 @@ from safer._learnable import (
     Learnable,
     Trainer,
     fitting,
+    load_registered,
     torch_threads,
 )
 from safer.errors import NotFittedError, SaferError
@@ -224,6 +225,18 @@ def test_missing_folder_wrong_kind_and_missing_weights(line, tmp_path):
     (folder / "model.json").write_text("{not json")
     with pytest.raises(ArtifactError, match="JSON"):
         Line.load(folder)
+
+
+def test_load_registered_uses_the_recorded_kind_and_refuses_another_family(line, tmp_path):
+    folder = line.save(tmp_path / "m")
+    loaded = load_registered(folder, {"Line": Line}, "a line")
+    assert isinstance(loaded, Line) and loaded.content_hash_ == line.content_hash_
+    with pytest.raises(ArtifactError, match="'Line' model, not a CTR model .known: xcrossnet"):
+        load_registered(folder, {"xcrossnet": Line}, "a CTR model")
+    with pytest.raises(ArtifactError, match=r"Line\(\)\.fit"):
+        load_registered(
+            tmp_path / "nowhere", {"Line": Line}, "a line", how_to_train=Line.how_to_train
+        )
 
 
 def test_one_fitted_check(line):

@@ -34,7 +34,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from safer._learnable import ArtifactError, read_artifact
+from safer._learnable import load_registered
 from safer._registry import Registry, make_config
 from safer.models._base import CohortModel
 from safer.models.baselines import (
@@ -144,10 +144,4 @@ def load_model(directory: str | Path) -> CohortModel:
     --------
     >>> model = load_model("runs/safer")  # doctest: +SKIP
     """
-    kind = read_artifact(directory).get("model")
-    if kind not in _LOADERS:
-        raise ArtifactError(
-            f"{Path(directory) / 'model.json'} describes an unknown model type {kind!r}; "
-            f"known: {', '.join(_LOADERS)}"
-        )
-    return _LOADERS[kind].load(directory)
+    return load_registered(directory, _LOADERS, "a treatment model")

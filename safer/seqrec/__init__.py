@@ -58,7 +58,7 @@ Examples
 from pathlib import Path
 from typing import Any
 
-from safer._learnable import ArtifactError, read_artifact
+from safer._learnable import load_registered
 from safer._registry import Registry, UnknownNameError, make_config
 from safer.seqrec.adapters import ADAPTERS, IISAN, IISANConfig
 from safer.seqrec.config import NeuralConfig
@@ -130,13 +130,10 @@ def load_model(directory: str | Path) -> SequentialRecommender:
     >>> load_model("runs/sasrec")  # doctest: +SKIP
     """
     base = SequentialRecommender
-    kind = read_artifact(directory, base.legacy_files, base.how_to_train).get("model")
-    if kind not in MODELS:
-        raise ArtifactError(
-            f"{directory} holds a {kind!r} model, not a sequential recommender of this version "
-            f"(known: {', '.join(MODELS)}); load it with the loader of its kind"
-        )
-    return MODELS[kind].load(directory)
+    return load_registered(
+        directory, MODELS, "a sequential recommender of this version", base.legacy_files,
+        base.how_to_train,
+    )  # fmt: skip
 
 
 __all__ = [

@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from safer._learnable import ArtifactError, Learnable, read_artifact
+from safer._learnable import Learnable, load_registered
 from safer._registry import Registry, make_config
 from safer.seqrec.ctr.data import (
     CTRArrays,
@@ -45,13 +45,9 @@ def make_ctr_model(name: str, **overrides: Any) -> Learnable:
 
 def load_ctr_model(directory: str | Path) -> Learnable:
     """Load any saved model of :data:`CTR_MODELS` from its folder."""
-    kind = read_artifact(directory, how_to_train=XCrossNet.how_to_train).get("model")
-    if kind not in CTR_MODELS:
-        raise ArtifactError(
-            f"{directory} holds a {kind!r} model, not a CTR model (known: "
-            f"{', '.join(CTR_MODELS)}); load it with the loader of its kind"
-        )
-    return CTR_MODELS[kind].load(directory)
+    return load_registered(
+        directory, CTR_MODELS, "a CTR model", how_to_train=XCrossNet.how_to_train
+    )
 
 
 __all__ = [
