@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from safer.review.doses import reason_in_words, recommendation_text
+from safer.store.db import read_only
 from safer.store.errors import StoreError
 from safer.store.schema import Gate, Recommendation, Stay, Step, utcnow
 from safer.store.users import SignedInUser, require
@@ -187,6 +188,7 @@ def patient_queue(
     if not 1 <= int(page_size) <= 200:
         raise StoreError("page_size must be 1..200")
     now = now or utcnow()
+    read_only(session)
     newest, pending = _current(session, stay_id)
     keep = {
         sid: v
