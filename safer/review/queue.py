@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from safer.review.doses import reason_in_words, recommendation_text
+from safer.store.db import read_only
 from safer.store.errors import StoreError
 from safer.store.schema import Gate, Recommendation, Stay, Step, utcnow
 from safer.store.users import SignedInUser, require
@@ -39,6 +40,7 @@ __all__ = ["QueuePage", "urgency", "patient_queue", "next_patient", "QUEUE_STATU
 
 QUEUE_STATUSES = ("pending", "reviewed", "all")
 _LOOKBACK = 2  # blocks a sparse measurement is carried forward (2 x 4 h)
+_CHUNK = 900  # (stay, step) keys per query: 1,800 parameters
 
 
 @dataclass
@@ -135,19 +137,21 @@ def _current(session: Session, stay_id: int | None):
 
 
 def _windows(session: Session, keys: list[tuple[int, int]]) -> dict[int, list[dict]]:
-    """Feature dicts of steps ``step - _LOOKBACK .. step`` of each (stay, step), oldest first."""
-    wanted = {(sid, s) for sid, step in keys for s in range(max(step - _LOOKBACK, 0), step + 1)}
+    """Feature dicts of steps ``step - _LOOKBACK .. step`` of each (stay, step), oldest first.
+
+    Only those steps are read (by their unique (stay, step) key), in chunks that keep the
+    statement's parameters well under SQLite's and PostgreSQL's limits.
+    """
+    wanted = sorted(
+        {(sid, s) for sid, step in keys for s in range(max(step - _LOOKBACK, 0), step + 1)}
+    )
     out: dict[int, list[tuple[int, dict]]] = {}
-    ids = sorted({sid for sid, _ in keys})
-    for i in range(0, len(ids), 500):
-        chunk = ids[i : i + 500]
-        lo = min(step for sid, step in keys if sid in set(chunk)) - _LOOKBACK
+    for i in range(0, len(wanted), _CHUNK):
         q = sa.select(Step.stay_id, Step.step, Step.features).where(
-            Step.stay_id.in_(chunk), Step.step >= lo
+            sa.tuple_(Step.stay_id, Step.step).in_(wanted[i : i + _CHUNK])
         )
         for sid, step, feats in session.execute(q):
-            if (sid, step) in wanted:
-                out.setdefault(sid, []).append((step, feats))
+            out.setdefault(sid, []).append((step, feats))
     return {sid: [f for _, f in sorted(rows, key=lambda r: r[0])] for sid, rows in out.items()}
 
 
@@ -187,6 +191,7 @@ def patient_queue(
     if not 1 <= int(page_size) <= 200:
         raise StoreError("page_size must be 1..200")
     now = now or utcnow()
+    read_only(session)
     newest, pending = _current(session, stay_id)
     keep = {
         sid: v

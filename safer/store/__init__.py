@@ -30,6 +30,7 @@ from safer.store.db import (
     database_url,
     head_revision,
     make_engine,
+    read_only,
     safe_url,
     upgrade,
 )
@@ -119,6 +120,7 @@ __all__ = [
     "list_events",
     "load_cohort",
     "make_engine",
+    "read_only",
     "require",
     "review_queue",
     "safe_url",

@@ -41,6 +41,8 @@ __all__ = [
     "current_revision",
     "check_schema",
     "connect",
+    "read_only",
+    "READ_ONLY",
 ]
 
 DEFAULT_URL = "sqlite:///safer.db"
@@ -61,17 +63,54 @@ def safe_url(url: str) -> str:
         return url
 
 
-def _sqlite_begin_immediate(engine: Engine) -> None:
+READ_ONLY = "safer_read_only"
+"""Connection execution option marking a read-only unit of work (see :func:`read_only`)."""
+
+
+def _sqlite_transactions(engine: Engine) -> None:
     # pysqlite starts transactions lazily, so read-then-write units race and fail with
     # "database is locked"; take the write lock at BEGIN instead (SQLAlchemy's pysqlite recipe).
+    # Read-only units (see read_only) begin deferred under PRAGMA query_only, so they take no
+    # write lock and cannot write; in WAL mode they read a snapshot beside the one writer.
+    memory = engine.url.database in (None, "", ":memory:") or "mode=memory" in str(engine.url)
+
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record):
         dbapi_connection.isolation_level = None
         dbapi_connection.execute("PRAGMA foreign_keys=ON")
+        if not memory:  # persistent in the file; readers no longer wait for the writer
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
 
     @sa.event.listens_for(engine, "begin")
     def _begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("PRAGMA query_only=ON")
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("PRAGMA query_only=OFF")
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def read_only(session: Session) -> Session:
+    """Declare ``session``'s coming transaction read-only; returns ``session``.
+
+    On SQLite the transaction then begins deferred (no write lock, so readers do not queue
+    behind each other or behind a writer) and any write in it fails ("attempt to write a
+    readonly database"); every other transaction keeps ``BEGIN IMMEDIATE``. On other databases
+    nothing changes. A session already inside a transaction is left as it is. Call it first in
+    functions that only read, such as the queue and the decision view.
+
+    Examples
+    --------
+    >>> import sqlalchemy as sa
+    >>> engine = make_engine("sqlite://")
+    >>> with Session(engine) as s:
+    ...     read_only(s).execute(sa.text("SELECT 1")).scalar()
+    1
+    """
+    if not session.in_transaction():
+        session.connection(execution_options={READ_ONLY: True})
+    return session
 
 
 class _NoRowsInLogs(logging.Filter):
@@ -109,7 +148,7 @@ def make_engine(url: str | None = None) -> Engine:
         ) from exc
     if parsed.get_backend_name() == "sqlite":
         engine = sa.create_engine(parsed, connect_args={"timeout": 30}, hide_parameters=True)
-        _sqlite_begin_immediate(engine)
+        _sqlite_transactions(engine)
         return engine
     return sa.create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
 

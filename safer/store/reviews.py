@@ -30,6 +30,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from safer.actions import N_ACTIONS, describe_action
 from safer.cohorts.schema import FEATURES
 from safer.store.audit import append_event, lock_trail
+from safer.store.db import read_only
 from safer.store.errors import InvalidReviewError, ReviewConflictError, StoreError
 from safer.store.schema import Gate, Note, Recommendation, Review, Stay, Step, User, utcnow
 from safer.store.users import SignedInUser, require
@@ -145,6 +146,7 @@ def decision_detail(session: Session, user: SignedInUser, rec_id: int) -> dict[s
     ``superseded`` when corrected data was loaded since).
     """
     require(user, "view_decision")
+    read_only(session)
     rec = session.get(Recommendation, int(rec_id))
     if rec is None:
         raise StoreError(f"no recommendation {rec_id}; pick one from the review queue")

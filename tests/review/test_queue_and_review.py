@@ -188,3 +188,28 @@ def test_waiting_time_raises_urgency(gated):
         later = patient_queue(s, users["ana"], page_size=20, now=utcnow() + timedelta(hours=6))
     assert later.rows[0]["urgency"] == pytest.approx(now[0]["urgency"] + 3, abs=0.01)
     assert "waiting 6 h" in later.rows[0]["why"]
+
+
+def test_queue_windows_read_exactly_the_last_blocks_across_chunks(gated, monkeypatch):
+    from safer.review import queue
+
+    Session, users, _ = gated
+    now = utcnow() + timedelta(hours=3)
+    with Session() as s:
+        full = patient_queue(s, users["ana"], status="all", page_size=200, now=now)
+        steps = {(sid, st): f for sid, st, f in s.execute(sa.select(Step.stay_id, Step.step,
+                                                                     Step.features))}  # fmt: skip
+        last = {}
+        for sid, st in steps:
+            last[sid] = max(st, last.get(sid, 0))
+        keys = [
+            (sid, max(st - sid % 3, 0)) for sid, st in sorted(last.items())
+        ]  # one step per stay
+        expected = {}  # the definition: steps step-2..step that exist, oldest first
+        for sid, st in keys:
+            expected[sid] = [steps[(sid, k)] for k in range(max(st - 2, 0), st + 1)
+                             if (sid, k) in steps]  # fmt: skip
+        monkeypatch.setattr(queue, "_CHUNK", 4)  # many chunks, stays split across them
+        assert queue._windows(s, keys) == expected
+        chunked = patient_queue(s, users["ana"], status="all", page_size=200, now=now)
+    assert len(expected) > 2 and chunked.rows == full.rows and chunked.patients == full.patients
