@@ -72,14 +72,10 @@ def _sqlite_transactions(engine: Engine) -> None:
     # "database is locked"; take the write lock at BEGIN instead (SQLAlchemy's pysqlite recipe).
     # Read-only units (see read_only) begin deferred under PRAGMA query_only, so they take no
     # write lock and cannot write; in WAL mode they read a snapshot beside the one writer.
-    memory = engine.url.database in (None, "", ":memory:") or "mode=memory" in str(engine.url)
-
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record):
         dbapi_connection.isolation_level = None
         dbapi_connection.execute("PRAGMA foreign_keys=ON")
-        if not memory:  # persistent in the file; readers no longer wait for the writer
-            dbapi_connection.execute("PRAGMA journal_mode=WAL")
 
     @sa.event.listens_for(engine, "begin")
     def _begin(conn):
@@ -89,6 +85,10 @@ def _sqlite_transactions(engine: Engine) -> None:
         else:
             conn.exec_driver_sql("PRAGMA query_only=OFF")
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _in_memory(engine: Engine) -> bool:
+    return engine.url.database in (None, "", ":memory:") or "mode=memory" in str(engine.url)
 
 
 def read_only(session: Session) -> Session:
@@ -218,6 +218,11 @@ def upgrade(url: str | None = None, *, engine: Engine | None = None) -> str:
             finally:
                 if sqlite:
                     conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+            if sqlite and not _in_memory(engine):
+                # WAL is stored in the file: readers then read a snapshot beside the one writer.
+                # Set here, not on connect, so a command refused on a foreign or empty file
+                # leaves it untouched.
+                conn.connection.driver_connection.execute("PRAGMA journal_mode=WAL")
     except CommandError as exc:
         revision = current_revision(engine=engine)
         if revision is not None and _is_newer(revision):

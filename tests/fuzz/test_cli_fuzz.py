@@ -47,10 +47,12 @@ def _workdir(tmp_path: Path) -> Path:
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
+    # a WAL database's "-shm" file is SQLite's shared-memory index of the log: any reader
+    # rewrites it and it holds no data, so it is not part of what a refused run must not change
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
-        if p.is_file()
+        if p.is_file() and not p.name.endswith("-shm")
     }
 
 

@@ -10,12 +10,13 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from safer.store import make_engine, read_only
+from safer.store import make_engine, read_only, upgrade
 
 
 @pytest.fixture
 def engine(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'lock.db'}")
+    upgrade(engine=engine)  # as `safer db upgrade` leaves a database: in WAL mode
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE counter (n INTEGER NOT NULL)")
         conn.exec_driver_sql("INSERT INTO counter VALUES (0)")
@@ -37,7 +38,13 @@ def _in_thread(fn) -> tuple[threading.Thread, dict]:
     return t, out
 
 
-def test_file_databases_use_wal(engine):
+def test_an_upgraded_file_database_uses_wal_and_a_refused_one_is_untouched(engine, tmp_path):
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    with make_engine(f"sqlite:///{empty}").connect() as conn:  # what a refused command does
+        conn.exec_driver_sql("SELECT 1")
+    assert empty.stat().st_size == 0 and not list(tmp_path.glob("empty.db-*"))
+
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
