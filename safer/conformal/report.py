@@ -50,7 +50,29 @@ from safer.conformal._checks import ConformalInputError, check_labels, check_pro
 from safer.conformal.gate import Gate
 from safer.conformal.methods import METHODS, PolicyEstimate
 
-__all__ = ["audit", "render_html", "write_report", "to_json", "clopper_pearson", "GUARANTEES"]
+__all__ = [
+    "audit",
+    "render_html",
+    "write_report",
+    "to_json",
+    "clopper_pearson",
+    "subgroup_levels",
+    "GUARANTEES",
+]
+
+
+def subgroup_levels(column: pd.Series) -> list[str]:
+    """A subgroup column's values in reading order: a band's own order, else sorted.
+
+    >>> subgroup_levels(pd.Series(pd.Categorical(["80+", "<40"], ["<40", "40-59", "80+"])))
+    ['<40', '80+']
+    >>> subgroup_levels(pd.Series(["yes", "no", "yes"]))
+    ['no', 'yes']
+    """
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        present = set(column.astype(str))
+        return [str(c) for c in column.cat.categories if str(c) in present]
+    return sorted(set(column.astype(str)))
 
 DEFAULT_ALPHAS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 
@@ -132,7 +154,7 @@ def audit(
     if subgroups is not None:
         for column in subgroups.columns:
             values = subgroups[column].astype(str).to_numpy()
-            for value in sorted(set(values.tolist())):
+            for value in subgroup_levels(subgroups[column]):
                 mask = values == value
                 if estimated:
                     part = gate.rule.outcome(decisions, y, kappa, within=mask, **context)

@@ -117,21 +117,36 @@ def model_version(model: Any) -> str:
 
 
 def subgroup_frame(rows: pd.DataFrame, extra: list[str] | None = None) -> pd.DataFrame:
-    """Age bands, gender, SOFA bands, mechanical ventilation (+ named columns) per decision."""
+    """Age bands, gender, SOFA bands, mechanical ventilation (+ named columns) per decision.
+
+    Bands stay ordered categoricals (youngest and least sick first, ``unknown`` last where the
+    value is missing) so that reports list them in reading order; other columns are strings.
+
+    >>> frame = subgroup_frame(pd.DataFrame({"age": [85.0, 30.0, np.nan], "SOFA": [12, 2, 7]}))
+    >>> list(frame["age band"].cat.categories)
+    ['<40', '40-59', '60-79', '80+', 'unknown']
+    >>> frame["SOFA band"].tolist()
+    ['11+', '0-5', '6-10']
+    """
     out = pd.DataFrame(index=rows.index)
     if "age" in rows:
-        out["age band"] = pd.cut(rows["age"], _AGE_BANDS[0], labels=_AGE_BANDS[1], right=False)
+        out["age band"] = _band(rows["age"], *_AGE_BANDS, right=False)
     if "gender" in rows:
         out["gender"] = rows["gender"].map({0: "male", 1: "female"}).fillna("unknown")
     if "SOFA" in rows:
-        out["SOFA band"] = pd.cut(rows["SOFA"], _SOFA_BANDS[0], labels=_SOFA_BANDS[1])
+        out["SOFA band"] = _band(rows["SOFA"], *_SOFA_BANDS)
     if "mechvent" in rows:
         out["mechanical ventilation"] = np.where(rows["mechvent"] > 0.5, "yes", "no")
     for col in extra or []:
         if col not in rows:
             raise SaferError(f"subgroup column {col!r} is not in the cohort; pick an existing one")
-        out[col] = rows[col]
-    return out.astype(str).reset_index(drop=True)
+        out[col] = rows[col].astype(str)
+    return out.reset_index(drop=True)
+
+
+def _band(values: pd.Series, edges: list[float], labels: list[str], right: bool = True):
+    bands = pd.cut(values, edges, labels=labels, right=right).cat.add_categories("unknown")
+    return bands.fillna("unknown")
 
 
 def _groups(rows: pd.DataFrame, column: str | None, flag: str = "--groups") -> np.ndarray | None:

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from safer.conformal.report import subgroup_levels
 from safer.decisions import subgroup_frame
 from safer.evaluation.mortality import episode_outcomes, exact_mortality, rollout_mortality
 from safer.evaluation.policies import (
@@ -80,9 +81,10 @@ def realised_gain(
     groups_g, groups_c = subgroup_frame(first_g), subgroup_frame(first_c)
     rows = []
     for column in groups_g.columns:
-        for value in sorted(set(groups_g[column]) | set(groups_c[column])):
-            a = died_g[(groups_g[column] == value).to_numpy()]
-            b = died_c[(groups_c[column] == value).to_numpy()]
+        both = pd.concat([groups_g[column], groups_c[column]], ignore_index=True)
+        for value in subgroup_levels(both):
+            a = died_g[(groups_g[column].astype(str) == value).to_numpy()]
+            b = died_c[(groups_c[column].astype(str) == value).to_numpy()]
             if len(a) < 2 or len(b) < 2:
                 continue
             g, glo, ghi = difference_interval(a, b)

@@ -96,6 +96,19 @@ def test_subgroup_frame_unknown_column(small_cohort):
         subgroup_frame(small_cohort, ["no_such_column"])
 
 
+def test_audit_lists_bands_in_reading_order(parts, models):
+    """Age and SOFA bands come youngest / least sick first, not in string order ('<40' last)."""
+    train, cal, test = parts
+    test = test.assign(age=np.resize([85.0, 30.0, 50.0, 70.0, np.nan], len(test)))
+    test = test.assign(SOFA=np.resize([12, 2, 7], len(test)))
+    model = models["bc-mlp"]
+    gate = calibrate(model, train, cal, method="lac", alpha=0.3)
+    rows = audit(model, gate, test)["subgroups"]
+    ages = [r["value"] for r in rows if r["column"] == "age band"]
+    assert ages == ["<40", "40-59", "60-79", "80+", "unknown"]
+    assert [r["value"] for r in rows if r["column"] == "SOFA band"] == ["0-5", "6-10", "11+"]
+
+
 def _run(argv):
     from safer.cli import main
 
