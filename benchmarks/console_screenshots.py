@@ -1,12 +1,15 @@
 """Screenshots of the console for docs/console.md, taken in headless Chromium from a demo run.
 
     safer demo --out demo_out
-    python benchmarks/console_screenshots.py --demo demo_out --out docs/img
+    safer tsedit train --data cohort:demo_out/cohort.parquet --window 12 --out demo_out/tsedit
+    python benchmarks/console_screenshots.py --demo demo_out --tsedit demo_out/tsedit --out docs/img
 
 Serves the console on a copy of the demo's database (nothing is written to the original), signs
 in as the demo's clinician and auditor (passwords from the demo's credentials file) and writes
 ``console_sign_in.png``, ``console_queue.png``, ``console_decision.png`` and
-``console_audit.png``. Needs Debian's chromium and the playwright package (test extras).
+``console_audit.png``; with ``--tsedit`` also ``console_what_if.png`` (MAP set to 55 mmHg at the
+decision step and the what-if run; the shot shows the recommendations and the charts).
+Needs Debian's chromium and the playwright package (test extras).
 """
 
 from __future__ import annotations
@@ -59,7 +62,9 @@ def _sign_in(page, base: str, user: str, password: str) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
-def take(base: str, chromium: str, passwords: dict[str, str], out: Path) -> list[Path]:
+def take(
+    base: str, chromium: str, passwords: dict[str, str], out: Path, what_if: bool = False
+) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
     shots = []
@@ -83,6 +88,19 @@ def take(base: str, chromium: str, passwords: dict[str, str], out: Path) -> list
         page.get_by_role("link", name="Review the most urgent patient").click()
         page.get_by_text("Recommendation", exact=True).wait_for()
         shot("decision")
+        if what_if:
+            page.get_by_role("link", name="What-if").click()
+            page.get_by_role("heading", name="Charted vitals").wait_for()
+            value = page.get_by_role("spinbutton", name="Value")
+            value.fill("55")
+            value.press("Enter")
+            page.get_by_role("button", name="Add anchor").click()
+            page.get_by_role("button", name="Run the what-if").click()
+            page.get_by_role("heading", name="Charted vs what-if vitals").wait_for()
+            # the page scrolls inside Streamlit's container: a tall viewport shows it whole
+            page.set_viewport_size({"width": 1440, "height": 2250})
+            shot("what_if")
+            page.set_viewport_size({"width": 1440, "height": 1400})
         _idle(page)
         page.get_by_role("button", name="Sign out").click()
         _sign_in(page, base, "demo-auditor", passwords["demo-auditor"])
@@ -96,6 +114,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--demo", type=Path, required=True, help="a `safer demo --out` folder")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
+    ap.add_argument(
+        "--tsedit", type=Path, help="a `safer tsedit train` folder: adds the what-if shot"
+    )
     args = ap.parse_args()
     chromium = shutil.which("chromium")
     if chromium is None:
@@ -111,8 +132,12 @@ def main() -> None:
         env = dict(os.environ, SAFER_DB_URL=f"sqlite:///{copy}", PYTHONPATH=str(ROOT))
         for var in ("SAFER_MODEL_DIR", "SAFER_GATE_PATH", "SAFER_TSEDIT_DIR"):
             env.pop(var, None)
+        if args.tsedit is not None:
+            env.update(SAFER_MODEL_DIR=str(args.demo / "model"),
+                       SAFER_GATE_PATH=str(args.demo / "gate.json"),
+                       SAFER_TSEDIT_DIR=str(args.tsedit))  # fmt: skip
         with serving_console(ROOT / "clinical_ui" / "app.py", env) as base:
-            shots = take(base, chromium, _passwords(credentials), args.out)
+            shots = take(base, chromium, _passwords(credentials), args.out, args.tsedit is not None)
     for path in shots:
         print(path)
 

@@ -63,12 +63,13 @@ def _panel(col, title: str, scored: dict) -> None:
 def _chart(frame: pd.DataFrame, start: int):
     """Charted vs edited values of one channel as points and lines; a rule marks ``start``."""
     long = frame.reset_index(names="step").melt("step", var_name="series").dropna()
-    color = alt.Color("series:N", legend=alt.Legend(orient="bottom", title=None),
+    color = alt.Color("series:N", legend=None,  # one caption above all charts says which is which
                       scale=alt.Scale(domain=["charted", "what-if"],
                                       range=["#1f77b4", "#d62728"]))  # fmt: skip
     line = alt.Chart(long).mark_line(point=True).encode(
         x=alt.X("step:Q", axis=alt.Axis(tickMinStep=1, format="d")),
-        y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
+        y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False),
+                axis=alt.Axis(format=".4~r")),  # 98.5, not 98.500000
         color=color, strokeDash=alt.StrokeDash("series:N", legend=None),
         tooltip=["series", "step", alt.Tooltip("value:Q", format=".3g")],
     )  # fmt: skip
@@ -237,8 +238,9 @@ else:
 edited = original if result is None else result["series"]
 shown_start = start if result is None else result["start"]
 st.subheader("Charted vs what-if vitals" if result is not None else "Charted vitals")
-st.caption(f"The dashed line marks step {shown_start}: to its left the chart is kept as "
-           "charted; a value missing in the chart stays missing unless you set it.")  # fmt: skip
+st.caption(f"Blue: as charted; red, dashed: the what-if. The grey vertical line marks step "
+           f"{shown_start}: to its left the chart is kept as charted; a value missing in the chart "
+           "stays missing unless you set it.")  # fmt: skip
 cols = st.columns(len(channels))
 for col, ch in zip(cols, channels, strict=True):
     col.caption(vital_label(ch))
