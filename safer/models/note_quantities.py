@@ -103,14 +103,6 @@ def _vaso(sentence: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
-def _vent(sentence: str) -> float | None:
-    if re.search(r"\b(intubated|on MV|remains on MV|vent:)", sentence, re.I):
-        return 1.0
-    if re.search(r"\b(NC|room air|HFNC|high flow)\b", sentence, re.I):
-        return 0.0
-    return None
-
-
 def _fio2(sentence: str) -> float | None:
     if re.search(r"\broom air\b", sentence, re.I):
         return 0.21
@@ -164,32 +156,39 @@ def _balance(sentence: str) -> float | None:
     return (1.0 if m.group(1) == "+" else -1.0) * 1000.0 * float(m.group(2))
 
 
-def _plan_pressor(sentence: str) -> float | None:
-    if re.search(r"\b(titrate pressors|uptitrate|continue norepi)\b", sentence, re.I):
-        return 2.0
-    if re.search(r"\b(low-dose pressor|wean levo)\b", sentence, re.I):
-        return 1.0
-    if re.search(r"\b(no pressors planned|pressors if)\b", sentence, re.I):
-        return 0.0
-    return None
+def _tiers(*tiers: tuple[float, str]) -> Callable[[str], float | None]:
+    """A reader giving the value of the first tier whose phrases occur in the sentence.
+
+    Each tier is ``(value, pattern)``; patterns match case-insensitively unless they turn it
+    off inline (``(?-i:...)``), as "DNR" does so that "dnr" in free text is not read.
+
+    >>> plan = _tiers((2.0, r"\\buptitrate\\b"), (0.0, r"\\bno pressors\\b"))
+    >>> plan("Plan: uptitrate."), plan("No pressors needed."), plan("Stable.")
+    (2.0, 0.0, None)
+    """
+    compiled = [(value, re.compile(pattern, re.I)) for value, pattern in tiers]
+
+    def read(sentence: str) -> float | None:
+        return next((value for value, rx in compiled if rx.search(sentence)), None)
+
+    return read
 
 
-def _plan_fluid(sentence: str) -> float | None:
-    if re.search(r"\b(additional 1L bolus|aggressive fluid|bolus x2)\b", sentence, re.I):
-        return 2.0
-    if re.search(r"\b(maintenance IVF|judicious fluids|small bolus)\b", sentence, re.I):
-        return 1.0
-    if re.search(r"\b(hold IVF|fluid restrict|KVO)\b", sentence, re.I):
-        return 0.0
-    return None
-
-
-def _dnr(sentence: str) -> float | None:
-    if re.search(r"\bDNR\b", sentence):
-        return 1.0
-    if re.search(r"\bfull code\b", sentence, re.I):
-        return 0.0
-    return None
+_vent = _tiers(
+    (1.0, r"\b(intubated|on MV|remains on MV|vent:)"),
+    (0.0, r"\b(NC|room air|HFNC|high flow)\b"),
+)
+_plan_pressor = _tiers(
+    (2.0, r"\b(titrate pressors|uptitrate|continue norepi)\b"),
+    (1.0, r"\b(low-dose pressor|wean levo)\b"),
+    (0.0, r"\b(no pressors planned|pressors if)\b"),
+)
+_plan_fluid = _tiers(
+    (2.0, r"\b(additional 1L bolus|aggressive fluid|bolus x2)\b"),
+    (1.0, r"\b(maintenance IVF|judicious fluids|small bolus)\b"),
+    (0.0, r"\b(hold IVF|fluid restrict|KVO)\b"),
+)
+_dnr = _tiers((1.0, r"(?-i:\bDNR\b)"), (0.0, r"\bfull code\b"))
 
 
 # measurement readers: never applied to a plan sentence

@@ -49,6 +49,8 @@ def _q(note: str) -> dict:
         ),  # fmt: skip
         ("Febrile to 38.9.", {"note_temp": 38.9}),
         ("Goals of care discussed with family; DNR/DNI.", {"note_dnr": 1.0}),
+        ("Remains Full Code per family.", {"note_dnr": 0.0}),
+        ("Reviewed the dnr form template.", {}),  # lower-case "dnr" is not the order
     ],
 )
 def test_each_idiom_is_read_with_its_unit(note, expected):
