@@ -10,12 +10,13 @@ import uuid
 import pandas as pd
 import pytest
 
-from safer.cohorts import validate
+from safer.cohorts import schema, validate
 from safer.cohorts.mimic import (
     ExtractionConfig,
     ExtractionConfigError,
     SourceError,
     build_mimic_cohort,
+    items,
 )
 from tests.cohorts.mimic_fixture import load_into_postgres, write_fixture
 
@@ -251,3 +252,9 @@ def test_postgresql_gives_the_same_table(built, version):
 def test_no_stay_meeting_the_definition_is_an_error(folders):
     with pytest.raises(SourceError, match="no stay .* meets the cohort definition"):
         build_mimic_cohort(folders["iv"], "iv", ExtractionConfig(min_age=100), progress=False)
+
+
+def test_extraction_limits_lie_inside_the_schema_limits():
+    for feature, (low, high) in items.LIMITS.items():
+        schema_low, schema_high = schema.LIMITS[feature]
+        assert schema_low <= low < high <= schema_high, feature

@@ -13,7 +13,11 @@ extraction; a researcher can read them here and change them in one place.
 Limits and hold times
 ---------------------
 :data:`LIMITS` are the plausible range of each measured feature in schema units: a value outside
-it is an artefact or a unit error and is dropped (the AI Clinician's outlier removal).
+it is an artefact or a unit error and is dropped (the AI Clinician's outlier removal). They lie
+inside, and are mostly narrower than, the cohort schema's :data:`safer.cohorts.schema.LIMITS`:
+the schema refuses what no body can show (a heart rate of 400), while extraction also drops what
+a chart shows only by error (a heart rate of 5 beside a living patient's other vitals), so every
+extracted cohort passes the schema's check.
 :data:`HOLD_HOURS` is how long a measurement stays valid when nothing newer was charted
 (sample-and-hold): vitals 4 h, temperature and GCS 8 h, FiO2 and ventilation 12 h, blood gases
 and lactate 12 h, other laboratory values 28 h (a daily draw plus margin), weight a week.
