@@ -35,6 +35,15 @@ def test_simulate_then_validate(tmp_path, capsys):
     assert code == 0 and json.loads(out)["valid"] is True
 
 
+def test_simulate_streams_a_large_cohort_in_chunks(tmp_path, capsys):
+    out_file = tmp_path / "c.parquet"
+    code, out, _ = run(capsys, "cohort", "simulate", "--stays", "30", "--chunk-stays", "12",
+                       "--out", str(out_file), "--json")  # fmt: skip
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["chunks"] == 3 and summary["rows"] == len(read_cohort(out_file))
+
+
 def test_csv_output(tmp_path, capsys):
     code, _, _ = run(
         capsys, "cohort", "simulate", "--stays", "20", "--out", str(tmp_path / "c.csv"), "--json"

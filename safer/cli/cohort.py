@@ -32,15 +32,34 @@ def simulate(
         help="Sicker initial states: d0 x exp(SHIFT x SOFA z-score); 0 = the "
         "documented cohort, 1 = a population drifted to sicker admissions (for drift checks).",
     ),  # fmt: skip
+    chunk_stays: int = typer.Option(
+        0,
+        "--chunk-stays",
+        min=0,
+        help="Stream to a .parquet file in chunks of this many stays (bounded memory, for "
+        "large cohorts; each chunk its own random stream, so a different draw from the "
+        "one-shot table of the same seed). 0 = one table in memory.",
+    ),  # fmt: skip
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Simulate EHR-like stays with notes from the embedded ICU-Sepsis MDP."""
-    from safer.cohorts import SimulationConfig, simulate_cohort, summarize, write_cohort
+    from safer.cohorts import (
+        SimulationConfig,
+        simulate_cohort,
+        simulate_to_parquet,
+        summarize,
+        write_cohort,
+    )
 
     config = SimulationConfig(noise_scale=noise_scale, note_fill=note_fill, shift=shift)
-    cohort = simulate_cohort(stays, seed, config=config, progress=not json_out)
-    write_cohort(cohort, out)
-    summary = {"file": str(out), "seed": seed, "shift": shift, **summarize(cohort)}
+    if chunk_stays:
+        streamed = simulate_to_parquet(out, stays, seed, chunk_stays=chunk_stays, config=config,
+                                       progress=not json_out)  # fmt: skip
+        summary = {"file": str(out), "shift": shift, **streamed}
+    else:
+        cohort = simulate_cohort(stays, seed, config=config, progress=not json_out)
+        write_cohort(cohort, out)
+        summary = {"file": str(out), "seed": seed, "shift": shift, **summarize(cohort)}
     if json_out:
         print_json(summary)
     else:

@@ -5,7 +5,13 @@ Nothing here imports a model: a researcher can build and validate cohorts on the
 
 from safer.cohorts.io import read_cohort, write_cohort
 from safer.cohorts.schema import FEATURES, REQUIRED_COLUMNS, STATIC, model_columns, validate
-from safer.cohorts.simulated import IcuSepsisMDP, SimulationConfig, load_mdp, simulate_cohort
+from safer.cohorts.simulated import (
+    IcuSepsisMDP,
+    SimulationConfig,
+    load_mdp,
+    simulate_cohort,
+    simulate_to_parquet,
+)
 from safer.cohorts.splits import StaySplits, split_stays
 from safer.cohorts.summary import summarize
 
@@ -20,6 +26,7 @@ __all__ = [
     "model_columns",
     "read_cohort",
     "simulate_cohort",
+    "simulate_to_parquet",
     "split_stays",
     "summarize",
     "validate",

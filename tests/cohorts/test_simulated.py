@@ -100,3 +100,47 @@ def test_bad_size_is_a_clear_error():
 
     with pytest.raises(SaferError, match="positive integer"):
         simulate_cohort(0, progress=False)
+
+
+def test_a_streamed_cohort_is_one_valid_table_chunk_by_chunk(tmp_path):
+    from safer.cohorts import read_cohort, simulate_to_parquet
+
+    path = tmp_path / "big.parquet"
+    summary = simulate_to_parquet(path, 25, seed=4, chunk_stays=10, progress=False)
+    df = read_cohort(path)  # validates the whole file
+    assert summary["chunks"] == 3 and summary["rows"] == len(df)
+    assert df["stay_id"].nunique() == 25
+    assert df.groupby("stay_id")["step"].min().eq(0).all()  # no stay split across chunks
+    ids = np.sort(df["stay_id"].unique())
+    assert (np.diff(ids) == 1).all()  # stay ids run on across chunks
+    # each chunk its own stream: chunks are not copies of each other
+    first = df[df["stay_id"] < ids[10]]["true_state"].to_numpy()
+    second = df[(df["stay_id"] >= ids[10]) & (df["stay_id"] < ids[20])]["true_state"].to_numpy()
+    assert len(first) != len(second) or (first != second).any()
+    again = tmp_path / "again.parquet"
+    simulate_to_parquet(again, 25, seed=4, chunk_stays=10, progress=False)
+    assert read_cohort(again).equals(df)  # same seed and chunk size, same file
+
+
+def test_a_failed_stream_leaves_no_file(tmp_path, monkeypatch):
+    from safer.cohorts import simulate_to_parquet
+    from safer.cohorts.simulated import cohort as simulated
+    from safer.errors import SaferError
+
+    real, calls = simulated._simulate, []
+
+    def fail_on_second_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise MemoryError("out of memory in chunk 2")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(simulated, "_simulate", fail_on_second_chunk)
+    path = tmp_path / "big.parquet"
+    with pytest.raises(MemoryError):
+        simulate_to_parquet(path, 6, seed=0, chunk_stays=3, progress=False)
+    assert list(tmp_path.iterdir()) == []  # nothing half-written under any name
+    with pytest.raises(SaferError, match="parquet"):
+        simulate_to_parquet(tmp_path / "big.csv", 6, progress=False)
+    with pytest.raises(SaferError, match="chunk_stays"):
+        simulate_to_parquet(path, 6, chunk_stays=0, progress=False)

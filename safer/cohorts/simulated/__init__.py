@@ -26,6 +26,7 @@ from safer.cohorts.simulated.cohort import (
     rollout,
     sample_doses,
     simulate_cohort,
+    simulate_to_parquet,
 )
 from safer.cohorts.simulated.episodes import FIRST_STAY_ID, ObservedEpisodes
 from safer.cohorts.simulated.mdp import (
@@ -50,4 +51,5 @@ __all__ = [
     "rollout",
     "sample_doses",
     "simulate_cohort",
+    "simulate_to_parquet",
 ]

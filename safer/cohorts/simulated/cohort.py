@@ -23,11 +23,13 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from safer._atomic import atomic_file
 from safer.actions import FLUID_BINS, N_LEVELS, VASO_BINS
 from safer.cohorts.schema import FEATURES, validate
 from safer.cohorts.simulated._rows import cohort_rows, draw_admissions, statics_at
@@ -36,7 +38,14 @@ from safer.cohorts.simulated.notes import NOTE_FILL, compose_notes, draw_notes
 from safer.cohorts.simulated.observation import ObservationModel
 from safer.errors import SaferError
 
-__all__ = ["SimulationConfig", "simulate_cohort", "rollout", "Rollout", "sample_doses"]
+__all__ = [
+    "SimulationConfig",
+    "simulate_cohort",
+    "simulate_to_parquet",
+    "rollout",
+    "Rollout",
+    "sample_doses",
+]
 
 MAX_STEPS = 500  # the ICU-Sepsis environment's own episode cap
 _FIRST_STAY_ID = 200_001
@@ -151,12 +160,89 @@ def simulate_cohort(
     pandas.DataFrame
         A validated cohort table (see :mod:`safer.cohorts.schema`).
     """
-    if not isinstance(n_stays, (int, np.integer)) or n_stays < 1:
-        raise SaferError(f"n_stays must be a positive integer, got {n_stays!r}")
+    _check_stays(n_stays)
+    df = _simulate(n_stays, np.random.default_rng(seed), _FIRST_STAY_ID, policy, config, progress)
+    df.attrs["seed"] = seed
+    return validate(df)
+
+
+def simulate_to_parquet(
+    path: str | Path,
+    n_stays: int,
+    seed: int = 0,
+    *,
+    chunk_stays: int = 20_000,
+    policy: np.ndarray | None = None,
+    config: SimulationConfig | None = None,
+    progress: bool = True,
+) -> dict:
+    """Simulate a large cohort chunk by chunk, streamed to one parquet file (bounded memory).
+
+    Each chunk of ``chunk_stays`` stays is simulated with its own random stream, spawned from
+    ``seed`` (:class:`numpy.random.SeedSequence`), validated, appended and dropped, so peak
+    memory follows the chunk size, not ``n_stays``. Stay ids run on across chunks. The same
+    ``seed`` and ``chunk_stays`` give the same file; a chunked table is a different (equally
+    valid) draw from the one-shot :func:`simulate_cohort` with the same seed. The file is
+    written under a temporary name and moved into place only when complete.
+
+    Returns
+    -------
+    dict
+        ``stays``, ``rows``, ``chunks``, ``truncated_stays``, ``seed``, ``chunk_stays``.
+
+    Examples
+    --------
+    >>> import tempfile, pandas as pd
+    >>> path = Path(tempfile.mkdtemp()) / "c.parquet"
+    >>> simulate_to_parquet(path, 5, seed=0, chunk_stays=2, progress=False)["chunks"]
+    3
+    >>> pd.read_parquet(path)["stay_id"].nunique()
+    5
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _check_stays(n_stays)
+    _check_stays(chunk_stays, "chunk_stays")
+    path = Path(path)
+    if path.suffix != ".parquet":
+        raise SaferError(f"a streamed cohort is written as parquet; got {path.name!r}")
+    sizes = [min(chunk_stays, n_stays - lo) for lo in range(0, n_stays, chunk_stays)]
+    streams = np.random.SeedSequence(seed).spawn(len(sizes))
+    summary = {"stays": n_stays, "rows": 0, "chunks": len(sizes), "truncated_stays": 0,
+               "seed": seed, "chunk_stays": chunk_stays}  # fmt: skip
+    with atomic_file(path) as tmp:
+        writer, first_id, schema = None, _FIRST_STAY_ID, None
+        bar = tqdm(total=n_stays, desc="simulate", unit="stay", disable=not progress)
+        try:
+            for size, stream in zip(sizes, streams, strict=True):
+                df = validate(_simulate(size, np.random.default_rng(stream), first_id, policy,
+                                        config, progress=False))  # fmt: skip
+                summary["rows"] += len(df)
+                summary["truncated_stays"] += df.attrs["truncated_stays"]
+                table = pa.Table.from_pandas(df, preserve_index=False, schema=schema)
+                if writer is None:
+                    schema = table.schema
+                    writer = pq.ParquetWriter(tmp, schema)
+                writer.write_table(table)
+                first_id += size
+                bar.update(size)
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.close()
+    return summary
+
+
+def _check_stays(n: object, name: str = "n_stays") -> None:
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+        raise SaferError(f"{name} must be a positive integer, got {n!r}")
+
+
+def _simulate(n_stays, rng, first_stay_id, policy, config, progress) -> pd.DataFrame:
     cfg = config or SimulationConfig()
     mdp = load_mdp()
     policy = mdp.expert_policy if policy is None else policy
-    rng = np.random.default_rng(seed)
     initial = mdp.sicker_initial(cfg.shift) if cfg.shift else None
     roll = rollout(mdp, policy, n_stays, rng, max_steps=cfg.max_steps, progress=progress,
                    initial=initial)  # fmt: skip
@@ -190,7 +276,7 @@ def simulate_cohort(
     admit = draw_admissions(n_stays, rng)  # last draw: a seed's table depends on this order
     df = cohort_rows(
         mdp=mdp,
-        first_stay_id=_FIRST_STAY_ID,
+        first_stay_id=first_stay_id,
         stay=roll.stay,
         step=roll.step,
         admit=admit,
@@ -203,8 +289,7 @@ def simulate_cohort(
         died=roll.died,
     )
     df.attrs["truncated_stays"] = int(roll.truncated.sum())
-    df.attrs["seed"] = seed
-    return validate(df)
+    return df
 
 
 def _rows_by_step(roll: Rollout) -> list[np.ndarray]:
