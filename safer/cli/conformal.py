@@ -140,9 +140,11 @@ def audit(
     overall and per admission subgroup.
     """
     from safer.conformal import load_gate
-    from safer.decisions import DriftResult, record_report
+    from safer.decisions import DriftResult, record_report, report_paths
     from safer.decisions import audit as audit_gate
 
+    keep = [gate, model, cohort, live]
+    out, json_path = report_paths(out, keep=keep)  # before the work, not after it
     m, splits, frame = _load(model, cohort)
     g = load_gate(gate, model_hash=m.content_hash_)
     report = audit_gate(m, g, splits.subset(frame, "test"), subgroup)
@@ -157,8 +159,7 @@ def audit(
         drift = drift_check(m, splits.subset(frame, "calibration"), read_cohort(live),
                             live_source=live.name, level=drift_level)  # fmt: skip
         report["drift"] = drift.to_dict()
-    json_path = out.with_suffix(".json")
-    record_report(g, report, out, json_path).save(gate)
+    record_report(g, report, out, json_path, keep=keep).save(gate)
     realised = report.get("realised", {}).get("overall")
     if json_out:
         extra = {"realised": realised} if realised else {}

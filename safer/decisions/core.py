@@ -59,6 +59,7 @@ __all__ = [
     "subgroup_frame",
     "model_version",
     "record_report",
+    "report_paths",
     "trajectories",
     "visible",
 ]
@@ -327,19 +328,60 @@ def calibrate_and_audit(
         model, train, calibration, method=method, alpha=alpha, delta=delta, c=c,
         groups_column=groups_column, seed=seed, options=options, representation=representation,
     )  # fmt: skip
+    if report_path is not None:  # refuse a clash before the work, not after it
+        report_paths(report_path, json_path, keep=[gate_path])
     report = audit(model, gate, test, subgroup_columns)
     if report_path is not None:
-        gate = record_report(gate, report, report_path, json_path)
+        gate = record_report(gate, report, report_path, json_path, keep=[gate_path])
     if gate_path is not None:
         gate.save(gate_path)
     return gate, report
 
 
-def record_report(
-    gate: Gate, report: dict, report_path: str | Path, json_path: str | Path | None = None
-) -> Gate:
-    """Write ``report`` (HTML, and JSON beside it) and return the gate recording its path."""
+def report_paths(
+    report_path: str | Path, json_path: str | Path | None = None, *, keep=()
+) -> tuple[Path, Path]:
+    """The report's HTML and JSON paths (JSON default: beside the HTML, ``.json``), refused
+    when they coincide or would overwrite a file in ``keep`` (the gate, the model, the cohort).
+
+    >>> report_paths("audit.html", keep=["gate.json"])
+    (PosixPath('audit.html'), PosixPath('audit.json'))
+    >>> report_paths("gate.html", keep=["gate.json"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    safer.errors.SaferError: the audit report's JSON (gate.json) would overwrite gate.json; ...
+    """
     report_path = Path(report_path)
     json_path = report_path.with_suffix(".json") if json_path is None else Path(json_path)
+    if report_path.resolve() == json_path.resolve():
+        raise SaferError(f"the audit report's HTML and JSON would both be {report_path}; "
+                         "give the report an .html name")  # fmt: skip
+    kept = {Path(k).resolve(): Path(k) for k in keep if k is not None}
+    for what, path in (("HTML", report_path), ("JSON", json_path)):
+        hit = kept.get(path.resolve())
+        if hit is None:  # a folder (a model) holds what must be kept too
+            hit = next((k for r, k in kept.items() if r in path.resolve().parents), None)
+        if hit is not None:
+            raise SaferError(
+                f"the audit report's {what} ({path}) would overwrite {hit}; give --out another "
+                f"name, e.g. {report_path.with_name(report_path.stem + '-audit.html')}"
+            )
+    return report_path, json_path
+
+
+def record_report(
+    gate: Gate,
+    report: dict,
+    report_path: str | Path,
+    json_path: str | Path | None = None,
+    *,
+    keep=(),
+) -> Gate:
+    """Write ``report`` (HTML, and JSON beside it) and return the gate recording its path.
+
+    Paths in ``keep`` (the gate's file, the model, the cohort) are never overwritten: see
+    :func:`report_paths`.
+    """
+    report_path, json_path = report_paths(report_path, json_path, keep=keep)
     write_report(report, report_path, json_path)
     return gate.with_report(report_path.resolve())

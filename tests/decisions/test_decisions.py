@@ -128,8 +128,33 @@ def test_cli_calibrate_and_audit(tmp_path, small_cohort):
         gate = tmp_path / f"{method}.json"
         _run(["calibrate", "--model", str(model_dir), "--cohort", str(cohort_file), "--method",
               method, "--alpha", "0.2", "--out", str(gate)])  # fmt: skip
-        out = tmp_path / f"{method}.html"
+        out = tmp_path / f"{method}-audit.html"
         _run(["audit", "--model", str(model_dir), "--gate", str(gate), "--cohort",
               str(cohort_file), "--out", str(out), "--json"])  # fmt: skip
-        assert json.loads(out.with_suffix(".json").read_text())["method"] == method
+        report = json.loads(out.with_suffix(".json").read_text())
+        assert report["method"] == method and "overall" in report  # the report, not the gate
         assert json.loads(gate.read_text())["report_path"] == str(out.resolve())
+    # a report named after its gate would write its JSON over the gate: refused, nothing touched
+    before = gate.read_bytes()
+    from safer.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["audit", "--model", str(model_dir), "--gate", str(gate), "--cohort",
+              str(cohort_file), "--out", str(gate.with_suffix(".html"))])  # fmt: skip
+    assert info.value.code == 2
+    assert gate.read_bytes() == before and not gate.with_suffix(".html").exists()
+
+
+def test_a_report_never_overwrites_the_gate_or_the_model(tmp_path, parts, models):
+    from safer.decisions import report_paths
+
+    train, cal, test = parts
+    gate_path = tmp_path / "gate.json"
+    with pytest.raises(SaferError, match="would overwrite"):
+        calibrate_and_audit(models["bc-mlp"], train, cal, test, gate_path=gate_path,
+                            report_path=tmp_path / "gate.html")  # fmt: skip
+    assert not gate_path.exists()  # refused before any work or write
+    with pytest.raises(SaferError, match="would overwrite"):
+        report_paths(tmp_path / "model" / "r.html", keep=[tmp_path / "model"])
+    with pytest.raises(SaferError, match="both be"):
+        report_paths(tmp_path / "r.json")
