@@ -137,7 +137,7 @@ def _unbits(bits) -> np.ndarray:
 #: How the candidate's conservativeness knobs (``n_wedge``, ``margin``) are chosen.
 SELECTIONS = ("fixed", "bound", "gain")
 #: The grid the selection searches (the defaults, 20 and 0.0, are in it).
-GRID_WEDGE = (10, 20, 40, 80)
+GRID_WEDGE = (10, 20, 40, 80, 160)
 GRID_MARGIN = (0.0, 0.01, 0.02, 0.04)
 _SELECT_FOLDS = 3
 _SELECT_BOOT = 100
