@@ -317,7 +317,8 @@ class SafePolicyImprovement(GateMethod):
         Estimated advantage (survival probability) a dose needs over the clinicians' mix in
         its state (used as given with ``select="fixed"``).
     ``select``
-        How ``n_wedge`` and ``margin`` are chosen: ``"fixed"`` (as given), ``"bound"`` (the
+        How ``n_wedge`` and ``margin`` are chosen: ``"fixed"`` (as given; the default, which
+        measured better on the simulator: docs/benchmarks/safe_gate_select.md), ``"bound"`` (the
         grid :data:`GRID_WEDGE` x :data:`GRID_MARGIN` point whose candidate has the best
         *predicted* lower bound of the safety test, by 3-fold cross-fitting on the training
         stays; :func:`select_knobs`) or ``"gain"`` (the best predicted point gain, for
