@@ -190,7 +190,7 @@ def select_knobs(
 ) -> tuple[int, float, dict]:
     """Choose ``n_wedge`` and ``margin`` on the *training* stays only (HCPI's candidate
     selection: Thomas, Theocharous & Ghavamzadeh, "High Confidence Policy Improvement", ICML
-    2015, section 4 -- the candidate is the one predicted to pass the later safety test).
+    2015 -- the candidate is the one predicted to pass the later safety test).
 
     The training stays are split by stay into ``folds`` parts. For each part, candidates are
     built on the other parts for every (``n_wedge``, ``margin``) of the grid -- ``n_wedge``
