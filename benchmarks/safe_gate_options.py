@@ -45,33 +45,47 @@ from sklearn.metrics import adjusted_mutual_info_score
 from safer._learnable import torch_threads
 from safer.cohorts import simulate_cohort, split_stays
 from safer.decisions import calibrate, visible
-from safer.evaluation.mortality import rollout_mortality
-from safer.evaluation.policies import GatedPolicy
+from safer.evaluation.mortality import exact_mortality, rollout_mortality
+from safer.evaluation.policies import GatedPolicy, clinician_policy
 from safer.models import make_model, representation
 
 
 def run(args) -> tuple[list[dict], list[dict]]:
-    cohort = simulate_cohort(n_stays=args.stays, seed=1000 + args.seed, progress=False)
+    rows, ceiling_rows = [], []
+    for seed in args.seeds:
+        more, ceil = run_seed(args, seed)
+        rows += more
+        ceiling_rows += ceil
+    return rows, ceiling_rows
+
+
+def run_seed(args, seed: int) -> tuple[list[dict], list[dict]]:
+    cohort = simulate_cohort(n_stays=args.stays, seed=1000 + seed, progress=False)
     splits = split_stays(cohort, seed=0)
     train, cal, test = (splits.subset(cohort, s) for s in ("train", "calibration", "test"))
-    model = make_model("bc-mlp", seed=args.seed, use_notes=False).fit(train, progress=False)
+    model = make_model("bc-mlp", seed=seed, use_notes=False).fit(train, progress=False)
     rows = []
     for kind in args.representations:
         rep_test = representation(kind, model, visible(test))
         for text in args.options:
             options = ast.literal_eval(text)
             start = time.perf_counter()
-            gate = calibrate(model, train, cal, method="spi", delta=args.delta, seed=args.seed,
+            gate = calibrate(model, train, cal, method="spi", delta=args.delta, seed=seed,
                              representation=kind, options=options)  # fmt: skip
             seconds = time.perf_counter() - start
             ami = adjusted_mutual_info_score(test["true_state"], gate.rule.decode(rep_test))
             t = gate.thresholds
             roll = None
             if args.episodes and t["deployed"]:  # a gate deferring everywhere is usual care
-                roll = rollout_mortality(GatedPolicy(model, gate), args.episodes, args.seed,
+                roll = rollout_mortality(GatedPolicy(model, gate), args.episodes, seed,
                                          progress=False)  # fmt: skip
+            chosen = (t.get("selection") or {}).get("chosen")
             rows.append({
-                "representation": kind, "ami": ami, "options": text,
+                "seed": seed, "representation": kind, "ami": ami, "options": text,
+                "knobs": f"{t['n_wedge']} / {t['margin']:g}",
+                "predicted": None if not chosen or chosen["predicted_lower"] is None
+                else 100 * chosen["predicted_lower"],
+                "true": None if roll is None else 100 * roll.mortality,
                 "states": t["n_candidate_states"], "of": t["n_states"],
                 "train": 100 * t["estimated_gain_train"], "held_out": 100 * t["gain_estimate"],
                 "lower": 100 * t["gain_lower"], "deployed": t["deployed"],
@@ -81,7 +95,7 @@ def run(args) -> tuple[list[dict], list[dict]]:
                 ),
             })  # fmt: skip
             print(rows[-1], flush=True)
-    return rows, (ceiling(train, test) if args.ceiling else [])
+    return rows, (ceiling(train, test, seed) if args.ceiling else [])
 
 
 def _log_likelihood(X: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
@@ -93,7 +107,7 @@ def _log_likelihood(X: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndar
     return -0.5 * (quad + charted @ np.log(var).T)
 
 
-def ceiling(train: pd.DataFrame, test: pd.DataFrame) -> list[dict]:
+def ceiling(train: pd.DataFrame, test: pd.DataFrame, seed: int) -> list[dict]:
     """State recovery by a decoder that knows the hidden states' observation model (learned
     from the training stays' true states; evaluation only): current row alone vs filtered."""
     frames = []
@@ -130,9 +144,9 @@ def ceiling(train: pd.DataFrame, test: pd.DataFrame) -> list[dict]:
         belief[idx] = b / b.sum(axis=1, keepdims=True)
     truth = te["true_state"].to_numpy()
     return [
-        {"decoder": "current row only", "states": k,
+        {"seed": seed, "decoder": "current row only", "states": k,
          "ami": adjusted_mutual_info_score(truth, states[loglik.argmax(axis=1)])},
-        {"decoder": "forward-filtered (history up to the decision)", "states": k,
+        {"seed": seed, "decoder": "forward-filtered (history up to the decision)", "states": k,
          "ami": adjusted_mutual_info_score(truth, states[belief.argmax(axis=1)])},
     ]  # fmt: skip
 
@@ -141,8 +155,9 @@ def render(args, rows: list[dict], ceiling_rows: list[dict]) -> list[str]:
     lines = [
         header("Safe gate: what its safety test certifies under several settings", "numpy"),
         "",
-        f"One cohort of {args.stays:,} simulated stays (seed {1000 + args.seed}), split by stay "
-        f"60/20/20 (split seed 0); BC-MLP plausibility model, fitted once; delta {args.delta}. "
+        f"One cohort of {args.stays:,} simulated stays per seed (cohort seed 1000 + seed, "
+        f"seeds {', '.join(map(str, args.seeds))}), split by stay 60/20/20 (split seed 0); "
+        f"BC-MLP plausibility model, fitted once per cohort; delta {args.delta}. "
         "AMI: adjusted mutual information of the gate's decoded state with the hidden "
         "`true_state` on the test stays (evaluation only). Gains are survival gains over the "
         "clinicians in points: estimated on the training stays (the candidate's own data), on "
@@ -153,19 +168,27 @@ def render(args, rows: list[dict], ceiling_rows: list[dict]) -> list[str]:
         "clinicians' policy (exact 21.8 %). Options are the gate's (`{}` = its defaults); "
         "`decoder` names its state decoder (`kmeans`: k-means on the standardised "
         "representation; `gmm`: a Gaussian mixture fitted by EM from the k-means start, "
-        "missing values left out of the likelihood).",
+        "missing values left out of the likelihood). Knobs: the candidate's `n_wedge` (training "
+        "decisions a dose needs in a state) / `margin` (estimated gain it needs there), as given "
+        "or as chosen by `select`; predicted: the safety test's lower bound the selection "
+        "predicted on the training stays (3-fold, points; empty when the knobs were fixed).",
         "",
-        "| representation | AMI | options | acting states | train gain | held-out gain "
-        "| lower bound | deployed | acting % | true mortality % | s |",
-        "|---|---:|---|---:|---:|---:|---:|---|---:|---|---:|",
+        "| seed | representation | AMI | options | knobs | predicted | acting states "
+        "| train gain | held-out gain | lower bound | deployed | acting % | true mortality % "
+        "| s |",
+        "|---:|---|---:|---|---|---:|---:|---:|---:|---:|---|---:|---|---:|",
     ]
     for r in rows:
+        predicted = "" if r["predicted"] is None else f"{r['predicted']:+.2f}"
         lines.append(
-            f"| `{r['representation']}` | {r['ami']:.3f} | `{r['options']}` "
+            f"| {r['seed']} | `{r['representation']}` | {r['ami']:.3f} | `{r['options']}` "
+            f"| {r['knobs']} | {predicted} "
             f"| {r['states']} / {r['of']} | {r['train']:+.2f} | {r['held_out']:+.2f} "
             f"| {r['lower']:+.2f} | {'yes' if r['deployed'] else 'no'} | {r['acting']:.0f} "
             f"| {r['mortality'] or ''} | {r['seconds']:.0f} |"
         )
+    if len(args.seeds) > 1:
+        lines += summary(args, rows)
     if ceiling_rows:
         lines += [
             "",
@@ -174,17 +197,58 @@ def render(args, rows: list[dict], ceiling_rows: list[dict]) -> list[str]:
             "stays' `true_state` (evaluation only, not a usable decoder) -- on the same test "
             "stays.",
             "",
-            "| decoder knowing the hidden states | states | AMI |",
-            "|---|---:|---:|",
+            "| seed | decoder knowing the hidden states | states | AMI |",
+            "|---:|---|---:|---:|",
         ]
-        lines += [f"| {r['decoder']} | {r['states']} | {r['ami']:.3f} |" for r in ceiling_rows]
+        lines += [
+            f"| {r['seed']} | {r['decoder']} | {r['states']} | {r['ami']:.3f} |"
+            for r in ceiling_rows
+        ]
+    return lines
+
+
+def summary(args, rows: list[dict]) -> list[str]:
+    """Per representation and option set, over the seeds: deployments, mean bound, true
+    mortality (a gate that did not deploy counts as the clinicians' exact 21.8 %)."""
+    lines = [
+        "",
+        f"Over the {len(args.seeds)} seeds (true mortality: the rollout where the gate deployed, "
+        "the clinicians' exact mortality where it deferred everywhere"
+        + ("" if args.episodes else "; no rollouts in this run")
+        + "):",
+        "",
+        "| representation | options | deployed | lower bound (mean, min..max) | acting % (mean) "
+        "| true mortality % (mean, max) |",
+        "|---|---|---:|---|---:|---|",
+    ]
+    clinicians = 100 * exact_mortality(clinician_policy())
+    keys = dict.fromkeys((r["representation"], r["options"]) for r in rows)
+    for kind, text in keys:
+        group = [r for r in rows if (r["representation"], r["options"]) == (kind, text)]
+        lower = np.array([r["lower"] for r in group])
+        acting = np.mean([r["acting"] for r in group])
+        true = [
+            r["true"] if r["true"] is not None else clinicians if not r["deployed"] else np.nan
+            for r in group
+        ]
+        mortality = (
+            f"{np.mean(true):.1f}, {np.max(true):.1f}" if args.episodes or not any(
+                r["deployed"] for r in group) else ""
+        )  # fmt: skip
+        lines.append(
+            f"| `{kind}` | `{text}` | {sum(r['deployed'] for r in group)}/{len(group)} "
+            f"| {lower.mean():+.2f} ({lower.min():+.2f}..{lower.max():+.2f}) | {acting:.0f} "
+            f"| {mortality} |"
+        )
     return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--stays", type=int, default=20_000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="One seed (see --seeds).")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="Several seeds, one cohort each (overrides --seed).")  # fmt: skip
     parser.add_argument("--delta", type=float, default=0.05)
     parser.add_argument("--representations", nargs="+", default=["features"])
     parser.add_argument("--options", nargs="+", default=["{}"])
@@ -193,6 +257,7 @@ def main() -> None:
     parser.add_argument("--note", default="", help="Text appended under the table.")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/safe_gate_options.md"))
     args = parser.parse_args()
+    args.seeds = args.seeds or [args.seed]
     with torch_threads(1):
         rows, ceiling_rows = run(args)
     write_page(args.out, render(args, rows, ceiling_rows), args.note)

@@ -60,7 +60,13 @@ def calibrate(
     c: float = typer.Option(None, "--c", help="Uncertainty cut-off kappa >= c (selection)."),
     groups: str = typer.Option(None, "--groups", help="Cohort column for Mondrian sets."),
     option: list[str] = typer.Option(
-        None, "--option", help="Method setting KEY=VALUE, repeatable (e.g. algorithm=support-vi)."
+        None,
+        "--option",
+        help=(
+            "Method setting KEY=VALUE, repeatable (e.g. algorithm=support-vi; spi: "
+            "select=bound chooses n_wedge and margin on the training stays, select=fixed uses "
+            "them as given)."
+        ),
     ),
     representation: str = typer.Option(
         None,

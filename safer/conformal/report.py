@@ -74,6 +74,7 @@ def subgroup_levels(column: pd.Series) -> list[str]:
         return [str(c) for c in column.cat.categories if str(c) in present]
     return sorted(set(column.astype(str)))
 
+
 DEFAULT_ALPHAS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 
 #: Plain-language statement of what each registered method does and does not promise (for docs;
@@ -197,6 +198,7 @@ def audit(
         "options": gate.options,
         "representation": gate.representation,
         "thresholds": {k: v for k, v in gate.thresholds.items() if np.isscalar(v)},
+        "selection": _selection(gate.thresholds.get("selection")),
         "alpha": gate.alpha,
         "delta": gate.delta,
         "c": gate.c,
@@ -241,6 +243,7 @@ def render_html(report: dict) -> str:
         f"<tr><td>{esc(str(k))}</td><td>{esc(_short(v))}</td></tr>" for k, v in settings.items()
     )
     gate_table = f"<h2>Gate</h2><table>{gate_rows}</table>" if gate_rows else ""
+    gate_table += _selection_html(report.get("selection"))
     realised = report.get("realised")
     realised_html = ""
     if realised:
@@ -251,7 +254,7 @@ def render_html(report: dict) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>SAFER coverage audit</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .6em}}
-tr.flag{{background:#fdd}}.ok{{color:#070}}.bad{{color:#a00;font-weight:bold}}</style></head>
+tr.flag{{background:#fdd}}tr.chosen{{font-weight:bold}}.ok{{color:#070}}.bad{{color:#a00;font-weight:bold}}</style></head>
 <body><h1>SAFER coverage audit</h1>
 <p>Method <b>{esc(report["method"])}</b>, alpha = {report["alpha"]}
 {"" if report["delta"] is None else f", delta = {report['delta']}"}
@@ -367,6 +370,37 @@ def _tradeoff_png(report: dict) -> str:
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _selection(record) -> dict | None:
+    """A gate's candidate-selection record (the ``spi`` gate's grid), when it searched one."""
+    if not isinstance(record, dict) or not record.get("grid"):
+        return None
+    return record
+
+
+def _selection_html(record) -> str:
+    """The candidate-selection grid as a table: what was tried on the training stays."""
+    if not record:
+        return ""
+    chosen = record["chosen"]
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in record["columns"])
+    rows = "".join(
+        "<tr{cls}>{cells}</tr>".format(
+            cls=' class="chosen"' if row[:2] == [chosen["n_wedge"], chosen["margin"]] else "",
+            cells="".join(f"<td>{html.escape(_short(v))}</td>" for v in row),
+        )
+        for row in record["grid"]
+    )
+    return (
+        f"<h3>Candidate selection ({html.escape(str(record['method']))}, "
+        f"{record['folds']}-fold on the training stays only)</h3>"
+        "<p>Each row is one setting of the candidate's caution, tried on the training stays "
+        "alone (gains in survival probability, cross-fitted; predicted_lower: the lower bound "
+        "the safety test was predicted to find on the calibration stays). The chosen row is "
+        "in bold; the calibration stays were not used.</p>"
+        f"<table><tr>{head}</tr>{rows}</table>"
+    )
 
 
 def _short(v) -> str:

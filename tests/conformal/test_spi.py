@@ -20,8 +20,14 @@ import pytest
 
 from safer.conformal import calibrate_gate, load_gate
 from safer.conformal.methods import PolicyEstimate, Trajectories
-from safer.conformal.methods.spi import SafePolicyImprovement, lac_quantile
-from safer.conformal.report import audit
+from safer.conformal.methods.spi import (
+    GRID_MARGIN,
+    GRID_WEDGE,
+    SafePolicyImprovement,
+    lac_quantile,
+    select_knobs,
+)
+from safer.conformal.report import audit, render_html
 from safer.conformal.sets import PredictionSets
 from safer.conformal.spi import (
     ALGORITHMS,
@@ -259,6 +265,10 @@ def test_options_are_checked():
         SafePolicyImprovement(0.1, options={"states": 3})
     with pytest.raises(SaferError, match="unknown improvement algorithm"):
         SafePolicyImprovement(0.1, options={"algorithm": "dqn"})
+    with pytest.raises(SaferError, match="select must be one of"):
+        SafePolicyImprovement(0.1, options={"select": "best"})
+    with pytest.raises(SaferError, match="now option select=bound"):
+        SafePolicyImprovement(0.1, options={"n_wedge": "auto"})
     with pytest.raises(SaferError, match="needs trajectories_train"):
         calibrate_gate("spi", np.full((5, 25), 0.04), np.zeros(5, int), alpha=0.1,
                        model_hash="m", embedding_train=np.zeros((5, 2)),
@@ -277,10 +287,92 @@ def test_lac_quantile_and_sets_match_mapie():
                                       mapie.predict_set(proba[400:]))  # fmt: skip
 
 
-def test_auto_settings_are_selected_on_the_training_stays_only():
-    gate = _gate(n_wedge="auto", margin="auto")
+def test_bound_selection_picks_the_best_predicted_bound_and_records_the_grid():
+    gate = _gate(select="bound")
     t = gate.thresholds
-    table = t["selection"]
-    assert len(table) == 16 and [t["n_wedge"], t["margin"]] in [row[:2] for row in table]
-    best = max(table, key=lambda row: row[3])
-    assert [t["n_wedge"], t["margin"]] == best[:2]
+    record = t["selection"]
+    assert record["method"] == "bound" == t["select"] and record["folds"] == 3
+    grid = record["grid"]
+    assert len(grid) == len(GRID_WEDGE) * len(GRID_MARGIN)
+    assert record["columns"] == ["n_wedge", "margin", "gain", "predicted_lower", "acting_states"]
+    best = max((row for row in grid if row[3] is not None), key=lambda row: row[3])
+    assert (
+        [t["n_wedge"], t["margin"]]
+        == best[:2]
+        == [record["chosen"][k] for k in ("n_wedge", "margin")]
+    )
+    assert t["selection_predicted_lower"] == best[3]
+    # the hand MDP's gain (+32 points) is large: some candidate is predicted to pass, and does
+    assert best[3] > 0 and t["deployed"]
+    # a margin above every state's estimated gain leaves nothing to deploy: never predicted
+    ep = Episodes.from_decisions(*hand_stays(), n_states=2)
+    _, _, none = select_knobs(ep, select="bound", n_cal_stays=400, delta=0.05, margins=(0.5,))
+    assert all(row[3] is None and row[4] == 0 for row in none["grid"])
+    assert none["chosen"]["predicted_lower"] is None
+
+
+def test_gain_selection_picks_the_best_point_gain_and_fixed_records_no_grid():
+    gain = _gate(select="gain").thresholds
+    rows = [row for row in gain["selection"]["grid"] if row[3] is not None]
+    assert gain["selection"]["chosen"]["gain"] == max(row[2] for row in rows)
+    fixed = _gate().thresholds
+    assert fixed["selection"] == {"method": "fixed"} and fixed["select"] == "fixed"
+    assert (fixed["n_wedge"], fixed["margin"]) == (10, 0.0)
+
+
+def test_the_selection_never_reads_the_safety_splits_outcomes():
+    """Replacing the calibration stays' outcomes (harmful dose swapped in, then outcomes
+    permuted across stays) changes the safety test, never the selection."""
+    base = _gate(select="bound").thresholds
+    harmful = _gate(harmful_cal=True, select="bound").thresholds
+    assert harmful["selection"] == base["selection"]
+    assert (harmful["n_wedge"], harmful["margin"]) == (base["n_wedge"], base["margin"])
+    assert harmful["gain_lower"] != base["gain_lower"]  # the test itself did see the change
+    X_tr, t_tr, _, _ = _arrays(1)
+    X_cal, t_cal, p_cal, _ = _arrays(2)
+    stays = np.unique(t_cal.stay)
+    died_of = dict(zip(stays, np.random.default_rng(5).permutation(
+        [t_cal.died[t_cal.stay == s][0] for s in stays]), strict=True))  # fmt: skip
+    shuffled = Trajectories.of(t_cal.stay, t_cal.step, t_cal.action,
+                               np.array([died_of[s] for s in t_cal.stay]))  # fmt: skip
+    permuted = calibrate_gate(
+        "spi", p_cal, t_cal.action, alpha=0.1, delta=0.05, model_hash="m",
+        embedding_train=X_tr, embedding_cal=X_cal, trajectories_train=t_tr,
+        trajectories_cal=shuffled,
+        options={"n_states": 2, "n_boot": 200, "n_wedge": 10, "select": "bound"},
+    ).thresholds  # fmt: skip
+    assert permuted["selection"] == base["selection"]
+
+
+def test_the_audit_shows_the_selection_grid():
+    gate = _gate(select="bound")
+    X, t, proba, _ = _arrays(4)
+    rep = audit(gate, proba, t.action, embedding=X, trajectories=t, alphas=(0.1,), subgroups=None)
+    assert (
+        rep["selection"] == gate.thresholds["selection"] and rep["thresholds"]["select"] == "bound"
+    )
+    page = render_html(rep)
+    assert "Candidate selection (bound, 3-fold on the training stays only)" in page
+    assert (
+        page.count('<tr class="chosen">')
+        == len(
+            [
+                r
+                for r in rep["selection"]["grid"]
+                if r[:2] == [gate.thresholds["n_wedge"], gate.thresholds["margin"]]
+            ]
+        )
+        == 1
+    )
+    fixed = audit(_gate(), proba, t.action, embedding=X, trajectories=t, alphas=(0.1,),
+                  subgroups=None)  # fmt: skip
+    assert fixed["selection"] is None and "Candidate selection" not in render_html(fixed)
+
+
+def test_select_knobs_refuses_too_few_stays_and_an_unknown_rule():
+    state, stay, step, action, died = hand_stays()
+    ep = Episodes.from_decisions(state, stay, step, action, died, n_states=2)
+    with pytest.raises(SaferError, match="by 'bound' or 'gain'"):
+        select_knobs(ep, select="fixed", n_cal_stays=100, delta=0.05)
+    with pytest.raises(SaferError, match="at least 6 training stays"):
+        select_knobs(ep.subset(np.arange(4)), select="bound", n_cal_stays=100, delta=0.05)

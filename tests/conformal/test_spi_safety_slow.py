@@ -8,9 +8,11 @@ are built on the training stays and tested on the calibration stays at delta = 0
 here (the Markov case the test's model assumes); with decoded states the benchmark
 (``docs/benchmarks/safe_gate.md``) checks the same promise across seeds.
 
-Candidates: the gate's own (one-step, trusted doses), an overfitted one (every dose logged
-once is trusted, no shrinkage) and a deliberately harmful one (in every state, the worst
-trusted dose by the training estimate, where it is worse than the clinicians' mix).
+Candidates: the gate's own (one-step, trusted doses), the gate's with ``select="bound"`` (its
+``n_wedge`` and ``margin`` chosen on the training stays by the predicted lower bound,
+:func:`~safer.conformal.methods.spi.select_knobs`), an overfitted one (every dose logged once
+is trusted, no shrinkage) and a deliberately harmful one (in every state, the worst trusted
+dose by the training estimate, where it is worse than the clinicians' mix).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from safer.conformal.methods.spi import _propose
+from safer.conformal.methods.spi import _propose, select_knobs
 from safer.conformal.spi import Episodes, TabularModel, paired_bootstrap, survival_values
 
 pytestmark = pytest.mark.slow
@@ -71,7 +73,7 @@ def _episodes(logged, mask) -> Episodes:
     return Episodes.from_decisions(*(column[mask] for column in logged), n_states=S)
 
 
-def candidates(train: Episodes):
+def candidates(train: Episodes, n_cal_stays: int, seed: int):
     shrunk = TabularModel(train, prior=10.0)
     q = shrunk.q_values(shrunk.evaluate(shrunk.behaviour))
     mix = (shrunk.behaviour * q).sum(axis=1)
@@ -82,13 +84,20 @@ def candidates(train: Episodes):
     for name, model, n_wedge in (("gate", shrunk, 20), ("overfitted", TabularModel(train), 1)):
         pick = _propose(model, "one-step", n_wedge, 0.0, 0.5)
         out[name] = (np.maximum(pick.dose, 0), pick.dose >= 0)
+    n_wedge, margin, _ = select_knobs(
+        train, select="bound", n_cal_stays=n_cal_stays, delta=DELTA, prior=10.0, seed=seed
+    )
+    pick = _propose(shrunk, "one-step", n_wedge, margin, 0.5)
+    out["selected"] = (np.maximum(pick.dose, 0), pick.dose >= 0)
     return out
 
 
 @pytest.fixture(scope="module")
 def outcomes():
     """Per candidate: (deployed, truly worse than the clinicians) over the seeds."""
-    result: dict[str, list[tuple[bool, bool]]] = {"gate": [], "overfitted": [], "harmful": []}
+    result: dict[str, list[tuple[bool, bool]]] = {
+        "gate": [], "selected": [], "overfitted": [], "harmful": []
+    }  # fmt: skip
     for seed in SEEDS:
         rng = np.random.default_rng(seed)
         P, pi_b, d0 = small_mdp(rng)
@@ -97,7 +106,8 @@ def outcomes():
         train, cal = stay < 0.6 * N_STAYS, (stay >= 0.6 * N_STAYS) & (stay < 0.8 * N_STAYS)
         held_out = _episodes(logged, cal)
         v_b = value(P, pi_b, d0)
-        for name, (dose, act) in candidates(_episodes(logged, train)).items():
+        n_cal = len(np.unique(stay[cal]))
+        for name, (dose, act) in candidates(_episodes(logged, train), n_cal, seed).items():
             test = paired_bootstrap(
                 held_out, dose, act.astype(float), delta=DELTA, n_boot=300, seed=seed
             )
@@ -107,7 +117,7 @@ def outcomes():
     return {k: np.array(v) for k, v in result.items()}
 
 
-@pytest.mark.parametrize("name", ["gate", "overfitted", "harmful"])
+@pytest.mark.parametrize("name", ["gate", "selected", "overfitted", "harmful"])
 def test_a_deployed_policy_is_worse_than_the_clinicians_in_at_most_delta_of_the_seeds(
     outcomes, name
 ):

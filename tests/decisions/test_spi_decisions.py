@@ -154,3 +154,15 @@ def test_cli_calibrate_audit_and_gated_mortality(tmp_path, small_cohort, capsys)
     # a gate that certified nothing is the clinicians' policy: solved exactly, not sampled
     expected = "rollout" if saved.thresholds["deployed"] else "exact"
     assert json.loads(capsys.readouterr().out)["method"] == expected
+    # select=bound: the knobs chosen on the training stays, the grid shown by the audit
+    chosen = tmp_path / "bound.json"
+    _run(["calibrate", "--model", str(model_dir), "--cohort", str(cohort_file), "--method", "spi",
+          "--option", "n_boot=40", "--option", "select=bound", "--representation", "features",
+          "--out", str(chosen)])  # fmt: skip
+    record = load_gate(chosen).thresholds["selection"]
+    assert record["method"] == "bound" and len(record["grid"]) == 20
+    page = tmp_path / "bound_audit.html"  # not bound.html: its .json would be the gate file
+    _run(["audit", "--model", str(model_dir), "--gate", str(chosen), "--cohort", str(cohort_file),
+          "--out", str(page), "--json"])  # fmt: skip
+    assert json.loads(page.with_suffix(".json").read_text())["selection"] == record
+    assert "Candidate selection (bound, 3-fold on the training stays only)" in page.read_text()

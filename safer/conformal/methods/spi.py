@@ -13,8 +13,11 @@ patient state decoded from what the model sees) and tests the result on stays it
    (:data:`~safer.conformal.spi.ALGORITHMS`: one-step, Pi_b-SPIBB, Pi_<=b-SPIBB,
    Adv-Approx-Soft-SPIBB, support-constrained value iteration). In each state where the
    algorithm moves probability to a dose the clinicians give often enough (``n_wedge``
-   training decisions) and that dose beats the clinicians' mix in the estimated model, the
-   candidate gives that dose; elsewhere it defers;
+   training decisions) and that dose beats the clinicians' mix in the estimated model by more
+   than ``margin``, the candidate gives that dose; elsewhere it defers. With
+   ``select="bound"`` those two knobs are chosen on the training stays alone (3-fold) as the
+   ones whose candidate is predicted to pass the safety test with the highest lower bound
+   (HCPI's candidate selection, Thomas et al. 2015; :func:`select_knobs`);
 3. **plausibility** -- a LAC conformal set of the model's probabilities (coverage of current
    practice at ``1 - alpha``, kept as a sanity layer): a dose outside it is withheld;
 4. **safety test** -- on the calibration stays, never seen by steps 1-2: a paired model-based
@@ -76,7 +79,15 @@ from safer.conformal.spi import (
     per_state_bootstrap,
 )
 
-__all__ = ["SafePolicyImprovement", "TESTS", "lac_quantile"]
+__all__ = [
+    "GRID_MARGIN",
+    "GRID_WEDGE",
+    "SELECTIONS",
+    "SafePolicyImprovement",
+    "TESTS",
+    "lac_quantile",
+    "select_knobs",
+]
 
 DEFAULT_DELTA = 0.05
 TESTS = ("whole", "per-state")
@@ -123,8 +134,12 @@ def _unbits(bits) -> np.ndarray:
     return ((b[:, None] >> np.arange(N_ACTIONS)) & 1).astype(bool)
 
 
-_GRID_WEDGE = (10, 20, 40, 80)
-_GRID_MARGIN = (0.0, 0.01, 0.02, 0.04)
+#: How the candidate's conservativeness knobs (``n_wedge``, ``margin``) are chosen.
+SELECTIONS = ("fixed", "bound", "gain")
+#: The grid the selection searches (the defaults, 20 and 0.0, are in it).
+GRID_WEDGE = (10, 20, 40, 80, 160)
+GRID_MARGIN = (0.0, 0.01, 0.02, 0.04)
+_SELECT_FOLDS = 3
 _SELECT_BOOT = 100
 
 
@@ -135,21 +150,135 @@ class _Pick:
     proposal: object
 
 
-def _propose(model: TabularModel, algorithm: str, n_wedge: int, margin: float,
-             epsilon: float) -> _Pick:  # fmt: skip
-    """The candidate gate policy of ``algorithm`` on ``model``: in each state, the dose the
-    algorithm moves most probability to, if it is supported (``n_wedge``) and beats the
-    clinicians' mix by more than ``margin`` in the estimated model; else defer."""
+def _proposal(model: TabularModel, algorithm: str, n_wedge: int, epsilon: float):
     settings = {"epsilon": epsilon} if algorithm == "adv-soft-spibb" else {"n_wedge": n_wedge}
-    proposal = ALGORITHMS[algorithm](model, **settings)
+    return ALGORITHMS[algorithm](model, **settings)
+
+
+def _pick(model: TabularModel, proposal, n_wedge: int, margin: float) -> _Pick:
     pi_b = model.behaviour
-    k = len(pi_b)
-    rows = np.arange(k)
+    rows = np.arange(len(pi_b))
     moved = proposal.policy - pi_b
     dose = moved.argmax(axis=1)
     gain = proposal.q[rows, dose] - (pi_b * proposal.q).sum(axis=1)
     ok = (moved[rows, dose] > 1e-9) & (gain > margin) & (model.n_sa[rows, dose] >= n_wedge)
     return _Pick(np.where(ok, dose, -1), gain, proposal)
+
+
+def _propose(model: TabularModel, algorithm: str, n_wedge: int, margin: float,
+             epsilon: float) -> _Pick:  # fmt: skip
+    """The candidate gate policy of ``algorithm`` on ``model``: in each state, the dose the
+    algorithm moves most probability to, if it is supported (``n_wedge``) and beats the
+    clinicians' mix by more than ``margin`` in the estimated model; else defer."""
+    return _pick(model, _proposal(model, algorithm, n_wedge, epsilon), n_wedge, margin)
+
+
+def select_knobs(
+    episodes: Episodes,
+    *,
+    select: str,
+    n_cal_stays: int,
+    delta: float,
+    algorithm: str = "one-step",
+    prior: float = 10.0,
+    epsilon: float = 0.5,
+    wedges=GRID_WEDGE,
+    margins=GRID_MARGIN,
+    folds: int = _SELECT_FOLDS,
+    n_boot: int = _SELECT_BOOT,
+    seed: int = 0,
+) -> tuple[int, float, dict]:
+    """Choose ``n_wedge`` and ``margin`` on the *training* stays only (HCPI's candidate
+    selection: Thomas, Theocharous & Ghavamzadeh, "High Confidence Policy Improvement", ICML
+    2015 -- the candidate is the one predicted to pass the later safety test).
+
+    The training stays are split by stay into ``folds`` parts. For each part, candidates are
+    built on the other parts for every (``n_wedge``, ``margin``) of the grid -- ``n_wedge``
+    scaled to the smaller training set, so that it trusts the same share of the logged doses
+    -- and scored on the part by the paired bootstrap (``n_boot`` resamples): its gain
+    estimate and the spread of its resampled gains, rescaled to the size of the safety split
+    (``n_cal_stays``). Per grid point, ``gain`` is the mean estimate over the parts and
+    ``predicted`` the mean estimate minus ``z(1 - delta)`` times the pooled rescaled spread: the
+    lower bound the safety test is predicted to find. ``select="bound"`` maximises
+    ``predicted``, ``"gain"`` the point gain (ties: the earlier, more permissive, grid point).
+
+    Only the size of the safety split is read, never its stays or outcomes.
+
+    Returns ``(n_wedge, margin, record)``; ``record`` holds the method, the folds, the grid
+    (``[n_wedge, margin, gain, predicted, acting states]`` per point, gains in survival
+    probability) and the choice.
+    """
+    if select not in ("bound", "gain"):
+        raise ConformalInputError(f"select_knobs chooses by 'bound' or 'gain', got {select!r}")
+    from scipy.stats import norm
+
+    n_eps = episodes.n_episodes
+    if n_eps < 2 * folds:
+        raise ConformalInputError(
+            f"selecting the candidate needs at least {2 * folds} training stays, got {n_eps}"
+        )
+    fold_of = np.random.default_rng(seed).permutation(n_eps) % folds
+    z = float(norm.ppf(1.0 - delta))
+    grid = [(int(w), float(m)) for w in wedges for m in margins]
+    est = np.zeros((folds, len(grid)))
+    var = np.zeros((folds, len(grid)))
+    acting = np.zeros((folds, len(grid)), dtype=int)
+    for f in range(folds):
+        fit = episodes.subset(np.flatnonzero(fold_of != f))
+        held = episodes.subset(np.flatnonzero(fold_of == f))
+        model = TabularModel(fit, prior=float(prior))
+        share = fit.n_episodes / n_eps
+        scale = held.n_episodes / max(int(n_cal_stays), 1)  # variance ratio, held -> safety
+        proposals: dict[int, object] = {}
+        scored: dict[bytes, tuple[float, float]] = {}
+        for j, (w, m) in enumerate(grid):
+            w_f = max(1, int(round(w * share)))
+            if w_f not in proposals:
+                proposals[w_f] = _proposal(model, algorithm, w_f, float(epsilon))
+            dose = _pick(model, proposals[w_f], w_f, m).dose
+            acting[f, j] = int((dose >= 0).sum())
+            key = dose.tobytes()
+            if key not in scored:
+                if (dose >= 0).any():
+                    boot = paired_bootstrap(held, np.maximum(dose, 0), (dose >= 0).astype(float),
+                                            delta=delta, n_boot=n_boot, seed=seed + f)  # fmt: skip
+                    scored[key] = (boot.estimate, float(boot.gains.var(ddof=1)) * scale)
+                else:
+                    scored[key] = (0.0, np.inf)  # acts nowhere: the test cannot deploy it
+            est[f, j], var[f, j] = scored[key]
+    gain = est.mean(axis=0)
+    with np.errstate(invalid="ignore"):
+        predicted = np.where(np.isfinite(var).all(axis=0),
+                             gain - z * np.sqrt(var.mean(axis=0)), -np.inf)  # fmt: skip
+    score = predicted if select == "bound" else np.where(np.isfinite(predicted), gain, -np.inf)
+    best = int(np.argmax(score))
+    n_wedge, margin = grid[best]
+    record = {
+        "method": select,
+        "folds": folds,
+        "n_boot": n_boot,
+        "n_calibration_stays": int(n_cal_stays),
+        "columns": ["n_wedge", "margin", "gain", "predicted_lower", "acting_states"],
+        "grid": [
+            [
+                w,
+                m,
+                round(float(g), 5),
+                None if not np.isfinite(p) else round(float(p), 5),
+                round(float(a), 1),
+            ]
+            for (w, m), g, p, a in zip(grid, gain, predicted, acting.mean(axis=0), strict=True)
+        ],  # fmt: skip
+        "chosen": {
+            "n_wedge": n_wedge,
+            "margin": margin,
+            "gain": round(float(gain[best]), 5),
+            "predicted_lower": None
+            if not np.isfinite(predicted[best])
+            else round(float(predicted[best]), 5),
+        },  # fmt: skip
+    }
+    return n_wedge, margin, record
 
 
 @dataclass
@@ -182,11 +311,18 @@ class SafePolicyImprovement(GateMethod):
     ``n_states``
         Decoded states (clusters); 0 = :func:`~safer.conformal.spi.auto_states`.
     ``n_wedge``
-        Training decisions a (state, dose) pair needs before it can be recommended; ``"auto"``
-        selects it (with ``margin``) on the training stays (see :meth:`_select`).
+        Training decisions a (state, dose) pair needs before it can be recommended (used as
+        given with ``select="fixed"``).
     ``margin``
         Estimated advantage (survival probability) a dose needs over the clinicians' mix in
-        its state; ``"auto"`` selects it.
+        its state (used as given with ``select="fixed"``).
+    ``select``
+        How ``n_wedge`` and ``margin`` are chosen: ``"fixed"`` (as given; the default, which
+        measured better on the simulator: docs/benchmarks/safe_gate_select.md), ``"bound"`` (the
+        grid :data:`GRID_WEDGE` x :data:`GRID_MARGIN` point whose candidate has the best
+        *predicted* lower bound of the safety test, by 3-fold cross-fitting on the training
+        stays; :func:`select_knobs`) or ``"gain"`` (the best predicted point gain, for
+        comparison). The choice and the grid are recorded in ``thresholds["selection"]``.
     ``prior``
         Pseudo-counts shrinking a dose's estimated transitions toward its state's average
         (:class:`~safer.conformal.spi.TabularModel`).
@@ -214,6 +350,7 @@ class SafePolicyImprovement(GateMethod):
         "n_states": 0,
         "n_wedge": 20,
         "margin": 0.0,
+        "select": "fixed",
         "prior": 10.0,
         "zeta": 0.02,
         "test": "whole",
@@ -244,10 +381,19 @@ class SafePolicyImprovement(GateMethod):
         for key in ("n_states", "min_held_out"):
             if int(opts[key]) < 0:
                 raise ConformalInputError(f"option {key} must be >= 0, got {opts[key]}")
-        if (opts["n_wedge"] != "auto" and int(opts["n_wedge"]) < 1) or int(opts["n_boot"]) < 20:
-            raise ConformalInputError("options n_wedge must be >= 1 (or 'auto'), n_boot >= 20")
-        if opts["margin"] != "auto" and float(opts["margin"]) < 0:
-            raise ConformalInputError("option margin must be >= 0 or 'auto'")
+        if "auto" in (opts["n_wedge"], opts["margin"]):
+            raise ConformalInputError(
+                "n_wedge / margin 'auto' is now option select=bound (or select=gain); it "
+                "chooses both on the training stays"
+            )
+        if opts["select"] not in SELECTIONS:
+            raise ConformalInputError(
+                f"option select must be one of {SELECTIONS}, got {opts['select']!r}"
+            )
+        if int(opts["n_wedge"]) < 1 or int(opts["n_boot"]) < 20:
+            raise ConformalInputError("options n_wedge must be >= 1, n_boot >= 20")
+        if float(opts["margin"]) < 0:
+            raise ConformalInputError("option margin must be >= 0")
         if not 0.0 <= float(opts["zeta"]) < 1.0:
             raise ConformalInputError(f"option zeta must lie in [0, 1), got {opts['zeta']}")
 
@@ -337,6 +483,8 @@ class SafePolicyImprovement(GateMethod):
             "n_candidate_states": int(candidate.sum()),
             "n_wedge": n_wedge,
             "margin": margin,
+            "select": selection["method"],
+            "selection_predicted_lower": selection.get("chosen", {}).get("predicted_lower"),
             "selection": selection,
             "estimated_gain_train": float(
                 model.value(self._policy(pi_b, dose, candidate)) - model.value(pi_b)
@@ -349,44 +497,17 @@ class SafePolicyImprovement(GateMethod):
         return self._test(state)
 
     def _select(self, episodes: Episodes, n_cal_stays: int, delta: float):
-        """``n_wedge`` and ``margin``: the given ones, or (``"auto"``) those whose candidate,
-        built on two thirds of the training stays, has the best *predicted* lower bound on the
-        other third -- its bootstrap estimate minus ``z(1 - delta)`` standard errors rescaled
-        to the calibration split's size (HCPI's candidate selection, Thomas et al. 2015). The
-        calibration stays are not touched."""
+        """``n_wedge`` and ``margin``: the given ones (``select="fixed"``), or those chosen on
+        the training stays by :func:`select_knobs`. The calibration stays are not touched
+        (only their number is read)."""
         opts = self.options
-        wedges = _GRID_WEDGE if opts["n_wedge"] == "auto" else (int(opts["n_wedge"]),)
-        margins = _GRID_MARGIN if opts["margin"] == "auto" else (float(opts["margin"]),)
-        if len(wedges) * len(margins) == 1:
-            return wedges[0], margins[0], None
-        from scipy.stats import norm
-
-        rng = np.random.default_rng(self.seed)
-        n_eps = episodes.n_episodes
-        order = rng.permutation(n_eps)
-        part_a, part_b = (
-            episodes.subset(order[: 2 * n_eps // 3]),
-            episodes.subset(order[2 * n_eps // 3 :]),
-        )
-        model = TabularModel(part_a, prior=float(opts["prior"]))
-        z = float(norm.ppf(1.0 - delta))
-        scale = np.sqrt(part_b.n_episodes / max(n_cal_stays, 1))
-        best, table = None, []
-        for n_wedge in wedges:
-            for margin in margins:
-                pick = _propose(model, opts["algorithm"], n_wedge, margin, float(opts["epsilon"]))
-                act = (pick.dose >= 0).astype(float)
-                if not act.any():
-                    predicted, estimate = -np.inf, 0.0
-                else:
-                    boot = paired_bootstrap(part_b, np.maximum(pick.dose, 0), act, delta=delta,
-                                            n_boot=_SELECT_BOOT, seed=self.seed)  # fmt: skip
-                    estimate = boot.estimate
-                    predicted = estimate - z * float(boot.gains.std(ddof=1)) * scale
-                table.append([n_wedge, margin, round(estimate, 5), round(predicted, 5)])
-                if best is None or predicted > best[0]:
-                    best = (predicted, n_wedge, margin)
-        return best[1], best[2], table
+        if opts["select"] == "fixed":
+            return int(opts["n_wedge"]), float(opts["margin"]), {"method": "fixed"}
+        return select_knobs(
+            episodes, select=opts["select"], n_cal_stays=n_cal_stays, delta=delta,
+            algorithm=opts["algorithm"], prior=float(opts["prior"]),
+            epsilon=float(opts["epsilon"]), seed=self.seed,
+        )  # fmt: skip
 
     @staticmethod
     def _policy(pi_b: np.ndarray, dose: np.ndarray, act: np.ndarray) -> np.ndarray:
