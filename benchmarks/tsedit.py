@@ -627,7 +627,7 @@ def seed_work(seed, cfg, train, test, sources, reference, pools, args: dict) -> 
     passes = one_vs_two_passes(editor, src_charted, requests, steps, seed * 100_000)
     cont = continuation(editor, test, steps, seed, 300)
     print(f"seed {seed} done", flush=True)
-    return {
+    result = {
         "gen": gen,
         "edit": {k: {m: v for m, v in e.items() if m != "x"} for k, e in edits.items()},
         "edit_real": edit_real,
@@ -642,6 +642,10 @@ def seed_work(seed, cfg, train, test, sources, reference, pools, args: dict) -> 
             marks_of(requests[:3], editor.channels_),
         ),  # fmt: skip
     }
+    BENCH.mkdir(parents=True, exist_ok=True)  # each seed kept as it finishes
+    with open(BENCH / f"tsedit_seed{seed}.pkl", "wb") as fh:
+        pickle.dump(result, fh)
+    return result
 
 
 def jump_rows(editor, train, uncond, edits, sources, requests, label) -> dict:
