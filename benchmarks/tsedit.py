@@ -96,6 +96,81 @@ SWEEP = [  # (label, config changes): denoiser size and noise schedule
     ("d64 x3 layers, 100 steps", {"diffusion_steps": 100}),
     ("d32 x2 layers, 200 steps", {"d_model": 32, "n_layers": 2}),
 ]
+# The run published before this one (2026-12-01 03:33 UTC, commit 3c9fa21's page): seed 2
+# stopped at epoch 2 under the old early-stopping rule; the peers' samples, scored by that run,
+# are no longer on the machine (not re-run here). disc. score (GRU): mean ± SD, per seed.
+PUBLISHED = {
+    "command": "python benchmarks/tsedit.py --stays 6000 --seeds 0 1 2 --jobs 2 --train-steps "
+    "3000 --sweep-steps 1500 --max-edits 150 --metric-iterations 1000 --timegan-epochs 200 "
+    "--vae-epochs 100 --peer-seeds 0 --peer-from .bench/tsedit-previous --co2-seeds 0 "
+    "--co2-steps 1500",
+    "date": "2026-12-01 03:33 UTC",
+    "fits": "seed 0: 30 epochs, best 29; seed 1: 30 epochs, best 24; seed 2: 13 epochs, best 2",
+    "timing": "one edit 0.578 s; with a soft anchor (two passes) 1.099 s; batched 0.1386 s / edit",
+    "gen": {
+        "real: training windows (floor)": ("0.018 ± 0.003", "0.015 / 0.022 / 0.017"),
+        "ours, unconditional": ("0.094 ± 0.044", "0.081 / 0.047 / 0.153"),
+        "ours, given the covariates": ("0.107 ± 0.058", "0.054 / 0.079 / 0.187"),
+        "tsgm TimeGAN (peer)": ("0.150", "seed 0"),
+        "tsgm VAE (peer)": ("0.424", "seed 0"),
+    },
+    "edit_real": {
+        "ours (batched)": ("0.067 ± 0.041", "0.017 / 0.117 / 0.067"),
+        "inpaint (Diffusion-TS style)": ("0.089 ± 0.042", "0.033 / 0.133 / 0.100"),
+        "overwrite + smooth": ("0.067 ± 0.062", "0.000 / 0.150 / 0.050"),
+        "regeneration (no controls)": ("0.106 ± 0.031", "0.083 / 0.083 / 0.150"),
+        "real: the unedited sources": ("0.056 ± 0.028", "0.017 / 0.083 / 0.067"),
+    },
+    "sweep": [
+        "| denoiser and schedule | best validation realism distance | epochs run (of 100 "
+        "steps) | best epoch | training s |",
+        "|---|---|---|---|---|",
+        "| d64 x3 layers, 200 steps | 0.1108 | 12 | 1 | 145 |",
+        "| d64 x3 layers, 100 steps | 0.1054 | 15 | 14 | 180 |",
+        "| d32 x2 layers, 200 steps | 0.1105 | 15 | 12 | 61 |",
+    ],
+}
+
+
+def before_and_now(state: dict) -> list[str]:
+    """The discriminative scores of this run next to the published run's (PUBLISHED)."""
+    seeds = " ".join(str(x) for x in state["args"]["seeds"])
+    lines = [
+        "### Before and now: disc. score (GRU) of the same rows",
+        "",
+        f"Before: the run published on {PUBLISHED['date']} (`{PUBLISHED['command']}`; "
+        f"{PUBLISHED['fits']}; {PUBLISHED['timing']}). Now: this run (seeds {seeds}, every "
+        "seed under the current early-stopping rule). The peers were not re-run here: their "
+        "samples, saved by an earlier run, are no longer on this machine, so their scores are "
+        "the published run's.",
+        "",
+        "| windows | before | per seed | now | per seed |",
+        "|---|---|---|---|---|",
+    ]
+    for key, title in (("gen", "unconditional generation"), ("edit_real", "edited series")):
+        now = state[key + "_rows" if key == "gen" else key]
+        for name, (mean, per_seed) in PUBLISHED[key].items():
+            rows = now.get(name)
+            cells = ("–", "not re-run")
+            if rows:
+                vals = [r["disc_gru"] for r in rows]
+                cells = (mean_sd(vals), per_seed_of(vals))
+            label = name if key == "gen" else f"{title}: {name}"
+            lines.append(f"| {label} | {mean} | {per_seed} | {cells[0]} | {cells[1]} |")
+    return lines + [""]
+
+
+def kept_follow_ups(out: Path) -> list[str]:
+    """The follow-up sections of the page at ``out`` (written by ``--follow-up``), kept."""
+    page = out.read_text() if out.exists() else ""
+    lines = []
+    for part in FOLLOW_UP_PARTS:
+        first, last = _markers(part)
+        if first in page and last in page:
+            lines += [first + page.split(first, 1)[1].split(last, 1)[0] + last, ""]
+    return lines
+
+
 PREVIOUS_RUN = """\
 The first run of this benchmark for issue 22 (commit 4623413, before the lactate fix, 2026-12-01
 02:21 UTC; `python benchmarks/tsedit.py --stays 6000 --seeds 0 1 2 --jobs 4 --train-steps 3000
@@ -1053,6 +1128,13 @@ def main() -> None:
                         "--seeds)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "tsedit.md")
     parser.add_argument("--render-only", type=Path, help="write the page from a saved run")
+    parser.add_argument(
+        "--from-seeds",
+        type=Path,
+        help="write the page from the per-seed results (tsedit_seed<N>.pkl) that a run with "
+        "the same arguments left in this folder (its .bench), of the --seeds it finished; "
+        "peers, plain map and co2 are not run",
+    )
     args = parser.parse_args()
     if args.render_only is not None and args.follow_up:
         rerender_follow_up(args.render_only, args.out)
@@ -1067,6 +1149,8 @@ def main() -> None:
     if args.follow_up:
         follow_up(args)
         return
+    if args.from_seeds is not None:
+        args.no_peer = args.no_sweep = True
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     plot_args = None
@@ -1127,6 +1211,22 @@ def main() -> None:
     work = [(seed, replace(chosen, seed=seed), train, test, sources, reference, pools,
              vars(args) | {"out": str(args.out)}) for seed in args.seeds]  # fmt: skip
     co2_seeds = [] if args.no_co2 else args.co2_seeds
+    if args.from_seeds is not None:  # the seeds a run had finished (seed_work's files)
+        found = [s for s in args.seeds if (args.from_seeds / f"tsedit_seed{s}.pkl").exists()]
+        if not found:
+            sys.exit(f"no tsedit_seed<N>.pkl of seeds {args.seeds} in {args.from_seeds}")
+        done = []
+        for seed in found:
+            path = args.from_seeds / f"tsedit_seed{seed}.pkl"
+            with open(path, "rb") as fh:
+                done.append(pickle.load(fh))
+            stamp = time.strftime("%H:%M UTC", time.gmtime(path.stat().st_mtime))
+            notes.append(f"- seed {seed}: results written by its run at {stamp} ({path.name})")
+        missing = [s for s in args.seeds if s not in found]
+        if missing:
+            notes.append(f"- seeds {missing}: not finished by that run; not in the tables")
+        args.seeds, co2_done, plain = found, [], None
+        work, co2_seeds, args.no_plain_map = [], [], True
     with ctx.Pool(max(1, min(args.jobs, len(work) + len(co2_seeds) + 1))) as pool:
         # longest first (the seeds), so the shorter jobs fill in beside the last seed
         seed_async = [pool.apply_async(seed_work, w) for w in work]
@@ -1136,9 +1236,10 @@ def main() -> None:
         co2_async = [pool.apply_async(co2_work, (seed, replace(chosen, seed=seed, level=lv),
                                                  vars(args)))
                      for lv in args.co2_levels for seed in co2_seeds]  # fmt: skip
-        done = [a.get() for a in seed_async]
-        co2_done = [a.get() for a in co2_async]
-        plain = plain_async.get() if plain_async is not None else None
+        if args.from_seeds is None:
+            done = [a.get() for a in seed_async]
+            co2_done = [a.get() for a in co2_async]
+            plain = plain_async.get() if plain_async is not None else None
     jump_rows_: dict[str, list[dict]] = {}
     lac = train.channels.index(LACTATE)
     top = float(np.nanmax(train.values[..., lac]))
@@ -1226,7 +1327,10 @@ def render(state: dict, out: Path) -> None:
     lines = [
         state["header"],
         *state["notes"],
-        f"- model: {state['best']} (by the sweep below), window {WINDOW}, up to "
+        f"- model: {state['best']} ("
+        + ("`--sweep-choice`: the published run's sweep chose it, see Before"
+           if a.get("no_sweep") else "by the sweep below")
+        + f"), window {WINDOW}, up to "
         f"{a['train_steps']} steps of batch {chosen['batch_size']}, early stopping on validation "
         f"realism (patience {chosen['patience']} epochs of {chosen['steps_per_epoch']} steps); "
         + "; ".join(state["fit_notes"]),
@@ -1240,7 +1344,11 @@ def render(state: dict, out: Path) -> None:
         + ("; ".join(state["peer_notes"]) if state["peer_notes"] else "not run (--no-peer)"),
         f"- metrics: {a['metric_iterations']} training iterations for the post-hoc GRUs; seeds "
         f"{a['seeds']} (mean ± SD over seeds)",
-        f"- the whole run took **{state['total'] / 60:.0f} min** on this machine",
+        *(
+            [f"- the whole run took **{state['total'] / 60:.0f} min** on this machine"]
+            if not a.get("from_seeds")
+            else []
+        ),
         *([f"- this page was written again from the run's saved results by {state['rendered']}"
            " (the tables' layout changed, not their numbers)"]
           if state.get("rendered") else []),  # fmt: skip
@@ -1248,6 +1356,7 @@ def render(state: dict, out: Path) -> None:
         "## Unconditional generation (held-out cohort vitals)",
         "",
         *metric_table(state["gen_rows"], "Generated windows against the held-out real windows"),
+        *before_and_now(state),
         "## Edits (held-out cohort vitals)",
         "",
         *edit_table(state["edit_rows"], "Controls"),
@@ -1263,7 +1372,18 @@ def render(state: dict, out: Path) -> None:
         *jump_table(state.get("jump_rows", {}), state.get("lactate_max")),
         *state["co2_lines"],
         *state["sweep_lines"],
+        *kept_follow_ups(out),
         "## Before",
+        "",
+        f"The sizing sweep of the run published on {PUBLISHED['date']} (seed 0, up to 1500 "
+        "steps, early stopping; it chose d64 x3 layers, 100 steps):",
+        "",
+        *PUBLISHED["sweep"],
+        "",
+        f"The tables of the run published on {PUBLISHED['date']} (`{PUBLISHED['command']}`; "
+        f"{PUBLISHED['fits']}):",
+        "",
+        (Path(__file__).parent / "tsedit_published.md").read_text().rstrip("\n"),
         "",
         PREVIOUS_RUN,
         OLD_PAGE,
