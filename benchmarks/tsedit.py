@@ -507,7 +507,8 @@ def time_one_edit(editor: DiffusionEditor, src: np.ndarray, steps: int, repeats:
             t0 = time.perf_counter()
             editor.edit(src, anc, seg, steps=steps)
             times[key].append(time.perf_counter() - t0)
-    return {k: float(np.median(v)) for k, v in times.items()}
+    out = {k: float(np.median(v)) for k, v in times.items()}
+    return out | {"load": os.getloadavg()[0]}  # the shared machine's 1-minute load when timed
 
 
 def continuation(editor: DiffusionEditor, test: SeriesData, steps: int, seed: int, n: int):
@@ -1338,7 +1339,9 @@ def render(state: dict, out: Path) -> None:
         f"{len(state['channels'])} channels): **{t['hard']:.3f} s**; with a soft anchor too "
         f"(one pass, its free twin in the same batch): **{t['soft']:.3f} s**; batched edits: see "
         f"s / edit below; sampling: "
-        f"{t['sample_per_window'] * 1000:.1f} ms per window",
+        f"{t['sample_per_window'] * 1000:.1f} ms per window"
+        + (f" (timed at a 1-minute load average of {t['load']:.1f} on the 2 cores)"
+           if "load" in t else ""),
         f"- peers (tsgm 0.1.0, TensorFlow CPU, its default architectures): TimeGAN "
         f"{a['timegan_epochs']} epochs per phase, VAE {a['vae_epochs']} epochs; "
         + ("; ".join(state["peer_notes"]) if state["peer_notes"] else "not run (--no-peer)"),
