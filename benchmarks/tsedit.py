@@ -1217,6 +1217,9 @@ def main() -> None:
         if not found:
             sys.exit(f"no tsedit_seed<N>.pkl of seeds {args.seeds} in {args.from_seeds}")
         done = []
+        notes.append(f"- the seeds were computed by this command without `--from-seeds` (the "
+                     f"run that left its results in {args.from_seeds}); this page was "
+                     "written from them")  # fmt: skip
         for seed in found:
             path = args.from_seeds / f"tsedit_seed{seed}.pkl"
             with open(path, "rb") as fh:
@@ -1342,9 +1345,14 @@ def render(state: dict, out: Path) -> None:
         f"{t['sample_per_window'] * 1000:.1f} ms per window"
         + (f" (timed at a 1-minute load average of {t['load']:.1f} on the 2 cores)"
            if "load" in t else ""),
-        f"- peers (tsgm 0.1.0, TensorFlow CPU, its default architectures): TimeGAN "
-        f"{a['timegan_epochs']} epochs per phase, VAE {a['vae_epochs']} epochs; "
-        + ("; ".join(state["peer_notes"]) if state["peer_notes"] else "not run (--no-peer)"),
+        (
+            f"- peers (tsgm 0.1.0, TensorFlow CPU, its default architectures): TimeGAN "
+            f"{a['timegan_epochs']} epochs per phase, VAE {a['vae_epochs']} epochs; "
+            + "; ".join(state["peer_notes"])
+            if state["peer_notes"]
+            else "- peers: not run (`--no-peer`); the published run's peer scores are in the "
+            "before/now table"
+        ),
         f"- metrics: {a['metric_iterations']} training iterations for the post-hoc GRUs; seeds "
         f"{a['seeds']} (mean ± SD over seeds)",
         *(
