@@ -140,9 +140,12 @@ def before_and_now(state: dict) -> list[str]:
         "",
         f"Before: the run published on {PUBLISHED['date']} (`{PUBLISHED['command']}`; "
         f"{PUBLISHED['fits']}; {PUBLISHED['timing']}). Now: this run (seeds {seeds}, every "
-        "seed under the current early-stopping rule). The peers were not re-run here: their "
-        "samples, saved by an earlier run, are no longer on this machine, so their scores are "
-        "the published run's.",
+        "seed under the current early-stopping rule)."
+        + (
+            ""
+            if any("peer" in k for k in state["gen_rows"])
+            else " The peers were not run (`--no-peer`): their scores are the published run's."
+        ),
         "",
         "| windows | before | per seed | now | per seed |",
         "|---|---|---|---|---|",
