@@ -1,9 +1,12 @@
 """Benchmark time-series generation and editing, with a peer generator side by side.
 
+    python benchmarks/tsedit.py --stays 6000 --seeds 0 1 2 --jobs 1 --train-steps 3000 \
+        --no-sweep --max-edits 150 --metric-iterations 1000 --no-peer --no-plain-map \
+        --no-co2   # the published run (its page keeps the run before it under "Before")
     python benchmarks/tsedit.py --stays 6000 --seeds 0 1 2 --jobs 2 --train-steps 3000 \
         --sweep-steps 1500 --max-edits 150 --metric-iterations 1000 --timegan-epochs 200 \
         --vae-epochs 100 --peer-seeds 0 --peer-from .bench/tsedit-previous --co2-seeds 0 \
-        --co2-steps 1500   # the published run (peers' samples from an earlier run's .bench/tsedit)
+        --co2-steps 1500   # the run before (sweep, peers' samples from an earlier run, co2)
 
 Writes docs/benchmarks/tsedit.md (and the figure docs/benchmarks/tsedit_trajectories.png).
 What it does, in order, all in one run on one machine:
