@@ -174,6 +174,14 @@ def kept_follow_ups(out: Path) -> list[str]:
         first, last = _markers(part)
         if first in page and last in page:
             lines += [first + page.split(first, 1)[1].split(last, 1)[0] + last, ""]
+    if lines:  # written by runs before this page's, on the same data
+        lines = [
+            "The follow-up sections below were written by earlier `--follow-up` runs and are "
+            'kept as they were; "the run above" in them is the run they followed (its tables '
+            'are under "Before" when this page is a later run).',
+            "",
+            *lines,
+        ]
     return lines
 
 
