@@ -1,9 +1,12 @@
 """Benchmark time-series generation and editing, with a peer generator side by side.
 
+    python benchmarks/tsedit.py --stays 6000 --seeds 0 1 2 --jobs 1 --train-steps 3000 \
+        --no-sweep --max-edits 150 --metric-iterations 1000 --no-peer --no-plain-map \
+        --no-co2   # the published run (its page keeps the run before it under "Before")
     python benchmarks/tsedit.py --stays 6000 --seeds 0 1 2 --jobs 2 --train-steps 3000 \
         --sweep-steps 1500 --max-edits 150 --metric-iterations 1000 --timegan-epochs 200 \
         --vae-epochs 100 --peer-seeds 0 --peer-from .bench/tsedit-previous --co2-seeds 0 \
-        --co2-steps 1500   # the published run (peers' samples from an earlier run's .bench/tsedit)
+        --co2-steps 1500   # the run before (sweep, peers' samples from an earlier run, co2)
 
 Writes docs/benchmarks/tsedit.md (and the figure docs/benchmarks/tsedit_trajectories.png).
 What it does, in order, all in one run on one machine:
@@ -96,6 +99,92 @@ SWEEP = [  # (label, config changes): denoiser size and noise schedule
     ("d64 x3 layers, 100 steps", {"diffusion_steps": 100}),
     ("d32 x2 layers, 200 steps", {"d_model": 32, "n_layers": 2}),
 ]
+# The run published before this one (2026-12-01 03:33 UTC, commit 3c9fa21's page): seed 2
+# stopped at epoch 2 under the old early-stopping rule; the peers' samples, scored by that run,
+# are no longer on the machine (not re-run here). disc. score (GRU): mean ± SD, per seed.
+PUBLISHED = {
+    "command": "python benchmarks/tsedit.py --stays 6000 --seeds 0 1 2 --jobs 2 --train-steps "
+    "3000 --sweep-steps 1500 --max-edits 150 --metric-iterations 1000 --timegan-epochs 200 "
+    "--vae-epochs 100 --peer-seeds 0 --peer-from .bench/tsedit-previous --co2-seeds 0 "
+    "--co2-steps 1500",
+    "date": "2026-12-01 03:33 UTC",
+    "fits": "seed 0: 30 epochs, best 29; seed 1: 30 epochs, best 24; seed 2: 13 epochs, best 2",
+    "timing": "one edit 0.578 s; with a soft anchor (two passes) 1.099 s; batched 0.1386 s / edit",
+    "gen": {
+        "real: training windows (floor)": ("0.018 ± 0.003", "0.015 / 0.022 / 0.017"),
+        "ours, unconditional": ("0.094 ± 0.044", "0.081 / 0.047 / 0.153"),
+        "ours, given the covariates": ("0.107 ± 0.058", "0.054 / 0.079 / 0.187"),
+        "tsgm TimeGAN (peer)": ("0.150", "seed 0"),
+        "tsgm VAE (peer)": ("0.424", "seed 0"),
+    },
+    "edit_real": {
+        "ours (batched)": ("0.067 ± 0.041", "0.017 / 0.117 / 0.067"),
+        "inpaint (Diffusion-TS style)": ("0.089 ± 0.042", "0.033 / 0.133 / 0.100"),
+        "overwrite + smooth": ("0.067 ± 0.062", "0.000 / 0.150 / 0.050"),
+        "regeneration (no controls)": ("0.106 ± 0.031", "0.083 / 0.083 / 0.150"),
+        "real: the unedited sources": ("0.056 ± 0.028", "0.017 / 0.083 / 0.067"),
+    },
+    "sweep": [
+        "| denoiser and schedule | best validation realism distance | epochs run (of 100 "
+        "steps) | best epoch | training s |",
+        "|---|---|---|---|---|",
+        "| d64 x3 layers, 200 steps | 0.1108 | 12 | 1 | 145 |",
+        "| d64 x3 layers, 100 steps | 0.1054 | 15 | 14 | 180 |",
+        "| d32 x2 layers, 200 steps | 0.1105 | 15 | 12 | 61 |",
+    ],
+}
+
+
+def before_and_now(state: dict) -> list[str]:
+    """The discriminative scores of this run next to the published run's (PUBLISHED)."""
+    seeds = " ".join(str(x) for x in state["args"]["seeds"])
+    lines = [
+        "### Before and now: disc. score (GRU) of the same rows",
+        "",
+        f"Before: the run published on {PUBLISHED['date']} (`{PUBLISHED['command']}`; "
+        f"{PUBLISHED['fits']}; {PUBLISHED['timing']}). Now: this run (seeds {seeds}, every "
+        "seed under the current early-stopping rule)."
+        + (
+            ""
+            if any("peer" in k for k in state["gen_rows"])
+            else " The peers were not run (`--no-peer`): their scores are the published run's."
+        ),
+        "",
+        "| windows | before | per seed | now | per seed |",
+        "|---|---|---|---|---|",
+    ]
+    for key, title in (("gen", "unconditional generation"), ("edit_real", "edited series")):
+        now = state[key + "_rows" if key == "gen" else key]
+        for name, (mean, per_seed) in PUBLISHED[key].items():
+            rows = now.get(name)
+            cells = ("–", "not re-run")
+            if rows:
+                vals = [r["disc_gru"] for r in rows]
+                cells = (mean_sd(vals), per_seed_of(vals))
+            label = name if key == "gen" else f"{title}: {name}"
+            lines.append(f"| {label} | {mean} | {per_seed} | {cells[0]} | {cells[1]} |")
+    return lines + [""]
+
+
+def kept_follow_ups(out: Path) -> list[str]:
+    """The follow-up sections of the page at ``out`` (written by ``--follow-up``), kept."""
+    page = out.read_text() if out.exists() else ""
+    lines = []
+    for part in FOLLOW_UP_PARTS:
+        first, last = _markers(part)
+        if first in page and last in page:
+            lines += [first + page.split(first, 1)[1].split(last, 1)[0] + last, ""]
+    if lines:  # written by runs before this page's, on the same data
+        lines = [
+            "The follow-up sections below were written by earlier `--follow-up` runs and are "
+            'kept as they were; "the run above" in them is the run they followed (its tables '
+            'are under "Before" when this page is a later run).',
+            "",
+            *lines,
+        ]
+    return lines
+
+
 PREVIOUS_RUN = """\
 The first run of this benchmark for issue 22 (commit 4623413, before the lactate fix, 2026-12-01
 02:21 UTC; `python benchmarks/tsedit.py --stays 6000 --seeds 0 1 2 --jobs 4 --train-steps 3000
@@ -382,8 +471,46 @@ def lactate_jumps(x: np.ndarray, channels: list[str], train_max: float, sources=
     return out
 
 
+def one_vs_two_passes(
+    editor: DiffusionEditor, sources: list[np.ndarray], requests, steps: int, seed: int, n: int = 50
+) -> dict:
+    """How far the one-pass soft anchors (the free twin in the same batch) land from the
+    two-pass definition, spelled out with the public API: pass 1 = the edit without the soft
+    anchor gives ``free``; pass 2 = the edit with a hard anchor at ``(1 - c) * free + c *
+    value``. Anchors only (a segment projection treats soft and hard anchors differently),
+    and only requests whose soft anchor sits on a channel without charting gaps (there the
+    pattern of pass 1 would differ). Differences in channel SDs."""
+    std = editor.normalizer_.std
+    picked = [(s, r[0]) for s, r in zip(sources, requests, strict=True)
+              if all(a.confidence >= 1.0 or a.channel not in editor.sparse_
+                     for a in r[0])][:n]  # fmt: skip
+    src = [s for s, _ in picked]
+    anchors = [a for _, a in picked]
+    hard = [[a for a in anc if a.confidence >= 1.0] for anc in anchors]
+    one = editor.edit_many(src, anchors, steps=steps, seed=seed)
+    free = editor.edit_many(src, hard, steps=steps, seed=seed)
+    pinned = []
+    for anc, f in zip(anchors, free, strict=True):
+        row = list(anc)
+        for k, a in enumerate(anc):
+            if a.confidence < 1.0:
+                v = (1 - a.confidence) * f.series[a.channel][a.time] + a.confidence * a.value
+                row[k] = Anchor(a.time, a.channel, float(v), 1.0)
+        pinned.append(row)
+    two = editor.edit_many(src, pinned, steps=steps, seed=seed)
+    gap = np.stack([np.abs(o.series.to_numpy() - t.series.to_numpy()) / std
+                    for o, t in zip(one, two, strict=True)])  # fmt: skip
+    at = [abs(o.series[a.channel][a.time] - t.series[a.channel][a.time]) / std[
+              editor.channels_.index(a.channel)]
+          for o, t, anc in zip(one, two, anchors, strict=True) for a in anc
+          if a.confidence < 1.0]  # fmt: skip
+    return {"n": len(src), "max": float(gap.max()), "mean": float(gap.mean()),
+            "anchor": float(np.max(at))}  # fmt: skip
+
+
 def time_one_edit(editor: DiffusionEditor, src: np.ndarray, steps: int, repeats: int = 5):
-    """Median seconds of one edit: 2 hard anchors, 1 segment; and with a soft anchor too."""
+    """Median seconds of one edit: 2 hard anchors, 1 segment; and with a soft anchor too (one
+    pass: the soft anchor's free twin runs in the same batch)."""
     ch = editor.channels_
     hard = [Anchor(3, ch[0], float(src[3, 0]) + 5, 1.0), Anchor(9, ch[1], float(src[9, 1]), 1.0)]
     seg = [SegmentStat(4, 10, ch[-1], "mean", float(src[4:10, -1].mean()))]
@@ -394,7 +521,8 @@ def time_one_edit(editor: DiffusionEditor, src: np.ndarray, steps: int, repeats:
             t0 = time.perf_counter()
             editor.edit(src, anc, seg, steps=steps)
             times[key].append(time.perf_counter() - t0)
-    return {k: float(np.median(v)) for k, v in times.items()}
+    out = {k: float(np.median(v)) for k, v in times.items()}
+    return out | {"load": os.getloadavg()[0]}  # the shared machine's 1-minute load when timed
 
 
 def continuation(editor: DiffusionEditor, test: SeriesData, steps: int, seed: int, n: int):
@@ -476,6 +604,26 @@ def edit_table(rows: dict[str, list[dict]], title: str) -> list[str]:
             f"{np.mean([r['s_per_edit'] for r in per_seed]):.4f} |"
         )
     return lines + [""]
+
+
+def passes_lines(passes: list[dict] | None, seeds) -> list[str]:
+    """The one-pass soft anchors against the two-pass definition (see one_vs_two_passes)."""
+    if not passes:
+        return []
+    return [
+        "### Soft anchors: one pass against two",
+        "",
+        "The edit requests' anchors (2 hard + 1 soft, c = 0.5; no segment, soft anchor on a "
+        "channel without charting gaps), edited in one pass and by the two-pass definition "
+        "(the edit without the soft anchor, then again with a hard anchor at (1 - c) * free + "
+        "c * value); |difference| in channel SDs.",
+        "",
+        "| seed | edits | at the soft anchor (max) | any cell (max) | any cell (mean) |",
+        "|---|---|---|---|---|",
+        *[f"| {i} | {p['n']} | {p['anchor']:.1e} | {p['max']:.3f} | {p['mean']:.4f} |"
+          for i, p in zip(seeds, passes, strict=True)],
+        "",
+    ]  # fmt: skip
 
 
 def jump_table(rows: dict[str, list[dict]], top: float | None) -> list[str]:
@@ -566,13 +714,15 @@ def seed_work(seed, cfg, train, test, sources, reference, pools, args: dict) -> 
     escore = Scorer(train.values, reference.values, _scale(train), seed, iterations)
     edit_real = {name: escore(e["x"]) for name, e in edits.items()}
     edit_real["real: the unedited sources"] = escore(src)
+    passes = one_vs_two_passes(editor, src_charted, requests, steps, seed * 100_000)
     cont = continuation(editor, test, steps, seed, 300)
     print(f"seed {seed} done", flush=True)
-    return {
+    result = {
         "gen": gen,
         "edit": {k: {m: v for m, v in e.items() if m != "x"} for k, e in edits.items()},
         "edit_real": edit_real,
         "cont": cont,
+        "passes": passes,
         "jumps": jumps,
         "timing": timing,
         "fit_note": fit_note,
@@ -582,6 +732,10 @@ def seed_work(seed, cfg, train, test, sources, reference, pools, args: dict) -> 
             marks_of(requests[:3], editor.channels_),
         ),  # fmt: skip
     }
+    BENCH.mkdir(parents=True, exist_ok=True)  # each seed kept as it finishes
+    with open(BENCH / f"tsedit_seed{seed}.pkl", "wb") as fh:
+        pickle.dump(result, fh)
+    return result
 
 
 def jump_rows(editor, train, uncond, edits, sources, requests, label) -> dict:
@@ -920,7 +1074,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--train-steps", type=int, default=4000)
     parser.add_argument("--sweep-steps", type=int, help="default: --train-steps")
-    parser.add_argument("--no-sweep", action="store_true", help="train the default config")
+    parser.add_argument(
+        "--no-sweep",
+        action="store_true",
+        help="skip the sizing sweep and "
+        "train the --sweep-choice config (the published sweep's choice)",
+    )
     parser.add_argument("--max-edits", type=int, default=300)
     parser.add_argument("--steps", type=int, default=50, help="DDIM steps")
     parser.add_argument("--metric-iterations", type=int, default=2000)
@@ -976,7 +1135,7 @@ def main() -> None:
         "--sweep-choice",
         default=SWEEP[1][0],
         choices=[s[0] for s in SWEEP],
-        help="with --follow-up: the config (the published run's sweep chose it)",
+        help="with --follow-up or --no-sweep: the config (the published run's sweep chose it)",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
@@ -984,6 +1143,13 @@ def main() -> None:
                         "--seeds)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "tsedit.md")
     parser.add_argument("--render-only", type=Path, help="write the page from a saved run")
+    parser.add_argument(
+        "--from-seeds",
+        type=Path,
+        help="write the page from the per-seed results (tsedit_seed<N>.pkl) that a run with "
+        "the same arguments left in this folder (its .bench), of the --seeds it finished; "
+        "peers, plain map and co2 are not run",
+    )
     args = parser.parse_args()
     if args.render_only is not None and args.follow_up:
         rerender_follow_up(args.render_only, args.out)
@@ -998,6 +1164,8 @@ def main() -> None:
     if args.follow_up:
         follow_up(args)
         return
+    if args.from_seeds is not None:
+        args.no_peer = args.no_sweep = True
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     plot_args = None
@@ -1031,7 +1199,7 @@ def main() -> None:
                    "| denoiser and schedule | best validation realism distance | epochs run "
                    "(of 100 steps) | best epoch | training s |",
                    "|---|---|---|---|---|"]  # fmt: skip
-    sweep = SWEEP[:1] if args.no_sweep else SWEEP
+    sweep = [s for s in SWEEP if s[0] == args.sweep_choice] if args.no_sweep else SWEEP
     jobs = [(label, replace(base, **change), train) for label, change in sweep]
     with ctx.Pool(max(1, min(args.jobs, len(jobs)))) as pool:
         swept = pool.starmap(sweep_work, jobs) if not args.no_sweep else [(np.nan, 0, 0, 0.0)]
@@ -1043,6 +1211,10 @@ def main() -> None:
             best = (val, label, change)
     chosen = replace(TseditConfig(), window=WINDOW, train_steps=args.train_steps, **best[2])
     sweep_lines += ["", f"Chosen: **{best[1]}**.", ""]
+    if args.no_sweep:
+        sweep_lines = [f"The sizing sweep was not re-run (`--no-sweep`): the config is "
+                       f"`--sweep-choice` **{best[1]}**, the choice of the sweep in \"Before\".",
+                       ""]  # fmt: skip
 
     # -- per seed (in --jobs worker processes) ---------------------------------------------
     pools = change_pools(train)
@@ -1050,10 +1222,29 @@ def main() -> None:
     edit_rows: dict[str, list[dict]] = {}
     edit_real: dict[str, list[dict]] = {}
     cont_rows: dict[str, list[float]] = {}
-    timing, fit_notes = [], []
+    timing, fit_notes, passes = [], [], []
     work = [(seed, replace(chosen, seed=seed), train, test, sources, reference, pools,
              vars(args) | {"out": str(args.out)}) for seed in args.seeds]  # fmt: skip
     co2_seeds = [] if args.no_co2 else args.co2_seeds
+    if args.from_seeds is not None:  # the seeds a run had finished (seed_work's files)
+        found = [s for s in args.seeds if (args.from_seeds / f"tsedit_seed{s}.pkl").exists()]
+        if not found:
+            sys.exit(f"no tsedit_seed<N>.pkl of seeds {args.seeds} in {args.from_seeds}")
+        done = []
+        notes.append(f"- the seeds were computed by this command without `--from-seeds` (the "
+                     f"run that left its results in {args.from_seeds}); this page was "
+                     "written from them")  # fmt: skip
+        for seed in found:
+            path = args.from_seeds / f"tsedit_seed{seed}.pkl"
+            with open(path, "rb") as fh:
+                done.append(pickle.load(fh))
+            stamp = time.strftime("%H:%M UTC", time.gmtime(path.stat().st_mtime))
+            notes.append(f"- seed {seed}: results written by its run at {stamp} ({path.name})")
+        missing = [s for s in args.seeds if s not in found]
+        if missing:
+            notes.append(f"- seeds {missing}: not finished by that run; not in the tables")
+        args.seeds, co2_done, plain = found, [], None
+        work, co2_seeds, args.no_plain_map = [], [], True
     with ctx.Pool(max(1, min(args.jobs, len(work) + len(co2_seeds) + 1))) as pool:
         # longest first (the seeds), so the shorter jobs fill in beside the last seed
         seed_async = [pool.apply_async(seed_work, w) for w in work]
@@ -1063,9 +1254,10 @@ def main() -> None:
         co2_async = [pool.apply_async(co2_work, (seed, replace(chosen, seed=seed, level=lv),
                                                  vars(args)))
                      for lv in args.co2_levels for seed in co2_seeds]  # fmt: skip
-        done = [a.get() for a in seed_async]
-        co2_done = [a.get() for a in co2_async]
-        plain = plain_async.get() if plain_async is not None else None
+        if args.from_seeds is None:
+            done = [a.get() for a in seed_async]
+            co2_done = [a.get() for a in co2_async]
+            plain = plain_async.get() if plain_async is not None else None
     jump_rows_: dict[str, list[dict]] = {}
     lac = train.channels.index(LACTATE)
     top = float(np.nanmax(train.values[..., lac]))
@@ -1077,6 +1269,7 @@ def main() -> None:
             for k, v in r[table].items():
                 rows.setdefault(k, []).append(v)
         timing.append(r["timing"])
+        passes.append(r["passes"])
         fit_notes.append(r["fit_note"])
         if seed == args.seeds[0]:
             plot_args = r["plot"]
@@ -1124,7 +1317,7 @@ def main() -> None:
         "edit_real": edit_real, "cont_rows": cont_rows, "co2_lines": co2_lines,
         "jump_rows": jump_rows_, "lactate_max": top,
         "sweep_lines": sweep_lines, "best": best[1], "chosen": asdict(chosen), "timing": timing,
-        "total": time.perf_counter() - started, "channels": train.channels,
+        "passes": passes, "total": time.perf_counter() - started, "channels": train.channels,
         "plot": (src0, edits["ours (batched)"]["x"], edits["regeneration (no controls)"]["x"],
                  marks),
         "args": vars(args) | {"out": str(args.out)},
@@ -1152,20 +1345,35 @@ def render(state: dict, out: Path) -> None:
     lines = [
         state["header"],
         *state["notes"],
-        f"- model: {state['best']} (by the sweep below), window {WINDOW}, up to "
+        f"- model: {state['best']} ("
+        + ("`--sweep-choice`: the published run's sweep chose it, see Before"
+           if a.get("no_sweep") else "by the sweep below")
+        + f"), window {WINDOW}, up to "
         f"{a['train_steps']} steps of batch {chosen['batch_size']}, early stopping on validation "
         f"realism (patience {chosen['patience']} epochs of {chosen['steps_per_epoch']} steps); "
         + "; ".join(state["fit_notes"]),
         f"- {a['steps']} DDIM steps; one edit (2 hard anchors + 1 segment, 16 steps x "
         f"{len(state['channels'])} channels): **{t['hard']:.3f} s**; with a soft anchor too "
-        f"(two passes): **{t['soft']:.3f} s**; batched edits: see s / edit below; sampling: "
-        f"{t['sample_per_window'] * 1000:.1f} ms per window",
-        f"- peers (tsgm 0.1.0, TensorFlow CPU, its default architectures): TimeGAN "
-        f"{a['timegan_epochs']} epochs per phase, VAE {a['vae_epochs']} epochs; "
-        + ("; ".join(state["peer_notes"]) if state["peer_notes"] else "not run (--no-peer)"),
+        f"(one pass, its free twin in the same batch): **{t['soft']:.3f} s**; batched edits: see "
+        f"s / edit below; sampling: "
+        f"{t['sample_per_window'] * 1000:.1f} ms per window"
+        + (f" (timed at a 1-minute load average of {t['load']:.1f} on the 2 cores)"
+           if "load" in t else ""),
+        (
+            f"- peers (tsgm 0.1.0, TensorFlow CPU, its default architectures): TimeGAN "
+            f"{a['timegan_epochs']} epochs per phase, VAE {a['vae_epochs']} epochs; "
+            + "; ".join(state["peer_notes"])
+            if state["peer_notes"]
+            else "- peers: not run (`--no-peer`); the published run's peer scores are in the "
+            "before/now table"
+        ),
         f"- metrics: {a['metric_iterations']} training iterations for the post-hoc GRUs; seeds "
         f"{a['seeds']} (mean ± SD over seeds)",
-        f"- the whole run took **{state['total'] / 60:.0f} min** on this machine",
+        *(
+            [f"- the whole run took **{state['total'] / 60:.0f} min** on this machine"]
+            if not a.get("from_seeds")
+            else []
+        ),
         *([f"- this page was written again from the run's saved results by {state['rendered']}"
            " (the tables' layout changed, not their numbers)"]
           if state.get("rendered") else []),  # fmt: skip
@@ -1173,11 +1381,13 @@ def render(state: dict, out: Path) -> None:
         "## Unconditional generation (held-out cohort vitals)",
         "",
         *metric_table(state["gen_rows"], "Generated windows against the held-out real windows"),
+        *before_and_now(state),
         "## Edits (held-out cohort vitals)",
         "",
         *edit_table(state["edit_rows"], "Controls"),
         *metric_table(state["edit_real"],
                       "Realism of the edited series (against the reference half)"),
+        *passes_lines(state.get("passes"), a["seeds"]),
         "### Continuing a held-out stay: MAE of the generated last 8 steps (channel SDs)",
         "",
         "| conditioned on | MAE |",
@@ -1187,7 +1397,18 @@ def render(state: dict, out: Path) -> None:
         *jump_table(state.get("jump_rows", {}), state.get("lactate_max")),
         *state["co2_lines"],
         *state["sweep_lines"],
+        *kept_follow_ups(out),
         "## Before",
+        "",
+        f"The sizing sweep of the run published on {PUBLISHED['date']} (seed 0, up to 1500 "
+        "steps, early stopping; it chose d64 x3 layers, 100 steps):",
+        "",
+        *PUBLISHED["sweep"],
+        "",
+        f"The tables of the run published on {PUBLISHED['date']} (`{PUBLISHED['command']}`; "
+        f"{PUBLISHED['fits']}):",
+        "",
+        (Path(__file__).parent / "tsedit_published.md").read_text().rstrip("\n"),
         "",
         PREVIOUS_RUN,
         OLD_PAGE,

@@ -9,9 +9,11 @@ Multi-Grained Control"); no official code exists, so this is our reading of the 
   the DDIM update, so the rest of the series is denoised around it, and the final series has
   exactly that value. A soft anchor (0 < c < 1) means: *the edited value lies the fraction c of
   the way from the value the edit would give without this anchor to the anchor's value* —
-  ``(1 - c) * free + c * value``. It is met exactly, in two passes with the same noise: the
-  edit without the soft anchors gives ``free``; the edit is then run again with the cell pinned
-  at that point (like a hard anchor), so the neighbours follow the pulled value. When the model
+  ``(1 - c) * free + c * value``. It is met exactly, in one denoising pass: the edit without
+  the soft anchors (its *free twin*, same noise) runs as another row of the same batch, and at
+  every step the cell is pinned (like a hard anchor) at ``(1 - c) * free_t + c * value``,
+  ``free_t`` being the twin's prediction of the cell at that step, so the neighbours follow the
+  pulled value; the final value uses the twin's final value. When the model
   is right, ``free`` is a draw from its conditional distribution, so in expectation c = 0.5
   lands halfway between the model's conditional mean and the anchor — the posterior mean of a
   Gaussian observation whose noise variance is ``(1 - c) / c`` times the model's

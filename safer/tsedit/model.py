@@ -251,6 +251,18 @@ class _Batch:
     lengths: list[int] = field(default_factory=list)
     plans: list[EditPlan | None] = field(default_factory=list)
     level: torch.Tensor | None = None  # (B, 1, C) window levels with level="window"
+    pulls: _Pulls | None = None  # soft anchors pinned from their free twins' rows
+
+
+@dataclass
+class _Pulls:
+    """Soft anchors of an edit batch: rows ``rows`` are pinned from the rows ``twins``."""
+
+    rows: torch.Tensor  # (n,) rows with soft anchors
+    twins: torch.Tensor  # (n,) their free twins
+    mask: torch.Tensor  # (n, T, C) bool: a soft anchor sits here
+    conf: torch.Tensor  # (n, T, C) its confidence c
+    value: torch.Tensor  # (n, T, C) its value (data units)
 
 
 class _AfterStep:
@@ -879,31 +891,44 @@ class DiffusionEditor(Learnable):
         return cov
 
     def _edit_chunk(self, items: list[dict], seeds: list[int], steps: int, strength: float):
-        """Two passes: the edit without its soft anchors, then (for series with soft anchors)
-        again with each soft anchor pinned at ``(1 - c) * free + c * value``, ``free`` being the
-        first pass's value there — so c is exactly the fraction of the way it is pulled."""
-        first = self._run(items, seeds, steps, strength, soft=None)
+        """One denoising pass. A series with soft anchors runs as two rows of the batch with the
+        same noise: its *free twin* (the edit without the soft anchors) and the edit itself,
+        whose soft-anchored cells are pinned at every step at ``(1 - c) * free + c * value``,
+        ``free`` being the twin's prediction of the cell at that step (see :meth:`_pull_soft`);
+        the final series takes the twin's final value there — so c is exactly the fraction of
+        the way it is pulled."""
         need = [i for i, it in enumerate(items)
                 if any(0.0 < a.confidence < 1.0 for a in it["plan"].anchors)]  # fmt: skip
-        if not need:
-            return [self._result(it, x, None) for it, x in zip(items, first, strict=True)]
-        soft = {}
-        for i in need:
-            it, x = items[i], first[i]
-            soft[i] = {
-                k: float(x[a.time, it["plan"].channel_index(a.channel)])
-                for k, a in enumerate(it["plan"].anchors) if 0.0 < a.confidence < 1.0
-            }  # fmt: skip
-        second = self._run([items[i] for i in need], [seeds[i] for i in need], steps, strength,
-                           soft=[soft[i] for i in need])  # fmt: skip
-        out = [self._result(it, x, None) for it, x in zip(items, first, strict=True)]
-        for j, i in enumerate(need):
-            out[i] = self._result(items[i], second[j], soft[i])
+        rows = items + [items[i] for i in need]
+        soft: list[dict | None] = [None] * len(rows)
+        for i in need:  # pinned first at the source's value, then where the twin goes
+            it = items[i]
+            start = pd.DataFrame(it["rows"]).ffill().bfill().to_numpy()
+            soft[i] = {k: float(np.nan_to_num(start[it["h"] + a.time,
+                                                   it["plan"].channel_index(a.channel)]))
+                       for k, a in enumerate(it["plan"].anchors)
+                       if 0.0 < a.confidence < 1.0}  # fmt: skip
+        twins = {i: len(items) + j for j, i in enumerate(need)}
+        x, pattern = self._run(rows, seeds + [seeds[i] for i in need], steps, strength,
+                               soft if need else None, twins)  # fmt: skip
+        out = []
+        for i, it in enumerate(items):
+            if i not in twins:
+                out.append(self._result(it, self._finish(x[i], pattern[i], it, None), None))
+                continue
+            free = self._finish(x[twins[i]], pattern[twins[i]], it, None)
+            pulled = {k: float(free[it["plan"].anchors[k].time,
+                                    it["plan"].channel_index(it["plan"].anchors[k].channel)])
+                      for k in soft[i]}  # fmt: skip
+            out.append(self._result(it, self._finish(x[i], pattern[i], it, pulled), pulled))
         return out
 
-    def _run(self, items, seeds, steps, strength, soft) -> list[np.ndarray]:
-        """Denoise a batch of edit requests; returns each edited series in data units."""
+    def _run(self, items, seeds, steps, strength, soft=None, twins=None):
+        """Denoise a batch of edit rows: (values in data units (B, T, C), pattern (B, T, S)).
+        ``twins`` maps a row with soft anchors (``soft[row]``) to the row of its free twin."""
         batch = self._edit_batch(items, soft)
+        if twins:
+            batch.pulls = self._pulls(batch, twins)
         b, length, ct = batch.source.shape
         t_start = max(1, round(strength * (self.config.diffusion_steps - 1)))
         ab = self.alpha_bar_[t_start]
@@ -912,9 +937,40 @@ class DiffusionEditor(Learnable):
         x_t = (ab.sqrt() * batch.source + (1 - ab).sqrt() * noise) * batch.valid
         z = self._ddim(x_t, batch, t_start, steps, x0_hook=self._control_hook(batch))
         pattern = self._pattern_of(z, batch.pattern)
-        x = self._to_data(z, pattern, batch.level)
-        return [self._finish(x[i], pattern[i], it, None if soft is None else soft[i])
-                for i, it in enumerate(items)]  # fmt: skip
+        return self._to_data(z, pattern, batch.level), pattern
+
+    def _pulls(self, batch: _Batch, twins: dict[int, int]) -> _Pulls:
+        """Where the soft anchors of the rows in ``twins`` sit, their c and values."""
+        rows = sorted(twins)
+        _, w, _ = batch.source.shape
+        c = len(self.channels_)
+        mask = torch.zeros(len(rows), w, c, dtype=torch.bool)
+        conf, value = torch.zeros(len(rows), w, c), torch.zeros(len(rows), w, c)
+        for j, r in enumerate(rows):
+            plan, h = batch.plans[r], batch.offsets[r]
+            for a in plan.anchors:
+                if 0.0 < a.confidence < 1.0:
+                    t, ch = h + a.time, plan.channel_index(a.channel)
+                    mask[j, t, ch], conf[j, t, ch], value[j, t, ch] = True, a.confidence, a.value
+        return _Pulls(torch.tensor(rows), torch.tensor([twins[r] for r in rows]), mask, conf,
+                      value)  # fmt: skip
+
+    def _pull_soft(self, x0: torch.Tensor, batch: _Batch) -> torch.Tensor:
+        """Pin each soft anchor at ``(1 - c) * free + c * value`` (data units), ``free`` being
+        its twin's clamped and guided prediction ``x0`` of the cell at this step; clamp and
+        render again (the rows with soft anchors and their twins share level and pattern)."""
+        p = batch.pulls
+        c = len(self.channels_)
+        level = None if batch.level is None else batch.level[p.twins]
+        free = self.transforms_.inverse(self._absolute(x0[p.twins], level)[..., :c])
+        target = torch.where(p.mask, (1 - p.conf) * free + p.conf * p.value, free)
+        z = x0[p.rows].clone()
+        z[..., :c] = self.transforms_.forward(target)
+        z = self._relative(z, level)
+        mask = torch.zeros_like(z, dtype=torch.bool)
+        mask[..., :c] = p.mask
+        batch.known_val[p.rows] = torch.where(mask, z, batch.known_val[p.rows])
+        return self._render(self._clamp(x0, batch), batch.pattern)
 
     def _edit_batch(self, items: list[dict], soft: list[dict] | None) -> _Batch:
         w, c, ct = self.config.window, len(self.channels_), self._n_model_channels
@@ -947,7 +1003,7 @@ class DiffusionEditor(Learnable):
             kmask[i, :n, :c] = fixed_t
             kval[i, :n, :c] = z
             pins = [(a, a.value) for a in plan.anchors if a.confidence >= 1.0]
-            if soft is not None:  # pinned where confidence c puts them (see _edit_chunk)
+            if soft is not None and soft[i]:  # pinned where c puts them (see _edit_chunk)
                 pins += [(plan.anchors[k], _pulled(plan.anchors[k], free))
                          for k, free in soft[i].items()]  # fmt: skip
             for a, value in pins:
@@ -1015,6 +1071,8 @@ class DiffusionEditor(Learnable):
             x0 = self._render(self._clamp(x0, batch), batch.pattern)
             if guided:
                 x0 = self._render(self._clamp(guide(x0), batch), batch.pattern)
+            if batch.pulls is not None:
+                x0 = self._pull_soft(x0, batch)
             return x0
 
         return hook

@@ -85,6 +85,29 @@ def test_soft_anchor_lands_the_fraction_c_of_the_way(co2_editor):
         assert got[c] == pytest.approx(free + c * (400.0 - free), abs=1e-9)
 
 
+def test_soft_anchor_in_one_pass_matches_the_two_pass_edit(co2_editor):
+    """The two-pass definition, spelled out with the public API: the edit without the soft
+    anchor gives ``free``; the edit with a hard anchor at (1 - c) * free + c * value is the
+    second pass. The one-pass edit (its free twin in the same batch) lands on the same value
+    at the anchor, and within one charting quantum or two (0.1 ppm) elsewhere, because its pin
+    follows the twin's prediction step by step instead of the twin's final value."""
+    data = public_windows("co2", window=16)
+    std = co2_editor.normalizer_.std[0]
+    gaps = []
+    for i in range(6):
+        src = data.values[i]
+        hard = [Anchor(2, "co2", float(src[2, 0]) + 3.0, 1.0)]
+        soft = Anchor(9, "co2", float(src[9, 0]) - 4.0, 0.5)
+        one = co2_editor.edit(src, [*hard, soft], steps=20, seed=i).series["co2"].to_numpy()
+        free = co2_editor.edit(src, hard, steps=20, seed=i).series["co2"][9]
+        pinned = Anchor(9, "co2", 0.5 * free + 0.5 * soft.value, 1.0)
+        two = co2_editor.edit(src, [*hard, pinned], steps=20, seed=i).series["co2"].to_numpy()
+        assert one[9] == pytest.approx(two[9], abs=1e-9) and one[2] == two[2]
+        gaps.append(np.abs(one - two).max() / std)
+    assert max(gaps) < 0.05  # channel SDs (one quantum is 0.006 SD)
+    assert np.mean(gaps) < 0.02
+
+
 def test_soft_anchor_calibration_on_a_known_gaussian():
     """Cells i.i.d. N(10, 2^2): generating with a soft anchor at 16 must land, in expectation,
     at 10 + c * (16 - 10), the posterior mean the confidence promises."""
@@ -225,7 +248,8 @@ def test_edit_many_matches_single_edits_and_takes_per_series_controls(vitals_edi
     ids = sizes[sizes >= 8].index[:3]
     series = [small_cohort[small_cohort.stay_id == i].sort_values("step")[vitals_editor.channels_]
               .iloc[:8].reset_index(drop=True) for i in ids]  # fmt: skip
-    anchors = [[Anchor(1, "HR", 120.0)], [Anchor(2, "MeanBP", 60.0, 0.5)], []]
+    anchors = [[Anchor(1, "HR", 120.0)], [Anchor(2, "MeanBP", 60.0, 0.5)],
+               [Anchor(3, "Arterial_lactate", 6.0, 0.3)]]  # fmt: skip
     segments = [[], [SegmentStat(0, 4, "HR", "mean", 95.0)], []]
     many = vitals_editor.edit_many(series, anchors, segments, steps=6, seed=5)
     for i in range(3):
@@ -233,6 +257,10 @@ def test_edit_many_matches_single_edits_and_takes_per_series_controls(vitals_edi
         np.testing.assert_allclose(many[i].series.values, one.series.values, atol=1e-3)
     assert many[0].series["HR"][1] == 120.0
     assert many[1].series["HR"][0:4].mean() == pytest.approx(95.0, abs=1e-6)
+    for i, (t, ch) in ((1, (2, "MeanBP")), (2, (3, "Arterial_lactate"))):  # soft, in a batch
+        entry = many[i].report["anchors"][0]
+        assert entry["pulled_fraction"] == pytest.approx(anchors[i][0].confidence, abs=1e-6)
+        assert many[i].series[ch][t] == pytest.approx(entry["achieved"])
     with pytest.raises(TseditDataError, match="one entry"):
         vitals_editor.edit_many(series, anchors[:2])
 
