@@ -39,6 +39,7 @@ from safer.store.schema import (
     Step,
     utcnow,
 )
+from safer.store.urgency import stored_urgency
 
 if TYPE_CHECKING:  # the store takes these records; importing them at run time is not needed
     from safer.conformal import Decisions
@@ -327,7 +328,9 @@ def add_decisions(
         A recommendation whose top probability is below this is flagged.
 
     A recommendation is *flagged* (shown first in the review queue) when it abstained or is
-    low-confidence. Keys already stored for the same model and calibration are skipped.
+    low-confidence. Each stores the clinical part of its queue urgency
+    (:func:`safer.store.urgency.clinical_urgency` of its stay's last blocks), computed here
+    once. Keys already stored for the same model and calibration are skipped.
     """
     proba = np.asarray(proba, dtype=float)
     stay_ids = np.asarray(stay_ids, dtype=int)
@@ -423,6 +426,9 @@ def add_decisions(
                 "version": 1,
             }
         )
+    scores = stored_urgency(session, [(r["stay_id"], r["step"]) for r in rows])
+    for row, (score, why) in zip(rows, scores, strict=True):
+        row["urgency"], row["urgency_why"] = score, why
     for chunk in _chunks(rows):
         session.execute(sa.insert(Recommendation), chunk)
     if rows:

@@ -167,6 +167,10 @@ class Recommendation(Base):
     status: Mapped[str] = mapped_column(sa.String(16), default="pending", index=True)
     version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the queue's rank: safer.store.urgency.clinical_urgency of the decision's last blocks,
+    # computed once when stored (the waiting time is added when the queue is read)
+    urgency: Mapped[float]
+    urgency_why: Mapped[list] = mapped_column(sa.JSON)  # its reasons in words
 
     review: Mapped[Review | None] = relationship(back_populates="recommendation")
 
@@ -179,6 +183,8 @@ class Recommendation(Base):
             "status IN ('pending', 'accepted', 'overridden', 'deferred')",
             name="ck_recommendations_status",
         ),
+        # the queue's "current decision per stay" (newest step, then newest row)
+        sa.Index("ix_recommendations_stay_step_id", "stay_id", "step", "id"),
     )
 
 
