@@ -76,12 +76,21 @@ def _on_current_stays(q, stay_id: int | None):
 
 
 def _is_current():
-    """SQL condition: the recommendation is its stay's newest (latest step, then newest row)."""
-    R, newer = Recommendation, aliased(Recommendation)
-    return ~sa.exists().where(
-        newer.stay_id == R.stay_id,
-        sa.or_(newer.step > R.step, sa.and_(newer.step == R.step, newer.id > R.id)),
+    """SQL condition: the recommendation is its stay's newest (latest step, then newest row).
+
+    Two grouped scans of the (stay_id, step, id) index: each stay's last step, then the newest
+    row of that step; the outer query keeps the rows in that set. (A correlated ``NOT EXISTS
+    newer row`` says the same but costs a probe per row: ~1 s per call on SQLite at 58,000
+    decisions.)
+    """
+    A, B = aliased(Recommendation), aliased(Recommendation)  # not correlated with the outer rows
+    last = sa.select(A.stay_id, sa.func.max(A.step).label("step")).group_by(A.stay_id).subquery()
+    newest = (
+        sa.select(sa.func.max(B.id))
+        .join(last, (B.stay_id == last.c.stay_id) & (B.step == last.c.step))
+        .group_by(B.stay_id)
     )
+    return Recommendation.id.in_(newest)
 
 
 def patient_queue(

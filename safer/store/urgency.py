@@ -57,7 +57,7 @@ __all__ = [
 LOOKBACK = 2  # blocks a sparse measurement is carried forward (2 x 4 h)
 HOURS_PER_POINT = 2.0  # waiting: +1 point per 2 h ...
 MAX_WAITING_POINTS = 4.0  # ... at most +4
-_CHUNK = 900  # (stay, step) keys per query: 1,800 parameters
+_CHUNK = 900  # stays per query
 
 
 def last_measured(values: list[float | None]) -> float | None:
@@ -142,15 +142,30 @@ def _window_steps(keys) -> list[tuple[int, int]]:
 
 
 def _features(session_or_connection, wanted: list[tuple[int, int]]) -> dict[tuple, dict]:
-    """Feature dicts of the ``wanted`` (stay, step) keys that exist, read in chunks that keep
-    the statement's parameters well under SQLite's and PostgreSQL's limits."""
+    """Feature dicts of the ``wanted`` (stay, step) keys that exist.
+
+    Read by stay (``stay_id IN (...)``, the steps' stay index, in chunks of stays that keep the
+    statement's parameters well under SQLite's and PostgreSQL's limits) within the chunk's step
+    range, then kept to the wanted keys: a row-value ``(stay_id, step) IN (...)`` list is not
+    an index lookup on SQLite (it scanned every step: 80 ms for a 20-patient page at 58,000
+    steps).
+    """
+    need = set(wanted)
+    by_stay: dict[int, list[int]] = {}
+    for sid, step in wanted:
+        by_stay.setdefault(sid, []).append(step)
+    stays = sorted(by_stay)
     out: dict[tuple[int, int], dict] = {}
-    for i in range(0, len(wanted), _CHUNK):
+    for i in range(0, len(stays), _CHUNK):
+        chunk = stays[i : i + _CHUNK]
+        lo = min(min(by_stay[s]) for s in chunk)
+        hi = max(max(by_stay[s]) for s in chunk)
         q = sa.select(Step.stay_id, Step.step, Step.features).where(
-            sa.tuple_(Step.stay_id, Step.step).in_(wanted[i : i + _CHUNK])
+            Step.stay_id.in_(chunk), Step.step.between(lo, hi)
         )
         for sid, step, feats in session_or_connection.execute(q):
-            out[(sid, step)] = feats
+            if (sid, step) in need:
+                out[(sid, step)] = feats
     return out
 
 
