@@ -12,8 +12,10 @@ documented points score from the last measured values at or before the decision 
 carried forward at most two blocks, 8 h): SOFA, MAP below 65, lactate above 2 and rising, SOFA
 rising, and time waiting in the queue. It orders the queue; it is not a validated severity
 score, and the queue shows *why* each patient is ranked where it is. Its clinical part is stored
-with each decision, so the queue is ranked and paged in SQL (the waiting time added in the
-query): a page costs a few indexed queries, not a Python pass over every patient.
+with each decision, and each stay's current decision is marked (``recommendations.current``,
+kept by :func:`safer.store.loading.refresh_current`), so the queue is counted, ranked and paged
+in SQL (the waiting time added in the query): a page costs a few indexed queries, not a Python
+pass over every patient.
 
 Examples
 --------
@@ -30,7 +32,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from safer.review.doses import reason_in_words, recommendation_text
 from safer.store.db import read_only
@@ -49,6 +51,7 @@ from safer.store.users import SignedInUser, require
 __all__ = ["QueuePage", "urgency", "patient_queue", "next_patient", "QUEUE_STATUSES"]
 
 QUEUE_STATUSES = ("pending", "reviewed", "all")
+_CHUNK = 900  # stay keys per query
 
 
 @dataclass
@@ -73,24 +76,6 @@ def _on_current_stays(q, stay_id: int | None):
     if stay_id is not None:
         q = q.where(Stay.source_stay_id == int(stay_id))
     return q
-
-
-def _is_current():
-    """SQL condition: the recommendation is its stay's newest (latest step, then newest row).
-
-    Two grouped scans of the (stay_id, step, id) index: each stay's last step, then the newest
-    row of that step; the outer query keeps the rows in that set. (A correlated ``NOT EXISTS
-    newer row`` says the same but costs a probe per row: ~1 s per call on SQLite at 58,000
-    decisions.)
-    """
-    A, B = aliased(Recommendation), aliased(Recommendation)  # not correlated with the outer rows
-    last = sa.select(A.stay_id, sa.func.max(A.step).label("step")).group_by(A.stay_id).subquery()
-    newest = (
-        sa.select(sa.func.max(B.id))
-        .join(last, (B.stay_id == last.c.stay_id) & (B.step == last.c.step))
-        .group_by(B.stay_id)
-    )
-    return Recommendation.id.in_(newest)
 
 
 def patient_queue(
@@ -136,28 +121,38 @@ def patient_queue(
         sa.true() if status == "all" else is_pending if status == "pending" else ~is_pending,
         R.flagged if flagged_only else sa.true(),
     )
-    pending = session.scalar(
-        _on_current_stays(sa.select(sa.func.count(R.id)), stay_id).where(is_pending)
-    )
-    n, flagged, current_pending = session.execute(
-        _on_current_stays(
-            sa.select(
-                sa.func.count(R.id).filter(matches),
-                sa.func.count(R.id).filter(matches, R.flagged),
-                sa.func.count(R.id).filter(is_pending),
-            ),
-            stay_id,
-        ).where(_is_current())
-    ).one()
+    if stay_id is None:  # every pending row, less those on superseded stay versions (few)
+        superseded = session.scalars(
+            sa.select(Stay.stay_id).where(Stay.superseded_at.is_not(None))
+        ).all()
+        pending = session.scalar(sa.select(sa.func.count(R.id)).where(is_pending))
+        for i in range(0, len(superseded), _CHUNK):
+            pending -= session.scalar(
+                sa.select(sa.func.count(R.id)).where(
+                    R.stay_id.in_(superseded[i : i + _CHUNK]), is_pending
+                )
+            )
+    else:
+        pending = session.scalar(
+            _on_current_stays(sa.select(sa.func.count(R.id)), stay_id).where(is_pending)
+        )
+    current = R.current == sa.true()  # the stay's newest decision (safer.store.refresh_current)
+    counts = sa.select(
+        sa.func.count(R.id).filter(matches),
+        sa.func.count(R.id).filter(matches, R.flagged),
+        sa.func.count(R.id).filter(is_pending),
+    ).where(current)
+    if stay_id is not None:
+        counts = _on_current_stays(counts, stay_id)
+    n, flagged, current_pending = session.execute(counts).one()
     pages = max(math.ceil(n / page_size), 1)
     page = min(max(int(page), 1), pages)
     score = R.urgency + sa.case((is_pending, waiting_points_sql(R.created_at, now)), else_=0.0)
+    ranked = sa.select(R.id).where(current, matches)
+    if stay_id is not None:
+        ranked = _on_current_stays(ranked, stay_id)
     shown = session.scalars(
-        _on_current_stays(sa.select(R.id), stay_id)
-        .where(_is_current(), matches)
-        .order_by(score.desc(), R.stay_id)
-        .limit(page_size)
-        .offset((page - 1) * page_size)
+        ranked.order_by(score.desc(), R.stay_id).limit(page_size).offset((page - 1) * page_size)
     ).all()
     recs = {}
     if shown:

@@ -11,7 +11,9 @@ from safer.store import add_decisions, add_user, load_cohort
 from tests.store.conftest import Session, db_url, make_proba, tiny_cohort  # noqa: F401, F811
 
 
-def gated_decisions(n: int, seed: int = 3) -> tuple[np.ndarray, Decisions]:
+def gated_decisions(
+    n: int, seed: int = 3, model_hash: str = "model-abc"
+) -> tuple[np.ndarray, Decisions]:
     """``n`` lac-like gated decisions: a single dose where the set has one action, a deferral
     with the set otherwise (the probabilities and the :class:`Decisions`)."""
     proba = make_proba(n, seed=seed)
@@ -22,7 +24,7 @@ def gated_decisions(n: int, seed: int = 3) -> tuple[np.ndarray, Decisions]:
          for a, k in zip(action, sets.sum(1), strict=True)]
     )  # fmt: skip
     decisions = Decisions(action=action, sets=sets, reason=reasons, score=sets.sum(1),
-                          method="lac", alpha=0.1, model_hash="model-abc",
+                          method="lac", alpha=0.1, model_hash=model_hash,
                           calibration_hash="cal-123")  # fmt: skip
     return proba, decisions
 

@@ -49,15 +49,26 @@ def python_ranking(session, status: str, now) -> list[tuple[int, float, str]]:
 @pytest.fixture
 def tied(Session, tiny_cohort):  # noqa: N803 - the store fixture
     """The 12 tiny stays plus three copies of one stay under new ids (same data: the same
-    clinical urgency, a tie broken by stay key), one gated decision per row, three reviewed."""
+    clinical urgency, a tie broken by stay key), one gated decision per row (stored in two
+    batches), a second model's decision of the last step of odd stays (the newer row of the
+    same step is the current one), three current decisions reviewed."""
     first = tiny_cohort[tiny_cohort["stay_id"] == tiny_cohort["stay_id"].min()]
     copies = [first.assign(stay_id=900_000 + k) for k in range(3)]
     cohort = pd.concat([tiny_cohort, *copies], ignore_index=True)
-    proba, decisions = gated_decisions(len(cohort))
     with Session() as s, s.begin():
         ana = add_user(s, "ana", "ana-password", role="clinician")
         load_cohort(s, cohort)
-        add_decisions(s, cohort["stay_id"], cohort["step"], proba, decisions, model_version="0.1")
+        early = cohort["step"] < 3  # the first steps first: the later ones become current after
+        for k, part in enumerate((early, ~early)):
+            proba, decisions = gated_decisions(int(part.sum()), seed=3 + k)
+            add_decisions(s, cohort["stay_id"][part], cohort["step"][part], proba, decisions,
+                          model_version="0.1")  # fmt: skip
+    last = cohort.groupby("stay_id")["step"].transform("max") == cohort["step"]
+    odd = last & (cohort["stay_id"] % 2 == 1)  # a second model's decision of the same last step
+    proba2, decisions2 = gated_decisions(int(odd.sum()), seed=9, model_hash="model-xyz")
+    with Session() as s, s.begin():
+        add_decisions(s, cohort["stay_id"][odd], cohort["step"][odd], proba2, decisions2,
+                      model_version="0.2")  # fmt: skip
     with Session() as s, s.begin():  # one stored batch, one time: the copies tie exactly
         s.execute(sa.update(Recommendation).values(created_at=utcnow()))
     with Session() as s:

@@ -74,8 +74,13 @@ def test_0004_backfills_the_python_urgency_and_downgrades(db_url, tiny_cohort):
         }
     assert stored == expected  # exactly: the same function on the same features
     assert len({u for u, _ in stored.values()}) > 5 and any(w for _, w in stored.values())
+    with engine.connect() as conn:
+        marked = set(conn.scalars(sa.select(Recommendation.id).where(Recommendation.current)))
+    last = {sid: max(st for s_, st in keys if s_ == sid) for sid, _ in keys}
+    newest = {rid for rid, (sid, st) in enumerate(keys, start=1) if st == last[sid]}
+    assert marked == newest  # each stay's newest decision, and only it
     names = {ix["name"] for ix in sa.inspect(engine).get_indexes("recommendations")}
-    assert "ix_recommendations_stay_step_id" in names
+    assert {"ix_recommendations_stay_step_id", "ix_recommendations_current_status"} <= names
     with engine.begin() as conn, pytest.raises(sa.exc.IntegrityError):
         conn.execute(sa.update(Recommendation.__table__).values(urgency=None))  # NOT NULL now
 
@@ -84,8 +89,6 @@ def test_0004_backfills_the_python_urgency_and_downgrades(db_url, tiny_cohort):
         ana = add_user(s, "ana", "ana-password", role="clinician")
     with Session() as s:
         page = patient_queue(s, ana, page_size=200)
-    last = {sid: max(st for s_, st in keys if s_ == sid) for sid, _ in keys}
-    newest = {rid for rid, (sid, st) in enumerate(keys, start=1) if st == last[sid]}
     assert {r["id"] for r in page.rows} == newest  # one row per patient, its newest step
     assert [r["urgency"] for r in page.rows] == sorted((r["urgency"] for r in page.rows),
                                                        reverse=True)  # fmt: skip
@@ -93,9 +96,9 @@ def test_0004_backfills_the_python_urgency_and_downgrades(db_url, tiny_cohort):
 
     with engine.begin() as conn:
         command.downgrade(_alembic_config(conn), "0003")
-    assert "urgency" not in _columns(engine) and "urgency_why" not in _columns(engine)
+    assert not {"urgency", "urgency_why", "current"} & _columns(engine)
     names = {ix["name"] for ix in sa.inspect(engine).get_indexes("recommendations")}
-    assert "ix_recommendations_stay_step_id" not in names
+    assert not {"ix_recommendations_stay_step_id", "ix_recommendations_current_status"} & names
     with engine.connect() as conn:
         assert conn.scalar(sa.text("SELECT count(*) FROM recommendations")) == len(keys)
     assert upgrade(db_url) == "0004"  # and up again

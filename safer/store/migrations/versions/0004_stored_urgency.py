@@ -5,10 +5,15 @@
   decision's last blocks), computed once when a decision is stored. Existing rows are
   backfilled here with the same function, from their stored steps; then both columns are
   NOT NULL.
-- index ``ix_recommendations_stay_step_id`` on (stay_id, step, id): finding each stay's current
-  decision (newest step, then newest row) without scanning the table per stay.
+- ``recommendations.current`` (bool): the stay's current decision (newest step, then newest
+  row, on a current stay version), kept by :func:`safer.store.loading.refresh_current`;
+  backfilled here with it.
+- indexes ``ix_recommendations_stay_step_id`` on (stay_id, step, id) (finding each stay's
+  newest decision) and ``ix_recommendations_current_status`` on (current, status) (the queue's
+  filters).
 
-Downgrade drops the index and both columns (the queue of 0003 computed urgency on every read).
+Downgrade drops the indexes and the three columns (the queue of 0003 found the current
+decisions and computed urgency on every read).
 
 Revision ID: 0004
 Revises: 0003
@@ -29,7 +34,9 @@ _CHUNK = 5000  # recommendations scored and updated per round
 
 
 def _backfill(conn: sa.Connection) -> int:
-    """Score every recommendation from its stored steps; returns how many were updated."""
+    """Score every recommendation from its stored steps and mark each stay's current one;
+    returns how many were scored."""
+    from safer.store.loading import refresh_current
     from safer.store.urgency import stored_urgency
 
     recs = sa.table(
@@ -58,6 +65,7 @@ def _backfill(conn: sa.Connection) -> int:
                 for (rid, _, _), (u, why) in zip(part, scores, strict=True)
             ],
         )
+    refresh_current(conn, [sid for (sid,) in conn.execute(sa.select(recs.c.stay_id).distinct())])
     return len(rows)
 
 
@@ -65,6 +73,9 @@ def upgrade() -> None:
     with op.batch_alter_table("recommendations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("urgency", sa.Float(), nullable=True))
         batch_op.add_column(sa.Column("urgency_why", sa.JSON(), nullable=True))
+        batch_op.add_column(
+            sa.Column("current", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
     _backfill(op.get_bind())
     with op.batch_alter_table("recommendations", schema=None) as batch_op:
         batch_op.alter_column("urgency", existing_type=sa.Float(), nullable=False)
@@ -72,10 +83,15 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_recommendations_stay_step_id", ["stay_id", "step", "id"], unique=False
         )
+        batch_op.create_index(
+            "ix_recommendations_current_status", ["current", "status"], unique=False
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("recommendations", schema=None) as batch_op:
+        batch_op.drop_index("ix_recommendations_current_status")
         batch_op.drop_index("ix_recommendations_stay_step_id")
+        batch_op.drop_column("current")
         batch_op.drop_column("urgency_why")
         batch_op.drop_column("urgency")
