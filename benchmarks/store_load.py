@@ -32,6 +32,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -81,6 +82,7 @@ class LoadResult:
     review_events: int  # "review" events in the audit trail
     trail_ok: bool
     trail_problems: list[str] = field(default_factory=list)
+    load_avg: list[float] = field(default_factory=list)  # machine's 1-min load, start and end
 
 
 def add_reviewers(url: str, n: int) -> list:
@@ -220,8 +222,10 @@ def measure(url: str | None, args) -> tuple[str, int, float, LoadResult]:
     pending = pending_count(url)
     fill_s = time.perf_counter() - t
     print(f"filled {safe_url(url)}: {pending} pending decisions in {fill_s:.0f} s", flush=True)
+    load_start = os.getloadavg()[0]  # the machine is shared: say how busy it was
     alone = queue_alone(url, users[0])
     res = run_load(url, users, args.rounds, args.seed)
+    res.load_avg = [round(load_start, 1), round(os.getloadavg()[0], 1)]
     res.latencies = {"queue page, one reviewer alone": alone, **res.latencies}
     if work is not None:
         shutil.rmtree(work, ignore_errors=True)
@@ -253,6 +257,7 @@ def summary(res: LoadResult, engine: str, pending: int, fill_s: float) -> dict:
         "review_events": res.review_events,
         "trail_ok": res.trail_ok,
         "trail_problems": res.trail_problems[:3],
+        "load_avg_1min": res.load_avg,
     }
 
 
@@ -301,6 +306,11 @@ def _describe(run: dict) -> str:
              f"- commit: {p['commit']}"]  # fmt: skip
     if run.get("note"):
         lines.append(f"- note: {run['note']}")
+    loads = [f"{r['engine']} {r['load_avg_1min'][0]} -> {r['load_avg_1min'][1]}"
+             for r in run["results"] if r.get("load_avg_1min")]  # fmt: skip
+    if loads:
+        lines.append("- machine load (1-min average, start -> end of the load phase; 2 cores "
+                     "shared with other work): " + ", ".join(loads))  # fmt: skip
     return "\n".join([*lines, "", what])
 
 
