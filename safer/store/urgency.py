@@ -147,8 +147,7 @@ def _features(session_or_connection, wanted: list[tuple[int, int]]) -> dict[tupl
     Read by stay (``stay_id IN (...)``, the steps' stay index, in chunks of stays that keep the
     statement's parameters well under SQLite's and PostgreSQL's limits) within the chunk's step
     range, then kept to the wanted keys: a row-value ``(stay_id, step) IN (...)`` list is not
-    an index lookup on SQLite (it scanned every step: 80 ms for a 20-patient page at 58,000
-    steps).
+    an index lookup on SQLite (it scanned every step of the table).
     """
     need = set(wanted)
     by_stay: dict[int, list[int]] = {}
@@ -177,8 +176,8 @@ def windows(session_or_connection, keys: list[tuple[int, int]]) -> dict[int, lis
     """Feature dicts of steps ``step - LOOKBACK .. step`` of each (stay key, step), oldest first,
     keyed by stay (one key per stay).
 
-    Only those steps are read (by their unique (stay, step) key). Works on an ORM session or a
-    Core connection.
+    Only those stays' steps in the keys' step range are read (:func:`_features`). Works on an
+    ORM session or a Core connection.
     """
     feats = _features(session_or_connection, _window_steps(keys))
     return {sid: w for sid, step in keys if (w := _window(feats, sid, step))}
