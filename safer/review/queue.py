@@ -7,11 +7,15 @@ so the counts are honest: ``patients`` (with a current decision in the chosen st
 ``pending_decisions`` (every pending row, current or not) and ``older_pending`` (pending rows
 behind a newer decision of the same patient).
 
-Urgency (:func:`urgency`) is a documented points score from the last measured values at or
-before the decision (sparse labs are carried forward at most two blocks, 8 h): SOFA, MAP below
-65, lactate above 2 and rising, SOFA rising, and time waiting in the queue. It orders the queue;
-it is not a validated severity score, and the queue shows *why* each patient is ranked where it
-is.
+Urgency (:func:`urgency`, defined in :mod:`safer.store.urgency` and re-exported here) is a
+documented points score from the last measured values at or before the decision (sparse labs are
+carried forward at most two blocks, 8 h): SOFA, MAP below 65, lactate above 2 and rising, SOFA
+rising, and time waiting in the queue. It orders the queue; it is not a validated severity
+score, and the queue shows *why* each patient is ranked where it is. Its clinical part is stored
+with each decision, and each stay's current decision is marked (``recommendations.current``,
+kept by :func:`safer.store.loading.refresh_current`), so the queue is counted, ranked and paged
+in SQL (the waiting time added in the query): a page costs a few indexed queries, not a Python
+pass over every patient.
 
 Examples
 --------
@@ -34,13 +38,20 @@ from safer.review.doses import reason_in_words, recommendation_text
 from safer.store.db import read_only
 from safer.store.errors import StoreError
 from safer.store.schema import Gate, Recommendation, Stay, Step, utcnow
+from safer.store.urgency import (
+    last_measured,
+    urgency,
+    waiting_points,
+    waiting_points_sql,
+    waiting_reason,
+    windows,
+)
 from safer.store.users import SignedInUser, require
 
 __all__ = ["QueuePage", "urgency", "patient_queue", "next_patient", "QUEUE_STATUSES"]
 
 QUEUE_STATUSES = ("pending", "reviewed", "all")
-_LOOKBACK = 2  # blocks a sparse measurement is carried forward (2 x 4 h)
-_CHUNK = 900  # (stay, step) keys per query: 1,800 parameters
+_CHUNK = 900  # stay keys per query
 
 
 @dataclass
@@ -59,100 +70,12 @@ class QueuePage:
     filters: dict[str, Any] = field(default_factory=dict)
 
 
-def _last(values: list[float | None]) -> float | None:
-    """The newest measured value (``values`` oldest first), or None."""
-    for v in reversed(values):
-        if v is not None and not (isinstance(v, float) and math.isnan(v)):
-            return float(v)
-    return None
-
-
-def urgency(
-    window: list[dict[str, float | None]], waiting_hours: float = 0.0
-) -> tuple[float, list[str]]:
-    """Points score and its reasons in words from the features of the last blocks.
-
-    ``window`` holds the feature dicts of the steps up to the decision, oldest first (the last
-    is the decision's own block, measured before the decision). Points: SOFA now; MAP below 65
-    (+1 per 2.5 mmHg); lactate above 2 (+2 per mmol/L); lactate rising by more than 0.3 (+2);
-    SOFA rising (+1 per point); waiting (+1 per 2 h, at most +4).
-
-    >>> score, why = urgency([{"SOFA": 8, "MeanBP": 70, "Arterial_lactate": 2.0},
-    ...                       {"SOFA": 10, "MeanBP": 60, "Arterial_lactate": 3.5}])
-    >>> round(score, 1), why
-    (19.0, ['SOFA 10 (+2)', 'MAP 60', 'lactate 3.5 rising'])
-    """
-    if not window:
-        return 0.0, []
-    now, before = window[-1], window[:-1]
-    score, why = 0.0, []
-    sofa = _last([w.get("SOFA") for w in window])
-    sofa_prev = _last([w.get("SOFA") for w in before])
-    if sofa is not None:
-        score += sofa
-        rise = 0.0 if sofa_prev is None else sofa - sofa_prev
-        if rise > 0:
-            score += rise
-            why.append(f"SOFA {sofa:.0f} (+{rise:.0f})")
-        elif sofa >= 8:
-            why.append(f"SOFA {sofa:.0f}")
-    map_ = _last([now.get("MeanBP")])
-    if map_ is not None and map_ < 65:
-        score += (65 - map_) / 2.5
-        why.append(f"MAP {map_:.0f}")
-    lac = _last([w.get("Arterial_lactate") for w in window])
-    lac_prev = _last([w.get("Arterial_lactate") for w in before])
-    if lac is not None:
-        rising = lac_prev is not None and lac > lac_prev + 0.3
-        if lac > 2:
-            score += 2 * (lac - 2)
-        if rising:
-            score += 2
-        if lac > 2 or rising:
-            why.append(f"lactate {lac:.1f}" + (" rising" if rising else ""))
-    if waiting_hours > 0:
-        score += min(waiting_hours / 2, 4.0)
-        if waiting_hours >= 2:
-            why.append(f"waiting {waiting_hours:.0f} h")
-    return score, why
-
-
-def _current(session: Session, stay_id: int | None):
-    """Per current stay version: its newest recommendation and the pending count behind it."""
-    R = Recommendation
-    q = (
-        sa.select(R.id, R.stay_id, R.step, R.status, R.flagged)
-        .join(Stay, Stay.stay_id == R.stay_id)
-        .where(Stay.superseded_at.is_(None))
-    )
+def _on_current_stays(q, stay_id: int | None):
+    """``q`` limited to recommendations on current stay versions (and one stay, if given)."""
+    q = q.join(Stay, Stay.stay_id == Recommendation.stay_id).where(Stay.superseded_at.is_(None))
     if stay_id is not None:
         q = q.where(Stay.source_stay_id == int(stay_id))
-    newest: dict[int, tuple[int, int, str, bool]] = {}
-    pending = 0
-    for rid, sid, step, status, flagged in session.execute(q):
-        pending += status == "pending"
-        if sid not in newest or (step, rid) > newest[sid][:2]:
-            newest[sid] = (step, rid, status, bool(flagged))
-    return newest, pending
-
-
-def _windows(session: Session, keys: list[tuple[int, int]]) -> dict[int, list[dict]]:
-    """Feature dicts of steps ``step - _LOOKBACK .. step`` of each (stay, step), oldest first.
-
-    Only those steps are read (by their unique (stay, step) key), in chunks that keep the
-    statement's parameters well under SQLite's and PostgreSQL's limits.
-    """
-    wanted = sorted(
-        {(sid, s) for sid, step in keys for s in range(max(step - _LOOKBACK, 0), step + 1)}
-    )
-    out: dict[int, list[tuple[int, dict]]] = {}
-    for i in range(0, len(wanted), _CHUNK):
-        q = sa.select(Step.stay_id, Step.step, Step.features).where(
-            sa.tuple_(Step.stay_id, Step.step).in_(wanted[i : i + _CHUNK])
-        )
-        for sid, step, feats in session.execute(q):
-            out.setdefault(sid, []).append((step, feats))
-    return {sid: [f for _, f in sorted(rows, key=lambda r: r[0])] for sid, rows in out.items()}
+    return q
 
 
 def patient_queue(
@@ -192,33 +115,45 @@ def patient_queue(
         raise StoreError("page_size must be 1..200")
     now = now or utcnow()
     read_only(session)
-    newest, pending = _current(session, stay_id)
-    keep = {
-        sid: v
-        for sid, v in newest.items()
-        if (status == "all" or (status == "pending") == (v[2] == "pending"))
-        and (not flagged_only or v[3])
-    }
-    older_pending = pending - sum(v[2] == "pending" for v in newest.values())
-    rec_ids = [v[1] for v in keep.values()]
-    created = {}
-    for i in range(0, len(rec_ids), 500):
-        q = sa.select(Recommendation.id, Recommendation.created_at).where(
-            Recommendation.id.in_(rec_ids[i : i + 500])
+    R = Recommendation
+    is_pending = R.status == "pending"
+    matches = sa.and_(
+        sa.true() if status == "all" else is_pending if status == "pending" else ~is_pending,
+        R.flagged if flagged_only else sa.true(),
+    )
+    if stay_id is None:  # every pending row, less those on superseded stay versions (few)
+        superseded = session.scalars(
+            sa.select(Stay.stay_id).where(Stay.superseded_at.is_not(None))
+        ).all()
+        pending = session.scalar(sa.select(sa.func.count(R.id)).where(is_pending))
+        for i in range(0, len(superseded), _CHUNK):
+            pending -= session.scalar(
+                sa.select(sa.func.count(R.id)).where(
+                    R.stay_id.in_(superseded[i : i + _CHUNK]), is_pending
+                )
+            )
+    else:
+        pending = session.scalar(
+            _on_current_stays(sa.select(sa.func.count(R.id)), stay_id).where(is_pending)
         )
-        created.update(dict(session.execute(q).all()))
-    windows = _windows(session, [(sid, v[0]) for sid, v in keep.items()])
-    scored = []
-    for sid, (_step, rid, _status, _flagged) in keep.items():
-        waiting = max((now - created[rid]).total_seconds() / 3600, 0.0)
-        window = windows.get(sid, [])
-        score, why = urgency(window, waiting if _status == "pending" else 0.0)
-        scored.append((-score, sid, rid, waiting, why, window))
-    scored.sort(key=lambda r: (r[0], r[1]))
-    n = len(scored)
+    current = R.current == sa.true()  # the stay's newest decision (safer.store.refresh_current)
+    counts = sa.select(
+        sa.func.count(R.id).filter(matches),
+        sa.func.count(R.id).filter(matches, R.flagged),
+        sa.func.count(R.id).filter(is_pending),
+    ).where(current)
+    if stay_id is not None:
+        counts = _on_current_stays(counts, stay_id)
+    n, flagged, current_pending = session.execute(counts).one()
     pages = max(math.ceil(n / page_size), 1)
     page = min(max(int(page), 1), pages)
-    shown = scored[(page - 1) * page_size : page * page_size]
+    score = R.urgency + sa.case((is_pending, waiting_points_sql(R.created_at, now)), else_=0.0)
+    ranked = sa.select(R.id).where(current, matches)
+    if stay_id is not None:
+        ranked = _on_current_stays(ranked, stay_id)
+    shown = session.scalars(
+        ranked.order_by(score.desc(), R.stay_id).limit(page_size).offset((page - 1) * page_size)
+    ).all()
     recs = {}
     if shown:
         q = (
@@ -228,12 +163,16 @@ def patient_queue(
             .outerjoin(
                 Step, (Step.stay_id == Recommendation.stay_id) & (Step.step == Recommendation.step)
             )
-            .where(Recommendation.id.in_([r[2] for r in shown]))
+            .where(Recommendation.id.in_(shown))
         )
         recs = {r.id: (r, st, method, t) for r, st, method, t in session.execute(q)}
+    shown_windows = windows(session, [(recs[rid][0].stay_id, recs[rid][0].step) for rid in shown])
     rows = []
-    for neg, _sid, rid, waiting, why, window in shown:
+    for rid in shown:
         r, st, method, decided = recs[rid]
+        window = shown_windows.get(r.stay_id, [])
+        waiting = max((now - r.created_at).total_seconds() / 3600, 0.0)
+        waited = waiting if r.status == "pending" else 0.0
         last = window[-1] if window else {}
         rows.append(
             {
@@ -245,11 +184,11 @@ def patient_queue(
                 "step": r.step,
                 "decision_time": decided,
                 "waiting_hours": waiting,
-                "urgency": -neg,
-                "why": ", ".join(why),
-                "MAP": _last([last.get("MeanBP")]),
-                "lactate": _last([w.get("Arterial_lactate") for w in window]),
-                "SOFA": _last([w.get("SOFA") for w in window]),
+                "urgency": r.urgency + waiting_points(waited),
+                "why": ", ".join([*r.urgency_why, *waiting_reason(waited)]),
+                "MAP": last_measured([last.get("MeanBP")]),
+                "lactate": last_measured([w.get("Arterial_lactate") for w in window]),
+                "SOFA": last_measured([w.get("SOFA") for w in window]),
                 "recommendation": recommendation_text(r.action, r.prediction_set),
                 "reason": reason_in_words(
                     method, r.reason, r.action, r.prediction_set, r.alpha, max(r.probabilities)
@@ -265,8 +204,8 @@ def patient_queue(
         pages=pages,
         page_size=int(page_size),
         pending_decisions=pending,
-        older_pending=older_pending,
-        flagged=sum(v[3] for v in keep.values()),
+        older_pending=pending - current_pending,
+        flagged=flagged,
         filters={"status": status, "stay_id": stay_id, "flagged_only": flagged_only},
     )
 

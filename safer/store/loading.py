@@ -39,6 +39,7 @@ from safer.store.schema import (
     Step,
     utcnow,
 )
+from safer.store.urgency import stored_urgency
 
 if TYPE_CHECKING:  # the store takes these records; importing them at run time is not needed
     from safer.conformal import Decisions
@@ -50,6 +51,7 @@ __all__ = [
     "store_decisions",
     "current_stay_keys",
     "fingerprint",
+    "refresh_current",
     "LOW_CONFIDENCE",
 ]
 
@@ -221,6 +223,7 @@ def load_cohort(
     for sid, old, old_digest, digest in corrected:
         old.superseded_at = now
         session.flush()
+        refresh_current(session, [old.stay_id])  # its decisions are no longer current
         new_key = next(s["stay_id"] for s in stays if s["source_stay_id"] == sid)
         append_event(
             session,
@@ -284,6 +287,35 @@ def current_stay_keys(
     return out
 
 
+def refresh_current(session_or_connection, stay_keys: Sequence[int]) -> None:
+    """Set ``recommendations.current`` for the decisions of these stay versions (store keys):
+    true for each stay's newest decision (latest step, then newest row) if the stay version is
+    current, false for every other. Called wherever decisions or stay versions are added, so the
+    queue finds each patient's current decision by an index instead of ranking every row."""
+    R = Recommendation.__table__
+    A, B = R.alias("a"), R.alias("b")
+    for chunk in _chunks(sorted({int(k) for k in stay_keys})):
+        session_or_connection.execute(
+            sa.update(R)
+            .where(R.c.stay_id.in_(chunk), R.c.current == sa.true())
+            .values(current=False)
+        )
+        last = (
+            sa.select(A.c.stay_id, sa.func.max(A.c.step).label("step"))
+            .where(A.c.stay_id.in_(chunk))
+            .group_by(A.c.stay_id)
+            .subquery()
+        )
+        newest = (
+            sa.select(sa.func.max(B.c.id))
+            .join(last, (B.c.stay_id == last.c.stay_id) & (B.c.step == last.c.step))
+            .join(Stay.__table__, Stay.stay_id == B.c.stay_id)
+            .where(Stay.superseded_at.is_(None))
+            .group_by(B.c.stay_id)
+        )
+        session_or_connection.execute(sa.update(R).where(R.c.id.in_(newest)).values(current=True))
+
+
 def _get_or_create(session: Session, model, lookup: dict, extra: dict):
     obj = session.execute(sa.select(model).filter_by(**lookup)).scalar()
     if obj is None:
@@ -327,7 +359,9 @@ def add_decisions(
         A recommendation whose top probability is below this is flagged.
 
     A recommendation is *flagged* (shown first in the review queue) when it abstained or is
-    low-confidence. Keys already stored for the same model and calibration are skipped.
+    low-confidence. Each stores the clinical part of its queue urgency
+    (:func:`safer.store.urgency.clinical_urgency` of its stay's last blocks), computed here
+    once. Keys already stored for the same model and calibration are skipped.
     """
     proba = np.asarray(proba, dtype=float)
     stay_ids = np.asarray(stay_ids, dtype=int)
@@ -423,8 +457,12 @@ def add_decisions(
                 "version": 1,
             }
         )
+    scores = stored_urgency(session, [(r["stay_id"], r["step"]) for r in rows])
+    for row, (score, why) in zip(rows, scores, strict=True):
+        row["urgency"], row["urgency_why"] = score, why
     for chunk in _chunks(rows):
         session.execute(sa.insert(Recommendation), chunk)
+    refresh_current(session, [r["stay_id"] for r in rows])
     if rows:
         append_event(
             session,

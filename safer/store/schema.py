@@ -167,6 +167,13 @@ class Recommendation(Base):
     status: Mapped[str] = mapped_column(sa.String(16), default="pending", index=True)
     version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the queue's rank: safer.store.urgency.clinical_urgency of the decision's last blocks,
+    # computed once when stored (the waiting time is added when the queue is read)
+    urgency: Mapped[float]
+    urgency_why: Mapped[list] = mapped_column(sa.JSON)  # its reasons in words
+    # the stay's current decision: newest step, then newest row, on a current stay version
+    # (kept by safer.store.loading.refresh_current whenever decisions or versions are added)
+    current: Mapped[bool] = mapped_column(default=False)
 
     review: Mapped[Review | None] = relationship(back_populates="recommendation")
 
@@ -179,6 +186,9 @@ class Recommendation(Base):
             "status IN ('pending', 'accepted', 'overridden', 'deferred')",
             name="ck_recommendations_status",
         ),
+        # finding each stay's newest decision (refresh_current), and the queue's filters
+        sa.Index("ix_recommendations_stay_step_id", "stay_id", "step", "id"),
+        sa.Index("ix_recommendations_current_status", "current", "status"),
     )
 
 

@@ -11,12 +11,15 @@ from safer.review import banner, doses_given, next_patient, patient_queue, trail
 from safer.store import (
     InvalidReviewError,
     PermissionDeniedError,
+    add_decisions,
     coverage_summary,
     decision_detail,
+    load_cohort,
     submit_review,
     verify_trail,
 )
 from safer.store.schema import Recommendation, Review, Step, utcnow
+from tests.review.conftest import gated_decisions
 
 
 def test_one_row_per_patient_with_its_current_decision_and_honest_counts(gated):
@@ -55,20 +58,27 @@ def test_queue_filters_and_roles(gated):
 
 
 def test_urgency_ranks_a_sicker_patient_first(gated):
-    Session, users, _ = gated
+    """Corrected data (a new stay version, sicker at its last block) gets decisions whose
+    stored urgency puts the patient first; the old version's decisions leave the queue."""
+    Session, users, cohort = gated
     with Session() as s:
-        rows = patient_queue(s, users["ana"], page_size=20).rows
-        target = rows[-1]
-        stay_key = s.execute(sa.select(Recommendation.stay_id).where(
-            Recommendation.id == target["id"])).scalar()  # fmt: skip
+        before = patient_queue(s, users["ana"], page_size=20)
+    target = before.rows[-1]
+    sick = cohort.copy()
+    row = (sick["stay_id"] == target["stay_id"]) & (sick["step"] == target["step"])
+    sick.loc[row, ["MeanBP", "SOFA", "Arterial_lactate"]] = [48.0, 18.0, 7.5]
+    one = sick[sick["stay_id"] == target["stay_id"]].reset_index(drop=True)
+    proba, decisions = gated_decisions(len(one), seed=5)
     with Session() as s, s.begin():
-        where = (Step.stay_id == stay_key) & (Step.step == target["step"])
-        step = s.execute(sa.select(Step).where(where)).scalar_one()
-        step.features = {**step.features, "MeanBP": 48.0, "SOFA": 18.0, "Arterial_lactate": 7.5}
+        assert load_cohort(s, one, corrections=True)["corrected"] == 1
+        add_decisions(s, one["stay_id"], one["step"], proba, decisions, model_version="0.1")
     with Session() as s:
-        first = patient_queue(s, users["ana"]).rows[0]
-    assert first["id"] == target["id"]
+        after = patient_queue(s, users["ana"], page_size=20)
+    first = after.rows[0]
+    assert (first["stay_id"], first["step"]) == (target["stay_id"], target["step"])
+    assert first["id"] != target["id"] and first["SOFA"] == 18.0
     assert "MAP 48" in first["why"] and "lactate 7.5" in first["why"]
+    assert after.patients == before.patients  # the old version's decision is not current
 
 
 def test_next_patient_moves_on_after_a_review(gated):
@@ -191,7 +201,7 @@ def test_waiting_time_raises_urgency(gated):
 
 
 def test_queue_windows_read_exactly_the_last_blocks_across_chunks(gated, monkeypatch):
-    from safer.review import queue
+    from safer.store import urgency as urgency_mod
 
     Session, users, _ = gated
     now = utcnow() + timedelta(hours=3)
@@ -209,7 +219,7 @@ def test_queue_windows_read_exactly_the_last_blocks_across_chunks(gated, monkeyp
         for sid, st in keys:
             expected[sid] = [steps[(sid, k)] for k in range(max(st - 2, 0), st + 1)
                              if (sid, k) in steps]  # fmt: skip
-        monkeypatch.setattr(queue, "_CHUNK", 4)  # many chunks, stays split across them
-        assert queue._windows(s, keys) == expected
+        monkeypatch.setattr(urgency_mod, "_CHUNK", 4)  # many chunks, stays split across them
+        assert urgency_mod.windows(s, keys) == expected
         chunked = patient_queue(s, users["ana"], status="all", page_size=200, now=now)
     assert len(expected) > 2 and chunked.rows == full.rows and chunked.patients == full.patients
