@@ -1,8 +1,7 @@
 """TD3: a sequential-recommendation data set distilled into a Tucker-factored soft summary.
 
-Zhang, Jiaqing, Mingjia Yin, Hao Wang, Yawen Li, Yuyang Ye, Xingyu Lou, Junping Du and Enhong
-Chen, "TD3: Tucker Decomposition Based Dataset Distillation Method for Sequential
-Recommendation", The ACM Web Conference (WWW) 2025 (arXiv:2502.02854).
+Zhang et al., "Dataset Distillation via Tucker Decomposition for Sequential Recommendation"
+(TD3), The ACM Web Conference (WWW) 2025.
 
 The summary is ``mu`` synthetic users x ``T`` steps x the item vocabulary, never stored whole:
 
@@ -22,8 +21,8 @@ Bi-level optimisation (:meth:`TD3.fit`), one outer step:
    with :func:`torch.func.functional_call`;
 2. the outer loss is the real data's next-item cross entropy on a random batch of real training
    windows through the unrolled learner: the learner trained on the summary should do what a
-   learner trained on the real data does, on real data. (This is the paper's bi-level reading
-   "performance matching"; no trajectory or parameter matching is implemented.)
+   learner trained on the real data does, on real data (a performance-matching reading of the
+   bi-level objective; no trajectory or parameter matching is implemented).
 3. the gradient flows back through the last ``truncate`` inner steps only (truncated
    back-propagation; earlier steps are run without a graph) into every factor, the core, the
    scale and the step size, and Adam updates them.
