@@ -277,3 +277,121 @@ def ctr_evaluate(
         print_json(result)
     else:
         print_table(f"seqrec ctr evaluate ({split})", result)
+
+
+distill_app = typer.Typer(
+    help="Data-set distillation (TD3): a small synthetic summary of an interaction log, and "
+    "fresh models trained only on it.",
+    no_args_is_help=True,
+)
+app.add_typer(distill_app, name="distill")
+
+
+@distill_app.command("run")
+def distill_run(
+    data: Path = typer.Option(
+        ..., "--data", help="Interactions: .inter (RecBole), .csv, .parquet, .tsv (sequences)."
+    ),
+    out: Path = typer.Option(..., "--out", help="Directory to write the summary to."),
+    method: str = typer.Option("td3", "--method", help="Distiller: td3."),
+    users: int = typer.Option(50, "--users", min=1, help="Synthetic users (mu)."),
+    user_fraction: float = typer.Option(
+        0.0, "--user-fraction", help="Synthetic users as a share of the data's (overrides --users)."
+    ),
+    steps: int = typer.Option(50, "--steps", min=2, help="Steps per synthetic user (T)."),
+    learner: str = typer.Option("sasrec", "--learner", help="Inner learner: sasrec or gru4rec."),
+    init: str = typer.Option("hosvd", "--init", help="hosvd (from a real-data learner) or random."),
+    outer_steps: int = typer.Option(100, "--outer-steps", min=0, help="Outer (Adam) steps."),
+    inner_steps: int = typer.Option(10, "--inner-steps", min=1, help="Unrolled inner SGD steps."),
+    option: list[str] = typer.Option([], "--option", help="Distiller config " + OPTION_HELP),
+    seed: int = typer.Option(2020, "--seed", help="Random seed."),
+    threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: torch's)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary's record as JSON."),
+) -> None:
+    """Distil the training part of a log into a soft summary (validation keeps the best)."""
+    from safer._learnable import torch_threads
+    from safer.seqrec import SequenceData
+    from safer.seqrec.distill import make_distiller
+
+    overrides = {
+        **parse_options(option, "distiller"),
+        "users": users, "user_fraction": user_fraction, "steps": steps, "learner": learner,
+        "init": init, "outer_steps": outer_steps, "inner_steps": inner_steps, "seed": seed,
+    }  # fmt: skip
+    distiller = make_distiller(method, **overrides)
+    sequences = SequenceData.read(data)
+    with torch_threads(threads):
+        distiller.fit(sequences, progress=not json_out)
+    distiller.save(out)
+    history = distiller.history_
+    probs = distiller.soft_sequences()
+    best = next(e for e in history["evals"] if e["outer_step"] == history["best_outer_step"])
+    summary = {
+        "method": method,
+        "out": str(out),
+        "real_users": len(sequences.users),
+        "summary_users": probs.shape[0],
+        "steps": probs.shape[1],
+        "items": sequences.n_items,
+        "best_outer_step": history["best_outer_step"],
+        "valid_ndcg@10": best["valid_ndcg@10"],
+        "seconds": history["seconds"],
+    }
+    if json_out:
+        print_json(summary)
+    else:
+        err_console.print(f"[green]saved[/] {method} summary to {out}")
+        print_table("seqrec distill run", summary)
+
+
+@distill_app.command("train")
+def distill_train(
+    summary: Path = typer.Option(
+        ..., "--summary", help="A directory written by `safer seqrec distill run`."
+    ),
+    data: Path = typer.Option(
+        ..., "--data", help="The log it summarises (its validation split picks the best epoch)."
+    ),
+    model: str = typer.Option("sasrec", "--model", help="sasrec, gru4rec, hstu or fuxi."),
+    out: Path = typer.Option(..., "--out", help="Directory to write the model to."),
+    epochs: int = typer.Option(300, "--epochs", min=1, help="Most epochs (early stopping: 10)."),
+    steps_per_epoch: int = typer.Option(10, "--steps-per-epoch", min=1, help="Steps per epoch."),
+    item_factor: bool = typer.Option(
+        True,
+        "--item-factor/--no-item-factor",
+        help="Start the item embedding from the summary's item factor (needs the learner's width).",
+    ),
+    option: list[str] = typer.Option([], "--option", help="Model config " + OPTION_HELP),
+    seed: int = typer.Option(2020, "--seed", help="Random seed."),
+    threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: torch's)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
+) -> None:
+    """Train a fresh model only on a summary and save it (`safer seqrec evaluate` reads it)."""
+    from safer._learnable import torch_threads
+    from safer.seqrec import SequenceData, read_interactions
+    from safer.seqrec.benchmark import training_summary
+    from safer.seqrec.distill import load_distiller
+
+    distiller = load_distiller(summary)
+    sequences = SequenceData.from_interactions(
+        read_interactions(data), item_tokens=distiller.item_tokens_
+    )
+    overrides = {**parse_options(option, "model"), "epochs": epochs, "seed": seed}
+    with torch_threads(threads):
+        recommender = distiller.train_model(
+            model, sequences, use_item_factor=item_factor, steps_per_epoch=steps_per_epoch,
+            progress=not json_out, **overrides,
+        )  # fmt: skip
+    recommender.save(out)
+    result = {
+        "model": model,
+        "summary": str(summary),
+        "out": str(out),
+        **training_summary(recommender),
+        **{f"test_{k}": v for k, v in recommender.evaluate(sequences).items() if "@" in k},
+    }
+    if json_out:
+        print_json(result)
+    else:
+        err_console.print(f"[green]saved[/] {model} (trained on the summary) to {out}")
+        print_table("seqrec distill train", result)

@@ -33,6 +33,9 @@ Layout: one folder per extension point, one file per extension, one name map per
 ``lm.py``                       local language models: SmolLM2 from its GGUF wheel, the
                                 text encoder, cached layer states, log-likelihood scoring
 ``benchmark.py``                train and test several models on one file, as a table
+``distill/``                    data-set distillation (:data:`~safer.seqrec.distill.DISTILLERS`):
+                                TD3, a Tucker-factored soft summary on which a fresh model of
+                                :data:`MODELS` trains (``safer seqrec distill``)
 ==============================  ===============================================================
 
 Where the systems that are not here yet go (each its own folder with a name map in its
@@ -40,8 +43,6 @@ Where the systems that are not here yet go (each its own folder with a name map 
 
 - ``ctr/``: click-through-rate models (XCrossNet): feature fields in, a click probability out;
   their own data (fields and labels) and metrics (AUC, log loss), on the same learnable base.
-- ``distill/``: data-set distillation (TD3): a large :class:`SequenceData` in, a small synthetic
-  one out, on which any model of :data:`MODELS` trains.
 - ``rerank/``: rerankers of a fitted model's top-k list (LLM4Rerank), using ``lm.py``.
 
 Examples
