@@ -241,7 +241,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--epochs", type=int, default=30, help="epoch cap per model")
     parser.add_argument("--stopping-step", type=int, default=5, help="early-stopping patience")
-    parser.add_argument("--max-len", type=int, default=50, help="state length")
+    parser.add_argument("--max-len", type=int, default=10, help="state length")
     parser.add_argument("--ml100k", type=Path, help="ml-100k.inter (default: from the wheel)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
