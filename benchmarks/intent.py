@@ -168,7 +168,20 @@ def fmt(values: list[float], digits: int = 4) -> str:
     return f"{statistics.fmean(values):.{digits}f} ± {sd:.{digits}f}"
 
 
-def report(records: list[dict[str, Any]], args) -> list[str]:
+def explore_rates(data) -> dict[int, float]:
+    """Share of the steps after each user's first whose item explores a genre, by window."""
+    from safer.seqrec.heads.intent import SIGNALS, behaviour_signals
+
+    column = SIGNALS.index("genre_novelty")
+    return {
+        window: float(
+            np.concatenate([s[1:, column] for s in behaviour_signals(data, window)]).mean()
+        )
+        for window in (10, 0)
+    }
+
+
+def report(records: list[dict[str, Any]], args, rates: dict[int, float]) -> list[str]:
     from benchmarks._report import header
 
     lines = [
@@ -181,6 +194,10 @@ def report(records: list[dict[str, Any]], args) -> list[str]:
         "(latent 8, KL weight 1 annealed over 5 epochs, stop gradient, REINFORCE off). Each cell: "
         "mean ± sd over the seeds (column seeds); s/epoch = training seconds of one epoch, CPU, "
         "1 torch thread on a machine shared with other jobs (indicative only).",
+        "",
+        f"Explore steps in the whole log (every step after a user's first): {rates[10]:.1%} "
+        f"bring a genre absent from the user's previous 10 items (the head's default "
+        f"`novelty_window`), {rates[0]:.1%} one absent from the whole history.",
         "",
     ]
     if args.intro is not None:
@@ -266,8 +283,8 @@ def main() -> None:
         else []
     )
     done = {(r["backbone"], r["head"], r["seed"]) for r in records}
+    data = load(args)
     if not args.report_only:
-        data = load(args)
         for seed in seeds:
             for backbone in args.backbones:
                 if all((backbone, h, seed) in done for h in HEADS):
@@ -293,7 +310,7 @@ def main() -> None:
                         flush=True,
                     )
     records = [r for r in records if r["seed"] in seeds and r["backbone"] in args.backbones]
-    write_page(args.out, report(records, args), args.note)
+    write_page(args.out, report(records, args, explore_rates(data)), args.note)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ is conditioned on it:
   the log time gap since the user's previous interaction, its *genre novelty* (1 when the item
   brings a genre that none of the user's previous ``novelty_window`` items had, default 10, the
   recent context, 0 = whole history; without item genres in the data: the item is new to the
-  user; on ml-100k 32 % of the steps explore by this rule, 9 % against the whole history) and
+  user; the share of exploring steps on ml-100k is on the benchmark page) and
   its position (log). Rating, gap and position are standardised with the training part's means
   and deviations (buffers, saved with the weights); a log without ratings gives 0.
 - **Prior** ``p(z_t | h_t) = N(mu_p(h_t), diag exp lv_p(h_t))``: a two-layer network on the
