@@ -4,10 +4,12 @@
 
 Each backbone (GRU4Rec, SASRec) is trained with its plain next-item softmax and with the
 ``intent`` head (:mod:`safer.seqrec.heads.intent`; Chang, Karatzoglou et al., WWW '23
-Companion) on the same data, split, budget and seed. Set-up: leave-one-out (last item test,
-second-last validation, full ranking, seen items kept: RecBole's protocol), sequence training
-(windows of ``--max-len`` items, a loss at every position), Adam, early stopping on validation
-MRR@10 with the best epoch kept. Test NDCG@10 / HR@10 and training seconds per epoch.
+Companion) on the same data, split, budget and seed (``--variants``; ``intent-detached`` is
+the ablation whose ELBO does not reach the encoder, ``elbo_to_encoder=False``). Set-up:
+leave-one-out (last item test, second-last validation, full ranking, seen items kept:
+RecBole's protocol), sequence training (windows of ``--max-len`` items, a loss at every
+position), Adam, early stopping on validation MRR@10 with the best epoch kept. Test NDCG@10 /
+HR@10 and training seconds per epoch.
 
 Intent diagnostics (intent rows), on the held-out steps (each user's validation and test
 targets; the behaviour signals of those steps are read here, for the diagnostics only):
@@ -19,7 +21,8 @@ targets; the behaviour signals of those steps are read here, for the diagnostics
   standardised inputs) is trained on the held-out steps of half of the users (by user index
   parity) and its ROC AUC measured on the other half, on: the prior mean ``mu_p(h)`` (the ``z``
   the recommender uses; reads only the history), the intent model's state ``h``, the plain
-  backbone's state ``h`` (same seed), and the posterior mean (reads the step's own signals:
+  backbone's state ``h`` (same seed; only when the backbone is trained by the same process),
+  and the posterior mean (reads the step's own signals:
   an upper reference, not a prediction).
 
 Data: ml-100k (ratings, timestamps and the ``.item`` file's genres) from the ``recbole==1.2.1``
@@ -33,6 +36,7 @@ page to ``--out`` (``docs/benchmarks/intent.md``); ``--report-only`` rebuilds th
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import sys
@@ -43,7 +47,13 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-HEADS = ("softmax", "intent")
+#: Variant name -> (head, head options). ``intent-detached``: the ablation whose ELBO does not
+#: reach the encoder (``elbo_to_encoder=False``).
+VARIANTS = {
+    "softmax": ("softmax", {}),
+    "intent": ("intent", {}),
+    "intent-detached": ("intent", {"elbo_to_encoder": False}),
+}
 
 
 def load(args):
@@ -60,12 +70,14 @@ def load(args):
     return data
 
 
-def fit(backbone: str, head: str, seed: int, data, args):
+def fit(backbone: str, variant: str, seed: int, data, args):
     from safer.seqrec import make_model
 
+    head, options = VARIANTS[variant]
     model = make_model(
         backbone,
         head=head,
+        head_options=options,
         protocol="recbole",
         training="sequence",
         learning_rate=args.learning_rate,
@@ -125,7 +137,7 @@ def diagnostics(model, base, data) -> dict[str, Any]:
     )
     explore = raw[:, SIGNALS.index("genre_novelty")].astype(int)
     h = torch.cat([states_of(model, valid), states_of(model, test)])
-    h_base = torch.cat([states_of(base, valid), states_of(base, test)])
+    h_base = None if base is None else torch.cat([states_of(base, valid), states_of(base, test)])
     with torch.no_grad():
         y = head.standardise(torch.as_tensor(raw, dtype=torch.float32))
         mu_p, lv_p = head.prior(h)
@@ -142,7 +154,7 @@ def diagnostics(model, base, data) -> dict[str, Any]:
         "n_steps": len(explore),
         "auc_prior_z": probe_auc(mu_p.numpy(), explore, users),
         "auc_state": probe_auc(h.numpy(), explore, users),
-        "auc_backbone_state": probe_auc(h_base.numpy(), explore, users),
+        "auc_backbone_state": None if h_base is None else probe_auc(h_base.numpy(), explore, users),
         "auc_posterior_z": probe_auc(mu_q.numpy(), explore, users),
     }
 
@@ -209,7 +221,7 @@ def report(records: list[dict[str, Any]], args, rates: dict[int, float]) -> list
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for backbone in args.backbones:
-        for head in HEADS:
+        for head in VARIANTS:
             rows = [r for r in records if r["backbone"] == backbone and r["head"] == head]
             if not rows:
                 continue
@@ -229,21 +241,22 @@ def report(records: list[dict[str, Any]], args, rates: dict[int, float]) -> list
         "prior z = what the recommender uses (history only); posterior z reads the step's own "
         "signals (an upper reference, not a prediction).",
         "",
-        "| backbone | seeds | steps | explore rate | KL per step | active dims | AUC prior z | "
-        "AUC intent state h | AUC backbone state h | AUC posterior z |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| backbone | variant | seeds | steps | explore rate | KL per step | active dims | "
+        "AUC prior z | AUC intent state h | AUC backbone state h | AUC posterior z |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for backbone in args.backbones:
-        rows = [r for r in records if r["backbone"] == backbone and r["head"] == "intent"]
+    for backbone, variant in itertools.product(args.backbones, list(VARIANTS)[1:]):
+        rows = [r for r in records if r["backbone"] == backbone and r["head"] == variant]
         if not rows:
             continue
         d = [r["diagnostics"] for r in rows]
         lines.append(
-            f"| {backbone} | {len(rows)} | {d[0]['n_steps']} | {d[0]['explore_rate']:.3f} | "
+            f"| {backbone} | {variant} | {len(rows)} | {d[0]['n_steps']} | "
+            f"{d[0]['explore_rate']:.3f} | "
             f"{fmt([x['kl_per_step'] for x in d], 3)} | "
             f"{fmt([float(x['active_dims']) for x in d], 1)} of {d[0]['latent_dim']} | "
             + " | ".join(
-                fmt([x[k] for x in d], 3)
+                fmt([x[k] for x in d if x[k] is not None], 3)
                 for k in ("auc_prior_z", "auc_state", "auc_backbone_state", "auc_posterior_z")
             )
             + " |"
@@ -255,6 +268,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbones", default="gru4rec,sasrec")
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument(
+        "--variants", default="softmax,intent",
+        help=f"what to train per backbone and seed, of {', '.join(VARIANTS)}",
+    )  # fmt: skip
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--epochs", type=int, default=30, help="epoch cap per model")
     parser.add_argument("--stopping-step", type=int, default=5, help="early-stopping patience")
@@ -270,6 +287,9 @@ def main() -> None:
     args = parser.parse_args()
     args.backbones = [b.strip() for b in args.backbones.split(",") if b.strip()]
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if set(variants) - set(VARIANTS):
+        raise SystemExit(f"--variants: {variants}; choose from {', '.join(VARIANTS)}")
     sys.path.insert(0, str(ROOT))
     import torch
 
@@ -285,30 +305,28 @@ def main() -> None:
     done = {(r["backbone"], r["head"], r["seed"]) for r in records}
     data = load(args)
     if not args.report_only:
-        for seed in seeds:
-            for backbone in args.backbones:
-                if all((backbone, h, seed) in done for h in HEADS):
-                    continue
-                models = {}
-                for head in HEADS:  # the backbone first: the probe compares with its state
-                    start = time.perf_counter()
-                    models[head] = fit(backbone, head, seed, data, args)
-                    seconds = time.perf_counter() - start
-                    if (backbone, head, seed) in done:
-                        continue
-                    record = record_of(models[head], data, seconds)
-                    if head == "intent":
-                        record["diagnostics"] = diagnostics(models[head], models["softmax"], data)
-                    record.update(backbone=backbone, head=head, seed=seed, command=command_line())
-                    with args.results.open("a") as fh:
-                        fh.write(json.dumps(record) + "\n")
-                    records.append(record)
-                    print(
-                        f"{backbone} {head} seed {seed}: NDCG@10 {record['ndcg@10']:.4f} "
-                        f"HR@10 {record['hr@10']:.4f} ({seconds:.0f} s, "
-                        f"{record['epochs_run']} epochs)",
-                        flush=True,
-                    )
+        for seed, backbone in itertools.product(seeds, args.backbones):
+            todo = [v for v in variants if (backbone, v, seed) not in done]
+            models = {}
+            # the backbone first (the probe compares with its state); not retrained when done
+            for variant in todo:
+                start = time.perf_counter()
+                models[variant] = fit(backbone, variant, seed, data, args)
+                seconds = time.perf_counter() - start
+                record = record_of(models[variant], data, seconds)
+                if variant != "softmax":
+                    base = models.get("softmax")
+                    record["diagnostics"] = diagnostics(models[variant], base, data)
+                record.update(backbone=backbone, head=variant, seed=seed, command=command_line())
+                with args.results.open("a") as fh:
+                    fh.write(json.dumps(record) + "\n")
+                records.append(record)
+                print(
+                    f"{backbone} {variant} seed {seed}: NDCG@10 {record['ndcg@10']:.4f} "
+                    f"HR@10 {record['hr@10']:.4f} ({seconds:.0f} s, "
+                    f"{record['epochs_run']} epochs)",
+                    flush=True,
+                )
     records = [r for r in records if r["seed"] in seeds and r["backbone"] in args.backbones]
     write_page(args.out, report(records, args, explore_rates(data)), args.note)
 

@@ -114,6 +114,21 @@ def test_the_next_item_loss_reaches_the_prior_only_without_the_stop_gradient(sto
     assert touched is not stop_gradient
 
 
+@pytest.mark.parametrize("elbo_to_encoder", [True, False])
+def test_the_elbo_reaches_the_encoder_states_only_when_asked(data, elbo_to_encoder):
+    head, encoder = tiny_head(data.n_items, elbo_to_encoder=elbo_to_encoder)
+    train, batch = prepared_batch(head, data)
+    states = torch.randn(len(train), 8, requires_grad=True)
+    where = torch.zeros(batch["item_seq"].shape, dtype=torch.bool)
+    where[torch.arange(len(train)), batch["seq_len"] - 1] = True
+    encoded = Encoded(states, batch["target"], states[:, None], where, batch)
+    with mock.patch("safer.seqrec.heads.intent.next_item_cross_entropy") as ce:  # ELBO only
+        ce.return_value = torch.zeros(len(train))
+        head.loss(encoder, encoded, torch.Generator().manual_seed(0)).backward()
+    reached = states.grad is not None and bool(states.grad.abs().sum() > 0)
+    assert reached is elbo_to_encoder
+
+
 def test_a_new_head_scores_as_its_backbone():
     head, encoder = tiny_head()
     states = torch.randn(3, 8)

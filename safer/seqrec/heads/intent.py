@@ -28,7 +28,9 @@ is conditioned on it:
   two-layer network whose last layer starts at zero, so training starts at the backbone), scored
   against the encoder's item table with the backbone's softmax (full or sampled, per the
   protocol). As in the paper, only the *prior* feeds the recommender, through a stop gradient
-  (``stop_gradient``): the next-item loss does not shape the intent networks.
+  (``stop_gradient``): the next-item loss does not shape the intent networks. The ELBO's
+  gradient does reach the encoder through ``h_t`` (``elbo_to_encoder``, default on: the intent
+  is a training signal for the states); off, the intent networks train on detached states.
 - **Loss** = next-item cross-entropy + ``recon_weight`` x reconstruction + ``beta_e`` x KL
   (+ ``reinforce_weight`` x a REINFORCE term, off by default: ``-(r - mean r) log pi(a | h')``
   with ``r`` the target's standardised rating, or its purchase flag without ratings; the
@@ -91,6 +93,7 @@ class IntentOptions:
     anneal_epochs: int = 5
     recon_weight: float = 1.0
     stop_gradient: bool = True
+    elbo_to_encoder: bool = True
     reinforce_weight: float = 0.0
     logvar_clip: float = 5.0
     novelty_window: int = 10
@@ -312,7 +315,8 @@ class IntentHead(Head):
         device = encoded.states.device
         index = self._offsets[user.cpu()] + position.cpu()
         signals = self._signals[index].to(device)  # (N, 4): the targets' signals
-        recon, kl = self.elbo_terms(encoded.states, signals, generator)
+        states = encoded.states if o.elbo_to_encoder else encoded.states.detach()
+        recon, kl = self.elbo_terms(states, signals, generator)
         ce = next_item_cross_entropy(
             self.condition(encoded.states), encoded.targets, encoder.item_embedding.weight,
             self.sampled, self.n_negatives, generator,
