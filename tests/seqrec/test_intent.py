@@ -81,6 +81,30 @@ def test_the_loss_weights_the_kl_by_the_epochs_annealed_weight(data):
     torch.testing.assert_close(losses[2] - losses[0], 1.5 * kl.mean())  # 2.0 - 0.5
 
 
+def test_the_reinforce_term_weights_each_targets_cross_entropy_by_its_rating_advantage(data):
+    from safer.seqrec.heads.softmax import next_item_cross_entropy
+
+    losses = []
+    for weight in (0.0, 0.5):
+        head, encoder = tiny_head(data.n_items, reinforce_weight=weight)
+        train, batch = prepared_batch(head, data)
+        states = encoder(batch["item_seq"], batch["time_seq"], batch["seq_len"])
+        where = torch.zeros(batch["item_seq"].shape, dtype=torch.bool)
+        where[torch.arange(len(states)), batch["seq_len"] - 1] = True
+        encoded = Encoded(states, batch["target"], states[:, None], where, batch)
+        losses.append(head.loss(encoder, encoded, torch.Generator().manual_seed(0)))
+    ratings = np.array(
+        [data.ratings[u][p] for u, p in zip(train.user, train.position, strict=True)]
+    )
+    reward = torch.as_tensor((ratings - head.signal_mean[0].item()) / head.signal_std[0].item())
+    ce = next_item_cross_entropy(
+        head.condition(states), batch["target"], encoder.item_embedding.weight, False, 0,
+        torch.Generator(),
+    )  # fmt: skip
+    expected = 0.5 * ((reward - reward.mean()).float() * ce).mean()
+    torch.testing.assert_close(losses[1] - losses[0], expected, rtol=1e-4, atol=1e-5)
+
+
 def test_shapes_and_gradients_reach_every_network(data):
     head, encoder = tiny_head(data.n_items)
     train, batch = prepared_batch(head, data)
