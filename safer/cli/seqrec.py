@@ -17,7 +17,7 @@ app = typer.Typer(
 )
 
 MODEL_HELP = "pop, sasrec, gru4rec, hstu, fuxi or iisan (over item titles: needs --titles)."
-HEAD_HELP = "Training objective: softmax (default), sqn, sac, snqn, sa2c, smorl or prl."
+HEAD_HELP = "Training objective: softmax (default), sqn, sac, snqn, sa2c, smorl, prl or intent."
 SCHEME_HELP = "Training scheme: single (default) or pcrec (two peers, weight transplant)."
 OPTION_HELP = "KEY=VALUE (repeatable); VALUE is read as JSON when it parses (0.5, [1,1,0])."
 

@@ -30,7 +30,9 @@ clicks and purchases into rewards; the feedback evaluation reports them separate
 
 from __future__ import annotations
 
+import dataclasses
 import html
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,10 +43,12 @@ from safer.errors import SaferError
 
 __all__ = [
     "ATOMIC_TYPES",
+    "GENRE_COLUMNS",
     "SeqrecDataError",
     "SequenceData",
     "read_atomic",
     "read_interactions",
+    "read_item_genres",
     "read_sequences",
     "read_text_dataset",
     "read_titles",
@@ -348,6 +352,16 @@ class SequenceData:
     purchases
         One bool array per user, aligned with ``sequences``: which interactions are purchases
         (every interaction is a click); ``None`` when the log has clicks only.
+    ratings
+        One float64 array of ratings per user, aligned with ``sequences``; ``None`` when the log
+        has no ``rating`` column.
+    item_genres
+        ``(n_items + 1, n_genres)`` bool, row ``i`` = the genres of item ``i`` (row 0: padding,
+        none); ``None`` when no item file gave genres (:meth:`with_genres`).
+    genres
+        The genre names, one per column of ``item_genres``.
+
+    Models that do not read ratings or genres ignore them (only the ``intent`` head does).
 
     Examples
     --------
@@ -366,6 +380,9 @@ class SequenceData:
     sequences: tuple[np.ndarray, ...]
     times: tuple[np.ndarray, ...]
     purchases: tuple[np.ndarray, ...] | None = None
+    ratings: tuple[np.ndarray, ...] | None = None
+    item_genres: np.ndarray | None = None
+    genres: tuple[str, ...] = ()
 
     @property
     def n_items(self) -> int:
@@ -380,6 +397,23 @@ class SequenceData:
     def has_purchases(self) -> bool:
         """Whether the log tells purchases from clicks."""
         return self.purchases is not None
+
+    def with_genres(self, genres: Mapping[str, Sequence[str]]) -> SequenceData:
+        """A copy with ``item_genres`` filled from ``genres`` (item token -> genre names; an
+        item not in it has none). Genre columns are the names in sorted order.
+
+        >>> import pandas as pd
+        >>> log = pd.DataFrame({"user": ["u", "u"], "item": ["a", "b"], "timestamp": [1, 2]})
+        >>> d = SequenceData.from_interactions(log).with_genres({"a": ["Drama"], "b": []})
+        >>> d.genres, d.item_genres.astype(int).tolist()
+        (('Drama',), [[0], [1], [0]])
+        """
+        names = tuple(sorted({g for item in self.item_tokens for g in genres.get(item, ())}))
+        column = {g: j for j, g in enumerate(names)}
+        table = np.zeros((self.n_items + 1, len(names)), bool)
+        for i, item in enumerate(self.item_tokens, start=1):
+            table[i, [column[g] for g in genres.get(item, ())]] = True
+        return dataclasses.replace(self, item_genres=table, genres=names)
 
     def purchase_flags(self, user: int) -> np.ndarray:
         """The purchase flags of one user's sequence (all False for a click-only log)."""
@@ -428,10 +462,13 @@ class SequenceData:
         )
         # user order = first appearance; within a user: time, then file order (stable)
         frame["user_code"] = pd.factorize(frame["user"], sort=False)[0]
+        if "rating" in log:
+            frame["rating"] = log["rating"].to_numpy(dtype=float)
         frame = frame.sort_values(["user_code", "timestamp", "row"], kind="stable")
         bounds = np.flatnonzero(np.diff(frame["user_code"].to_numpy())) + 1
         items = np.split(frame["item"].to_numpy(), bounds)
         times = np.split(frame["timestamp"].to_numpy(), bounds)
+        ratings = np.split(frame["rating"].to_numpy(), bounds) if "rating" in log else None
         users = frame["user"].to_numpy()[np.r_[0, bounds]]
         has_feedback = "purchase" in log or "rating" in log
         return cls(
@@ -442,13 +479,46 @@ class SequenceData:
             purchases=(
                 tuple(np.split(frame["purchase"].to_numpy(bool), bounds)) if has_feedback else None
             ),
+            ratings=None if ratings is None else tuple(ratings),
         )
 
     @classmethod
     def read(cls, path: str | Path, purchase_rating: float = 5.0) -> SequenceData:
         """Read an interaction file (see :func:`read_interactions`) into sequences; purchases as
-        in :meth:`from_interactions`."""
-        return cls.from_interactions(read_interactions(path), purchase_rating=purchase_rating)
+        in :meth:`from_interactions`. For a ``.inter`` file, the item genres are read from the
+        ``.item`` file beside it when it has a genre column (:func:`read_item_genres`)."""
+        path = Path(path)
+        data = cls.from_interactions(read_interactions(path), purchase_rating=purchase_rating)
+        items = path.with_suffix(".item")
+        if path.suffix.lower() == ".inter" and items.is_file():
+            genres = read_item_genres(items)
+            if genres is not None:
+                data = data.with_genres(genres)
+        return data
+
+
+#: The genre column of a RecBole ``.item`` file, under the names it takes (ml-100k: ``class``).
+GENRE_COLUMNS = ("class", "genre", "genres")
+
+
+def read_item_genres(path: str | Path) -> dict[str, list[str]] | None:
+    """Item token -> genre names, from a RecBole ``.item`` atomic file's ``token_seq`` genre
+    column (``class`` in ml-100k, or ``genre`` / ``genres``); ``None`` when it has none.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "toy.item"
+    >>> _ = p.write_text("item_id:token\\tclass:token_seq\\n1\\tAction Comedy\\n2\\tDrama\\n")
+    >>> read_item_genres(p)
+    {'1': ['Action', 'Comedy'], '2': ['Drama']}
+    """
+    frame = read_atomic(path)
+    column = next((c for c in GENRE_COLUMNS if c in frame.columns), None)
+    if column is None or "item_id" not in frame.columns:
+        return None
+    pairs = zip(frame["item_id"], frame[column], strict=True)
+    if not isinstance(frame[column].iloc[0], list):  # a token column: one genre per item
+        return {str(i): [str(g)] if g else [] for i, g in pairs}
+    return {str(i): list(g) for i, g in pairs}
 
 
 def _purchase_column(log: pd.DataFrame, purchase_rating: float) -> np.ndarray:

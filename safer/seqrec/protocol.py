@@ -222,6 +222,11 @@ def training_part(
             if data.purchases is None
             else tuple(p[:e] for p, e in zip(data.purchases, ends, strict=True))
         ),
+        ratings=(
+            None
+            if data.ratings is None
+            else tuple(r[:e] for r, e in zip(data.ratings, ends, strict=True))
+        ),
     )
 
 

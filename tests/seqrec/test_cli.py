@@ -90,6 +90,23 @@ def test_train_an_rl_head_then_evaluate_the_papers_metrics(synthetic_inter, tmp_
     assert result["holdout"] == "tail" and result["n_clicks"] > 120
 
 
+def test_train_the_intent_head_with_genres_from_the_item_file(synthetic_inter, tmp_path):
+    inter = tmp_path / "ring.inter"
+    inter.write_text(synthetic_inter.read_text())
+    (tmp_path / "ring.item").write_text(
+        "item_id:token\tclass:token_seq\n" + "".join(f"i{i}\tG{i % 4}\n" for i in range(40))
+    )
+    out = tmp_path / "intent"
+    printed = run(
+        "seqrec", "train", "--data", str(inter), "--model", "sasrec", "--head", "intent",
+        "--head-option", "latent_dim=4", "--epochs", "1", "--max-len", "10", "--out", str(out),
+        "--json",
+    )  # fmt: skip
+    assert json.loads(printed)["head"] == "intent"
+    saved = json.loads((out / "model.json").read_text())["config"]
+    assert saved["head_options"] == {"latent_dim": 4}
+
+
 def test_train_with_the_pcrec_scheme(synthetic_inter, tmp_path):
     printed = run(
         "seqrec", "train", "--data", str(synthetic_inter), "--model", "gru4rec", "--scheme",
@@ -102,7 +119,7 @@ def test_train_with_the_pcrec_scheme(synthetic_inter, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--head", "dqn"], "known: softmax, sqn, sac, snqn, sa2c, smorl, prl"),
+        (["--head", "dqn"], "known: softmax, sqn, sac, snqn, sa2c, smorl, prl, intent"),
         (["--head", "sqn", "--head-option", "gamma"], "--head-option takes KEY=VALUE"),
         (["--head", "sqn", "--head-option", "gama=0.5"], "unknown config fields ['gama']"),
     ],

@@ -32,7 +32,7 @@ def data(synthetic_inter) -> SequenceData:
 
 
 def test_unknown_head_lists_the_known_ones(data):
-    known = "known: softmax, sqn, sac, snqn, sa2c, smorl, prl"
+    known = "known: softmax, sqn, sac, snqn, sa2c, smorl, prl, intent"
     with pytest.raises(UnknownNameError, match=known):
         HEADS["dqn"]
     with pytest.raises(UnknownNameError, match=f"head 'dqn'; {known}"):

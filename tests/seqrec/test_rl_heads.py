@@ -30,7 +30,7 @@ from safer.seqrec.protocol import training_part, training_windows
 
 from .test_recommender import TINY
 
-RL_HEADS = ["sqn", "sac", "snqn", "sa2c", "smorl", "prl"]
+RL_HEADS = ["sqn", "sac", "snqn", "sa2c", "smorl", "prl", "intent"]
 TRAIN = {"epochs": 3, "max_len": 10, "seed": 7, "learning_rate": 1e-2}
 WARMUP = {"sac": {"warmup_epochs": 1}, "sa2c": {"warmup_epochs": 1, "ips_smooth": 0.5}}
 

@@ -41,6 +41,9 @@ name                what                                              file
                     scalarised double Q-learning                      et al., WSDM 2022)
 ``prl``             next item from (state, reward-to-go, step)        ``prl.py`` (Xin et al.,
                     prompts                                           SIGIR 2022)
+``intent``          latent intent: a conditional VAE over behaviour   ``intent.py`` (Chang,
+                    signals (rating, gap, genre novelty, position),   Karatzoglou et al., WWW
+                    its prior conditions the next-item state          '23 Companion)
 ==================  ================================================  ===========================
 
 The Q heads share ``_qlearning.py`` (rewards from the data's purchase flags, the state after a
@@ -50,7 +53,7 @@ training scheme (:mod:`safer.seqrec.schemes`).
 Examples
 --------
 >>> list(HEADS)
-['softmax', 'sqn', 'sac', 'snqn', 'sa2c', 'smorl', 'prl']
+['softmax', 'sqn', 'sac', 'snqn', 'sa2c', 'smorl', 'prl', 'intent']
 >>> HEADS["dqn"]
 Traceback (most recent call last):
 ...
@@ -59,6 +62,7 @@ safer._registry.UnknownNameError: unknown sequential-recommender head 'dqn'; kno
 
 from safer._registry import Registry
 from safer.seqrec.heads._base import Encoded, Head, NoOptions
+from safer.seqrec.heads.intent import IntentHead
 from safer.seqrec.heads.prl import PRLHead
 from safer.seqrec.heads.sa2c import SA2CHead, SNQNHead
 from safer.seqrec.heads.smorl import SMORLHead
@@ -76,6 +80,7 @@ HEADS: Registry[type[Head]] = Registry(
         "sa2c": SA2CHead,
         "smorl": SMORLHead,
         "prl": PRLHead,
+        "intent": IntentHead,
     },
 )
 
@@ -83,6 +88,7 @@ __all__ = [
     "HEADS",
     "Encoded",
     "Head",
+    "IntentHead",
     "NoOptions",
     "PRLHead",
     "SA2CHead",
