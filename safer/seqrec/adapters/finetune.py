@@ -191,6 +191,8 @@ class TextTuned(IISAN):
 
         cfg = self.config
         encoder = AutoModel.from_pretrained(self._encoder_folder(), local_files_only=True)
+        if getattr(encoder, "pooler", None) is not None:
+            encoder.pooler = None  # BERT's [CLS] pooler: unused (mean pooling), not trained
         if self.tuning == "lora":
             from peft import LoraConfig, get_peft_model
 
