@@ -360,8 +360,8 @@ def main() -> None:
         "- Peak RSS is each training process's own (VmHWM): Python, torch, the data, the cached "
         "states and training; it is the CPU memory figure, not the papers' GPU memory.",
         "- Item images are not reachable here: these are text-only runs (the papers' image and "
-        "multimodal rows have no counterpart). The full fine-tuning of MiniLM, LoRA / adapter "
-        "baselines through peft and TPME are not run yet.",
+        "multimodal rows have no counterpart). The fine-tuning baselines (MiniLM tuned fully, "
+        "with LoRA through peft, with adapters) and TPME: `--tuned`, the section below.",
     ]
     write_page(args.out, lines)
 
