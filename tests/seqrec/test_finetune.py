@@ -69,6 +69,13 @@ def test_text_tuned_trains_scores_every_item_and_reloads(name, encoder, ring, tm
     assert loaded.evaluate(data) == test  # the saved item table: no encoder needed
 
 
+@pytest.mark.parametrize("name", ["text-ft", "text-lora", "text-adapter"])
+def test_text_tuned_learns_the_ring(name, encoder, ring):
+    data, titles = ring
+    model = _model(name, encoder, epochs=8, encoder_learning_rate=3e-3).fit(data, titles=titles)
+    assert model.evaluate(data)["hr@10"] > 0.6  # chance: 10 of 30 items
+
+
 def test_the_three_modes_train_different_parts_of_the_encoder(encoder, ring):
     data, titles = ring
     full, lora, adapter = (
