@@ -138,7 +138,6 @@ def tuned(args: argparse.Namespace) -> None:
     """IISAN-Versa and IISAN against MiniLM tuned end to end (full, LoRA, adapters) and SASRec:
     quality, seconds per epoch, trainable parameters, peak RSS, TPME; a section of ``--out``."""
     from benchmarks._report import header
-    from safer import _provenance
     from safer.seqrec import read_text_dataset
     from safer.seqrec.benchmark import TPME_WEIGHTS, tpme
 
@@ -153,6 +152,12 @@ def tuned(args: argparse.Namespace) -> None:
         *((name, name, args.tuned_epochs) for name in TUNED),
         ("sasrec", "sasrec", args.epochs),
     ]
+    if args.rows:
+        wanted = [r.strip() for r in args.rows.split(",") if r.strip()]
+        unknown = sorted(set(wanted) - {label for _, label, _ in plan} - {x for x, _, _ in plan})
+        if unknown:
+            sys.exit(f"--rows: unknown {unknown}; known: {', '.join(x for x, _, _ in plan)}")
+        plan = [p for p in plan if p[0] in wanted or (p[0] == p[1] and p[1] in wanted)]
     rows = []
     for label, name, epochs in plan:
         for seed in range(2020, 2020 + args.seeds):
@@ -208,10 +213,15 @@ def tuned(args: argparse.Namespace) -> None:
             f"| {scores[label]:.3f} |"
         )
     versa, ft = "iisan-versa", "text-ft"
+    short = f"iisan-versa ({args.tuned_epochs} ep.)"
+    if not {versa, ft, short} <= set(labels):
+        lines.append("")
+        lines.append(f"Rows run: {', '.join(labels)} (`--rows`); the verdict needs the full table.")
+        _write_section(args.out, lines)
+        return
     speed = mean(ft, "s_per_epoch") / mean(versa, "s_per_epoch")
     memory = mean(ft, "peak_mib") / mean(versa, "peak_mib")
     quality = mean(versa, "ndcg@10") >= mean(ft, "ndcg@10")
-    short = f"iisan-versa ({args.tuned_epochs} ep.)"
     quality_short = mean(short, "ndcg@10") >= mean(ft, "ndcg@10")
 
     def met(ok: bool) -> str:
@@ -251,7 +261,14 @@ def tuned(args: argparse.Namespace) -> None:
         "- Text only (item images are not reachable). A GPU was not available: the papers' ~20x "
         "/ ~15x are GPU figures.",
     ]
-    out = Path(args.out)
+    _write_section(args.out, lines)
+
+
+def _write_section(out: Path, lines: list[str]) -> None:
+    """Put ``lines`` (starting with :data:`SECTION`) at the end of the page ``out``, replacing
+    an earlier such section and keeping the rest of the page."""
+    from safer import _provenance
+
     page = out.read_text() if out.is_file() else ""
     if SECTION in page:
         page = page[: page.index(SECTION)].rstrip() + "\n"
@@ -279,6 +296,9 @@ def main() -> None:
         "--tuned-epochs", type=int, default=2, help="--tuned: epochs of the tuned models"
     )
     parser.add_argument("--text-len", type=int, default=32, help="title tokens read (all models)")
+    parser.add_argument(
+        "--rows", default="", help="--tuned: only these rows, comma-separated (e.g. text-ft)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "seqrec_lm.md")
     parser.add_argument("--child", choices=list(MODELS), help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=2020, help=argparse.SUPPRESS)
