@@ -79,6 +79,8 @@ def child(args: argparse.Namespace) -> None:
     )
     if name in TEXT_MODELS:
         settings["max_text_len"] = args.text_len
+    if name in TUNED and args.encoder_lr > 0:
+        settings["encoder_learning_rate"] = args.encoder_lr
     model = make_model(name, **settings, **overrides)
     fit = {"titles": titles} if name in TEXT_MODELS else {}
     model.fit(data, **fit)
@@ -125,7 +127,8 @@ def run_child(args: argparse.Namespace, name: str, seed: int, epochs: int) -> di
     cmd = [sys.executable, __file__, "--child", name, "--seed", str(seed),
            "--data", str(args.data), "--users", str(args.users), "--epochs", str(epochs),
            "--stopping-step", str(args.stopping_step), "--threads", str(args.threads),
-           "--max-len", str(args.max_len), "--text-len", str(args.text_len)]  # fmt: skip
+           "--max-len", str(args.max_len), "--text-len", str(args.text_len),
+           "--encoder-lr", str(args.encoder_lr)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
     if proc.returncode != 0:
         sys.exit(f"{name} seed {seed} failed:\n{proc.stderr[-3000:]}")
@@ -252,12 +255,14 @@ def tuned(args: argparse.Namespace) -> None:
         "papers' GPU memory.",
         "- Each row trains in its own fresh process; peak RSS is that process's VmHWM: Python, "
         "torch, the data, the cached states (IISAN) or the encoder (tuned rows), and training.",
-        "- `text-ft`: every MiniLM weight trained (encoder learning rate 1e-4); `text-lora`: "
-        "LoRA rank 8 (alpha 16) on query and value through peft; `text-adapter`: bottleneck "
-        "adapters (64) after each layer's attention and feed-forward output (own module: peft "
-        "has none). All three: mean-pooled last layer -> LayerNorm -> 64, the same 2-layer "
-        "SASRec user encoder and in-batch softmax (batch 256) as IISAN. `iisan-versa`: "
-        "MiniLM (6 x 384) and SmolLM2-135M (30 x 576, 6 side blocks by group layer-dropping).",
+        f"- `text-ft`: every MiniLM weight trained (encoder learning rate "
+        f"{args.encoder_lr or 1e-4:g}); `text-lora`: LoRA rank 8 (alpha 16) on query and value "
+        f"through peft; `text-adapter`: bottleneck adapters (64) after each layer's attention "
+        f"and feed-forward output (own module: peft has none); their new weights learn at "
+        f"{args.encoder_lr or 1e-3:g}. All three: mean-pooled last layer -> LayerNorm -> 64, "
+        "the same 2-layer SASRec user encoder and in-batch softmax (batch 256) as IISAN. "
+        "`iisan-versa`: MiniLM (6 x 384) and SmolLM2-135M (30 x 576, 6 side blocks by group "
+        "layer-dropping).",
         "- Text only (item images are not reachable). A GPU was not available: the papers' ~20x "
         "/ ~15x are GPU figures.",
     ]
@@ -296,6 +301,13 @@ def main() -> None:
         "--tuned-epochs", type=int, default=2, help="--tuned: epochs of the tuned models"
     )
     parser.add_argument("--text-len", type=int, default=32, help="title tokens read (all models)")
+    parser.add_argument(
+        "--encoder-lr",
+        type=float,
+        default=0.0,
+        help="--tuned: the tuned encoders' learning rate (0: the models' defaults, 1e-4 for "
+        "text-ft, the learning rate 1e-3 for text-lora and text-adapter)",
+    )
     parser.add_argument(
         "--rows", default="", help="--tuned: only these rows, comma-separated (e.g. text-ft)"
     )
