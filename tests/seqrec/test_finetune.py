@@ -69,6 +69,7 @@ def test_text_tuned_trains_scores_every_item_and_reloads(name, encoder, ring, tm
     assert loaded.evaluate(data) == test  # the saved item table: no encoder needed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["text-ft", "text-lora", "text-adapter"])
 def test_text_tuned_learns_the_ring(name, encoder, ring):
     data, titles = ring
