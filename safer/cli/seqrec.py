@@ -16,7 +16,12 @@ app = typer.Typer(
     help="General sequential recommenders on RecBole's protocol.", no_args_is_help=True
 )
 
-MODEL_HELP = "pop, sasrec, gru4rec, hstu, fuxi or iisan (over item titles: needs --titles)."
+MODEL_HELP = (
+    "pop, sasrec, gru4rec, hstu, fuxi, iisan, or IISAN's baselines text-ft (full fine-tuning), "
+    "text-lora (LoRA via peft), text-adapter (bottleneck adapters); the last four read item "
+    "titles: --titles."
+)
+TEXT_MODELS = ("iisan", "text-ft", "text-lora", "text-adapter")
 HEAD_HELP = "Training objective: softmax (default), sqn, sac, snqn, sa2c, smorl, prl or intent."
 SCHEME_HELP = "Training scheme: single (default) or pcrec (two peers, weight transplant)."
 OPTION_HELP = "KEY=VALUE (repeatable); VALUE is read as JSON when it parses (0.5, [1,1,0])."
@@ -64,13 +69,16 @@ def train(
     ),
     seed: int = typer.Option(2020, "--seed", help="Random seed."),
     titles: Path | None = typer.Option(
-        None, "--titles", help="iisan: item titles, items.tsv (item<TAB>title) or titles.csv."
+        None,
+        "--titles",
+        help="iisan, text-*: item titles, items.tsv (item<TAB>title) or titles.csv.",
     ),
     encoders: str = typer.Option(
         "minilm",
         "--encoders",
         help="iisan: frozen text encoders, comma-separated: minilm, smollm2 or local HF "
-        "folders; minilm,smollm2 is IISAN-Versa.",
+        "folders; minilm,smollm2 is IISAN-Versa. text-*: the one encoder tuned (minilm or a "
+        "local HF encoder folder).",
     ),
     lm: Path | None = typer.Option(
         None, "--lm", help="iisan: a local Hugging Face causal LM folder to use for smollm2."
@@ -89,13 +97,17 @@ def train(
     split = dict(protocol=protocol, holdout=holdout, tail_fraction=tail_fraction, max_len=max_len)
     if model == "pop":
         params = split
-    elif model == "iisan":
+    elif model in TEXT_MODELS:
         if titles is None:
-            raise SaferError("--model iisan reads item titles: pass --titles items.tsv")
-        params = dict(
-            split, epochs=epochs, seed=seed, titles=str(titles), lm=str(lm or ""),
-            encoders=[e.strip() for e in encoders.split(",") if e.strip()],
-        )  # fmt: skip
+            raise SaferError(f"--model {model} reads item titles: pass --titles items.tsv")
+        names = [e.strip() for e in encoders.split(",") if e.strip()]
+        params = dict(split, epochs=epochs, seed=seed, titles=str(titles))
+        if model == "iisan":
+            params.update(lm=str(lm or ""), encoders=names)
+        elif len(names) != 1:
+            raise SaferError(f"--model {model} tunes one encoder: --encoders takes one name")
+        else:
+            params["encoder"] = names[0]
     else:
         params = dict(
             split, epochs=epochs, seed=seed, head=head, training=training, scheme=scheme,

@@ -49,7 +49,7 @@ Examples
 --------
 >>> from safer.seqrec import MODELS, SequenceData
 >>> list(MODELS)
-['pop', 'sasrec', 'gru4rec', 'hstu', 'fuxi', 'iisan']
+['pop', 'sasrec', 'gru4rec', 'hstu', 'fuxi', 'iisan', 'text-ft', 'text-lora', 'text-adapter']
 >>> make_model("sasrec", epochs=3).config.epochs
 3
 >>> make_model("gru4rec", head="sa2c", scheme="pcrec").config.head

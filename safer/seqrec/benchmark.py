@@ -1,8 +1,15 @@
-"""Train and test several models on one interaction file and tabulate the results."""
+"""Train and test several models on one interaction file and tabulate the results; TPME.
+
+:func:`tpme` is the efficiency score of Fu, Ge, Xin, Karatzoglou et al., "IISAN: Efficiently
+Adapting Multimodal Representation for Sequential Recommendation with Decoupled PEFT", SIGIR
+2024: training time, trainable parameters and memory, each min-max normalised over the compared
+systems, in one weighted sum (lower is more efficient).
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +18,37 @@ from safer.seqrec import SequenceData, make_model
 from safer.seqrec.config import NeuralConfig
 from safer.seqrec.recommender import SequentialRecommender
 
-__all__ = ["run_benchmark", "to_markdown", "training_summary"]
+__all__ = ["TPME_WEIGHTS", "run_benchmark", "to_markdown", "tpme", "training_summary"]
+
+#: IISAN's TPME weights of (training time, trainable parameters, memory): time and memory
+#: weigh most, parameters least.
+TPME_WEIGHTS = (0.45, 0.1, 0.45)
+
+
+def tpme(
+    seconds: Sequence[float],
+    parameters: Sequence[float],
+    memory: Sequence[float],
+    weights: Sequence[float] = TPME_WEIGHTS,
+) -> list[float]:
+    """TPME of each compared system: ``sum_k weights[k] * minmax(x_k)``, where ``x_k`` is the
+    systems' training time (e.g. seconds per epoch), trainable parameters or peak memory and
+    ``minmax`` maps the smallest value of the compared systems to 0 and the largest to 1 (a
+    quantity equal for all maps to 0). Lower is better: 0 is the cheapest on every count, the
+    sum of the weights the dearest. On a CPU the memory is peak resident memory; say so.
+
+    >>> tpme([10, 20, 30], [1, 3, 5], [100, 100, 200], weights=(0.5, 0.25, 0.25))
+    [0.0, 0.375, 1.0]
+    """
+    columns = [list(map(float, c)) for c in (seconds, parameters, memory)]
+    if len(set(map(len, columns))) != 1 or len(weights) != 3:
+        raise ValueError("tpme needs one time, parameter count and memory per system, 3 weights")
+    scores = [0.0] * len(columns[0])
+    for weight, column in zip(weights, columns, strict=True):
+        low, high = min(column), max(column)
+        for i, value in enumerate(column):
+            scores[i] += weight * ((value - low) / (high - low) if high > low else 0.0)
+    return scores
 
 
 def training_summary(model: SequentialRecommender) -> dict[str, Any]:

@@ -61,7 +61,7 @@ from safer.seqrec.encoders.sasrec import SASRecConfig, SASRecNet
 from safer.seqrec.protocol import METRICS, Examples, ProtocolError, check_protocol
 from safer.seqrec.recommender import SequentialRecommender, _tensors
 
-__all__ = ["IISAN", "IISANConfig", "IISANNet", "SideTower", "group_layers"]
+__all__ = ["IISAN", "Adapter", "IISANConfig", "IISANNet", "SideTower", "group_layers"]
 
 _MONITOR = "valid_mrr@10"
 
@@ -258,14 +258,12 @@ class IISAN(SequentialRecommender):
         with fitting(cfg.seed):
             gen = torch.Generator().manual_seed(cfg.seed)
             self.item_tokens_ = data.item_tokens
-            shapes = [(s.shape[1] - 1, s.shape[2]) for s in states]
-            net = IISANNet(shapes, cfg, data.n_items).to(device)
+            net = self._build_net(states, data.n_items).to(device)
             train = _tensors(splits["train"], device)
             valid = splits["valid"]
             optimizer = torch.optim.Adam(
-                [p for p in net.parameters() if p.requires_grad],
-                lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
-            )  # fmt: skip
+                self._param_groups(net), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
+            )
 
             def batches():
                 yield from torch.randperm(len(train["target"]), generator=gen).split(cfg.batch_size)
@@ -282,7 +280,7 @@ class IISAN(SequentialRecommender):
 
             trainer = Trainer(
                 epochs=cfg.epochs, patience=cfg.stopping_step, min_delta=0.0, mode="max",
-                desc="iisan epochs", progress=progress,
+                desc=f"{self.artifact_kind} epochs", progress=progress,
             )  # fmt: skip
             self.history_ = trainer.run(
                 net, optimizer, lambda: batches(), step,
@@ -300,6 +298,19 @@ class IISAN(SequentialRecommender):
         )
 
     # -- pieces -------------------------------------------------------------------------------
+    #: Items per forward pass when the item table is refreshed.
+    table_chunk = 4096
+
+    def _build_net(self, states: list[torch.Tensor], n_items: int) -> nn.Module:
+        """The network trained on ``states`` (what :meth:`_states` returns); a subclass that
+        reads other item inputs builds its own, with ``item_vectors`` and ``user_states``."""
+        shapes = [(s.shape[1] - 1, s.shape[2]) for s in states]
+        return IISANNet(shapes, self.config, n_items)
+
+    def _param_groups(self, net: nn.Module) -> list[dict[str, Any]]:
+        """The optimiser's parameter groups: every trainable parameter at ``learning_rate``."""
+        return [{"params": [p for p in net.parameters() if p.requires_grad]}]
+
     def _titles(self, data: SequenceData) -> tuple[str, ...]:
         if not self.config.titles:
             raise SaferError(
@@ -331,9 +342,10 @@ class IISAN(SequentialRecommender):
         return out
 
     @torch.no_grad()
-    def _refresh_table(self, states: list[torch.Tensor], chunk: int = 4096) -> None:
-        """Every item's vector into ``net_.item_table`` (row 0 stays zero)."""
-        net = self.net_
+    def _refresh_table(self, states: list[torch.Tensor]) -> None:
+        """Every item's vector into ``net_.item_table`` (row 0 stays zero), ``table_chunk``
+        items at a time."""
+        net, chunk = self.net_, self.table_chunk
         was = net.training
         net.eval()
         n = states[0].shape[0]
@@ -376,11 +388,12 @@ class IISAN(SequentialRecommender):
 
 
 def _in_batch_loss(
-    net: IISANNet, states: list[torch.Tensor], batch: dict[str, torch.Tensor]
+    net: nn.Module, states: list[torch.Tensor], batch: dict[str, torch.Tensor]
 ) -> torch.Tensor:
     """In-batch softmax: each example's target against the other examples' targets.
 
-    The side network runs once per distinct item of the batch (histories and targets).
+    The item network (``net.item_vectors`` over the rows ``states`` hold per item) runs once per
+    distinct item of the batch (histories and targets).
     """
     seq, target = batch["item_seq"], batch["target"]
     items, where = torch.unique(torch.cat([seq.flatten(), target]), return_inverse=True)
