@@ -34,6 +34,7 @@ TINY = {
 }
 TRAIN = {"epochs": 3, "batch_size": 256, "max_len": 20, "seed": 7}
 NETS = ["sasrec", "gru4rec", "hstu", "fuxi"]
+TEXT_TUNED = ["text-ft", "text-lora", "text-adapter"]
 SAVED_V0_1_0 = Path(__file__).parent / "data" / "saved_v0_1_0"
 
 
@@ -54,8 +55,14 @@ def _iisan_reads_titles(tmp_path_factory, synthetic_inter):
         **TINY["sasrec"], "titles": str(titles), "encoders": [str(encoder)],
         "cache_dir": str(root / "cache"), "adapter_size": 8,
     }  # fmt: skip
+    for name in TEXT_TUNED:  # IISAN's baselines: the same tiny BERT, tuned end to end
+        TINY[name] = {
+            **TINY["sasrec"], "titles": str(titles), "encoder": str(encoder),
+            "adapter_size": 8, "lora_r": 2, "max_text_len": 4,
+        }  # fmt: skip
     yield
-    del TINY["iisan"]
+    for name in ("iisan", *TEXT_TUNED):
+        del TINY[name]
 
 
 def tiny(name: str, **extra) -> SequentialRecommender:
