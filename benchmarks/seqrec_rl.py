@@ -328,7 +328,9 @@ def dataset_section(dataset: str, rows, args, note: str) -> list[str]:
     seeds = sorted({r["seed"] for r in rows})
     purchases = first.get("n_purchases", 0) > 0
     commands = sorted({r.get("command", "") for r in rows} - {""})
-    settings = first.get("setup", {})
+    settings = dict(first.get("setup", {}))
+    if not any(r["variant"] in HEAD_VARIANTS for r in rows):  # an option of those variants only
+        settings.pop("ips_smooth", None)
     lines = [
         f"## {dataset}\n",
         "Produced by: " + "; ".join(f"`{c}`" for c in commands) + ".\n" if commands else "",
