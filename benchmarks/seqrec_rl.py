@@ -9,6 +9,10 @@ and budget, for every seed; PCRec is set beside a single model of the same size 
 one of twice the width, and the average of two independently trained peers (the two PCRec peer
 settings, lr / 2 and lr, trained apart; their softmax probabilities averaged: two models' cost).
 
+``--heads sa2c-ips`` adds SA2C with the paper's off-policy correction switched on
+(``ips_smooth = --ips-smooth``, 1.0 by default; the head's own default is 0, off), set beside
+plain SA2C in a table of its own.
+
 Set-up (the RL papers' where they fix it): state = the last ``--max-len`` (10) items, rewards
 ``r_click = 0.2`` / ``r_purchase = 1.0``, ``gamma = 0.5``; sequence training (each user's
 training items cut into windows of ``max_len``, a loss at every position, batches of 128
@@ -41,12 +45,15 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SAFER_SHARED_DATA", ROOT.parent / "shared" / "data"))
-HEADS = ("softmax", "sqn", "sac", "snqn", "sa2c", "smorl", "prl")
+HEADS = ("softmax", "sqn", "sac", "snqn", "sa2c", "sa2c-ips", "smorl", "prl")
+# variants of a head with options of their own: name -> (head, options from the arguments)
+HEAD_VARIANTS = {"sa2c-ips": ("sa2c", lambda args: {"ips_smooth": args.ips_smooth})}
 KS = (5, 10, 20)
 WIDE = {  # twice the width of each backbone's default
     "sasrec": {"hidden_size": 128, "inner_size": 512},
@@ -150,8 +157,10 @@ def run_one(dataset: str, backbone: str, variant: str, seed: int, data, four, ar
     """Train one configuration and return its record."""
     params = base_params(backbone, args, seed)
     if variant in HEADS:
-        hopt = {"warmup_epochs": args.warmup_epochs} if variant in ("sac", "sa2c") else {}
-        model, seconds = fit(backbone, {**params, "head": variant, "head_options": hopt}, data)
+        head, extra = HEAD_VARIANTS.get(variant, (variant, lambda args: {}))
+        hopt = {"warmup_epochs": args.warmup_epochs} if head in ("sac", "sa2c") else {}
+        hopt.update(extra(args))
+        model, seconds = fit(backbone, {**params, "head": head, "head_options": hopt}, data)
         return {**summary(model, seconds), **feedback(model, data, four), "inference_models": 1}
     if variant == "pcrec":
         model, seconds = fit(backbone, {**params, "scheme": "pcrec"}, data)
@@ -211,7 +220,7 @@ def setup(args) -> dict[str, Any]:
     return {
         k: getattr(args, k)
         for k in ("protocol", "learning_rate", "epochs", "stopping_step", "warmup_epochs",
-                  "max_len", "holdout", "tail_fraction", "microlens_users", "threads")
+                  "max_len", "holdout", "tail_fraction", "microlens_users", "threads", "ips_smooth")
     }  # fmt: skip
 
 
@@ -276,12 +285,52 @@ def cell(rows, variant, backbone, key):
             and key in r]  # fmt: skip
 
 
+# A table column: (header, Markdown alignment, cell text of (rows, variant, backbone)).
+Column = tuple[str, str, Callable[[list, str, str], str]]
+
+
+def mean_column(header: str, key: str, digits: int = 4) -> Column:
+    """Mean ± sd of ``key`` over the seeds."""
+    return header, "---:", lambda rows, v, b: fmt(cell(rows, v, b, key), digits)
+
+
+def versus_column(header: str, key: str, base: str = "softmax") -> Column:
+    """The verdict on ``key`` against the ``base`` variant (``—`` in the base's own row)."""
+
+    def text(rows, v, b):
+        return "—" if v == base else verdict(cell(rows, v, b, key), cell(rows, base, b, key))
+
+    return header, "---", text
+
+
+def table(
+    rows, backbones, variants, columns: list[Column], present: str, name: str = "head",
+    labels: dict[str, str] | None = None,
+) -> list[str]:  # fmt: skip
+    """One Markdown table: a line per backbone and variant that has ``present`` in its rows
+    (labelled by ``labels``, else by its name), a cell per column."""
+    lines = [
+        "| backbone | " + " | ".join([name, *(c[0] for c in columns)]) + " |",
+        "|---|---|" + "".join(f"{c[1]}|" for c in columns),
+    ]
+    for b in backbones:
+        for v in variants:
+            if not cell(rows, v, b, present):
+                continue
+            label = (labels or {}).get(v, v)
+            lines.append(f"| {b} | {label} | " + " | ".join(c[2](rows, v, b) for c in columns)
+                         + " |")  # fmt: skip
+    return lines
+
+
 def dataset_section(dataset: str, rows, args, note: str) -> list[str]:
     first = rows[0]
     seeds = sorted({r["seed"] for r in rows})
     purchases = first.get("n_purchases", 0) > 0
     commands = sorted({r.get("command", "") for r in rows} - {""})
-    settings = first.get("setup", {})
+    settings = dict(first.get("setup", {}))
+    if not any(r["variant"] in HEAD_VARIANTS for r in rows):  # an option of those variants only
+        settings.pop("ips_smooth", None)
     lines = [
         f"## {dataset}\n",
         "Produced by: " + "; ".join(f"`{c}`" for c in commands) + ".\n" if commands else "",
@@ -295,94 +344,73 @@ def dataset_section(dataset: str, rows, args, note: str) -> list[str]:
     ]
     backbones = [b for b in args.backbones if any(r["backbone"] == b for r in rows)]
     key = "purchase_ndcg@10" if purchases else "click_ndcg@10"
-    lines += [
-        f"### Heads vs backbone (@10; verdict on {key.replace('_', ' ')})\n",
-        "| backbone | head | click NDCG@10 | click HR@10 | purchase NDCG@10 | purchase HR@10 "
-        "| purchase≥4 NDCG@10 | vs backbone | s/epoch | best epoch / run | seeds |",
-        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
-    ]
-    for b in backbones:
-        for h in HEADS:
-            if not cell(rows, h, b, "click_ndcg@10"):
-                continue
-            lines.append(
-                f"| {b} | {h} | {fmt(cell(rows, h, b, 'click_ndcg@10'))} | "
-                f"{fmt(cell(rows, h, b, 'click_hr@10'))} | "
-                f"{fmt(cell(rows, h, b, 'purchase_ndcg@10'))} | "
-                f"{fmt(cell(rows, h, b, 'purchase_hr@10'))} | "
-                f"{fmt(cell(rows, h, b, 'purchase4_ndcg@10'))} | "
-                + (
-                    "—"
-                    if h == "softmax"
-                    else verdict(cell(rows, h, b, key), cell(rows, "softmax", b, key))
-                )  # fmt: skip
-                + f" | {fmt(cell(rows, h, b, 'seconds_per_epoch'), 1)} | "
-                f"{epochs(rows, h, b)} | {len(cell(rows, h, b, key))} |"
-            )
-    lines += [
-        "\n### At 5 and 20\n",
-        "| backbone | head | click NDCG@5 | click HR@5 | click NDCG@20 | click HR@20 "
-        "| purchase NDCG@5 | purchase HR@5 | purchase NDCG@20 | purchase HR@20 |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for b in backbones:
-        for h in HEADS:
-            if not cell(rows, h, b, "click_ndcg@5"):
-                continue
-            vals = [
-                fmt(cell(rows, h, b, f"{g}_{m}@{k}"))
-                for g in ("click", "purchase") for k in (5, 20) for m in ("ndcg", "hr")
-            ]  # fmt: skip
-            lines.append(f"| {b} | {h} | " + " | ".join(vals) + " |")
-    lines += [
-        "\n### Beyond accuracy (@10): SMORL's objectives, every head for reference\n",
-        "| backbone | head | coverage@10 | intra-list diversity@10 | novelty@10 "
-        "| repetitiveness@10 | click NDCG@10 change |",
-        "|---|---|---:|---:|---:|---:|---|",
-    ]
-    for b in backbones:
-        for h in HEADS:
-            if not cell(rows, h, b, "coverage@10"):
-                continue
-            lines.append(
-                f"| {b} | {h} | {fmt(cell(rows, h, b, 'coverage@10'))} | "
-                f"{fmt(cell(rows, h, b, 'ild@10'))} | {fmt(cell(rows, h, b, 'novelty@10'))} | "
-                f"{fmt(cell(rows, h, b, 'repetitiveness@10'))} | "
-                + ("—" if h == "softmax" else verdict(cell(rows, h, b, "click_ndcg@10"),
-                                                      cell(rows, "softmax", b, "click_ndcg@10")))
-                + " |"
-            )  # fmt: skip
-    pcrec = [r for r in rows if r["variant"] in ("pcrec", "wide", "peers")]
-    if pcrec:
-        lines += [
-            "\n### PCRec vs a single model, a twice-as-wide model, two averaged peers\n",
-            "| backbone | model | parameters (scoring) | models at inference | click NDCG@10 "
-            "| click HR@10 | purchase NDCG@10 | purchase HR@10 | vs single | s/epoch | seeds |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
-        ]
+    seconds = mean_column("s/epoch", "seconds_per_epoch", 1)
+
+    def n_seeds(rows, v, b):
+        return str(len(cell(rows, v, b, key)))
+
+    lines += [f"### Heads vs backbone (@10; verdict on {key.replace('_', ' ')})\n"]
+    lines += table(rows, backbones, HEADS, [
+        mean_column("click NDCG@10", "click_ndcg@10"),
+        mean_column("click HR@10", "click_hr@10"),
+        mean_column("purchase NDCG@10", "purchase_ndcg@10"),
+        mean_column("purchase HR@10", "purchase_hr@10"),
+        mean_column("purchase≥4 NDCG@10", "purchase4_ndcg@10"),
+        versus_column("vs backbone", key),
+        seconds,
+        ("best epoch / run", "---:", epochs),
+        ("seeds", "---:", n_seeds),
+    ], present="click_ndcg@10")  # fmt: skip
+    lines += ["\n### At 5 and 20\n"]
+    lines += table(rows, backbones, HEADS, [
+        mean_column(f"{g} {m.upper() if m == 'hr' else 'NDCG'}@{k}", f"{g}_{m}@{k}")
+        for g in ("click", "purchase") for k in (5, 20) for m in ("ndcg", "hr")
+    ], present="click_ndcg@5")  # fmt: skip
+    lines += ["\n### Beyond accuracy (@10): SMORL's objectives, every head for reference\n"]
+    lines += table(rows, backbones, HEADS, [
+        mean_column("coverage@10", "coverage@10"),
+        mean_column("intra-list diversity@10", "ild@10"),
+        mean_column("novelty@10", "novelty@10"),
+        mean_column("repetitiveness@10", "repetitiveness@10"),
+        versus_column("click NDCG@10 change", "click_ndcg@10"),
+    ], present="coverage@10")  # fmt: skip
+    if any(r["variant"] in HEAD_VARIANTS for r in rows):
+        lines += ["\n### SA2C with its off-policy correction (`sa2c-ips`) vs plain SA2C (@10)\n"]
+        lines += table(rows, backbones, ("sa2c", *HEAD_VARIANTS), [
+            mean_column("click NDCG@10", "click_ndcg@10"),
+            versus_column("click NDCG@10 vs sa2c", "click_ndcg@10", base="sa2c"),
+            mean_column("purchase NDCG@10", "purchase_ndcg@10"),
+            versus_column("purchase NDCG@10 vs sa2c", "purchase_ndcg@10", base="sa2c"),
+            mean_column("coverage@10", "coverage@10"),
+            versus_column("coverage@10 vs sa2c", "coverage@10", base="sa2c"),
+            mean_column("novelty@10", "novelty@10"),
+        ], present="click_ndcg@10")  # fmt: skip
+    if any(r["variant"] in ("pcrec", "wide", "peers") for r in rows):
+
+        def scoring(rows, v, b):
+            return f"{int(statistics.fmean(cell(rows, v, b, 'scoring_parameters'))):,}"
+
+        def models(rows, v, b):
+            return str(cell(rows, v, b, "inference_models")[0])
+
         names = {
             "softmax": "single (same size)",
             "wide": "single, twice the width",
             "peers": "two independent peers, averaged",
             "pcrec": "PCRec (kept peer)",
         }
-        for b in backbones:
-            for v, label in names.items():
-                if not cell(rows, v, b, "click_ndcg@10"):
-                    continue
-                params = cell(rows, v, b, "scoring_parameters")
-                lines.append(
-                    f"| {b} | {label} | {int(statistics.fmean(params)):,} | "
-                    f"{cell(rows, v, b, 'inference_models')[0]} | "
-                    f"{fmt(cell(rows, v, b, 'click_ndcg@10'))} | "
-                    f"{fmt(cell(rows, v, b, 'click_hr@10'))} | "
-                    f"{fmt(cell(rows, v, b, 'purchase_ndcg@10'))} | "
-                    f"{fmt(cell(rows, v, b, 'purchase_hr@10'))} | "
-                    + ("—" if v == "softmax" else verdict(cell(rows, v, b, key),
-                                                          cell(rows, "softmax", b, key)))
-                    + f" | {fmt(cell(rows, v, b, 'seconds_per_epoch'), 1)} | "
-                    f"{len(cell(rows, v, b, key))} |"
-                )  # fmt: skip
+        lines += ["\n### PCRec vs a single model, a twice-as-wide model, two averaged peers\n"]
+        lines += table(rows, backbones, names, [
+            ("parameters (scoring)", "---:", scoring),
+            ("models at inference", "---:", models),
+            mean_column("click NDCG@10", "click_ndcg@10"),
+            mean_column("click HR@10", "click_hr@10"),
+            mean_column("purchase NDCG@10", "purchase_ndcg@10"),
+            mean_column("purchase HR@10", "purchase_hr@10"),
+            versus_column("vs single", key),
+            seconds,
+            ("seeds", "---:", n_seeds),
+        ], present="click_ndcg@10", name="model", labels=names)  # fmt: skip
     lines += [
         f"\n### Per seed ({key.replace('_', ' ')})\n",
         "| backbone | model | " + " | ".join(f"seed {s}" for s in seeds) + " |",
@@ -414,7 +442,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="ml-100k,microlens")
     parser.add_argument("--backbones", default="gru4rec,sasrec")
-    parser.add_argument("--heads", default=",".join(HEADS))
+    parser.add_argument(
+        "--heads", default=",".join(h for h in HEADS if h not in HEAD_VARIANTS),
+        help="heads to train (also sa2c-ips: SA2C with the off-policy correction, --ips-smooth)",
+    )  # fmt: skip
     parser.add_argument("--no-pcrec", action="store_true", help="skip the PCRec comparison")
     parser.add_argument(
         "--pcrec-variants", default="pcrec,wide,peers",
@@ -426,6 +457,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=25, help="epoch cap per model")
     parser.add_argument("--stopping-step", type=int, default=3, help="early-stopping patience")
     parser.add_argument("--warmup-epochs", type=int, default=3, help="SAC / SA2C warm-up")
+    parser.add_argument(
+        "--ips-smooth", type=float, default=1.0,
+        help="exponent of SA2C's off-policy correction in the sa2c-ips variant",
+    )  # fmt: skip
     parser.add_argument("--max-len", type=int, default=10, help="state length")
     parser.add_argument("--holdout", default="tail")
     parser.add_argument("--tail-fraction", type=float, default=0.1)

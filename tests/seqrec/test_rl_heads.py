@@ -4,25 +4,34 @@ future leak) and one focused test per paper's key equation."""
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from safer.errors import SaferError
-from safer.seqrec import SequenceData, SequentialRecommender, leave_one_out, make_model
+from safer.seqrec import (
+    SequenceData,
+    SequentialRecommender,
+    leave_one_out,
+    make_model,
+    read_interactions,
+)
 from safer.seqrec.encoders import GRU4RecConfig, GRU4RecNet
 from safer.seqrec.heads import HEADS, Encoded
 from safer.seqrec.heads._qlearning import (
     Network,
     QLayer,
+    QOptions,
     Step,
     double_q_target,
     next_inputs,
-    rewards,
     sample_negatives,
 )
-from safer.seqrec.heads.prl import PRLHead, reward_to_go
+from safer.seqrec.heads._rewards import RewardOptions, rewards
+from safer.seqrec.heads.prl import PRLHead, PRLOptions, reward_to_go
 from safer.seqrec.heads.sa2c import SA2CHead, SNQNHead, advantage
 from safer.seqrec.heads.smorl import SMORLHead, smorl_rewards
 from safer.seqrec.heads.sqn import SACHead, SQNHead
@@ -32,6 +41,7 @@ from .test_recommender import TINY
 
 RL_HEADS = ["sqn", "sac", "snqn", "sa2c", "smorl", "prl", "intent"]
 TRAIN = {"epochs": 3, "max_len": 10, "seed": 7, "learning_rate": 1e-2}
+SAVED_RL = Path(__file__).parent / "data" / "saved_rl_b81d522"
 WARMUP = {"sac": {"warmup_epochs": 1}, "sa2c": {"warmup_epochs": 1, "ips_smooth": 0.5}}
 
 
@@ -73,6 +83,29 @@ def test_fit_evaluate_and_save_load_identical(encoder, head, fitted, data, tmp_p
     assert dataclasses.asdict(loaded.config) == dataclasses.asdict(model.config)
     test = leave_one_out(data, 10)["test"]
     np.testing.assert_array_equal(loaded.score(test), model.score(test))
+
+
+@pytest.mark.parametrize(
+    ("head", "options"),
+    [
+        ("sqn", QOptions(r_click=0.3, r_purchase=2.0, gamma=0.7, q_weight=0.5)),
+        ("prl", PRLOptions(r_click=0.3, r_purchase=2.0, gamma=0.7, max_step=20)),
+    ],
+)
+def test_a_model_saved_before_the_shared_reward_options_loads_as_it_was(
+    head, options, synthetic_inter
+):
+    """Folders written by commit b81d522, when QOptions and PRLOptions each declared r_click,
+    r_purchase and gamma (tests/seqrec/data/README.md): the shared RewardOptions read the saved
+    head_options unchanged, and the model scores exactly as that version did."""
+    expected = json.loads((SAVED_RL / "expected.json").read_text())[head]
+    model = SequentialRecommender.load(SAVED_RL / head)
+    assert model.net_.head.options == options
+    assert isinstance(model.net_.head.options, RewardOptions)
+    data = SequenceData.from_interactions(
+        read_interactions(synthetic_inter), item_tokens=model.item_tokens_
+    )
+    assert model.evaluate_feedback(data, "test") == expected
 
 
 @pytest.mark.parametrize("head", RL_HEADS)

@@ -46,8 +46,10 @@ name                what                                              file
                     its prior conditions the next-item state          '23 Companion)
 ==================  ================================================  ===========================
 
-The Q heads share ``_qlearning.py`` (rewards from the data's purchase flags, the state after a
-target, double Q-learning with a twin encoder). Peer collaboration (PCRec) is not a head but a
+Every RL head (the Q heads and PRL) takes its reward options (``r_click``, ``r_purchase``,
+``gamma``) from ``_rewards.py`` (``RewardOptions``, and the reward of each target from the data's
+purchase flags); the Q heads share ``_qlearning.py`` (the state after a target, double
+Q-learning with a twin encoder). Peer collaboration (PCRec) is not a head but a
 training scheme (:mod:`safer.seqrec.schemes`).
 
 Examples

@@ -1,4 +1,4 @@
-"""What the Q-learning heads share (SQN / SAC, SNQN / SA2C, SMORL): rewards, the state after a
+"""What the Q-learning heads share (SQN / SAC, SNQN / SA2C, SMORL): options, the state after a
 target, Q layers, and double Q-learning with a twin network.
 
 The set-up of Xin et al. (SIGIR 2020), which the later papers keep:
@@ -39,38 +39,19 @@ from torch import nn
 from safer.seqrec.config import NeuralConfig
 from safer.seqrec.encoders._layers import SequenceEncoder
 from safer.seqrec.heads._base import Encoded, Head
+from safer.seqrec.heads._rewards import RewardOptions, rewards
 from safer.seqrec.heads.softmax import next_item_cross_entropy
 
 __all__ = [
     "DoubleQHead",
     "normalised_weights",
     "QLayer",
+    "QOptions",
     "Step",
     "double_q_target",
     "next_inputs",
-    "rewards",
     "sample_negatives",
 ]
-
-
-def rewards(encoded: Encoded, r_click: float, r_purchase: float) -> torch.Tensor:
-    """``(N,)`` the reward of each target: ``r_purchase`` for a purchase, else ``r_click``.
-
-    >>> where = torch.tensor([[True, True, False]])
-    >>> batch = {"purchase_seq": torch.tensor([[False, True, False]])}
-    >>> e = Encoded(torch.zeros(2, 1), torch.tensor([4, 5]), torch.zeros(1, 3, 1), where, batch)
-    >>> rewards(e, 0.2, 1.0).tolist()
-    [0.20000000298023224, 1.0]
-    """
-    batch = encoded.batch
-    if "purchase_seq" in batch:
-        bought = batch["purchase_seq"][encoded.where]
-    elif "purchase" in batch:
-        bought = batch["purchase"]
-    else:
-        bought = torch.zeros_like(encoded.targets, dtype=torch.bool)
-    bought = bought.to(encoded.states.device)
-    return torch.where(bought, r_purchase, r_click).to(encoded.states.dtype)
 
 
 def next_inputs(
@@ -240,12 +221,10 @@ def normalised_weights(weights: torch.Tensor, upper: float, normalise: bool) -> 
 
 
 @dataclass
-class QOptions:
-    """Options every Q head has (the papers' defaults)."""
+class QOptions(RewardOptions):
+    """Options every Q head has: the rewards (:class:`RewardOptions`) and the weight of the
+    Q-learning loss beside the cross-entropy."""
 
-    r_click: float = 0.2
-    r_purchase: float = 1.0
-    gamma: float = 0.5
     q_weight: float = 1.0
 
 

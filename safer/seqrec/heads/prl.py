@@ -43,18 +43,18 @@ from safer.seqrec.config import NeuralConfig
 from safer.seqrec.data import SequenceData
 from safer.seqrec.encoders._layers import SequenceEncoder
 from safer.seqrec.heads._base import Encoded, Head
+from safer.seqrec.heads._rewards import RewardOptions, rewards
 from safer.seqrec.heads.softmax import next_item_cross_entropy
 
 __all__ = ["PRLHead", "PRLOptions", "reward_to_go"]
 
 
 @dataclass
-class PRLOptions:
-    """PRL's options (rewards and discount as in the papers' defaults)."""
+class PRLOptions(RewardOptions):
+    """PRL's options: the rewards and discount (:class:`RewardOptions`, the papers' defaults),
+    the step cap, the inference prompt's quantile, the reward weighting and the block's
+    dropout."""
 
-    r_click: float = 0.2
-    r_purchase: float = 1.0
-    gamma: float = 0.5
     max_step: int = 50
     prompt_quantile: float = 0.9
     reward_weighted: bool = True
@@ -172,7 +172,5 @@ class PRLHead(Head):
         )  # fmt: skip
         if not self.options.reward_weighted:
             return ce.mean()
-        o = self.options
-        bought = batch["purchase_seq"][where] if "purchase_seq" in batch else batch["purchase"]
-        reward = torch.where(bought.to(ce.device), o.r_purchase, o.r_click).to(ce.dtype)
+        reward = rewards(encoded, self.options.r_click, self.options.r_purchase)
         return (ce * reward / reward.mean()).mean()
