@@ -388,7 +388,7 @@ def _selection_html(record) -> str:
     rows = "".join(
         "<tr{cls}>{cells}</tr>".format(
             cls=' class="chosen"' if row[:2] == [chosen["n_wedge"], chosen["margin"]] else "",
-            cells="".join(f"<td>{html.escape(_short(v))}</td>" for v in row),
+            cells="".join(f"<td>{'–' if v is None else html.escape(_short(v))}</td>" for v in row),
         )
         for row in record["grid"]
     )
@@ -397,8 +397,9 @@ def _selection_html(record) -> str:
         f"{record['folds']}-fold on the training stays only)</h3>"
         "<p>Each row is one setting of the candidate's caution, tried on the training stays "
         "alone (gains in survival probability, cross-fitted; predicted_lower: the lower bound "
-        "the safety test was predicted to find on the calibration stays). The chosen row is "
-        "in bold; the calibration stays were not used.</p>"
+        "the safety test was predicted to find on the calibration stays; –: in some fold the "
+        "setting changed no dose, so the test could not have deployed it). The chosen row "
+        "is in bold; the calibration stays were not used.</p>"
         f"<table><tr>{head}</tr>{rows}</table>"
     )
 

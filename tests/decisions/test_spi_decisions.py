@@ -104,6 +104,7 @@ def test_gated_rollouts_adherence_and_the_realised_check(model, gate):
     realised = realised_gain(model, gate, episodes=40, seed=0)
     o = realised["overall"]
     assert o["ci_low"] <= o["gain"] <= o["ci_high"] and "points" in realised["summary"]
+    assert o["exact"] == gate.abstains_everywhere
 
 
 def test_a_gate_that_certified_nothing_is_the_clinicians_policy_solved_exactly(parts, model):
@@ -117,6 +118,14 @@ def test_a_gate_that_certified_nothing_is_the_clinicians_policy_solved_exactly(p
     assert result.method == "exact" and result.ci_low == result.ci_high
     assert result.mortality == pytest.approx(exact_mortality(clinician_policy()))
     assert result.rollout.abstention_rate == 1.0
+    # the realised check knows it too: usual care, gain exactly 0 -- never "broken" by the noise
+    # of two independent rollouts (at 200 stays, seed 0, that noise read -10 points)
+    realised = realised_gain(model, never, episodes=40, seed=0)
+    o = realised["overall"]
+    assert o["exact"] and o["gain"] == o["ci_low"] == o["ci_high"] == 0.0 and not o["broken"]
+    assert o["gated_mortality"] == o["clinicians_mortality"] == result.mortality
+    assert realised["subgroups"] and all(r["gain"] == 0.0 for r in realised["subgroups"])
+    assert "exactly 0" in realised["summary"]
 
 
 def _run(argv):
