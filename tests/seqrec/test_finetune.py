@@ -4,16 +4,15 @@ stands in for all-MiniLM-L6-v2."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 from safer.errors import SaferError
-from safer.seqrec import SequenceData, load_model, make_model
+from safer.seqrec import load_model, make_model
 from safer.seqrec.adapters import TextAdapter, TextFT, TextLoRA
 from safer.seqrec.adapters.finetune import add_bottleneck_adapters
 from safer.seqrec.adapters.iisan import _in_batch_loss
-from tests.seqrec.tiny_lm import WORDS, tiny_encoder
+from tests.seqrec.tiny_lm import ring_walks, tiny_encoder
 
 
 @pytest.fixture(scope="module")
@@ -24,22 +23,7 @@ def encoder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def ring():
     """Users walk a ring of 30 items; each item's title names it by two words."""
-    rng = np.random.default_rng(0)
-    users, items, times = [], [], []
-    for u in range(60):
-        item = int(rng.integers(30))
-        for t in range(int(rng.integers(5, 8))):
-            users.append(f"u{u}")
-            items.append(f"i{item}")
-            times.append(t)
-            item = (item + 1) % 30
-    data = SequenceData.from_interactions(
-        pd.DataFrame({"user": users, "item": items, "timestamp": times})
-    )
-    titles = tuple(
-        f"{WORDS[int(tok[1:]) % 12]} {WORDS[int(tok[1:]) // 12 + 12]}" for tok in data.item_tokens
-    )
-    return data, titles
+    return ring_walks(60, 7)
 
 
 def _model(name, encoder, **overrides):

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
 from safer.errors import SaferError
-from safer.seqrec import IISAN, SequenceData, load_model, make_model
+from safer.seqrec import IISAN, load_model, make_model
 from safer.seqrec.adapters.iisan import IISANConfig, IISANNet, _in_batch_loss, group_layers
 from safer.seqrec.protocol import ProtocolError
-from tests.seqrec.tiny_lm import WORDS, tiny_causal_lm, tiny_encoder
+from tests.seqrec.tiny_lm import ring_walks, tiny_causal_lm, tiny_encoder
 
 
 @pytest.fixture(scope="module")
@@ -26,24 +25,7 @@ def folders(tmp_path_factory):
 @pytest.fixture(scope="module")
 def ring():
     """Users walk a ring of 30 items; each item's title names it by two words."""
-    rng = np.random.default_rng(0)
-    users, items, times = [], [], []
-    for u in range(90):
-        item = int(rng.integers(30))
-        for t in range(int(rng.integers(5, 9))):
-            users.append(f"u{u}")
-            items.append(f"i{item}")
-            times.append(t)
-            item = (item + 1) % 30
-    import pandas as pd
-
-    data = SequenceData.from_interactions(
-        pd.DataFrame({"user": users, "item": items, "timestamp": times})
-    )
-    titles = tuple(
-        f"{WORDS[int(tok[1:]) % 12]} {WORDS[int(tok[1:]) // 12 + 12]}" for tok in data.item_tokens
-    )
-    return data, titles
+    return ring_walks(90, 8)
 
 
 def _model(folders, **overrides) -> IISAN:

@@ -55,3 +55,29 @@ def tiny_encoder(folder: Path, layers: int = 2, width: int = 16, seed: int = 0) 
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return Path(folder)
+
+
+def ring_walks(n_users: int, longest: int, seed: int = 0):
+    """Users walk a ring of 30 items (5 to ``longest`` steps each); each item's title names it
+    by two words of :data:`WORDS`. Returns ``(SequenceData, titles)``."""
+    import numpy as np
+    import pandas as pd
+
+    from safer.seqrec import SequenceData
+
+    rng = np.random.default_rng(seed)
+    users, items, times = [], [], []
+    for u in range(n_users):
+        item = int(rng.integers(30))
+        for t in range(int(rng.integers(5, longest + 1))):
+            users.append(f"u{u}")
+            items.append(f"i{item}")
+            times.append(t)
+            item = (item + 1) % 30
+    data = SequenceData.from_interactions(
+        pd.DataFrame({"user": users, "item": items, "timestamp": times})
+    )
+    titles = tuple(
+        f"{WORDS[int(tok[1:]) % 12]} {WORDS[int(tok[1:]) // 12 + 12]}" for tok in data.item_tokens
+    )
+    return data, titles
