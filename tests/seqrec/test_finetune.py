@@ -12,7 +12,7 @@ from safer.seqrec import load_model, make_model
 from safer.seqrec.adapters import TextAdapter, TextFT, TextLoRA
 from safer.seqrec.adapters.finetune import add_bottleneck_adapters
 from safer.seqrec.adapters.iisan import _in_batch_loss
-from tests.seqrec.tiny_lm import ring_walks, tiny_encoder
+from tests.seqrec.tiny_lm import ring_walks, tiny_encoder, write_ring_files
 
 
 @pytest.fixture(scope="module")
@@ -158,14 +158,7 @@ def test_cli_trains_a_text_tuned_model(encoder, ring, tmp_path):
     from safer.cli import app
 
     data, titles = ring
-    seq = tmp_path / "users.tsv"
-    lines = [
-        f"{u}\t{' '.join(data.item_tokens[i - 1] for i in s)}"
-        for u, s in zip(data.users, data.sequences, strict=True)
-    ]
-    seq.write_text("\n".join(lines) + "\n")
-    items = tmp_path / "items.tsv"
-    items.write_text("".join(f"{t}\t{x}\n" for t, x in zip(data.item_tokens, titles, strict=True)))
+    seq, items = write_ring_files(data, titles, tmp_path)
     out = tmp_path / "m"
     runner = CliRunner()
     base = ["seqrec", "train", "--data", str(seq), "--model", "text-lora", "--epochs", "1",

@@ -9,7 +9,7 @@ from safer.errors import SaferError
 from safer.seqrec import IISAN, load_model, make_model
 from safer.seqrec.adapters.iisan import IISANConfig, IISANNet, _in_batch_loss, group_layers
 from safer.seqrec.protocol import ProtocolError
-from tests.seqrec.tiny_lm import ring_walks, tiny_causal_lm, tiny_encoder
+from tests.seqrec.tiny_lm import ring_walks, tiny_causal_lm, tiny_encoder, write_ring_files
 
 
 @pytest.fixture(scope="module")
@@ -118,14 +118,7 @@ def test_cli_trains_and_evaluates_iisan(folders, ring, tmp_path, monkeypatch, ca
 
     monkeypatch.setenv("SAFER_CACHE_DIR", str(tmp_path / "cache"))  # the CLI's hidden states
     data, titles = ring
-    seq = tmp_path / "users.tsv"
-    lines = [
-        f"{u}\t{' '.join(data.item_tokens[i - 1] for i in s)}"
-        for u, s in zip(data.users, data.sequences, strict=True)
-    ]
-    seq.write_text("\n".join(lines) + "\n")
-    items = tmp_path / "items.tsv"
-    items.write_text("".join(f"{t}\t{x}\n" for t, x in zip(data.item_tokens, titles, strict=True)))
+    seq, items = write_ring_files(data, titles, tmp_path)
     runner = CliRunner()
     base = ["seqrec", "train", "--data", str(seq), "--model", "iisan", "--epochs", "1"]
     with pytest.raises(SystemExit) as exc:

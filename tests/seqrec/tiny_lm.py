@@ -81,3 +81,18 @@ def ring_walks(n_users: int, longest: int, seed: int = 0):
         f"{WORDS[int(tok[1:]) % 12]} {WORDS[int(tok[1:]) // 12 + 12]}" for tok in data.item_tokens
     )
     return data, titles
+
+
+def write_ring_files(data, titles, folder: Path) -> tuple[Path, Path]:
+    """The walks as the CLI reads them: ``users.tsv`` (user, then its items in order) and
+    ``items.tsv`` (item, title) in ``folder``."""
+    seq = folder / "users.tsv"
+    seq.write_text(
+        "".join(
+            f"{u}\t{' '.join(data.item_tokens[i - 1] for i in s)}\n"
+            for u, s in zip(data.users, data.sequences, strict=True)
+        )
+    )
+    items = folder / "items.tsv"
+    items.write_text("".join(f"{t}\t{x}\n" for t, x in zip(data.item_tokens, titles, strict=True)))
+    return seq, items
