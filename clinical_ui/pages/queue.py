@@ -8,15 +8,16 @@ import streamlit as st
 from clinical_ui import session
 from safer.review import QUEUE_STATUSES, patient_queue
 
-COLUMNS = {  # queue row key -> column title, most useful first
+COLUMNS = {  # queue row key -> column title, most useful first; the short numbers before the
+    # two text columns, so MAP, lactate and SOFA stay on screen at a laptop's width
     "urgency": "urgency",
     "stay_id": "stay",
     "patient": "patient",
-    "recommendation": "recommendation",
-    "why": "why urgent",
     "MAP": "MAP (mmHg)",
     "lactate": "lactate (mmol/L)",
     "SOFA": "SOFA",
+    "why": "why urgent",
+    "recommendation": "recommendation",
     "step": "step",
     "waiting": "waiting",
     "status": "status",
@@ -74,7 +75,7 @@ picked = st.dataframe(
         "MAP (mmHg)": st.column_config.NumberColumn(format="%.0f"),
         "lactate (mmol/L)": st.column_config.NumberColumn(format="%.1f"),
         "SOFA": st.column_config.NumberColumn(format="%.0f"),
-        "recommendation": st.column_config.TextColumn(width="large"),
+        "recommendation": st.column_config.TextColumn(width="medium"),
         "why urgent": st.column_config.TextColumn(width="medium"),
     },
 )  # fmt: skip

@@ -63,7 +63,8 @@ def calibrate(
         None,
         "--option",
         help=(
-            "Method setting KEY=VALUE, repeatable (e.g. algorithm=support-vi; spi: "
+            "Method setting KEY=VALUE, repeatable (e.g. algorithm=support-vi, or "
+            "algorithm=lcb kappa=1 for a pessimistic step; spi: "
             "select=bound chooses n_wedge and margin on the training stays, select=fixed uses "
             "them as given)."
         ),

@@ -38,6 +38,7 @@ from safer.conformal.spi import (
     per_state_bootstrap,
     survival_values,
 )
+from safer.conformal.spi.improvement import lower_confidence
 from safer.errors import SaferError
 
 
@@ -128,6 +129,30 @@ def test_one_step_and_value_iteration_find_the_hand_answer():
         assert p.policy[:, :2].argmax(axis=1).tolist() == [1, 0], name
     vi = ALGORITHMS["support-vi"](model, n_wedge=10)
     assert vi.values[0] == pytest.approx(0.9, abs=1e-6)
+
+
+def test_the_lower_confidence_bound_of_a_hand_pair():
+    model = TabularModel(hand_episodes())
+    v_b = model.evaluate(model.behaviour)
+    lower = lower_confidence(model, v_b, kappa=2.0)
+    # state 1, dose 0: 40 stays, 90 % survive -> Var = 0.9 * 0.1, se = sqrt(0.09 / 40)
+    assert lower[1, 0] == pytest.approx(0.9 - 2.0 * np.sqrt(0.09 / 40))
+    # state 0, dose 1 always leads to state 1: no spread of V(s'), no penalty
+    assert lower[0, 1] == pytest.approx(0.66)
+    assert np.isneginf(lower[0, 2])  # never logged: no bound
+    with pytest.raises(SaferError, match="kappa"):
+        lower_confidence(model, v_b, kappa=-1.0)
+
+
+def test_pessimism_keeps_the_clinicians_where_the_advantage_is_not_clear():
+    model = TabularModel(hand_episodes())
+    plain = ALGORITHMS["lcb"](model, n_wedge=10, kappa=0.0)
+    assert plain.policy[:, :2].argmax(axis=1).tolist() == [1, 0]  # the hand answer
+    # kappa = 10: dose 0 in state 1 (0.9 - 10 * 0.047 = 0.43) no longer beats V_b(1) = 0.66,
+    # while dose 1 in state 0 (0.66, no spread) still beats V_b(0) = 0.58
+    careful = ALGORITHMS["lcb"](model, n_wedge=10, kappa=10.0)
+    np.testing.assert_allclose(careful.policy[0, :2], [0.0, 1.0])
+    np.testing.assert_allclose(careful.policy[1, :2], [0.2, 0.8])
 
 
 def test_bootstrapped_doses_are_kept_as_the_clinicians_give_them():
@@ -223,6 +248,14 @@ def test_the_gate_learns_the_hand_answer_and_explains_it(tmp_path):
     assert json.loads(path.read_text())["options"]["algorithm"] == "one-step"
 
 
+def test_the_pessimistic_gate_reaches_the_hand_answer_too():
+    gate = _gate(algorithm="lcb", kappa=1.0)
+    assert gate.thresholds["deployed"] and gate.thresholds["algorithm"] == "lcb"
+    X, _, proba, state = _arrays(3)
+    d = gate.decide(proba, embedding=X, model_hash="m")
+    np.testing.assert_array_equal(d.action, np.where(state == 0, 1, 0))
+
+
 def test_the_gate_defers_everywhere_when_held_out_stays_contradict_the_candidate():
     gate = _gate(harmful_cal=True)  # training says dose 0 in state 1; calibration says harm
     assert not gate.thresholds["deployed"] and gate.thresholds["gain_lower"] < 0
@@ -267,6 +300,8 @@ def test_options_are_checked():
         SafePolicyImprovement(0.1, options={"algorithm": "dqn"})
     with pytest.raises(SaferError, match="select must be one of"):
         SafePolicyImprovement(0.1, options={"select": "best"})
+    with pytest.raises(SaferError, match="kappa must be >= 0"):
+        SafePolicyImprovement(0.1, options={"algorithm": "lcb", "kappa": -1})
     with pytest.raises(SaferError, match="now option select=bound"):
         SafePolicyImprovement(0.1, options={"n_wedge": "auto"})
     with pytest.raises(SaferError, match="needs trajectories_train"):

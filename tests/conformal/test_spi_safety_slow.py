@@ -82,12 +82,12 @@ def candidates(train: Episodes, n_cal_stays: int, seed: int):
     harmful = trusted.any(axis=1) & (q[np.arange(S), worst] < mix - 1e-9)
     out = {"harmful": (worst, harmful)}
     for name, model, n_wedge in (("gate", shrunk, 20), ("overfitted", TabularModel(train), 1)):
-        pick = _propose(model, "one-step", n_wedge, 0.0, 0.5)
+        pick = _propose(model, "one-step", n_wedge, 0.0)
         out[name] = (np.maximum(pick.dose, 0), pick.dose >= 0)
     n_wedge, margin, _ = select_knobs(
         train, select="bound", n_cal_stays=n_cal_stays, delta=DELTA, prior=10.0, seed=seed
     )
-    pick = _propose(shrunk, "one-step", n_wedge, margin, 0.5)
+    pick = _propose(shrunk, "one-step", n_wedge, margin)
     out["selected"] = (np.maximum(pick.dose, 0), pick.dose >= 0)
     return out
 

@@ -11,7 +11,8 @@ patient state decoded from what the model sees) and tests the result on stays it
 2. **candidate** -- the tabular MDP of the decoded training stays (counts of transitions,
    outcomes and the clinicians' estimated policy) and an improvement algorithm on it
    (:data:`~safer.conformal.spi.ALGORITHMS`: one-step, Pi_b-SPIBB, Pi_<=b-SPIBB,
-   Adv-Approx-Soft-SPIBB, support-constrained value iteration). In each state where the
+   Adv-Approx-Soft-SPIBB, support-constrained value iteration, a pessimistic one step that
+   discounts each dose's estimate by ``kappa`` standard errors). In each state where the
    algorithm moves probability to a dose the clinicians give often enough (``n_wedge``
    training decisions) and that dose beats the clinicians' mix in the estimated model by more
    than ``margin``, the candidate gives that dose; elsewhere it defers. With
@@ -150,9 +151,16 @@ class _Pick:
     proposal: object
 
 
-def _proposal(model: TabularModel, algorithm: str, n_wedge: int, epsilon: float):
-    settings = {"epsilon": epsilon} if algorithm == "adv-soft-spibb" else {"n_wedge": n_wedge}
-    return ALGORITHMS[algorithm](model, **settings)
+#: The options each improvement algorithm reads (besides the model); the rest read ``n_wedge``.
+ALGORITHM_SETTINGS = {"adv-soft-spibb": ("epsilon",), "lcb": ("n_wedge", "kappa")}
+
+
+def _proposal(model: TabularModel, algorithm: str, n_wedge: int, settings: dict | None = None):
+    """``algorithm``'s proposal on ``model``; ``settings`` holds its other options
+    (``epsilon``, ``kappa``: :data:`ALGORITHM_SETTINGS`)."""
+    given = {**(settings or {}), "n_wedge": n_wedge}
+    names = ALGORITHM_SETTINGS.get(algorithm, ("n_wedge",))
+    return ALGORITHMS[algorithm](model, **{k: given[k] for k in names if k in given})
 
 
 def _pick(model: TabularModel, proposal, n_wedge: int, margin: float) -> _Pick:
@@ -166,11 +174,11 @@ def _pick(model: TabularModel, proposal, n_wedge: int, margin: float) -> _Pick:
 
 
 def _propose(model: TabularModel, algorithm: str, n_wedge: int, margin: float,
-             epsilon: float) -> _Pick:  # fmt: skip
+             settings: dict | None = None) -> _Pick:  # fmt: skip
     """The candidate gate policy of ``algorithm`` on ``model``: in each state, the dose the
     algorithm moves most probability to, if it is supported (``n_wedge``) and beats the
     clinicians' mix by more than ``margin`` in the estimated model; else defer."""
-    return _pick(model, _proposal(model, algorithm, n_wedge, epsilon), n_wedge, margin)
+    return _pick(model, _proposal(model, algorithm, n_wedge, settings), n_wedge, margin)
 
 
 def select_knobs(
@@ -181,7 +189,7 @@ def select_knobs(
     delta: float,
     algorithm: str = "one-step",
     prior: float = 10.0,
-    epsilon: float = 0.5,
+    settings: dict | None = None,
     wedges=GRID_WEDGE,
     margins=GRID_MARGIN,
     folds: int = _SELECT_FOLDS,
@@ -234,7 +242,7 @@ def select_knobs(
         for j, (w, m) in enumerate(grid):
             w_f = max(1, int(round(w * share)))
             if w_f not in proposals:
-                proposals[w_f] = _proposal(model, algorithm, w_f, float(epsilon))
+                proposals[w_f] = _proposal(model, algorithm, w_f, settings)
             dose = _pick(model, proposals[w_f], w_f, m).dose
             acting[f, j] = int((dose >= 0).sum())
             key = dose.tobytes()
@@ -337,6 +345,8 @@ class SafePolicyImprovement(GateMethod):
         recommendation is backed by held-out evidence).
     ``epsilon``
         Error budget of Adv-Approx-Soft-SPIBB.
+    ``kappa``
+        Standard errors of pessimism of the ``lcb`` algorithm.
     """
 
     name = "spi"
@@ -357,6 +367,7 @@ class SafePolicyImprovement(GateMethod):
         "n_boot": 1000,
         "min_held_out": 1,
         "epsilon": 0.5,
+        "kappa": 1.0,
     }
     guarantee = (
         "Promises: with probability at least 1 - delta over the calibration stays, following "
@@ -394,6 +405,8 @@ class SafePolicyImprovement(GateMethod):
             raise ConformalInputError("options n_wedge must be >= 1, n_boot >= 20")
         if float(opts["margin"]) < 0:
             raise ConformalInputError("option margin must be >= 0")
+        if float(opts["kappa"]) < 0:
+            raise ConformalInputError(f"option kappa must be >= 0, got {opts['kappa']}")
         if not 0.0 <= float(opts["zeta"]) < 1.0:
             raise ConformalInputError(f"option zeta must lie in [0, 1), got {opts['zeta']}")
 
@@ -420,7 +433,7 @@ class SafePolicyImprovement(GateMethod):
         n_cal_stays = int(len(np.unique(cal.stay)))
         n_wedge, margin, selection = self._select(episodes, n_cal_stays, delta)
         model = TabularModel(episodes, prior=float(opts["prior"]))
-        pick = _propose(model, opts["algorithm"], n_wedge, margin, float(opts["epsilon"]))
+        pick = _propose(model, opts["algorithm"], n_wedge, margin, self._settings())
         dose, gain, proposal = pick.dose, pick.gain, pick.proposal
         candidate = dose >= 0
         rows = np.arange(k)
@@ -506,8 +519,12 @@ class SafePolicyImprovement(GateMethod):
         return select_knobs(
             episodes, select=opts["select"], n_cal_stays=n_cal_stays, delta=delta,
             algorithm=opts["algorithm"], prior=float(opts["prior"]),
-            epsilon=float(opts["epsilon"]), seed=self.seed,
+            settings=self._settings(), seed=self.seed,
         )  # fmt: skip
+
+    def _settings(self) -> dict:
+        """The improvement algorithm's own options (:data:`ALGORITHM_SETTINGS`)."""
+        return {"epsilon": float(self.options["epsilon"]), "kappa": float(self.options["kappa"])}
 
     @staticmethod
     def _policy(pi_b: np.ndarray, dose: np.ndarray, act: np.ndarray) -> np.ndarray:

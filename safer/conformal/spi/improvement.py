@@ -27,6 +27,15 @@ never trust their estimate there.
     sqrt(2 log(2 |S| |A| / delta_e) / n_sa)`` -- with Scholl et al.'s correction that each move
     keeps the policy's advantage over ``pi_b`` non-negative (``sum_a (pi - pi_b) Q^{pi_b} >= 0``,
     here with the model-based ``Q^{pi_b}``), which their corrected safety bound needs.
+``lcb``
+    One step of *pessimistic* improvement: the greedy action of the lower confidence bound
+    ``Q^{pi_b}(s, a) - kappa * se(s, a)`` among the supported actions, taken only where that
+    bound beats the clinicians' mix ``V^{pi_b}(s)``; ``se`` is the standard error of the
+    one-step estimate, ``sqrt(Var_{s' ~ P_hat(.|s,a)} V^{pi_b}(s') / (n_sa + prior))``. It is
+    the one-step case of pessimistic value iteration (Jin, Yang & Wang, "Is Pessimism Provably
+    Efficient for Offline RL?", ICML 2021): a dose seen rarely, or with a spread-out outcome,
+    must show a larger estimated advantage before it is proposed, which curbs the winner's
+    curse of greedy selection among many noisy estimates.
 ``support-vi``
     Support-constrained value iteration (batch-constrained tabular offline RL; Fujimoto, Meger &
     Precup, "Off-Policy Deep Reinforcement Learning without Exploration", ICML 2019, in its
@@ -63,6 +72,8 @@ __all__ = [
     "pi_leq_b_spibb",
     "adv_approx_soft_spibb",
     "support_value_iteration",
+    "lcb_step",
+    "lower_confidence",
     "supported",
 ]
 
@@ -113,6 +124,35 @@ def one_step(model: TabularModel, n_wedge: int = 10) -> Proposal:
     policy = model.behaviour.copy()
     rows = allowed.any(axis=1)
     policy[rows] = one_hot(greedy(q_b, allowed)[rows], model.n_actions)
+    return _finish(model, policy, 1)
+
+
+def lower_confidence(model: TabularModel, values: np.ndarray, kappa: float) -> np.ndarray:
+    """``Q(s, a) - kappa * se(s, a)`` (S, A) for state values ``values`` (S + 2,): the one-step
+    estimate minus ``kappa`` standard errors, ``se = sqrt(Var_{P_hat(.|s,a)} V / (n_sa +
+    prior))`` (pairs never logged get no bound: ``-inf``)."""
+    if kappa < 0:
+        raise SaferError(f"kappa (standard errors of pessimism) must be >= 0, got {kappa}")
+    q = model.q_values(values)
+    second = (model.transitions @ values**2).reshape(q.shape)
+    logged = model.n_sa > 0
+    se = np.sqrt(np.maximum(second - q**2, 0.0) / np.where(logged, model.n_sa + model.prior, 1.0))
+    return np.where(logged, q - kappa * se, -np.inf)
+
+
+def lcb_step(model: TabularModel, n_wedge: int = 10, kappa: float = 1.0) -> Proposal:
+    """Pessimistic one step (see the module docstring): in each state the supported dose of
+    the highest lower bound, where that bound exceeds the clinicians' ``V^{pi_b}(s)``; other
+    states keep ``pi_b``. ``kappa = 0`` is :func:`one_step` restricted to doses that beat the
+    clinicians' mix."""
+    allowed = supported(model, n_wedge)
+    v_b = model.evaluate(model.behaviour)
+    lower = np.where(allowed, lower_confidence(model, v_b, kappa), -np.inf)
+    best = lower.argmax(axis=1)
+    rows = np.arange(model.n_states)
+    move = allowed.any(axis=1) & (lower[rows, best] > v_b[: model.n_states])
+    policy = model.behaviour.copy()
+    policy[move] = one_hot(best[move], model.n_actions)
     return _finish(model, policy, 1)
 
 
@@ -257,5 +297,6 @@ ALGORITHMS: Registry[Callable[..., Proposal]] = Registry(
         "pileb-spibb": pi_leq_b_spibb,
         "adv-soft-spibb": adv_approx_soft_spibb,
         "support-vi": support_value_iteration,
+        "lcb": lcb_step,
     },
 )
