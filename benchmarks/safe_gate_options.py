@@ -1,8 +1,8 @@
 """What limits the safe gate at a given size: its safety test under several settings, one cohort.
 
 Writes docs/benchmarks/safe_gate_options.md. On one simulated cohort (seed ``1000 + --seed``,
-split by stay 60 / 20 / 20 as in ``benchmarks/safe_gate.py``) a BC-MLP (no notes) is fitted on
-the training stays and the ``spi`` gate is calibrated once per representation
+split by stay 60 / 20 / 20 as in ``benchmarks/safe_gate.py``, or ``--split``) a BC-MLP (no
+notes) is fitted on the training stays and the ``spi`` gate is calibrated once per representation
 (``--representations``, see :mod:`safer.models.representations`) and option set (``--options``,
 one Python dict literal each; ``{}`` = the defaults). Per setting: how well the gate's decoder
 recovers the hidden state on the test stays (adjusted mutual information with ``true_state``,
@@ -61,7 +61,8 @@ def run(args) -> tuple[list[dict], list[dict]]:
 
 def run_seed(args, seed: int) -> tuple[list[dict], list[dict]]:
     cohort = simulate_cohort(n_stays=args.stays, seed=1000 + seed, progress=False)
-    splits = split_stays(cohort, seed=0)
+    tr, ca, te = args.split
+    splits = split_stays(cohort, train=tr, calibration=ca, test=te, seed=0)
     train, cal, test = (splits.subset(cohort, s) for s in ("train", "calibration", "test"))
     model = make_model("bc-mlp", seed=seed, use_notes=False).fit(train, progress=False)
     rows = []
@@ -156,7 +157,9 @@ def render(args, rows: list[dict], ceiling_rows: list[dict]) -> list[str]:
         header("Safe gate: what its safety test certifies under several settings", "numpy"),
         "",
         f"One cohort of {args.stays:,} simulated stays per seed (cohort seed 1000 + seed, "
-        f"seeds {', '.join(map(str, args.seeds))}), split by stay 60/20/20 (split seed 0); "
+        f"seeds {', '.join(map(str, args.seeds))}), split by stay "
+        f"{'/'.join(f'{100 * f:.0f}' for f in args.split)} (train / calibration / test, "
+        "split seed 0); "
         f"BC-MLP plausibility model, fitted once per cohort; delta {args.delta}. "
         "AMI: adjusted mutual information of the gate's decoded state with the hidden "
         "`true_state` on the test stays (evaluation only). Gains are survival gains over the "
@@ -254,6 +257,10 @@ def main() -> None:
     parser.add_argument("--options", nargs="+", default=["{}"])
     parser.add_argument("--ceiling", action="store_true", help="Add the known-model decoder.")
     parser.add_argument("--episodes", type=int, default=0, help="Roll out deployed gates.")
+    parser.add_argument("--split", type=float, nargs=3, default=[0.6, 0.2, 0.2],
+                        metavar=("TRAIN", "CAL", "TEST"),
+                        help="Stay fractions of the training (candidate), calibration (safety "
+                        "test) and test (AMI) splits.")  # fmt: skip
     parser.add_argument("--note", default="", help="Text appended under the table.")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/safe_gate_options.md"))
     args = parser.parse_args()
