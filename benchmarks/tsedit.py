@@ -431,8 +431,10 @@ def run_edits(editor: DiffusionEditor, sources: list[np.ndarray], pools, steps: 
 
 
 def marks_of(requests, channels: list[str]) -> list[list[tuple]]:
-    """The anchors of each request as (time, channel index, value), for the figure."""
-    return [[(a.time, channels.index(a.channel), a.value) for a in anc] for anc, _ in requests]
+    """The anchors of each request as (time, channel index, value, confidence), for the
+    figure."""
+    return [[(a.time, channels.index(a.channel), a.value, a.confidence) for a in anc]
+            for anc, _ in requests]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ lactate jumps
@@ -652,6 +654,7 @@ def plot(path: Path, channels, real, edited, regen, requests_x, title):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     n = min(3, len(real))
     fig, axes = plt.subplots(n, len(channels), figsize=(3.0 * len(channels), 2.2 * n),
@@ -662,15 +665,29 @@ def plot(path: Path, channels, real, edited, regen, requests_x, title):
             ax.plot(real[i][:, c], "k-", lw=1.5, label="real (source)")
             ax.plot(regen[i][:, c], color="tab:blue", lw=1, label="regenerated")
             ax.plot(edited[i][:, c], color="tab:red", lw=1.2, label="edited")
-            for t, cc, v in requests_x[i]:
+            for j, (t, cc, v, *conf) in enumerate(requests_x[i]):
+                # results saved before the confidence was recorded: the requests' layout
+                # (two hard anchors, then one soft one; see make_request)
+                hard = (conf[0] if conf else (1.0 if j < 2 else 0.5)) >= 1.0
                 if cc == c:
-                    ax.plot([t], [v], "o", color="tab:red", ms=4)
+                    ax.plot([t], [v], "o", ms=5, color="tab:red",
+                            mfc="tab:red" if hard else "white")  # fmt: skip
             if i == 0:
                 ax.set_title(ch, fontsize=9)
+            if i == n - 1:
+                ax.set_xlabel("step (4-h block)", fontsize=7)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.tick_params(labelsize=7)
-    axes[0, 0].legend(fontsize=6)
+    handles, _ = axes[0, 0].get_legend_handles_labels()
+    handles += [
+        plt.Line2D([], [], ls="", marker="o", color="tab:red", ms=5, label="hard anchor (c = 1)"),
+        plt.Line2D([], [], ls="", marker="o", color="tab:red", mfc="white", ms=5,
+                   label="soft anchor (c = 0.5: halfway)"),
+    ]  # fmt: skip
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8,
+               frameon=False)  # fmt: skip
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
@@ -1338,8 +1355,8 @@ def render(state: dict, out: Path) -> None:
     fig = out.parent / "tsedit_trajectories.png"
     src0, edited, regen, marks = state["plot"]
     plot(fig, state["channels"], src0, edited, regen, marks,
-         "Held-out stays: real source (black), regenerated (blue), edited (red, dots = "
-         "anchors)")  # fmt: skip
+         "Three held-out stays (rows): the real source, the same window regenerated without "
+         "controls, and the edit")  # fmt: skip
     timing = state["timing"]
     t = {k: np.mean([x[k] for x in timing]) for k in timing[0]}
     lines = [
@@ -1375,7 +1392,7 @@ def render(state: dict, out: Path) -> None:
             else []
         ),
         *([f"- this page was written again from the run's saved results by {state['rendered']}"
-           " (the tables' layout changed, not their numbers)"]
+           " (its layout or figure may differ from the run's own page; every number is the run's)"]
           if state.get("rendered") else []),  # fmt: skip
         "",
         "## Unconditional generation (held-out cohort vitals)",
