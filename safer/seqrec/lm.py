@@ -15,7 +15,8 @@ Everything loads from local folders (``local_files_only``): nothing is downloade
 - :func:`layer_states`: the mean-pooled hidden state of every layer of a frozen model for each
   text, cached on disk keyed by the model and the texts (what IISAN's cached side network reads).
 - :class:`LocalLM`: scoring rather than generation (generation on a CPU is slow): the
-  log-likelihood of a continuation, and yes / no logits.
+  log-likelihood of a continuation (also of many continuations of one prompt, whose keys and
+  values are computed once: :meth:`LocalLM.prefix_logprob`), and yes / no logits.
 
 A model read from GGUF carries a quantisation marker (``model.hf_quantizer`` and
 ``config.quantization_config``), and ``save_pretrained`` refuses a model that has it ("The
@@ -35,8 +36,10 @@ array([-1.9], dtype=float32)
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
+import inspect
 import json
 import os
 from collections.abc import Sequence
@@ -224,6 +227,50 @@ class LocalLM:
         return out
 
     @torch.no_grad()
+    def prefix_logprob(
+        self, prompt: str, continuations: Sequence[str], batch_size: int = 32
+    ) -> np.ndarray:
+        """``(N,)`` float32: the summed log-probability of each continuation after the one
+        ``prompt``, whose keys and values are computed once and shared (a constrained choice
+        among continuations, or the scores of many candidates, at the cost of one prompt).
+
+        The prompt and each continuation are tokenised apart, so this equals
+        :meth:`continuation_logprob` of ``[prompt] * N`` where the continuation's first token
+        does not merge with the prompt's last one (e.g. continuations starting with a space
+        after a prompt ending in a non-space, as byte-level BPE tokenisers split there).
+        An empty continuation scores 0.
+        """
+        head = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        if not head:
+            raise LMError("prefix_logprob needs a non-empty prompt")
+        tails = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
+        out = np.zeros(len(tails), np.float32)
+        first = self.model(input_ids=torch.tensor([head]), use_cache=True)
+        after = first.logits[0, -1].float().log_softmax(-1)  # (V,) the token after the prompt
+        rows = [i for i, t in enumerate(tails) if t]
+        for start in range(0, len(rows), batch_size):
+            index = rows[start : start + batch_size]
+            width = max(len(tails[i]) for i in index)
+            ids = torch.full((len(index), width), self.tokenizer.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(index), len(head) + width), dtype=torch.long)
+            mask[:, : len(head)] = 1
+            for j, i in enumerate(index):  # right padding after the shared prompt
+                ids[j, : len(tails[i])] = torch.tensor(tails[i])
+                mask[j, len(head) : len(head) + len(tails[i])] = 1
+            cache = copy.deepcopy(_cache_of(first))
+            cache.batch_repeat_interleave(len(index))
+            kwargs = {_cache_argument(self.model): cache}
+            logits = self.model(
+                input_ids=ids, attention_mask=mask, use_cache=True, **kwargs
+            ).logits.float()  # (B, W, V)
+            logp = logits.log_softmax(-1)
+            for j, i in enumerate(index):
+                t = torch.tensor(tails[i])
+                inside = logp[j, : len(t) - 1].gather(-1, t[1:, None]).sum()
+                out[i] = float(after[t[0]] + inside)
+        return out
+
+    @torch.no_grad()
     def next_token_logits(self, prompts: Sequence[str], words: Sequence[str]) -> np.ndarray:
         """``(N, len(words))`` float32: the next-token logit of the first token of each word
         after each prompt (a constrained choice among ``words``)."""
@@ -240,6 +287,20 @@ class LocalLM:
         """``(N,)`` float32: logit(" yes") - logit(" no") of the next token after each prompt."""
         logits = self.next_token_logits(prompts, [" yes", " no"])
         return (logits[:, 0] - logits[:, 1]).astype(np.float32)
+
+
+def _cache_of(output) -> object:
+    """The key / value cache of a model output (``cache`` in recent transformers, before that
+    ``past_key_values``)."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
+
+
+def _cache_argument(model: torch.nn.Module) -> str:
+    """The name under which ``model.forward`` takes a key / value cache (``cache`` in recent
+    transformers, ``past_key_values`` before: the old name warns there)."""
+    names = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in names else "past_key_values"
 
 
 def _model_identity(folder: Path) -> str:
