@@ -63,6 +63,18 @@ def test_yes_no_is_the_logit_difference_after_each_prompt_padding_aside(lm):
     assert alone[0] == pytest.approx(float(last[yes] - last[no]), abs=1e-5)
 
 
+def test_prefix_logprob_shares_the_prompt_and_equals_continuation_logprob(lm):
+    prompt = "the motor is a"
+    conts = [" paris", " b c d", " yes", " glove of the lens is"]
+    shared = lm.prefix_logprob(prompt, conts, batch_size=3)  # padded batches over one prompt
+    np.testing.assert_allclose(
+        shared, lm.continuation_logprob([prompt] * 4, conts), rtol=1e-4, atol=1e-4
+    )
+    assert lm.prefix_logprob(prompt, [""]).tolist() == [0.0]
+    with pytest.raises(LMError, match="non-empty prompt"):
+        lm.prefix_logprob("", [" yes"])
+
+
 def test_continuation_logprob_needs_one_continuation_per_prompt(lm):
     with pytest.raises(LMError, match="one continuation per prompt"):
         lm.continuation_logprob(["a", "b"], [" c"])
