@@ -100,9 +100,8 @@ def run(args) -> dict:
     lm = LocalLM.load(args.lm)
     llm = {}
     for goal in args.goals.split(","):
-        config = LLM4RerankConfig(max_steps=args.max_steps, seed=0)
-        if GOALS[goal]:
-            config.goal = GOALS[goal]
+        edited = {"goal": GOALS[goal]} if GOALS[goal] else {}
+        config = LLM4RerankConfig(max_steps=args.max_steps, seed=0, **edited)
         llm["llm4rerank" if goal == "default" else f"llm4rerank-{goal}"] = LLM4Rerank(
             config, side, lm=lm
         )

@@ -245,7 +245,8 @@ class LocalLM:
             raise LMError("prefix_logprob needs a non-empty prompt")
         tails = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
         out = np.zeros(len(tails), np.float32)
-        first = self.model(input_ids=torch.tensor([head]), use_cache=True)
+        last_only = _last_logits_argument(self.model)  # the prompt's other logits are not read
+        first = self.model(input_ids=torch.tensor([head]), use_cache=True, **last_only)
         after = first.logits[0, -1].float().log_softmax(-1)  # (V,) the token after the prompt
         rows = [i for i, t in enumerate(tails) if t]
         for start in range(0, len(rows), batch_size):
@@ -301,6 +302,16 @@ def _cache_argument(model: torch.nn.Module) -> str:
     transformers, ``past_key_values`` before: the old name warns there)."""
     names = inspect.signature(model.forward).parameters
     return "cache" if "cache" in names else "past_key_values"
+
+
+def _last_logits_argument(model: torch.nn.Module) -> dict[str, int]:
+    """The keyword that makes ``model.forward`` compute the last position's logits only
+    (``logits_to_keep``, before that ``num_logits_to_keep``); none when it has neither."""
+    names = inspect.signature(model.forward).parameters
+    for name in ("logits_to_keep", "num_logits_to_keep"):
+        if name in names:
+            return {name: 1}
+    return {}
 
 
 def _model_identity(folder: Path) -> str:
