@@ -66,11 +66,20 @@ def test_yes_no_is_the_logit_difference_after_each_prompt_padding_aside(lm):
 def test_prefix_logprob_shares_the_prompt_and_equals_continuation_logprob(lm):
     prompt = "the motor is a"
     conts = [" paris", " b c d", " yes", " glove of the lens is"]
-    shared = lm.prefix_logprob(prompt, conts, batch_size=3)  # padded batches over one prompt
+    shared_scores = lm.prefix_logprob(prompt, conts, batch_size=3)  # padded, one prompt
     np.testing.assert_allclose(
-        shared, lm.continuation_logprob([prompt] * 4, conts), rtol=1e-4, atol=1e-4
+        shared_scores, lm.continuation_logprob([prompt] * 4, conts), rtol=1e-4, atol=1e-4
     )
     assert lm.prefix_logprob(prompt, [""]).tolist() == [0.0]
+    for shared in ("the motor", "the motor is a", "the motor", "the"):  # kept or replaced
+        np.testing.assert_allclose(
+            lm.prefix_logprob(prompt, conts, shared=shared), shared_scores, rtol=1e-4, atol=1e-4
+        )
+    assert lm.prefix_logprob("the glove", [" yes"], shared="the")[0] == pytest.approx(
+        lm.continuation_logprob(["the glove"], [" yes"])[0], abs=1e-4
+    )
+    with pytest.raises(LMError, match="start of the prompt"):
+        lm.prefix_logprob(prompt, conts, shared="a motor")
     with pytest.raises(LMError, match="non-empty prompt"):
         lm.prefix_logprob("", [" yes"])
 

@@ -68,7 +68,8 @@ def scripted_lm(lm, nodes):
     script = iter(nodes)
     fake.prompts = []
 
-    def prefix_logprob(prompt, continuations, batch_size=32):
+    def prefix_logprob(prompt, continuations, batch_size=32, shared=""):
+        assert prompt.startswith(shared)
         fake.prompts.append(prompt)
         names = [c.strip() for c in continuations]
         if set(names) <= set(NODES):

@@ -46,7 +46,9 @@ Here, with a 135M local model on a CPU, every LM decision is *scored*, never gen
 What differs from the paper: the LM neither writes the list nor the next node's name (both are
 scored), its candidate ranking is mixed with fixed criteria (a 135M model cannot weigh genres or
 years from titles), and the candidates' text is the title with the year (ml-100k has no plot).
-A larger local causal LM is one config value away (``lm``: a Hugging Face folder).
+A larger local causal LM is one config value away (``lm``: a Hugging Face folder). Every prompt
+about one user starts with the same header (task, goal, recent titles), whose keys and values the
+LM keeps between that user's prompts (:meth:`~safer.seqrec.lm.LocalLM.prefix_logprob`).
 
 Examples
 --------
@@ -176,35 +178,32 @@ class LLM4Rerank(Reranker):
         return self._lm
 
     # -- prompts ------------------------------------------------------------------------------
-    def _user_line(self, history: np.ndarray) -> str:
+    def header(self, history: np.ndarray, k: int) -> str:
+        """The lines every prompt about one user starts with (task, goal, the user's recent
+        titles); the LM keeps their keys and values between that user's prompts."""
         recent = [int(i) for i in history[::-1] if i > 0][: self.config.history_items]
-        if not recent:
-            return "The user has watched nothing yet."
-        return "The user recently watched: " + "; ".join(self.items.title(i) for i in recent) + "."
+        user = (
+            "The user recently watched: " + "; ".join(self.items.title(i) for i in recent) + "."
+            if recent
+            else "The user has watched nothing yet."
+        )
+        return (
+            f"Task: rerank {k} candidate movies for one user.\nGoal: {self.config.goal}\n{user}\n"
+        )
 
     def choice_prompt(self, history: np.ndarray, steps: list[Step], k: int) -> str:
-        """The prompt whose continuations are the node names: task, goal, user, steps."""
+        """The prompt whose continuations are the node names: header, steps so far, options."""
         lines = [
-            f"Task: rerank {k} candidate movies for one user.",
-            f"Goal: {self.config.goal}",
-            self._user_line(history),
             "Steps so far:",
             *(f"{n}. {s.node}: {s.note}" for n, s in enumerate(steps, start=1)),
             "Aspects: accuracy, diversity, fairness, backward (undo the last step), stop (finish).",
             "Next aspect:",
         ]
-        return "\n".join(lines)
+        return self.header(history, k) + "\n".join(lines)
 
-    def candidate_prompt(self, aspect: str, history: np.ndarray) -> str:
+    def candidate_prompt(self, aspect: str, history: np.ndarray, k: int) -> str:
         """The prompt whose continuations are the candidates' titles at an aspect node."""
-        return "\n".join(
-            [
-                f"Goal: {self.config.goal}",
-                self._user_line(history),
-                f"Aspect: {ASPECT_TEXT[aspect]}.",
-                "Next movie to recommend:",
-            ]
-        )
+        return self.header(history, k) + f"Aspect: {ASPECT_TEXT[aspect]}.\nNext movie to recommend:"
 
     # -- the walk -----------------------------------------------------------------------------
     def rerank(self, candidates: np.ndarray, scores: np.ndarray, history: np.ndarray) -> Reranked:
@@ -230,7 +229,8 @@ class LLM4Rerank(Reranker):
             if visit == cfg.max_steps:
                 steps.append(Step("stop", done[-1][1], f"reached max_steps={cfg.max_steps}"))
                 break
-            node = self.choose(self.choice_prompt(history, steps, len(candidates)), done, rng)
+            prompt = self.choice_prompt(history, steps, len(candidates))
+            node = self.choose(prompt, done, rng, self.header(history, len(candidates)))
             if node == "stop":
                 steps.append(Step("stop", done[-1][1], "chosen"))
                 break
@@ -240,11 +240,14 @@ class LLM4Rerank(Reranker):
         """The nodes the walk may go to next: backward only when a step can be undone."""
         return tuple(n for n in NODES if n != "backward" or len(done) > 1)
 
-    def choose(self, prompt: str, done: list[tuple[str, np.ndarray]], rng) -> str:
+    def choose(self, prompt: str, done: list[tuple[str, np.ndarray]], rng, shared: str = "") -> str:
         """The next node: the allowed name with the highest LM log-probability after
-        ``prompt`` (or drawn, with ``temperature > 0``)."""
+        ``prompt`` (or drawn, with ``temperature > 0``); ``shared``: its header, whose keys and
+        values the LM keeps."""
         names = self.allowed(done)
-        logp = self.lm.prefix_logprob(prompt, [" " + n for n in names], self.config.batch_size)
+        logp = self.lm.prefix_logprob(
+            prompt, [" " + n for n in names], self.config.batch_size, shared=shared
+        )
         if self.config.temperature > 0:
             z = logp / self.config.temperature
             p = np.exp(z - z.max())
@@ -267,8 +270,10 @@ class LLM4Rerank(Reranker):
         if self.config.lm_weight == 0:
             return np.zeros(len(candidates))
         texts = [" " + self.items.title(int(i)) for i in candidates]
+        k = len(candidates)
+        prompt = self.candidate_prompt(aspect, history, k)
         logp = self.lm.prefix_logprob(
-            self.candidate_prompt(aspect, history), texts, self.config.batch_size
+            prompt, texts, self.config.batch_size, shared=self.header(history, k)
         )
         tokens = [len(self.lm.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
         return logp / np.maximum(tokens, 1)
