@@ -298,3 +298,18 @@ def test_real_smollm2_walks_between_node_names_and_reranks_the_candidates(side):
     out, nodes = walk(reranker)
     assert nodes[0] == "accuracy" and nodes[-1] == "stop" and set(nodes) <= set(NODES)
     assert sorted(out.items.tolist()) == CANDIDATES.tolist()
+
+
+def test_cli_without_an_item_file_says_what_to_pass(fitted, synthetic_inter, tmp_path):
+    from typer.testing import CliRunner
+
+    from safer.cli import app
+
+    model, _, _ = fitted
+    model.save(tmp_path / "sasrec")
+    inter = tmp_path / "ring.inter"
+    inter.write_text(synthetic_inter.read_text())
+    result = CliRunner().invoke(
+        app, ["seqrec", "rerank", "--model", str(tmp_path / "sasrec"), "--data", str(inter)]
+    )
+    assert result.exit_code != 0 and "pass --items" in str(result.exception or result.output)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from safer.errors import SaferError
 from safer.seqrec.data import SequenceData
 from safer.seqrec.diversity import exposure_gap, genre_coverage
 from safer.seqrec.protocol import ProtocolError, rank_metrics, seen_mask
@@ -122,6 +123,11 @@ def evaluate_rerank(
         for row in rows:
             history = examples.item_seq[row, : examples.seq_len[row]]
             result = reranker.rerank(candidates[row], scores[row], history)
+            if sorted(result.items.tolist()) != sorted(candidates[row].tolist()):
+                raise SaferError(
+                    f"reranker {name!r} returned a list that is not a permutation of its "
+                    "candidates; a reranker may only reorder them"
+                )
             lists[row] = result.items
             visits.update(step.node for step in result.steps)
             n_steps += sum(step.node != "stop" for step in result.steps)
