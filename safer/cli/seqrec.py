@@ -206,6 +206,85 @@ def benchmark(
         err_console.print(f"[green]wrote[/] {out}")
 
 
+@app.command("rerank")
+def rerank(
+    model: Path = typer.Option(..., "--model", help="A directory written by `safer seqrec train`."),
+    data: Path = typer.Option(..., "--data", help="The .inter file the model was trained on."),
+    items: Path | None = typer.Option(
+        None,
+        "--items",
+        help="RecBole .item file with titles, release years and genres (ml-100k: movie_title, "
+        "release_year, class); default: the .item file beside --data.",
+    ),
+    rerankers: str = typer.Option(
+        "mmr,llm4rerank", "--rerankers", help="Comma-separated: llm4rerank, mmr."
+    ),
+    goal: str = typer.Option(
+        "",
+        "--goal",
+        help="llm4rerank: the goal sentence in every prompt (default: accuracy, "
+        "genre variety and a fair share of older films).",
+    ),
+    lm: Path | None = typer.Option(
+        None, "--lm", help="llm4rerank: a local Hugging Face causal LM folder (default SmolLM2)."
+    ),
+    max_steps: int = typer.Option(4, "--max-steps", min=1, help="llm4rerank: most node visits."),
+    relevance_weight: float = typer.Option(
+        0.5, "--relevance-weight", help="mmr: fixed weight of relevance vs genre novelty."
+    ),
+    option: list[str] = typer.Option(
+        [], "--option", help="llm4rerank config, e.g. lm_weight=0.5; " + OPTION_HELP
+    ),
+    k: int = typer.Option(20, "--k", min=2, help="Candidates reranked: the backbone's top k."),
+    at: int = typer.Option(10, "--at", min=1, help="List length the metrics measure."),
+    users: int = typer.Option(0, "--users", min=0, help="Held-out users drawn (0: all)."),
+    split: str = typer.Option("test", "--split", help="valid or test."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the user draw and of llm4rerank."),
+    threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: torch's)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Rerank a fitted model's top-k lists (LLM4Rerank, MMR) for held-out users; print
+    HR/NDCG@at, genre coverage@at and the year-exposure gap@at of the backbone and each."""
+    from safer._learnable import torch_threads
+    from safer.seqrec import (
+        ItemSide,
+        SequenceData,
+        SequentialRecommender,
+        evaluate_rerank,
+        make_reranker,
+        read_interactions,
+    )
+
+    recommender = SequentialRecommender.load(model)
+    sequences = SequenceData.from_interactions(
+        read_interactions(data), item_tokens=recommender.item_tokens_
+    )
+    item_file = items or data.with_suffix(".item")
+    if not item_file.is_file():
+        raise SaferError(f"{item_file} does not exist; pass --items with the .item file")
+    side = ItemSide.read(item_file, sequences)
+    settings = {
+        "llm4rerank": {
+            **parse_options(option, "llm4rerank"), "max_steps": max_steps, "seed": seed,
+            "lm": str(lm or ""), **({"goal": goal} if goal else {}),
+        },
+        "mmr": {"relevance_weight": relevance_weight},
+    }  # fmt: skip
+    names = [r.strip() for r in rerankers.split(",") if r.strip()]
+    built = {name: make_reranker(name, side, **settings.get(name, {})) for name in names}
+    with torch_threads(threads):
+        result = evaluate_rerank(
+            recommender, sequences, side, built, split=split, k=k, at=at,
+            users=users or None, seed=seed, progress=not json_out,
+        )  # fmt: skip
+    if json_out:
+        print_json(result)
+        return
+    for name in ["backbone", *names]:
+        print_table(f"seqrec rerank: {name} ({result['n_users']} users, top {result['k']})",
+                    result[name])  # fmt: skip
+
+
 ctr_app = typer.Typer(
     help="Click-through-rate models (XCrossNet) on a MovieLens log read as CTR data.",
     no_args_is_help=True,

@@ -32,6 +32,9 @@ Layout: one folder per extension point, one file per extension, one name map per
                                 (:data:`~safer.seqrec.adapters.ADAPTERS`)
 ``lm.py``                       local language models: SmolLM2 from its GGUF wheel, the
                                 text encoder, cached layer states, log-likelihood scoring
+``rerank/``                     rerankers of a fitted model's top-k list
+                                (:data:`~safer.seqrec.rerank.RERANKERS`): LLM4Rerank over a
+                                local LM, MMR; their evaluation (``safer seqrec rerank``)
 ``benchmark.py``                train and test several models on one file, as a table
 ``distill/``                    data-set distillation (:data:`~safer.seqrec.distill.DISTILLERS`):
                                 TD3, a Tucker-factored soft summary on which a fresh model of
@@ -43,7 +46,6 @@ Where the systems that are not here yet go (each its own folder with a name map 
 
 - ``ctr/``: click-through-rate models (XCrossNet): feature fields in, a click probability out;
   their own data (fields and labels) and metrics (AUC, log loss), on the same learnable base.
-- ``rerank/``: rerankers of a fitted model's top-k list (LLM4Rerank), using ``lm.py``.
 
 Examples
 --------
@@ -91,6 +93,16 @@ from safer.seqrec.protocol import (
     leave_one_out,
 )
 from safer.seqrec.recommender import NeuralRecommender, SequentialRecommender
+from safer.seqrec.rerank import (
+    MMR,
+    RERANKERS,
+    ItemSide,
+    LLM4Rerank,
+    LLM4RerankConfig,
+    MMRConfig,
+    evaluate_rerank,
+    make_reranker,
+)
 from safer.seqrec.schemes import SCHEMES
 
 #: Model name -> class: popularity, every encoder of ENCODERS with the default head, and the
@@ -145,8 +157,14 @@ __all__ = [
     "IISAN",
     "IISANConfig",
     "HOLDOUTS",
+    "ItemSide",
+    "LLM4Rerank",
+    "LLM4RerankConfig",
+    "MMR",
+    "MMRConfig",
     "MODELS",
     "PROTOCOLS",
+    "RERANKERS",
     "SCHEMES",
     "Examples",
     "FuXiAlpha",
@@ -168,8 +186,10 @@ __all__ = [
     "UnknownNameError",
     "holdout_examples",
     "leave_one_out",
+    "evaluate_rerank",
     "load_model",
     "make_model",
+    "make_reranker",
     "read_atomic",
     "read_interactions",
     "read_item_genres",

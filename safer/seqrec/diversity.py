@@ -13,7 +13,11 @@ nothing held out shapes them and every model is measured with the same yardstick
 - list metrics at k (:class:`ListMetrics`): *coverage* (share of the catalogue that appears in
   any top-k list), *intra-list diversity* (mean ``1 - cosine`` between the item vectors of two
   items of a list), *novelty* (mean share of unpopular items in a list) and *repetitiveness*
-  (mean share of a list the user has in the input history, the state the model saw).
+  (mean share of a list the user has in the input history, the state the model saw);
+- attribute metrics of single lists (used by the rerankers, :mod:`safer.seqrec.rerank`):
+  *genre coverage* (:func:`genre_coverage`: the share of all genres that the items of a list
+  carry) and the *exposure gap* between two item groups (:func:`exposure_gap`, e.g. films
+  released before / from a split year).
 
 Examples
 --------
@@ -38,7 +42,15 @@ from sklearn.utils.extmath import randomized_svd
 
 from safer.seqrec.data import SequenceData
 
-__all__ = ["ListMetrics", "item_counts", "item_vectors", "unpopular_items"]
+__all__ = [
+    "ListMetrics",
+    "exposure",
+    "exposure_gap",
+    "genre_coverage",
+    "item_counts",
+    "item_vectors",
+    "unpopular_items",
+]
 
 
 def item_counts(train: SequenceData) -> np.ndarray:
@@ -155,3 +167,45 @@ class ListMetrics:
             out[f"novelty@{k}"] = self.sums[f"novelty@{k}"] / n
             out[f"repetitiveness@{k}"] = self.sums[f"rep@{k}"] / n
         return out
+
+
+def genre_coverage(lists: np.ndarray, item_genres: np.ndarray) -> np.ndarray:
+    """``(N,)`` float64: the share of all genres (columns of ``item_genres``) carried by at
+    least one item of each of the ``(N, k)`` ``lists`` of item ids.
+
+    >>> genres = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 0, 1]], bool)  # ids 0..3
+    >>> genre_coverage(np.array([[1, 2], [1, 3]]), genres).round(3).tolist()
+    [0.667, 0.667]
+    """
+    lists = np.asarray(lists)
+    if item_genres.shape[1] == 0:
+        return np.zeros(len(lists))
+    covered = item_genres[lists].any(axis=1)  # (N, G)
+    return covered.sum(1) / item_genres.shape[1]
+
+
+def exposure(lists: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """``(N, 2)`` float64: the position-weighted exposure each of the ``(N, k)`` ``lists`` gives
+    to group 0 and to group 1, where ``group`` maps an item id to 0, 1 or -1 (in neither group).
+
+    An item at rank ``r`` (1-based) gets the exposure ``1 / log2(r + 1)`` (the DCG discount: the
+    attention a user is assumed to give to rank ``r``)."""
+    lists = np.asarray(lists)
+    weight = 1.0 / np.log2(np.arange(2, lists.shape[1] + 2))  # (k,)
+    member = group[lists]  # (N, k)
+    return np.stack([((member == g) * weight).sum(1) for g in (0, 1)], axis=1)
+
+
+def exposure_gap(lists: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """``(N,)`` float64 in [0, 1]: ``|E_0 - E_1| / (E_0 + E_1)`` per list, the exposure
+    (:func:`exposure`) of two item groups: 0 when they get equal exposure, 1 when only one group
+    is shown (0 for a list with no item of either group). Equal exposure is the target because
+    the groups are defined to be of similar size (e.g. the catalogue split at its median year).
+
+    >>> group = np.array([-1, 0, 0, 1])  # item 0: padding; items 1, 2 older; item 3 newer
+    >>> exposure_gap(np.array([[1, 2], [3, 1], [1, 0]]), group).round(3).tolist()
+    [1.0, 0.226, 1.0]
+    """
+    e = exposure(lists, group)
+    total = e.sum(1)
+    return np.divide(np.abs(e[:, 0] - e[:, 1]), total, out=np.zeros(len(e)), where=total > 0)

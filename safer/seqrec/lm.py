@@ -15,7 +15,8 @@ Everything loads from local folders (``local_files_only``): nothing is downloade
 - :func:`layer_states`: the mean-pooled hidden state of every layer of a frozen model for each
   text, cached on disk keyed by the model and the texts (what IISAN's cached side network reads).
 - :class:`LocalLM`: scoring rather than generation (generation on a CPU is slow): the
-  log-likelihood of a continuation, and yes / no logits.
+  log-likelihood of a continuation (also of many continuations of one prompt, whose keys and
+  values are computed once: :meth:`LocalLM.prefix_logprob`), and yes / no logits.
 
 A model read from GGUF carries a quantisation marker (``model.hf_quantizer`` and
 ``config.quantization_config``), and ``save_pretrained`` refuses a model that has it ("The
@@ -35,8 +36,10 @@ array([-1.9], dtype=float32)
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
+import inspect
 import json
 import os
 from collections.abc import Sequence
@@ -179,6 +182,7 @@ class LocalLM:
     def __init__(self, model, tokenizer):
         self.model = model.eval()
         self.tokenizer = tokenizer
+        self._shared = None  # (text, n_tokens, cache, log-probabilities): prefix_logprob's
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
 
@@ -224,6 +228,81 @@ class LocalLM:
         return out
 
     @torch.no_grad()
+    def prefix_logprob(
+        self, prompt: str, continuations: Sequence[str], batch_size: int = 32, shared: str = ""
+    ) -> np.ndarray:
+        """``(N,)`` float32: the summed log-probability of each continuation after the one
+        ``prompt``, whose keys and values are computed once and shared (a constrained choice
+        among continuations, or the scores of many candidates, at the cost of one prompt).
+
+        The prompt and each continuation are tokenised apart, so this equals
+        :meth:`continuation_logprob` of ``[prompt] * N`` where the continuation's first token
+        does not merge with the prompt's last one (e.g. continuations starting with a space
+        after a prompt ending in a non-space, as byte-level BPE tokenisers split there).
+        An empty continuation scores 0.
+
+        ``shared``: a leading part of ``prompt``, ending where the tokeniser splits (a line
+        break), whose keys and values are kept for the next call with the same ``shared`` text
+        (the lines every prompt about one user starts with); only the last one is kept.
+        """
+        if not prompt.startswith(shared):
+            raise LMError("prefix_logprob: shared must be the start of the prompt")
+        tok = self.tokenizer
+        rest = tok(prompt[len(shared) :], add_special_tokens=False)["input_ids"]
+        last_only = _last_logits_argument(self.model)  # the prompt's other logits are not read
+        if shared:
+            n_shared, cache, after = self._shared_prompt(shared, last_only)
+        else:
+            n_shared, cache, after = 0, None, None
+        length = n_shared + len(rest)
+        if not length:
+            raise LMError("prefix_logprob needs a non-empty prompt")
+        if rest:  # the prompt's own part, after the kept keys and values
+            kwargs = {} if cache is None else {_cache_argument(self.model): copy.deepcopy(cache)}
+            mask = torch.ones(1, length, dtype=torch.long)  # the kept tokens and these
+            first = self.model(
+                input_ids=torch.tensor([rest]), attention_mask=mask, use_cache=True,
+                **kwargs, **last_only,
+            )  # fmt: skip
+            cache, after = _cache_of(first), first.logits[0, -1].float().log_softmax(-1)
+        tails = [tok(c, add_special_tokens=False)["input_ids"] for c in continuations]
+        out = np.zeros(len(tails), np.float32)
+        rows = [i for i, t in enumerate(tails) if t]
+        for start in range(0, len(rows), batch_size):
+            index = rows[start : start + batch_size]
+            width = max(len(tails[i]) for i in index)
+            ids = torch.full((len(index), width), tok.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(index), length + width), dtype=torch.long)
+            mask[:, :length] = 1
+            for j, i in enumerate(index):  # right padding after the shared prompt
+                ids[j, : len(tails[i])] = torch.tensor(tails[i])
+                mask[j, length : length + len(tails[i])] = 1
+            batch_cache = copy.deepcopy(cache)
+            batch_cache.batch_repeat_interleave(len(index))
+            kwargs = {_cache_argument(self.model): batch_cache}
+            logits = self.model(
+                input_ids=ids, attention_mask=mask, use_cache=True, **kwargs
+            ).logits.float()  # (B, W, V)
+            logp = logits.log_softmax(-1)
+            for j, i in enumerate(index):
+                t = torch.tensor(tails[i])
+                inside = logp[j, : len(t) - 1].gather(-1, t[1:, None]).sum()
+                out[i] = float(after[t[0]] + inside)
+        return out
+
+    def _shared_prompt(self, text: str, last_only: dict) -> tuple[int, object, torch.Tensor]:
+        """Token count, key / value cache and next-token log-probabilities after ``text``;
+        computed once per distinct ``text`` in a row (the last one is kept)."""
+        if self._shared is None or self._shared[0] != text:
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            if not ids:
+                raise LMError("prefix_logprob: shared text has no token")
+            out = self.model(input_ids=torch.tensor([ids]), use_cache=True, **last_only)
+            after = out.logits[0, -1].float().log_softmax(-1)
+            self._shared = (text, len(ids), _cache_of(out), after)
+        return self._shared[1:]
+
+    @torch.no_grad()
     def next_token_logits(self, prompts: Sequence[str], words: Sequence[str]) -> np.ndarray:
         """``(N, len(words))`` float32: the next-token logit of the first token of each word
         after each prompt (a constrained choice among ``words``)."""
@@ -240,6 +319,30 @@ class LocalLM:
         """``(N,)`` float32: logit(" yes") - logit(" no") of the next token after each prompt."""
         logits = self.next_token_logits(prompts, [" yes", " no"])
         return (logits[:, 0] - logits[:, 1]).astype(np.float32)
+
+
+def _cache_of(output) -> object:
+    """The key / value cache of a model output (``cache`` in recent transformers, before that
+    ``past_key_values``)."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
+
+
+def _cache_argument(model: torch.nn.Module) -> str:
+    """The name under which ``model.forward`` takes a key / value cache (``cache`` in recent
+    transformers, ``past_key_values`` before: the old name warns there)."""
+    names = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in names else "past_key_values"
+
+
+def _last_logits_argument(model: torch.nn.Module) -> dict[str, int]:
+    """The keyword that makes ``model.forward`` compute the last position's logits only
+    (``logits_to_keep``, before that ``num_logits_to_keep``); none when it has neither."""
+    names = inspect.signature(model.forward).parameters
+    for name in ("logits_to_keep", "num_logits_to_keep"):
+        if name in names:
+            return {name: 1}
+    return {}
 
 
 def _model_identity(folder: Path) -> str:

@@ -63,6 +63,27 @@ def test_yes_no_is_the_logit_difference_after_each_prompt_padding_aside(lm):
     assert alone[0] == pytest.approx(float(last[yes] - last[no]), abs=1e-5)
 
 
+def test_prefix_logprob_shares_the_prompt_and_equals_continuation_logprob(lm):
+    prompt = "the motor is a"
+    conts = [" paris", " b c d", " yes", " glove of the lens is"]
+    shared_scores = lm.prefix_logprob(prompt, conts, batch_size=3)  # padded, one prompt
+    np.testing.assert_allclose(
+        shared_scores, lm.continuation_logprob([prompt] * 4, conts), rtol=1e-4, atol=1e-4
+    )
+    assert lm.prefix_logprob(prompt, [""]).tolist() == [0.0]
+    for shared in ("the motor", "the motor is a", "the motor", "the"):  # kept or replaced
+        np.testing.assert_allclose(
+            lm.prefix_logprob(prompt, conts, shared=shared), shared_scores, rtol=1e-4, atol=1e-4
+        )
+    assert lm.prefix_logprob("the glove", [" yes"], shared="the")[0] == pytest.approx(
+        lm.continuation_logprob(["the glove"], [" yes"])[0], abs=1e-4
+    )
+    with pytest.raises(LMError, match="start of the prompt"):
+        lm.prefix_logprob(prompt, conts, shared="a motor")
+    with pytest.raises(LMError, match="non-empty prompt"):
+        lm.prefix_logprob("", [" yes"])
+
+
 def test_continuation_logprob_needs_one_continuation_per_prompt(lm):
     with pytest.raises(LMError, match="one continuation per prompt"):
         lm.continuation_logprob(["a", "b"], [" c"])
@@ -138,6 +159,9 @@ def test_real_smollm2_converts_once_loads_and_scores(tmp_path):
     assert lm.model.config.num_hidden_layers == 30 and lm.model.config.hidden_size == 576
     right, wrong = lm.continuation_logprob(["The capital of France is"] * 2, [" Paris", " cable"])
     assert right > wrong
+    # its BPE splits before a space: one shared prompt scores the same as the full texts
+    shared = lm.prefix_logprob("The capital of France is", [" Paris", " cable"])
+    np.testing.assert_allclose(shared, [right, wrong], rtol=1e-3, atol=1e-3)
 
 
 @pytest.mark.slow

@@ -14,11 +14,11 @@ WORDS = [
 ]
 
 
-def _tokenizer():
+def _tokenizer(words=WORDS):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[BOS]", *WORDS])}
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[BOS]", *words])}
     raw = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     raw.pre_tokenizer = pre_tokenizers.Whitespace()
     return PreTrainedTokenizerFast(
@@ -26,11 +26,14 @@ def _tokenizer():
     )
 
 
-def tiny_causal_lm(folder: Path, layers: int = 4, width: int = 24, seed: int = 0) -> Path:
-    """A Llama causal LM with ``layers`` x ``width``, and its tokenizer, saved to ``folder``."""
+def tiny_causal_lm(
+    folder: Path, layers: int = 4, width: int = 24, seed: int = 0, words=WORDS
+) -> Path:
+    """A Llama causal LM with ``layers`` x ``width``, and its word-level tokenizer over
+    ``words`` (any other word is one unknown token), saved to ``folder``."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tokenizer = _tokenizer()
+    tokenizer = _tokenizer(words)
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=width, intermediate_size=2 * width,
         num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=1,
