@@ -5,6 +5,7 @@ mostly watches one genre."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pandas as pd
@@ -241,3 +242,45 @@ def test_genres_that_share_a_first_token_are_refused(folders):
     model.genres_ = task.genres
     with pytest.raises(SaferError, match="same token"):
         model._load_lm()
+
+
+def test_cli_trains_saves_and_evaluates_on_recbole_files(folders, toy, tmp_path):
+    from typer.testing import CliRunner
+
+    from safer.cli import app
+
+    data, titles = toy
+    inter, item = tmp_path / "toy.inter", tmp_path / "toy.item"
+    inter.write_text(
+        "user_id:token\titem_id:token\ttimestamp:float\n"
+        + "".join(
+            f"{u}\t{data.item_tokens[i - 1]}\t{t}\n"
+            for u, seq in zip(data.users, data.sequences, strict=True)
+            for t, i in enumerate(seq)
+        )
+    )
+    item.write_text(
+        "item_id:token\tmovie_title:token_seq\tclass:token_seq\n"
+        + "".join(
+            f"{tok}\t{title}\t{title.split()[0]}\n"
+            for tok, title in zip(data.item_tokens, titles, strict=True)
+        )  # fmt: skip
+    )
+    runner, out = CliRunner(), tmp_path / "model"
+    assert "--resampler" in runner.invoke(app, ["seqrec", "persoma", "train", "--help"]).stdout
+    result = runner.invoke(
+        app,
+        ["seqrec", "persoma", "train", "--data", str(inter), "--out", str(out), "--resampler",
+         "mlp", "--tokens", "2", "--lm", folders["lm"], "--encoder", folders["encoder"],
+         "--target-items", "2", "--history-len", "8", "--epochs", "2", "--json",
+         "--option", f"cache_dir={folders['cache_dir']}", "--option", "width=16",
+         "--option", "prompt=the item is"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["users"] == 90 and summary["genres"] == 3 and (out / "model.json").is_file()
+    result = runner.invoke(
+        app, ["seqrec", "persoma", "evaluate", "--model", str(out), "--data", str(inter), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["f1_micro"] == pytest.approx(summary["test_f1_micro"])

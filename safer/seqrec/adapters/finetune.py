@@ -97,7 +97,7 @@ def add_lora(model: nn.Module, r: int, alpha: int, dropout: float, targets: list
     >>> bert = BertModel(BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
     ...                             intermediate_size=16, vocab_size=20))
     >>> tuned = add_lora(bert, 2, 4, 0.0, ["query", "value"])
-    >>> sorted({n.split(".")[-2] for n, p in tuned.named_parameters() if p.requires_grad})
+    >>> sorted({n.split(".")[-3] for n, p in tuned.named_parameters() if p.requires_grad})
     ['lora_A', 'lora_B']
     """
     from peft import LoraConfig, get_peft_model
