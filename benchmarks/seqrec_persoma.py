@@ -40,18 +40,6 @@ def _peak_mib() -> float:
     return int(status.split("VmHWM:")[1].split()[0]) / 1024
 
 
-def _prompt_tokens(model, task, rows) -> float:
-    """Mean LM input length (tokens) per user of ``rows``."""
-    lm = model.lm_
-    if model.config.resampler == "text":
-        from safer.seqrec.adapters.persoma import _Inputs
-
-        _, mask = _Inputs(model, task, model._item_vectors(task.titles, False))._text(rows, lm)
-        return float(mask.sum(1).float().mean())
-    k = 1 if model.config.resampler == "mean" else model.config.n_tokens
-    return float(k + len(lm.prompt_ids))
-
-
 def run(args: argparse.Namespace) -> dict:
     import numpy as np
     import torch
@@ -95,7 +83,7 @@ def run(args: argparse.Namespace) -> dict:
             "s_per_epoch": sum(e["seconds"] for e in epochs) / len(epochs),
             "fit_s": fit_s,
             "trainable": sum(p.numel() for p in model.net_.parameters() if p.requires_grad),
-            "lm_tokens": _prompt_tokens(model, task, task.rows("test")),
+            "lm_tokens": float(model.input_lengths(task, "test").mean()),
             "train_loss": [e["train"] for e in epochs],
             "valid_loss": [e["valid_loss"] for e in epochs],
         }

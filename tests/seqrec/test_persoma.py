@@ -134,18 +134,16 @@ def fitted(folders, toy):
 
 
 def test_soft_tokens_change_the_lm_output(fitted):
-    from safer.seqrec.adapters.persoma import _Inputs
-
     model, task = fitted
-    inputs = _Inputs(model, task, model._item_vectors(task.titles, False))
+    with_soft = model.log_likelihoods(task, "test")
+    lm = model.lm_
     with torch.no_grad():
-        with_soft = inputs.logprobs(np.array([0, 1]))
-        lm = model.lm_
         prompt = lm.embedding(lm.prompt_ids)[None]  # the prompt alone, no soft token
-        alone = lm.genre_logprobs(prompt, torch.ones(prompt.shape[:2], dtype=torch.long))
-    assert with_soft.shape == (2, 3)
-    assert not torch.allclose(with_soft[0], alone[0], atol=1e-4)
-    assert not torch.allclose(with_soft[0], with_soft[1], atol=1e-4)  # users differ
+        alone = lm.genre_logprobs(prompt, torch.ones(prompt.shape[:2], dtype=torch.long))[0]
+    assert with_soft.shape == (len(task.rows("test")), 3)
+    assert np.abs(with_soft - alone.numpy()).max(1).min() > 1e-3  # every user's tokens matter
+    assert np.abs(with_soft[0] - with_soft[1:]).max() > 1e-3  # and users differ
+    assert (model.input_lengths(task, "test") == 3 + len(lm.prompt_ids)).all()
 
 
 def test_training_lowers_the_loss_and_beats_the_genre_prior(fitted):
@@ -179,9 +177,7 @@ def test_the_lm_stays_frozen_without_lora(fitted, folders):
 def test_threshold_comes_from_validation_users_only(folders, toy, fitted):
     model, task = fitted
     valid = task.rows("valid")
-    from safer.seqrec.adapters.persoma import _Inputs
-
-    probs = model._probs(_Inputs(model, task, model._item_vectors(task.titles, False)), valid)
+    probs = model.predict_proba(task, "valid")
     assert model.threshold_ == best_threshold(probs, task.labels[valid])
     labels = task.labels.copy()
     labels[task.rows("test")] = ~labels[task.rows("test")]  # other test labels: same model
@@ -227,6 +223,8 @@ def test_text_and_mean_baselines_fit_and_score(folders, toy):
         probs = model.fit(task).predict_proba(task, "valid")
         assert probs.shape == (len(task.rows("valid")), 3)
         assert ((probs > 0) & (probs < 1)).all()
+        lengths = model.input_lengths(task, "valid")
+        assert (lengths > (9 if name == "text" else 0)).all()  # "of" + 4 titles + prompt
     assert (
         model.net_.soft_tokens(torch.randn(2, 8, 16), torch.ones(2, 8, dtype=torch.bool)).shape[1]
         == 1

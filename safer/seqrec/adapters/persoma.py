@@ -523,8 +523,10 @@ class PERSOMA(Learnable):
             net.to(device)
             inputs = _Inputs(self, task, items)
             cached = None
-            if cfg.resampler == "text" and not cfg.lora:  # the LM's input does not depend on
-                cached = inputs.logprobs(np.arange(len(task.users)))  # anything trained
+            if cfg.resampler == "text" and not cfg.lora:  # nothing trained reaches the LM
+                with torch.no_grad():
+                    every = _chunks(np.arange(len(task.users)), cfg.eval_batch_size)
+                    cached = torch.cat([inputs.logprobs(chunk) for chunk in every])
             labels = torch.as_tensor(task.labels, dtype=torch.float32, device=device)
             params = [p for p in net.parameters() if p.requires_grad]
             optimizer = torch.optim.Adam(
@@ -574,6 +576,26 @@ class PERSOMA(Learnable):
         inputs = _Inputs(self, task, self._item_vectors(task.titles, False))
         return self._probs(inputs, task.rows(split))
 
+    def log_likelihoods(self, task: GenreTask, split: str = "test") -> np.ndarray:
+        """``(n, G)`` float: the LM's log-likelihood of each genre (normalised over the genres)
+        after each user's soft tokens (or text prompt) and the prompt, before the read-out."""
+        self.check_fitted()
+        self._check_genres(task)
+        inputs = _Inputs(self, task, self._item_vectors(task.titles, False))
+        return self._logprobs(inputs, task.rows(split)).cpu().numpy()
+
+    def input_lengths(self, task: GenreTask, split: str = "test") -> np.ndarray:
+        """``(n,)`` int: the LM input length (soft tokens + prompt tokens) of each user."""
+        self.check_fitted()
+        rows = task.rows(split)
+        if self.config.resampler == "text":
+            inputs = _Inputs(self, task, torch.zeros(1))
+            return np.concatenate(
+                [inputs._text(c, self.lm_)[1].sum(1).cpu().numpy() for c in _chunks(rows, 256)]
+            ) if len(rows) else np.zeros(0, int)  # fmt: skip
+        k = 1 if self.config.resampler == "mean" else self.config.n_tokens
+        return np.full(len(rows), k + len(self.lm_.prompt_ids))
+
     def predict(self, task: GenreTask, split: str = "test") -> np.ndarray:
         """``(n, G)`` bool: the predicted genre sets (probability >= ``threshold_``)."""
         return self.predict_proba(task, split) >= self.threshold_
@@ -603,7 +625,7 @@ class PERSOMA(Learnable):
         from safer.seqrec.lm import LocalLM
 
         local = LocalLM.load(self.config.lm or None)
-        local.model.requires_grad_(False)
+        local.model.requires_grad_(False).to(torch.device(self.config.device))
         return _LMReader(local.model, local.tokenizer, self.genres_, self.config.prompt)
 
     def _build(self, lm: _LMReader, emb: int, prevalence: np.ndarray | None) -> PersomaNet:
@@ -644,19 +666,27 @@ class PERSOMA(Learnable):
         return padded.to(torch.device(c.device))
 
     @torch.no_grad()
-    def _probs(
+    def _logprobs(
         self, inputs: _Inputs, rows: np.ndarray, cached: torch.Tensor | None = None
-    ) -> np.ndarray:
+    ) -> torch.Tensor:
+        """``(len(rows), G)`` per-genre log-likelihoods, ``eval_batch_size`` users at a time
+        (rows of ``cached`` when given), with the network in eval mode."""
         net = self.net_
         was = net.training
         net.eval()
         out = [
-            torch.sigmoid(net.readout(cached[c] if cached is not None else inputs.logprobs(c)))
+            cached[c] if cached is not None else inputs.logprobs(c)
             for c in _chunks(rows, self.config.eval_batch_size)
         ]
         net.train(was)
-        width = len(self.genres_)
-        return torch.cat(out).cpu().numpy() if out else np.zeros((0, width), np.float32)
+        return torch.cat(out) if out else torch.zeros((0, len(self.genres_)))
+
+    @torch.no_grad()
+    def _probs(
+        self, inputs: _Inputs, rows: np.ndarray, cached: torch.Tensor | None = None
+    ) -> np.ndarray:
+        logp = self._logprobs(inputs, rows, cached)
+        return torch.sigmoid(self.net_.readout(logp)).cpu().numpy()
 
     # -- artifact -----------------------------------------------------------------------------
     def _network(self) -> nn.Module:
