@@ -524,9 +524,9 @@ class PERSOMA(Learnable):
             inputs = _Inputs(self, task, items)
             cached = None
             if cfg.resampler == "text" and not cfg.lora:  # nothing trained reaches the LM
-                with torch.no_grad():
-                    every = _chunks(np.arange(len(task.users)), cfg.eval_batch_size)
-                    cached = torch.cat([inputs.logprobs(chunk) for chunk in every])
+                seen = np.concatenate([train, valid])
+                cached = torch.zeros(len(task.users), len(task.genres), device=device)
+                cached[seen] = self._logprobs(inputs, seen).to(device)
             labels = torch.as_tensor(task.labels, dtype=torch.float32, device=device)
             params = [p for p in net.parameters() if p.requires_grad]
             optimizer = torch.optim.Adam(
