@@ -486,3 +486,120 @@ def distill_train(
     else:
         err_console.print(f"[green]saved[/] {model} (trained on the summary) to {out}")
         print_table("seqrec distill train", result)
+
+
+persoma_app = typer.Typer(
+    help="PERSOMA: a user's history as soft tokens in front of a frozen causal LM (SmolLM2 by "
+    "default), predicting the genres of the user's next items (multi-label F1).",
+    no_args_is_help=True,
+)
+app.add_typer(persoma_app, name="persoma")
+
+PERSOMA_DATA_HELP = (
+    "A RecBole .inter file (e.g. ml-100k.inter) with its .item file beside it (genres from its "
+    "class column, titles from its movie_title column)."
+)
+
+
+def _persoma_task(model, data: Path, titles: Path | None):
+    from safer.seqrec import SequenceData, read_titles
+
+    sequences = SequenceData.read(data)
+    table = read_titles(titles or Path(data).with_suffix(".item"))
+    return model.make_task(sequences, tuple(table.get(t, "") for t in sequences.item_tokens))
+
+
+@persoma_app.command("train")
+def persoma_train(
+    data: Path = typer.Option(..., "--data", help=PERSOMA_DATA_HELP),
+    out: Path = typer.Option(..., "--out", help="Directory to write the model to."),
+    resampler: str = typer.Option(
+        "perceiver",
+        "--resampler",
+        help="perceiver or mlp (PERSOMA), mean (one token: the mean item vector) or text (the "
+        "last --text-items titles in the prompt).",
+    ),
+    tokens: int = typer.Option(8, "--tokens", min=1, help="Soft tokens k (mlp, perceiver)."),
+    titles: Path | None = typer.Option(
+        None, "--titles", help="Item titles (items.tsv, titles.csv, .item); default: the .item."
+    ),
+    lm: Path | None = typer.Option(
+        None, "--lm", help="A local Hugging Face causal LM folder (default: SmolLM2-135M)."
+    ),
+    encoder: str = typer.Option(
+        "minilm", "--encoder", help="Title encoder: minilm or a local HF encoder folder."
+    ),
+    lora: bool = typer.Option(False, "--lora/--no-lora", help="LoRA on the LM's q/v projections."),
+    history_len: int = typer.Option(20, "--history-len", min=1, help="History items per user."),
+    target_items: int = typer.Option(
+        5, "--target-items", min=1, help="Held-out last items whose genres are the labels."
+    ),
+    text_items: int = typer.Option(10, "--text-items", min=1, help="Titles in the text prompt."),
+    users: int = typer.Option(0, "--users", min=0, help="Users drawn at random (0: all)."),
+    epochs: int = typer.Option(10, "--epochs", min=1, help="Most epochs (early stopping: 3)."),
+    option: list[str] = typer.Option([], "--option", help="PersomaConfig " + OPTION_HELP),
+    seed: int = typer.Option(0, "--seed", help="Random seed (also of the user split)."),
+    threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: torch's)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Train on the train users, choose the threshold on the validation users, save; print the
+    validation and test F1."""
+    from safer._learnable import torch_threads
+    from safer._registry import make_config
+    from safer.seqrec import PERSOMA, PersomaConfig
+
+    overrides = {
+        **parse_options(option, "model"),
+        "resampler": resampler, "n_tokens": tokens, "lm": str(lm or ""), "encoder": encoder,
+        "lora": lora, "history_len": history_len, "target_items": target_items,
+        "text_items": text_items, "max_users": users, "epochs": epochs, "seed": seed,
+        "split_seed": seed,
+    }  # fmt: skip
+    model = PERSOMA(make_config(PersomaConfig, overrides))
+    task = _persoma_task(model, data, titles)
+    with torch_threads(threads):
+        model.fit(task, progress=not json_out)
+        model.save(out)
+        valid, test = model.evaluate(task, "valid"), model.evaluate(task, "test")
+    summary = {
+        "resampler": resampler,
+        "out": str(out),
+        "users": len(task.users),
+        "genres": len(task.genres),
+        "epochs_run": len(model.history_["epochs"]),
+        "best_epoch": model.history_["best_epoch"],
+        "threshold": model.threshold_,
+        "valid_f1_micro": valid["f1_micro"],
+        "test_f1_micro": test["f1_micro"],
+        "test_f1_macro": test["f1_macro"],
+    }
+    if json_out:
+        print_json(summary)
+    else:
+        err_console.print(f"[green]saved[/] persoma ({resampler}) to {out}")
+        print_table("seqrec persoma train", summary)
+
+
+@persoma_app.command("evaluate")
+def persoma_evaluate(
+    model: Path = typer.Option(
+        ..., "--model", help="A directory written by `safer seqrec persoma train`."
+    ),
+    data: Path = typer.Option(..., "--data", help="The .inter file it was trained on."),
+    titles: Path | None = typer.Option(None, "--titles", help="The titles it was trained with."),
+    split: str = typer.Option("test", "--split", help="train, valid or test (users)."),
+    threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: torch's)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Micro- / macro-F1 on one split of the users (the model's own split, its threshold)."""
+    from safer._learnable import torch_threads
+    from safer.seqrec import PERSOMA
+
+    fitted = PERSOMA.load(model)
+    task = _persoma_task(fitted, data, titles)
+    with torch_threads(threads):
+        result = fitted.evaluate(task, split)
+    if json_out:
+        print_json(result)
+    else:
+        print_table(f"seqrec persoma evaluate ({split})", result)

@@ -29,7 +29,9 @@ Layout: one folder per extension point, one file per extension, one name map per
 ``diversity.py``                item vectors, unpopular items, coverage / intra-list
                                 diversity / novelty / repetitiveness of top-k lists
 ``adapters/``                   recommenders over frozen text encoders: IISAN / IISAN-Versa
-                                (:data:`~safer.seqrec.adapters.ADAPTERS`)
+                                (:data:`~safer.seqrec.adapters.ADAPTERS`); PERSOMA, soft
+                                tokens of a user's history for a frozen LM (genre
+                                prediction, :class:`PERSOMA`)
 ``lm.py``                       local language models: SmolLM2 from its GGUF wheel, the
                                 text encoder, cached layer states, log-likelihood scoring
 ``rerank/``                     rerankers of a fitted model's top-k list
@@ -63,7 +65,15 @@ from typing import Any
 
 from safer._learnable import load_registered
 from safer._registry import Registry, UnknownNameError, make_config
-from safer.seqrec.adapters import ADAPTERS, IISAN, IISANConfig
+from safer.seqrec.adapters import (
+    ADAPTERS,
+    IISAN,
+    PERSOMA,
+    GenreTask,
+    IISANConfig,
+    PersomaConfig,
+    genre_task,
+)
 from safer.seqrec.config import NeuralConfig
 from safer.seqrec.data import (
     SeqrecDataError,
@@ -156,6 +166,7 @@ __all__ = [
     "HEADS",
     "IISAN",
     "IISANConfig",
+    "GenreTask",
     "HOLDOUTS",
     "ItemSide",
     "LLM4Rerank",
@@ -175,6 +186,8 @@ __all__ = [
     "HSTUConfig",
     "NeuralConfig",
     "NeuralRecommender",
+    "PERSOMA",
+    "PersomaConfig",
     "Pop",
     "PopConfig",
     "ProtocolError",
@@ -187,6 +200,7 @@ __all__ = [
     "holdout_examples",
     "leave_one_out",
     "evaluate_rerank",
+    "genre_task",
     "load_model",
     "make_model",
     "make_reranker",

@@ -11,7 +11,8 @@ Three input formats:
   timestamp is its index in the line.
 
 Item texts (:func:`read_titles`): ``items.tsv`` (``item<TAB>title``, no header: the Amazon
-sets) or ``titles.csv`` (``item,title`` with a header: MicroLens). :func:`read_text_dataset`
+sets), ``titles.csv`` (``item,title`` with a header: MicroLens) or a RecBole ``.item`` file
+with a title column (ml-100k's ``movie_title``). :func:`read_text_dataset`
 reads one folder of ``../shared/data`` (``amazon-scientific``, ``amazon-instruments``,
 ``microlens-50k``): its sequences and the title of each item. Item images are not part of these
 folders (not reachable here), so the recommenders over them are text-only.
@@ -46,6 +47,7 @@ __all__ = [
     "GENRE_COLUMNS",
     "SeqrecDataError",
     "SequenceData",
+    "TITLE_COLUMNS",
     "read_atomic",
     "read_interactions",
     "read_item_genres",
@@ -177,10 +179,16 @@ def read_sequences(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame({"user": users, "item": items, "timestamp": np.asarray(times, float)})
 
 
+#: The title column of a RecBole ``.item`` file, under the names it takes (ml-100k:
+#: ``movie_title``).
+TITLE_COLUMNS = ("movie_title", "title", "item_title")
+
+
 def read_titles(path: str | Path) -> dict[str, str]:
-    """Item token -> title, from ``items.tsv`` (``item<TAB>title``, no header) or a ``.csv``
-    with ``item`` and ``title`` columns (``titles.csv``). HTML entities are unescaped and white
-    space is stripped; an item listed twice keeps its first title.
+    """Item token -> title, from ``items.tsv`` (``item<TAB>title``, no header), a ``.csv``
+    with ``item`` and ``title`` columns (``titles.csv``) or a RecBole ``.item`` atomic file
+    with a title column (:data:`TITLE_COLUMNS`; ml-100k's ``movie_title``). HTML entities are
+    unescaped and white space is stripped; an item listed twice keeps its first title.
 
     Examples
     --------
@@ -193,7 +201,18 @@ def read_titles(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if not path.is_file():
         raise SeqrecDataError(f"{path} does not exist; pass an items.tsv or titles.csv file")
-    if path.suffix.lower() == ".csv":
+    if path.suffix.lower() == ".item":
+        frame = read_atomic(path)
+        column = next((c for c in TITLE_COLUMNS if c in frame.columns), None)
+        if column is None or "item_id" not in frame.columns:
+            raise SeqrecDataError(
+                f"{path} has no item_id and title column ({', '.join(TITLE_COLUMNS)})"
+            )
+        pairs = (
+            (item, " ".join(title) if isinstance(title, list) else title)
+            for item, title in zip(frame["item_id"], frame[column], strict=True)
+        )
+    elif path.suffix.lower() == ".csv":
         try:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)
         except pd.errors.EmptyDataError as exc:

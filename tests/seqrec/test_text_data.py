@@ -76,3 +76,15 @@ def test_shared_text_data_sets(name, users, items):
         assert data.n_items == items
     assert len(titles) == data.n_items
     assert sum(bool(t) for t in titles) / len(titles) > 0.95  # nearly every item has a title
+
+
+def test_recbole_item_file_titles_are_its_title_column_joined(tmp_path):
+    item = tmp_path / "toy.item"
+    item.write_text(
+        "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n"
+        "1\tToy Story\t1995\tAnimation Children's\n2\tGoldenEye\t1995\tAction\n"
+    )
+    assert read_titles(item) == {"1": "Toy Story", "2": "GoldenEye"}
+    (tmp_path / "bare.item").write_text("item_id:token\tclass:token_seq\n1\tDrama\n")
+    with pytest.raises(SeqrecDataError, match="title column"):
+        read_titles(tmp_path / "bare.item")

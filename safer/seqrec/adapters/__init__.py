@@ -8,6 +8,12 @@ recommendation. One file per system, one name map (:data:`ADAPTERS`); each is al
   baselines -- the text encoder tuned end to end as the item tower: fully, with LoRA (peft) or
   with bottleneck adapters.
 
+PERSOMA (:mod:`~safer.seqrec.adapters.persoma`: :class:`PERSOMA`, :class:`PersomaConfig`) also
+adapts a frozen language model -- a resampled history as soft tokens in front of a frozen causal
+LM's prompt -- but predicts a user's genres (multi-label, :func:`genre_task`) rather than the
+next item, so it is not a model of :data:`ADAPTERS` / ``MODELS``; its resamplers are
+:data:`~safer.seqrec.adapters.persoma.RESAMPLERS`.
+
 The language models themselves are loaded by :mod:`safer.seqrec.lm`.
 
 Examples
@@ -19,6 +25,7 @@ Examples
 from safer._registry import Registry
 from safer.seqrec.adapters.finetune import TextAdapter, TextFT, TextLoRA, TextTuneConfig
 from safer.seqrec.adapters.iisan import IISAN, IISANConfig, IISANNet
+from safer.seqrec.adapters.persoma import PERSOMA, GenreTask, PersomaConfig, genre_task
 
 #: Name -> recommender class over frozen text encoders.
 ADAPTERS: Registry[type] = Registry(
@@ -31,6 +38,10 @@ __all__ = [
     "IISAN",
     "IISANConfig",
     "IISANNet",
+    "PERSOMA",
+    "GenreTask",
+    "PersomaConfig",
+    "genre_task",
     "TextAdapter",
     "TextFT",
     "TextLoRA",

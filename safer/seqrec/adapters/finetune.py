@@ -54,6 +54,7 @@ __all__ = [
     "TextTuned",
     "TextTunedNet",
     "add_bottleneck_adapters",
+    "add_lora",
 ]
 
 #: Tuning mode -> what is trained in the encoder.
@@ -84,6 +85,25 @@ class TextTuneConfig(IISANConfig):
     lora_dropout: float = 0.1
     lora_targets: list[str] = field(default_factory=lambda: ["query", "value"])
     encode_batch: int = 256
+
+
+def add_lora(model: nn.Module, r: int, alpha: int, dropout: float, targets: list[str]) -> nn.Module:
+    """``model`` with LoRA (through ``peft``) on the linear layers named by ``targets``: its own
+    weights frozen, rank-``r`` updates scaled by ``alpha / r`` trained (the peft model wraps
+    ``model``, whose layers hold the LoRA matrices in place). The one LoRA set-up of
+    :mod:`safer.seqrec` (``text-lora`` here, PERSOMA's optional LoRA on its causal LM).
+
+    >>> from transformers import BertConfig, BertModel
+    >>> bert = BertModel(BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+    ...                             intermediate_size=16, vocab_size=20))
+    >>> tuned = add_lora(bert, 2, 4, 0.0, ["query", "value"])
+    >>> sorted({n.split(".")[-3] for n, p in tuned.named_parameters() if p.requires_grad})
+    ['lora_A', 'lora_B']
+    """
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets))
+    return get_peft_model(model, config)
 
 
 def add_bottleneck_adapters(
@@ -194,15 +214,9 @@ class TextTuned(IISAN):
         if getattr(encoder, "pooler", None) is not None:
             encoder.pooler = None  # BERT's [CLS] pooler: unused (mean pooling), not trained
         if self.tuning == "lora":
-            from peft import LoraConfig, get_peft_model
-
-            encoder = get_peft_model(
-                encoder,
-                LoraConfig(
-                    r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                    target_modules=list(cfg.lora_targets),
-                ),
-            )  # fmt: skip
+            encoder = add_lora(
+                encoder, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets
+            )
         elif self.tuning == "adapter":
             add_bottleneck_adapters(encoder, cfg.adapter_size, cfg.hidden_dropout)
         elif self.tuning != "full":
