@@ -4,8 +4,9 @@ Writes docs/benchmarks/safe_gate.md. Four parts, each on cohorts simulated with 
 played no part in choosing the gate's defaults (those were looked at on cohort seeds 11 and 12):
 
 1. **Sizes** -- for each number of logged stays and seed: one cohort (seed ``1000 + seed``),
-   split by stay (60 / 20 / 20); a BC-MLP (no notes) fitted on the training stays supplies the
-   probabilities of the plausibility layer; the ``spi`` gate (delta 0.05, defaults) is
+   split by stay (60 / 20 / 20, or ``--split``); a BC-MLP (no notes) fitted on the training
+   stays supplies the probabilities of the plausibility layer; the ``spi`` gate (delta 0.05,
+   defaults or ``--options``) is
    calibrated with states decoded from the EHR only (``features``) and from EHR + notes
    (``features+notes``). Reported: state recovery (adjusted mutual information of the decoded
    states with the hidden ``true_state`` on the test stays; evaluation only), the safety
@@ -33,6 +34,7 @@ Every size, seed and episode count is a flag; time one small configuration first
 from __future__ import annotations
 
 import argparse
+import ast
 import time
 from pathlib import Path
 
@@ -73,11 +75,14 @@ def _latency(model, gate, test: pd.DataFrame, calls: int = 30) -> float:
     return float(np.median(times))
 
 
-def size_task(n: int, seed: int, delta: float, episodes: int) -> tuple[list[dict], object, object]:
+def size_task(
+    n: int, seed: int, delta: float, episodes: int, split=(0.6, 0.2, 0.2), options=None
+) -> tuple[list[dict], object, object]:
     """One cohort size and seed of part 1: its rows (one per decoder), the model and the last
     gate. Depends on its arguments only, so it runs alike here or as a Ray task."""
     cohort = simulate_cohort(n_stays=n, seed=1000 + seed, progress=False)
-    splits = split_stays(cohort, seed=0)
+    tr, ca, te = split
+    splits = split_stays(cohort, train=tr, calibration=ca, test=te, seed=0)
     train, cal, test = (splits.subset(cohort, s) for s in ("train", "calibration", "test"))
     model = make_model("bc-mlp", seed=seed, use_notes=False).fit(train, progress=False)
     oracle = oracle_ceiling(train).mortality["one-step"]
@@ -85,7 +90,7 @@ def size_task(n: int, seed: int, delta: float, episodes: int) -> tuple[list[dict
     for kind, label in DECODERS.items():
         start = time.perf_counter()
         gate = calibrate(model, train, cal, method="spi", delta=delta, seed=seed,
-                         representation=kind)  # fmt: skip
+                         representation=kind, options=options)  # fmt: skip
         seconds = time.perf_counter() - start
         states = gate.rule.decode(representation(kind, model, visible(test)))
         roll = rollout_mortality(
@@ -106,7 +111,8 @@ def size_task(n: int, seed: int, delta: float, episodes: int) -> tuple[list[dict
 
 
 def sizes_part(args) -> tuple[list[dict], dict]:
-    tasks = [(n, seed, args.delta, args.episodes) for n in args.sizes for seed in args.seeds]
+    tasks = [(n, seed, args.delta, args.episodes, tuple(args.split), args.options)
+             for n in args.sizes for seed in args.seeds]  # fmt: skip
     if args.ray is None:
         results = [size_task(*task) for task in tasks]
     else:  # one Ray task per (size, seed); the same rows (timings aside)
@@ -188,8 +194,10 @@ def render(args, sizes, adherence, notes, baselines, minutes) -> list[str]:
             "torch",
         ),  # fmt: skip
         f"Cohorts: seeds 1000 + {args.seeds} (fresh: the gate's defaults were chosen on seeds "
-        f"11 and 12), split by stay 60/20/20 (split seed 0). Gate: `spi`, delta {args.delta}, "
-        "defaults (one-step improvement over doses logged >= 20 times in a state, prior 10, "
+        f"11 and 12), split by stay {'/'.join(f'{100 * f:g}' for f in args.split)} (train / "
+        f"calibration / test, split seed 0). Gate: `spi`, delta {args.delta}, "
+        + (f"options `{args.options}` over the " if args.options else "")
+        + "defaults (one-step improvement over doses logged >= 20 times in a state, prior 10, "
         "~300 training decisions per decoded state, plausibility LAC at alpha 0.1 on a BC-MLP). "
         f"Mortality: absolute %, true, by rollout of {args.episodes} episodes per policy and seed "
         "(95 % Wilson interval), the policy acting on EHR-like rows and deferring to the "
@@ -257,6 +265,16 @@ def main() -> None:
     parser.add_argument("--notes-stays", type=int, default=1500)
     parser.add_argument("--notes-seeds", type=int, nargs="*", default=[101, 102])
     parser.add_argument("--baselines", action="store_true")
+    parser.add_argument(
+        "--split", type=float, nargs=3, default=[0.6, 0.2, 0.2],
+        metavar=("TRAIN", "CAL", "TEST"),
+        help="Stay fractions of part 1's splits (the safety test reads CAL).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--options", type=ast.literal_eval, default=None,
+        help="The gate's options in part 1, one Python dict literal, e.g. "
+        "\"{'decoder': 'gmm', 'n_states': 700}\" (default: its defaults).",
+    )  # fmt: skip
     parser.add_argument("--note", default="", help="Text appended under the tables.")
     parser.add_argument(
         "--ray", default=None, help="Run part 1 as one Ray task per size and seed: auto, "

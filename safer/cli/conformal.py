@@ -40,13 +40,13 @@ def parse_options(pairs: list[str] | None) -> dict:
 
 
 def _load(model_dir: Path, cohort_file: Path):
-    from safer.cohorts import read_cohort, split_stays
+    from safer.cohorts import read_cohort
+    from safer.evaluation.experiments import model_splits
     from safer.models import load_model
 
     model = load_model(model_dir)
     cohort = read_cohort(cohort_file)
-    splits = split_stays(cohort, seed=model.split_seed_)
-    return model, splits, cohort
+    return model, model_splits(model, cohort, source=str(model_dir)), cohort
 
 
 def calibrate(

@@ -20,6 +20,15 @@ def train(
     seed: int = typer.Option(0, "--seed", help="Model seed (same seed, same model)."),
     out: Path = typer.Option(..., "--out", help="Folder to save the model in."),
     split_seed: int = typer.Option(0, "--split-seed", help="Seed of the stay-level split."),
+    fractions: str = typer.Option(
+        "60/20/20",
+        "--fractions",
+        help=(
+            "Stay fractions of the train / calibration / test splits (saved with the model; "
+            "calibrate and evaluate reuse them). The spi gate's safety test gains from a larger "
+            "calibration share, e.g. 50/40/10 (docs/conformal.md)."
+        ),
+    ),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Stage-1 epochs (max)."),
     finetune_epochs: int | None = typer.Option(
         None, "--finetune-epochs", min=1, help="Stage-3 epochs (max)."
@@ -41,7 +50,7 @@ def train(
     """
     from safer import _distributed
     from safer._learnable import ARTIFACT_FILE, torch_threads
-    from safer.cohorts import read_cohort, split_stays
+    from safer.cohorts import parse_fractions, read_cohort, split_stays
     from safer.evaluation.experiments import train_on_split
 
     if out.is_file() or (
@@ -51,8 +60,9 @@ def train(
             f"--out {out} is a file or a folder of other files; give a new or empty folder, or "
             "the folder of a saved model to replace (checked before training)"
         )
+    tr, cal, te = parse_fractions(fractions)
     table = read_cohort(cohort)
-    splits = split_stays(table, seed=split_seed)
+    splits = split_stays(table, train=tr, calibration=cal, test=te, seed=split_seed)
     overrides = {
         k: v
         for k, v in dict(
@@ -80,6 +90,7 @@ def train(
         "variant": variant,
         "seed": seed,
         "split_seed": split_seed,
+        "split_fractions": "/".join(f"{100 * f:g}" for f in splits.fractions),
         "train_stays": int(len(model.train_stays_)),
         "processes": world.size,
         "fit_seconds": round(seconds, 2),
@@ -97,25 +108,21 @@ def evaluate(
     split: str = typer.Option("test", "--split", help="Split to score: train, calibration, test."),
     json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
-    """Score a saved model on one split of COHORT (split recomputed from the model's seed)."""
-    from safer.cohorts import read_cohort, split_stays
-    from safer.evaluation.experiments import score_split
+    """Score a saved model on one split of COHORT (split recomputed from the model's seed and
+    fractions)."""
+    from safer.cohorts import read_cohort
+    from safer.evaluation.experiments import model_splits, score_split
     from safer.models import load_model
 
     model = load_model(model_dir)
-    split_seed = getattr(model, "split_seed_", None)
-    if split_seed is None:
-        raise SaferError(
-            f"{model_dir} does not record the split it was trained on; retrain it with "
-            "`safer train`, which saves the split seed"
-        )
     table = read_cohort(cohort)
+    splits = model_splits(model, table, source=str(model_dir))
     if split == "train":
         err_console.print(
             "[yellow]warning:[/] scoring the TRAIN split: these stays were used for fitting, "
             "so the metrics are optimistic"
         )
-    result = score_split(model, table, split_stays(table, seed=split_seed), split)
+    result = score_split(model, table, splits, split)
     result["model"] = str(model_dir)
     result["content_hash"] = model.content_hash_
     if json_out:

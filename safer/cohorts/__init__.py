@@ -12,10 +12,11 @@ from safer.cohorts.simulated import (
     simulate_cohort,
     simulate_to_parquet,
 )
-from safer.cohorts.splits import StaySplits, split_stays
+from safer.cohorts.splits import DEFAULT_FRACTIONS, StaySplits, parse_fractions, split_stays
 from safer.cohorts.summary import summarize
 
 __all__ = [
+    "DEFAULT_FRACTIONS",
     "FEATURES",
     "REQUIRED_COLUMNS",
     "STATIC",
@@ -24,6 +25,7 @@ __all__ = [
     "StaySplits",
     "load_mdp",
     "model_columns",
+    "parse_fractions",
     "read_cohort",
     "simulate_cohort",
     "simulate_to_parquet",

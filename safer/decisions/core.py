@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from safer.cohorts.schema import model_columns
+from safer.cohorts.splits import refuse_overlap
 from safer.conformal import Decisions, Gate, calibrate_gate
 from safer.conformal.methods import Trajectories
 from safer.conformal.report import audit as audit_report
@@ -184,8 +185,19 @@ def calibrate(
     the method's settings beyond the levels; ``representation`` the kind of representation
     the method reads (:data:`safer.models.REPRESENTATIONS`; default the method's own
     ``default_representation``, else the model's embedding), recorded in the gate.
+
+    Raises :class:`~safer.cohorts.splits.SplitLeakError` if a calibration stay was used to
+    train the model (``model.train_stays_``) or is also in ``train``: the guarantees need
+    calibration stays the model and the gate never learned from.
     """
     from safer.conformal import METHODS
+
+    cal_stays = calibration["stay_id"].unique()
+    fix = ("calibrate on stays the model never saw: the calibration split of the cohort and "
+           "split the model was trained with")  # fmt: skip
+    refuse_overlap(cal_stays, getattr(model, "train_stays_", None), "calibration stays", fix)
+    refuse_overlap(cal_stays, train["stay_id"].unique(), "calibration stays (also in the "
+                   "training rows given)", fix)  # fmt: skip
 
     needs = METHODS[method]
     kind = (representation or needs.default_representation) if needs.needs_embedding else None

@@ -21,20 +21,29 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from safer.cohorts.schema import validate
-from safer.cohorts.splits import SPLIT_NAMES, StaySplits, split_stays
+from safer.cohorts.splits import (
+    DEFAULT_FRACTIONS,
+    SPLIT_NAMES,
+    SplitLeakError,
+    StaySplits,
+    refuse_overlap,
+    split_stays,
+)
 from safer.errors import SaferError
 from safer.evaluation.metrics import evaluate_predictions
 from safer.models.registry import make_model
 
-__all__ = ["TrainResult", "train_on_split", "score_split", "train_and_evaluate", "SplitLeakError"]
-
-
-class SplitLeakError(SaferError):
-    """Stays scored as held-out data were used to train the model."""
+__all__ = [
+    "SplitLeakError",
+    "TrainResult",
+    "model_splits",
+    "score_split",
+    "train_and_evaluate",
+    "train_on_split",
+]
 
 
 @dataclass
@@ -56,10 +65,27 @@ def train_on_split(
     progress: bool = True,
     **config_overrides: Any,
 ):
-    """Fit ``variant`` on the train split only; the model records the split seed it used."""
+    """Fit ``variant`` on the train split only; the model records the split (seed and stay
+    fractions) it used."""
     validate(cohort)
     model = make_model(variant, seed=seed, **config_overrides)
-    return model.fit(splits.subset(cohort, "train"), progress=progress, split_seed=int(splits.seed))
+    return model.fit(splits.subset(cohort, "train"), progress=progress,
+                     split_seed=int(splits.seed), split_fractions=splits.fractions)  # fmt: skip
+
+
+def model_splits(model, cohort: pd.DataFrame, source: str = "the model") -> StaySplits:
+    """The stay-level splits of ``cohort`` that ``model`` was trained with: its recorded split
+    seed and stay fractions (the defaults for models saved before fractions were recorded).
+    ``source`` names the model in the error raised when it records no split."""
+    seed = getattr(model, "split_seed_", None)
+    if seed is None:
+        raise SaferError(
+            f"{source} does not record the split it was trained on; retrain it with "
+            "`safer train`, which saves the split seed and fractions"
+        )
+    fractions = getattr(model, "split_fractions_", None) or DEFAULT_FRACTIONS
+    tr, cal, te = fractions
+    return split_stays(cohort, train=tr, calibration=cal, test=te, seed=int(seed))
 
 
 def score_split(model, cohort: pd.DataFrame, splits: StaySplits, split: str) -> dict[str, Any]:
@@ -72,15 +98,10 @@ def score_split(model, cohort: pd.DataFrame, splits: StaySplits, split: str) -> 
     part = splits.subset(cohort, split)
     if part.empty:
         raise SaferError(f"the {split} split of this cohort has no stays; use a larger cohort")
-    trained_on = getattr(model, "train_stays_", None)
-    if split != "train" and trained_on is not None:
-        overlap = np.intersect1d(part["stay_id"].unique(), trained_on)
-        if len(overlap):
-            raise SplitLeakError(
-                f"{len(overlap)} stays of the {split} split were used to train this model "
-                f"(e.g. {overlap[:3].tolist()}); pass the cohort and --split-seed it was "
-                "trained with, or score --split train knowingly"
-            )
+    if split != "train":
+        refuse_overlap(part["stay_id"].unique(), getattr(model, "train_stays_", None),
+                       f"stays of the {split} split", "pass the cohort the model was trained "
+                       "with, or score --split train knowingly")  # fmt: skip
     proba = model.predict_proba(part)
     metrics = evaluate_predictions(proba, part["action"].to_numpy(), part["died"].to_numpy())
     return {**metrics, "split": split, "stays": int(part["stay_id"].nunique())}

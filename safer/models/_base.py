@@ -47,6 +47,9 @@ class CohortModel(Learnable):
         The stay ids the model was fitted on (to check that evaluation stays are disjoint).
     split_seed_ : int or None
         Seed of the stay-level split the training stays came from, when given to ``fit``.
+    split_fractions_ : tuple of 3 floats or None
+        Its train / calibration / test stay fractions (None: the defaults,
+        :data:`safer.cohorts.splits.DEFAULT_FRACTIONS`).
     content_hash_ : str
         sha256 over the weights and the saved metadata; changes with any retraining.
     history_ : dict
@@ -56,16 +59,26 @@ class CohortModel(Learnable):
     uncertainty_kind: ClassVar[str] = "entropy"
 
     def fit(
-        self, cohort: pd.DataFrame, *, progress: bool = True, split_seed: int | None = None
+        self,
+        cohort: pd.DataFrame,
+        *,
+        progress: bool = True,
+        split_seed: int | None = None,
+        split_fractions: tuple[float, float, float] | None = None,
     ) -> CohortModel:
         """Train on ``cohort`` (training stays only; validated first); returns ``self``.
 
-        ``split_seed`` (the seed of :func:`~safer.cohorts.split_stays` that produced ``cohort``)
-        is saved with the model so ``safer evaluate`` can recompute the same splits.
+        ``split_seed`` and ``split_fractions`` (the seed and stay fractions of
+        :func:`~safer.cohorts.split_stays` that produced ``cohort``) are saved with the model so
+        ``safer evaluate`` and ``safer calibrate`` recompute the same splits
+        (:func:`safer.evaluation.experiments.model_splits`).
         """
         self.config.check()
         validate(cohort)
         self.split_seed_ = split_seed
+        self.split_fractions_ = (
+            None if split_fractions is None else tuple(float(f) for f in split_fractions)
+        )
         self.train_stays_ = np.sort(cohort["stay_id"].unique()).astype(np.int64)
         self.train_stays_hash_ = ids_hash(self.train_stays_)
         with fitting(self.config.seed):
@@ -80,12 +93,17 @@ class CohortModel(Learnable):
             "train_stays": self.train_stays_.tolist(),
             "train_stays_hash": self.train_stays_hash_,
             "split_seed": self.split_seed_,
+            "split_fractions": None
+            if self.split_fractions_ is None
+            else list(self.split_fractions_),
         }
 
     def _restore(self, meta: dict[str, Any]) -> None:
         self.train_stays_ = np.asarray(meta["train_stays"], dtype=np.int64)
         self.train_stays_hash_ = meta["train_stays_hash"]
         self.split_seed_ = meta.get("split_seed")
+        fractions = meta.get("split_fractions")  # models saved before it: the defaults
+        self.split_fractions_ = None if fractions is None else tuple(fractions)
 
 
 class WindowModel(CohortModel, InputPipeline):

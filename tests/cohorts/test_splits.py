@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from safer.cohorts import split_stays
+from safer.cohorts import DEFAULT_FRACTIONS, parse_fractions, split_stays
 from safer.errors import SaferError
 
 
@@ -37,3 +37,15 @@ def test_bad_fractions_and_names(small_cohort):
         split_stays(small_cohort, train=0)
     with pytest.raises(SaferError, match="unknown split"):
         split_stays(small_cohort).ids("validation")
+
+
+def test_fractions_are_parsed_recorded_and_checked(small_cohort):
+    assert parse_fractions("50/40/10") == parse_fractions("0.5, 0.4, 0.1") == (0.5, 0.4, 0.1)
+    s = split_stays(small_cohort, train=5, calibration=4, test=1, seed=0)
+    assert s.fractions == (0.5, 0.4, 0.1)
+    assert split_stays(small_cohort, seed=0).fractions == DEFAULT_FRACTIONS
+    n = small_cohort["stay_id"].nunique()
+    assert abs(len(s.calibration) - 0.4 * n) <= 2
+    for bad in ("60/40", "a/b/c", "60/-20/60"):
+        with pytest.raises(SaferError, match="three"):
+            parse_fractions(bad)

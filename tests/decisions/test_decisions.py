@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from safer.cohorts import split_stays
+from safer.cohorts.splits import SplitLeakError
 from safer.conformal import GateMismatchError, load_gate
 from safer.decisions import (
     NO_GATE_REASON,
@@ -38,6 +40,18 @@ def models(parts):
         "safer-n", epochs=1, survivor_epochs=2, finetune_epochs=1, d_model=16, n_heads=2, history=4
     ).fit(train, progress=False)
     return {"bc-mlp": mlp, "safer-n": safer_n}
+
+
+def test_calibration_on_stays_the_model_or_the_gate_learned_from_is_refused(parts, models):
+    train, cal, _ = parts
+    model = models["bc-mlp"]
+    with pytest.raises(SplitLeakError, match="calibration stays were used to train"):
+        calibrate(model, train, train, method="lac", alpha=0.2)
+    mixed = pd.concat([cal, train[train["stay_id"] == train["stay_id"].iloc[0]]])
+    with pytest.raises(SplitLeakError, match="1 calibration stays"):
+        calibrate(model, train, mixed, method="lac", alpha=0.2)
+    with pytest.raises(SplitLeakError, match="also in the training rows given"):
+        calibrate(model, pd.concat([train, cal]), cal, method="lac", alpha=0.2)
 
 
 @pytest.mark.parametrize(("name", "method"), [("bc-mlp", "lac"), ("safer-n", "selection")])

@@ -62,7 +62,9 @@ def test_a_cohort_from_sicker_initial_states_is_flagged_and_a_fresh_one_is_not(t
     base = simulate_cohort(600, seed=11, progress=False)
     splits = split_stays(base, seed=0)
     train, cal = splits.subset(base, "train"), splits.subset(base, "calibration")
-    model = make_model("bc-mlp", use_notes=False, epochs=15, d_model=32).fit(train, progress=False)
+    model = make_model("bc-mlp", use_notes=False, epochs=15, d_model=32).fit(
+        train, progress=False, split_seed=0
+    )
     same = simulate_cohort(400, seed=3, progress=False)
     sicker = simulate_cohort(400, seed=3, config=SimulationConfig(shift=2.0), progress=False)
     first_sofa = [c.loc[c["step"] == 0, "SOFA"].mean() for c in (same, sicker)]

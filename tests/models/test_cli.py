@@ -31,18 +31,21 @@ def test_train_then_evaluate_each_split(
     out = tmp_path / "model"
     code, stdout, _ = _run(capsys, [
         "train", "--cohort", str(cohort_file), "--variant", "safer-n", "--seed", "3",
-        "--out", str(out), "--split-seed", "2", "--epochs", "1", "--finetune-epochs", "1",
-        "--d-model", "16", "--threads", "1", "--json",
+        "--out", str(out), "--split-seed", "2", "--fractions", "50/30/20", "--epochs", "1",
+        "--finetune-epochs", "1", "--d-model", "16", "--threads", "1", "--json",
     ])  # fmt: skip
     assert code in (0, None)
     summary = json.loads(stdout)
-    train_ids = split_stays(tiny_cohort, seed=2).train
-    assert summary["train_stays"] == len(train_ids) and summary["split_seed"] == 2
+    splits = split_stays(tiny_cohort, train=0.5, calibration=0.3, test=0.2, seed=2)
+    assert summary["train_stays"] == len(splits.train) and summary["split_seed"] == 2
+    assert summary["split_fractions"] == "50/30/20"
+    assert len(splits.train) != len(split_stays(tiny_cohort, seed=2).train)  # a real change
 
+    # evaluate recomputes the model's split: its seed and fractions, saved with it
     code, stdout, _ = _run(capsys, ["evaluate", "--model", str(out), "--cohort", str(cohort_file),
                                     "--split", "test", "--json"])  # fmt: skip
     result = json.loads(stdout)
-    test_ids = split_stays(tiny_cohort, seed=2).test
+    test_ids = splits.test
     assert result["split"] == "test" and result["stays"] == len(test_ids)
     for group in ("survivors", "all"):
         assert {"macro_auc", "micro_auc", "hr_at_3", "mrr_at_3", "accuracy", "ece", "n"} <= set(
@@ -54,6 +57,12 @@ def test_train_then_evaluate_each_split(
     code, stdout, err = _run(capsys, ["evaluate", "--model", str(out), "--cohort",
                                       str(cohort_file), "--split", "train", "--json"])  # fmt: skip
     assert json.loads(stdout)["split"] == "train" and "optimistic" in err
+
+
+def test_bad_fractions_exit_2_before_training(cohort_file, tmp_path, capsys):
+    code, _, err = _run(capsys, ["train", "--cohort", str(cohort_file), "--fractions", "60/40",
+                                 "--out", str(tmp_path / "m")])  # fmt: skip
+    assert code == 2 and "three positive numbers" in err and not (tmp_path / "m").exists()
 
 
 def test_unknown_variant_exits_2_listing_variants(cohort_file, tmp_path, capsys):
