@@ -26,7 +26,7 @@ def train(
         help=(
             "Stay fractions of the train / calibration / test splits (saved with the model; "
             "calibrate and evaluate reuse them). The spi gate's safety test gains from a larger "
-            "calibration share, e.g. 50/40/10 (docs/conformal.md)."
+            "calibration share, e.g. 60/35/5 (docs/conformal.md)."
         ),
     ),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Stage-1 epochs (max)."),
