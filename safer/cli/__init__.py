@@ -51,7 +51,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "evaluate": (
         "safer.cli.model", "evaluate",
-        "Score a saved model on one split of COHORT (split recomputed from the model's seed).",
+        "Score a saved model on one split of COHORT (split recomputed from the model's seed "
+        "and fractions).",
     ),
     "calibrate": (
         "safer.cli.conformal", "calibrate",
