@@ -75,7 +75,7 @@ def calibrate(
         help=(
             "What a state-decoding gate reads: features, features+notes, features+locf, "
             "features+notes+locf (missing values carried forward within the stay), embedding. "
-            "Default: the method's own (spi: features+locf)."
+            "Default: the method's own (spi: features)."
         ),
     ),
     out: Path = typer.Option(..., "--out", help="Gate JSON file to write."),

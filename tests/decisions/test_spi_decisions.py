@@ -42,7 +42,7 @@ def gate(parts, model):
 
 
 def test_the_decisions_stage_supplies_representation_and_trajectories(parts, model, gate):
-    assert gate.representation == "features+locf"  # the method's default
+    assert gate.representation == "features"  # the method's default
     assert gate.needs_trajectories and gate.needs_embedding and gate.options["n_wedge"] == 2
     t = gate.thresholds
     assert t["n_states"] == 8 and t["n_calibration"] == len(parts[1])

@@ -313,9 +313,10 @@ class SafePolicyImprovement(GateMethod):
     ``algorithm``
         A name in :data:`safer.conformal.spi.ALGORITHMS` (default ``"one-step"``).
     ``decoder``
-        How states are decoded: a name in :data:`safer.conformal.spi.DECODERS` (``"kmeans"``,
-        the AI Clinician's recipe, or ``"gmm"``, a Gaussian mixture fitted by EM that leaves
-        missing values out of the likelihood).
+        How states are decoded: a name in :data:`safer.conformal.spi.DECODERS` (``"gmm"``,
+        the default: a Gaussian mixture fitted by EM that leaves missing values out of the
+        likelihood, measured better at 5,000 and 20,000 stays; or ``"kmeans"``, the AI
+        Clinician's recipe).
     ``n_states``
         Decoded states (clusters); 0 = :func:`~safer.conformal.spi.auto_states`.
     ``n_wedge``
@@ -353,10 +354,10 @@ class SafePolicyImprovement(GateMethod):
     needs_labels = True
     needs_embedding = True
     needs_trajectories = True
-    default_representation = "features+locf"
+    default_representation = "features"
     default_options = {
         "algorithm": "one-step",
-        "decoder": "kmeans",
+        "decoder": "gmm",
         "n_states": 0,
         "n_wedge": 20,
         "margin": 0.0,
