@@ -101,16 +101,16 @@ def size_task(
             "bound": 100 * t["gain_lower"], "oracle": 100 * oracle, "calibrate_s": seconds,
             "decide_ms": 1000 * _latency(model, gate, test),
         }  # fmt: skip
-        if t["deployed"]:
-            roll = rollout_mortality(
-                GatedPolicy(model, gate, name=f"spi {kind}"), episodes, seed, progress=False,
-            )  # fmt: skip
+        policy = GatedPolicy(model, gate, name=f"spi {kind}")
+        equivalent = policy.exact_equivalent()  # a gate deferring everywhere: the clinicians
+        if equivalent is None:
+            roll = rollout_mortality(policy, episodes, seed, progress=False)
             row.update(mortality=100 * roll.mortality, ci_low=100 * roll.ci_low,
                        ci_high=100 * roll.ci_high, acting=100 * (1.0 - roll.abstention_rate),
                        rollout_s=roll.seconds)  # fmt: skip
-        else:  # a gate that defers everywhere *is* the clinicians' policy: exact, no rollout
-            clin = 100 * exact_mortality(clinician_policy())
-            row.update(mortality=clin, ci_low=None, ci_high=None, acting=0.0, rollout_s=0.0)
+        else:
+            row.update(mortality=100 * exact_mortality(equivalent), ci_low=None, ci_high=None,
+                       acting=0.0, rollout_s=0.0)  # fmt: skip
         rows.append(row)
         print(rows[-1], flush=True)
     return rows, model, gate
