@@ -97,10 +97,11 @@ def trajectories(rows: pd.DataFrame) -> Trajectories:
     )  # fmt: skip
 
 
-def _representation(kind: str | None, model: Any, rows: pd.DataFrame, current=None):
+def _representation(kind: str | None, model: Any, seen: pd.DataFrame, current=None):
+    """The gate's representation of rows already reduced to what a model may read."""
     from safer.models import representation
 
-    return representation(kind, model, visible(rows), current)
+    return representation(kind, model, seen, current)
 
 
 def model_version(model: Any) -> str:
@@ -265,7 +266,8 @@ def decide(
     Without a gate every decision recommends the most likely dose, with no prediction set
     (``sets`` is None), ``method`` "none" and no level.
     """
-    P = model.predict_proba(visible(rows)) if proba is None else np.asarray(proba, dtype=float)
+    seen = visible(rows)  # once: the model and the gate's representation read the same rows
+    P = model.predict_proba(seen) if proba is None else np.asarray(proba, dtype=float)
     if current is not None:
         current = np.asarray(current, dtype=bool)
         P = P[current]
@@ -273,7 +275,7 @@ def decide(
         return most_likely(P, model.content_hash_)
     gate.check_model(model.content_hash_)
     embedding = (
-        _representation(gate.representation, model, rows, current) if gate.needs_embedding else None
+        _representation(gate.representation, model, seen, current) if gate.needs_embedding else None
     )
     groups = _groups(rows, gate.groups_column, "the gate's groups")
     if groups is not None and current is not None:
@@ -301,7 +303,7 @@ def audit(
         test["action"].to_numpy(),
         kappa=model.uncertainty(seen) if gate.needs_kappa else None,
         embedding=(
-            _representation(gate.representation, model, test) if gate.needs_embedding else None
+            _representation(gate.representation, model, seen) if gate.needs_embedding else None
         ),
         trajectories=trajectories(test) if gate.needs_trajectories else None,
         groups=_groups(test, gate.groups_column, "the gate's groups"),
