@@ -76,8 +76,11 @@ def build_windows(df: pd.DataFrame, history: int, need_notes: bool) -> Windows:
     action = action.astype(np.int64)
     prev_action = np.where(pos > 0, np.roll(action, 1), -1)
 
-    features = df[FEATURES].to_numpy(dtype=np.float64)[order]
-    static = df[STATIC].to_numpy(dtype=np.float64)[order]
+    # one selection of both blocks (present: checked above); selecting twice costs a one-stay
+    # decision about a millisecond more
+    numeric = df.reindex(columns=[*FEATURES, *STATIC]).to_numpy(dtype=np.float64)[order]
+    features = np.ascontiguousarray(numeric[:, : len(FEATURES)])
+    static = np.ascontiguousarray(numeric[:, len(FEATURES) :])
 
     if need_notes:
         raw = df["note"].to_numpy(dtype=object)[order]
