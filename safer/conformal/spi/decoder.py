@@ -22,6 +22,7 @@ True
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
 from tqdm.auto import tqdm
 
 from safer._registry import Registry
@@ -198,12 +199,16 @@ class MixtureDecoder:
         self.mean_, self.scale_ = init.mean_, init.scale_
         Zc, M = self._standardise(X)
         k = init.n_states
-        R = np.zeros((len(Zc), k))
-        R[np.arange(len(Zc)), init.predict(X)] = 1.0
+        # the k-means partition as hard responsibilities, summed per state without an (n, k)
+        # matrix (4.5 GB at 560,000 decisions and 1,000 states)
+        labels = init.predict(X)
+        hard = sparse.csr_matrix((np.ones(len(Zc)), (labels, np.arange(len(Zc)))),
+                                 shape=(k, len(Zc)))  # fmt: skip
         # the sum of squares per column does not depend on the states: a tied fit needs it once
         sq = (Zc * Zc).sum(axis=0)
-        self._m_step(R.sum(axis=0), R.T @ M, R.T @ Zc, R.T @ (Zc * Zc), sq)
-        del R
+        self._m_step(np.bincount(labels, minlength=k).astype(float), hard @ M, hard @ Zc,
+                     hard @ (Zc * Zc), sq)  # fmt: skip
+        del hard
         # EM in float32 (the statistics summed in float64): half the time, the same states
         Zc, M = Zc.astype(np.float32), M.astype(np.float32)
         self.iterations_, self.log_likelihood_ = 0, -np.inf
