@@ -202,7 +202,8 @@ def render(args, sizes, adherence, notes, baselines, minutes) -> list[str]:
         f"Cohorts: seeds 1000 + {args.seeds}"
         + "".join(f", the first {c} at {n:,} stays" for n, c in args.size_seeds.items())
         + " (the gate's defaults were chosen on cohort seeds 11 and 12, its decoder and "
-        f"number of states on 1000-1004: seeds 5 and up are fresh), split by stay {'/'.join(f'{100 * f:g}' for f in args.split)} (train / "
+        "number of states on 1000-1004: seeds 5 and up are fresh), split by stay "
+        f"{'/'.join(f'{100 * f:g}' for f in args.split)} (train / "
         f"calibration / test, split seed 0). Gate: `spi`, delta {args.delta}, "
         + (f"options `{args.options}` over the " if args.options else "")
         + "defaults (Gaussian-mixture decoder, states by `auto_states`: ~300 training "

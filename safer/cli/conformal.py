@@ -73,8 +73,9 @@ def calibrate(
         None,
         "--representation",
         help=(
-            "What a state-decoding gate reads: features, features+notes, features+locf, "
-            "features+notes+locf (missing values carried forward within the stay), embedding. "
+            "What a state-decoding gate reads: features, features+notes, features+readings, "
+            "features+locf, features+notes+locf (missing values carried forward within the "
+            "stay), embedding. "
             "Default: the method's own (spi: features)."
         ),
     ),

@@ -38,6 +38,7 @@ __all__ = [
     "parse_note_quantities",
     "quantity_features",
     "fuse_with_features",
+    "note_readings",
 ]
 
 #: The parsed quantities, in column order (units in the comments of :data:`_RULES`).
@@ -312,6 +313,27 @@ FEATURE_OF: dict[str, tuple[str, float]] = {
 }
 #: Quantities without a charted counterpart (the plan, code status, the lactate trend).
 NOTE_ONLY = [q for q in NOTE_QUANTITIES if q not in FEATURE_OF]
+
+
+def note_readings(quantities: np.ndarray,
+                  feature_names: Sequence[str]) -> tuple[np.ndarray, list[str]]:  # fmt: skip
+    """The note's readings of charted quantities, in the features' units, as their own columns
+    (``note:<feature>``), plus the lactate trend; the plan's intent and code status left out.
+
+    Unlike :func:`fuse_with_features`, a reading does not overwrite the charted value: a
+    state decoder then learns how far each source spreads within a state (in the simulator a
+    note is written from the state itself, so its readings spread less than the charts').
+
+    >>> q = parse_note_quantities(["MAP 58. Plan: titrate pressors to MAP > 65; KVO only."])
+    >>> values, names = note_readings(q, ["MeanBP", "HR"])
+    >>> names, values[0].tolist()
+    (['note:MeanBP', 'note:HR', 'note_lactate_change'], [58.0, nan, nan])
+    """
+    pairs = [(q, f, k) for q, (f, k) in FEATURE_OF.items() if f in feature_names]
+    cols = [quantities[:, _COL[q]] * k for q, _, k in pairs]
+    cols.append(quantities[:, _COL["note_lactate_change"]])
+    names = [f"note:{f}" for _, f, _ in pairs] + ["note_lactate_change"]
+    return np.stack(cols, axis=1), names
 
 
 def fuse_with_features(features: np.ndarray, feature_names: Sequence[str],

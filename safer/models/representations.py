@@ -1,6 +1,6 @@
 """What a gate that decodes patient states reads of each decision: its representation.
 
-Three kinds, named in :data:`REPRESENTATIONS` and recorded in the gate (``gate.representation``)
+The kinds, named in :data:`REPRESENTATIONS` and recorded in the gate (``gate.representation``)
 so the decisions stage computes the same one when it decides:
 
 ``features``
@@ -12,20 +12,25 @@ so the decisions stage computes the same one when it decides:
     put in place of the charted value, plus the note-only quantities (the plan's pressor and
     fluid intent, code status, the lactate trend). A note counts only if charted before the
     decision (``note_time <= charttime``). EHR and notes.
+``features+readings``
+    The 47 features beside the note's readings of the same quantities as their own columns
+    (``note:MeanBP``, ...; skewed ones logged alike) and the lactate trend, instead of put in
+    place of the charted value; the plan's intent and code status are left out. A decoder
+    then weighs each source by its own spread within a state. EHR and notes.
 ``features+locf`` and ``features+notes+locf``
     The same two, with each value missing at the decision carried forward from the stay's last
     row at or before it that has one (last observation carried forward; labs and blood gases
     are charted on about half the rows). Only the stay's earlier rows are read, never a later
     one, nor an action; a value never charted before stays missing (k-means counts it as the
-    training mean; the mixture decoder leaves it out). ``features+locf`` is the ``spi`` gate's
-    default. These read the stay's history, so a decision needs its stay's earlier
-    rows (the decisions stage and the rollouts pass them). Measured on the simulator
+    training mean; the mixture decoder leaves it out). These read the stay's history, so a
+    decision needs its stay's earlier rows (the decisions stage and the rollouts pass them).
+    Measured on the simulator
     (``docs/benchmarks/safe_gate_options.md``).
 ``embedding``
     The model's own fused representation (``model.embed(rows)``; SAFER fuses the structured
     history and the notes).
 
-The first four are DataFrames (their column names let a gate describe a state in clinical
+The feature kinds are DataFrames (their column names let a gate describe a state in clinical
 words); the embedding is an array. None of them reads a ``true_*`` column.
 
 Examples
@@ -52,7 +57,11 @@ import pandas as pd
 from safer._registry import Registry
 from safer.cohorts.schema import FEATURES
 from safer.errors import SaferError
-from safer.models.note_quantities import fuse_with_features, parse_note_quantities
+from safer.models.note_quantities import (
+    fuse_with_features,
+    note_readings,
+    parse_note_quantities,
+)
 
 __all__ = ["REPRESENTATIONS", "ROW_WISE", "LOG_FEATURES", "carry_forward", "representation"]
 
@@ -85,13 +94,29 @@ def _features(model: Any, rows: pd.DataFrame) -> pd.DataFrame:
     return _frame(rows[FEATURES].to_numpy(dtype=float), list(FEATURES), rows.index)
 
 
-def _features_notes(model: Any, rows: pd.DataFrame) -> pd.DataFrame:
+def _note_quantities(rows: pd.DataFrame) -> np.ndarray:
+    """The quantities each row's note states, a note counting only if charted before the
+    decision (``note_time <= charttime``; a later note reads as no note)."""
     _need(rows, [*FEATURES, "note", "note_time", "charttime"])
     notes = rows["note"].to_numpy(dtype=object)
     usable = pd.to_datetime(rows["note_time"]) <= pd.to_datetime(rows["charttime"])
     texts = [n if ok and isinstance(n, str) else "" for n, ok in zip(notes, usable, strict=True)]
+    return parse_note_quantities(texts)
+
+
+def _features_readings(model: Any, rows: pd.DataFrame) -> pd.DataFrame:
+    readings, names = note_readings(_note_quantities(rows), FEATURES)
+    charted = _features(model, rows)
+    # a reading of a skewed quantity is logged like the charted value it stands beside
+    notes = _frame(readings, [n.removeprefix("note:") for n in names], rows.index)
+    notes.columns = [f"note:{c}" if n.startswith("note:") else n
+                     for c, n in zip(notes.columns, names, strict=True)]  # fmt: skip
+    return pd.concat([charted, notes], axis=1)
+
+
+def _features_notes(model: Any, rows: pd.DataFrame) -> pd.DataFrame:
     fused, names = fuse_with_features(
-        rows[FEATURES].to_numpy(dtype=float), FEATURES, parse_note_quantities(texts)
+        rows[FEATURES].to_numpy(dtype=float), FEATURES, _note_quantities(rows)
     )
     return _frame(fused, names, rows.index)
 
@@ -140,6 +165,7 @@ REPRESENTATIONS: Registry[Callable[[Any, pd.DataFrame], Any]] = Registry(
     {
         "features": _features,
         "features+notes": _features_notes,
+        "features+readings": _features_readings,
         "features+locf": _features_locf,
         "features+notes+locf": _features_notes_locf,
         "embedding": _embedding,
@@ -148,7 +174,7 @@ REPRESENTATIONS: Registry[Callable[[Any, pd.DataFrame], Any]] = Registry(
 
 
 #: Kinds that read each row alone (no history), so a row's value needs only that row.
-ROW_WISE = frozenset({"features", "features+notes"})
+ROW_WISE = frozenset({"features", "features+notes", "features+readings"})
 
 
 def representation(kind: str | None, model: Any, rows: pd.DataFrame, current=None):

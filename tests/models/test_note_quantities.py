@@ -16,6 +16,7 @@ from safer.models.note_quantities import (
     NOTE_ONLY,
     NOTE_QUANTITIES,
     fuse_with_features,
+    note_readings,
     parse_note_quantities,
 )
 
@@ -92,6 +93,27 @@ def test_fusion_puts_the_notes_reading_in_place_and_keeps_the_rest():
     assert names == ["HR", "MeanBP", *NOTE_ONLY]
     np.testing.assert_allclose(fused[:, :2], [[120.0, 70.0], [90.0, 60.0]])
     assert fused[0, names.index("note_plan_pressor")] == 1.0
+
+
+def test_readings_stand_beside_the_charted_values_in_their_units():
+    q = parse_note_quantities(["HR 120. UOP ~30 cc/hr. Plan: wean levo as tolerated.", ""])
+    values, names = note_readings(q, ["HR", "output_4hourly", "MeanBP"])
+    assert names == ["note:MeanBP", "note:HR", "note:output_4hourly", "note_lactate_change"]
+    np.testing.assert_allclose(values[0, 1:3], [120.0, 120.0])  # mL/h -> mL per 4 h
+    assert np.isnan(values[0, 0]) and np.isnan(values[1]).all()
+    assert not any("plan" in n for n in names)
+
+
+def test_the_readings_representation_keeps_the_charted_value_and_logs_alike(small_cohort):
+    rows = small_cohort.iloc[:4].copy()
+    rows["note"] = "HR 131. UOP ~25 cc/hr."
+    rows["note_time"] = rows["charttime"] - pd.Timedelta(minutes=5)
+    rep = representation("features+readings", None, rows)
+    np.testing.assert_array_equal(rep["HR"], rows["HR"])  # charted value untouched
+    assert (rep["note:HR"] == 131).all()
+    np.testing.assert_allclose(rep["note:log(output_4hourly)"], np.log(0.1 + 100.0))
+    rows["note_time"] = rows["charttime"] + pd.Timedelta(minutes=30)  # charted after: unread
+    assert representation("features+readings", None, rows)["note:HR"].isna().all()
 
 
 def test_the_representation_never_reads_a_note_charted_after_the_decision(small_cohort):
