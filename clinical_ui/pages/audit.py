@@ -68,9 +68,9 @@ def _gate(i: int, row: dict) -> None:
         groups["flag"] = groups["flagged"].map({True: "missed", False: ""})
         views.table(groups[list(SUBGROUP_COLUMNS)].rename(columns=SUBGROUP_COLUMNS),
                     formats=dict.fromkeys(("realised", "95% low", "95% high", "deferred"), ".1%"),
-                    hint="no decision to measure", hide_index=True, key=f"audit_subgroups_{i}",
+                    hint="not measured in this subgroup", key=f"audit_subgroups_{i}",
                     row_style=lambda r: ["background-color: #fdd" if r["flag"] else ""] * len(r),
-                    height=36 * (len(groups) + 1) + 3)  # fmt: skip
+                    hide_index=True, height=36 * (len(groups) + 1) + 3)  # fmt: skip
     _drift(row.get("drift"))
     html_report = Path(row["report"]).with_suffix(".html")
     if html_report.is_file():
