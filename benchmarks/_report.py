@@ -1,13 +1,17 @@
-"""Shared pieces of the benchmark scripts: the provenance header of this script's command line
-and writing the page. The provenance itself is the library's (:mod:`safer._provenance`)."""
+"""Shared pieces of the benchmark scripts: the provenance header of this script's command line,
+writing the page, and the command-line options several scripts share (``--split``). The
+provenance itself is the library's (:mod:`safer._provenance`)."""
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from safer import _provenance
+from safer.cohorts import DEFAULT_FRACTIONS
 
 
 def command_line() -> str:
@@ -79,3 +83,24 @@ def load_runs(folder: str | Path) -> list[dict]:
     import json
 
     return [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))]
+
+
+def add_split_argument(parser: argparse.ArgumentParser, note: str = "") -> None:
+    """``--split TRAIN CAL TEST``: the stay fractions of the train (the model and the gate's
+    candidate), calibration (the safety test) and test splits, default
+    :data:`safer.cohorts.DEFAULT_FRACTIONS`; ``note`` ends the help (which part uses them)."""
+    parser.add_argument(
+        "--split", type=float, nargs=3, default=list(DEFAULT_FRACTIONS),
+        metavar=("TRAIN", "CAL", "TEST"),
+        help="Stay fractions of the train (model, gate's candidate), calibration (safety test) "
+        "and test splits" + (f" {note}" if note else "") + ".",
+    )  # fmt: skip
+
+
+def split_words(fractions: Sequence[float]) -> str:
+    """Stay fractions as a page writes them: ``60/20/20``.
+
+    >>> split_words([0.6, 0.35, 0.05])
+    '60/35/5'
+    """
+    return "/".join(f"{100 * f:g}" for f in fractions)

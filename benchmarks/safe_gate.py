@@ -41,11 +41,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _report import header, write_page
+from _report import add_split_argument, header, split_words, write_page
 from sklearn.metrics import adjusted_mutual_info_score
 
 from safer._learnable import torch_threads
-from safer.cohorts import simulate_cohort, split_stays
+from safer.cohorts import DEFAULT_FRACTIONS, simulate_cohort, split_stays
 from safer.conformal.spi import StateDecoder, auto_states
 from safer.decisions import calibrate, decide, visible
 from safer.evaluation.adherence import adherence_table
@@ -77,7 +77,7 @@ def _latency(model, gate, test: pd.DataFrame, calls: int = 30) -> float:
 
 
 def size_task(
-    n: int, seed: int, delta: float, episodes: int, split=(0.6, 0.2, 0.2), options=None
+    n: int, seed: int, delta: float, episodes: int, split=DEFAULT_FRACTIONS, options=None
 ) -> tuple[list[dict], object, object]:
     """One cohort size and seed of part 1: its rows (one per decoder), the model and the last
     gate. Depends on its arguments only, so it runs alike here or as a Ray task."""
@@ -203,7 +203,7 @@ def render(args, sizes, adherence, notes, baselines, minutes) -> list[str]:
         + "".join(f", the first {c} at {n:,} stays" for n, c in args.size_seeds.items())
         + " (the gate's defaults were chosen on cohort seeds 11 and 12, its decoder and "
         "number of states on 1000-1004: seeds 5 and up are fresh), split by stay "
-        f"{'/'.join(f'{100 * f:g}' for f in args.split)} (train / "
+        f"{split_words(args.split)} (train / "
         f"calibration / test, split seed 0). Gate: `spi`, delta {args.delta}, "
         + (f"options `{args.options}` over the " if args.options else "")
         + "defaults (Gaussian-mixture decoder, states by `auto_states`: ~300 training "
@@ -292,11 +292,7 @@ def main() -> None:
     parser.add_argument("--notes-stays", type=int, default=1500)
     parser.add_argument("--notes-seeds", type=int, nargs="*", default=[101, 102])
     parser.add_argument("--baselines", action="store_true")
-    parser.add_argument(
-        "--split", type=float, nargs=3, default=[0.6, 0.2, 0.2],
-        metavar=("TRAIN", "CAL", "TEST"),
-        help="Stay fractions of part 1's splits (the safety test reads CAL).",
-    )  # fmt: skip
+    add_split_argument(parser, "in part 1")
     parser.add_argument(
         "--options", type=ast.literal_eval, default=None,
         help="The gate's options in part 1, one Python dict literal, e.g. "

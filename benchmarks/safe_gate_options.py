@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _report import header, write_page
+from _report import add_split_argument, header, split_words, write_page
 from sklearn.metrics import adjusted_mutual_info_score
 
 from safer._learnable import torch_threads
@@ -158,7 +158,7 @@ def render(args, rows: list[dict], ceiling_rows: list[dict]) -> list[str]:
         "",
         f"One cohort of {args.stays:,} simulated stays per seed (cohort seed 1000 + seed, "
         f"seeds {', '.join(map(str, args.seeds))}), split by stay "
-        f"{'/'.join(f'{100 * f:.0f}' for f in args.split)} (train / calibration / test, "
+        f"{split_words(args.split)} (train / calibration / test, "
         "split seed 0); "
         f"BC-MLP plausibility model, fitted once per cohort; delta {args.delta}. "
         "AMI: adjusted mutual information of the gate's decoded state with the hidden "
@@ -257,10 +257,7 @@ def main() -> None:
     parser.add_argument("--options", nargs="+", default=["{}"])
     parser.add_argument("--ceiling", action="store_true", help="Add the known-model decoder.")
     parser.add_argument("--episodes", type=int, default=0, help="Roll out deployed gates.")
-    parser.add_argument("--split", type=float, nargs=3, default=[0.6, 0.2, 0.2],
-                        metavar=("TRAIN", "CAL", "TEST"),
-                        help="Stay fractions of the training (candidate), calibration (safety "
-                        "test) and test (AMI) splits.")  # fmt: skip
+    add_split_argument(parser, "(AMI is measured on the test stays)")
     parser.add_argument("--note", default="", help="Text appended under the table.")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/safe_gate_options.md"))
     args = parser.parse_args()

@@ -1,10 +1,13 @@
-"""Layout of one decision, shared by the decision page and the auditor's read-only view.
+"""Layouts shared by the pages: every table (:func:`table`) and one decision, the latter shown
+by the decision page and the auditor's read-only view.
 
-Only layout: every value comes from :func:`safer.store.decision_detail` and :mod:`safer.review`.
+Only layout: every value comes from :func:`safer.store.decision_detail` and :mod:`safer.review`;
+a missing value is written by :func:`safer.review.shown` (an em dash, "not charted" as its hint).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import altair as alt
@@ -13,6 +16,8 @@ import streamlit as st
 
 from safer.actions import FLUID_BINS, N_ACTIONS, VASO_BINS, describe_action, split_action
 from safer.review import (
+    MISSING,
+    MISSING_HINT,
     TREND_PANELS,
     banner,
     bins_text,
@@ -21,10 +26,44 @@ from safer.review import (
     factor_lines,
     reason_in_words,
     recommendation_text,
+    shown,
     trends,
 )
 
 HOURS = alt.X("hours:Q", title="hours before the decision", scale=alt.Scale(nice=False))
+
+
+def table(
+    frame: pd.DataFrame,
+    *,
+    formats: Mapping[str, str] | None = None,
+    hint: str = MISSING_HINT,
+    column_config: Mapping[str, Any] | None = None,
+    row_style: Callable[[pd.Series], list[str]] | None = None,
+    **kwargs: Any,
+):
+    """``st.dataframe`` of ``frame`` with every cell written by :func:`safer.review.shown`.
+
+    ``formats`` maps a column to its format spec (".1f", ".1%", "%Y-%m-%d %H:%M"). A missing
+    cell reads as an em dash (the grid's placeholder, which it draws for every null cell
+    whatever the formatting), and each column holding one gets ``"— = {hint}"`` as its header's
+    help (added to any help in ``column_config``). The data stay numbers, so columns still sort
+    as numbers. ``row_style`` gives a row's CSS (Styler.apply, axis=1); ``kwargs`` go to
+    ``st.dataframe``, whose selection it returns.
+    """
+    formats = dict(formats or {})
+    styler = frame.style.format(
+        {c: (lambda v, f=formats.get(c, ""): shown(v, f)) for c in frame.columns}
+    )
+    if row_style is not None:
+        styler = styler.apply(row_style, axis=1)
+    config = dict(column_config or {})
+    for column in frame.columns[frame.isna().any().to_numpy()]:
+        given = dict(config.get(column) or {})
+        note = f"{MISSING} = {hint}"
+        given["help"] = f"{given['help']}; {note}" if given.get("help") else note
+        config[column] = given
+    return st.dataframe(styler, column_config=config, placeholder=MISSING, **kwargs)
 
 
 def header(detail: dict[str, Any]) -> None:
@@ -39,7 +78,7 @@ def header(detail: dict[str, Any]) -> None:
     for row in range(0, len(items), 4):
         cols = st.columns(4)
         for col, (label, value) in zip(cols, items[row : row + 4], strict=False):
-            col.markdown(f"**{label}**  \n{value}")
+            col.markdown(f"**{label}**  \n{value}", help=MISSING_HINT if value == MISSING else None)
 
 
 def recommendation(detail: dict[str, Any]) -> None:
@@ -119,7 +158,7 @@ def trend_charts(detail: dict[str, Any]) -> None:
         part = data[data["panel"] == panel]
         col.caption(", ".join(dict.fromkeys(part["label"])) or panel)
         if part.empty:
-            col.write("not charted")
+            col.write(MISSING_HINT)
             continue
         color = alt.Color(
             "label:N", legend=alt.Legend(orient="bottom", title=None, columns=1, labelLimit=240)

@@ -10,7 +10,7 @@ import streamlit as st
 
 from clinical_ui import session, views
 from safer.decisions import DriftResult
-from safer.review import trail_table
+from safer.review import shown, trail_table
 from safer.review.trail import EVENT_WORDS
 from safer.store import coverage_summary, decision_detail, require, verify_trail
 
@@ -20,7 +20,7 @@ SUBGROUP_COLUMNS = {"column": "subgroup", "value": "value", "n": "decisions",
 
 
 def _pct(x) -> str:
-    return "–" if x is None or pd.isna(x) else f"{x:.1%}"
+    return shown(x, ".1%")
 
 
 def _drift(drift: dict | None) -> None:
@@ -66,12 +66,11 @@ def _gate(i: int, row: dict) -> None:
         st.markdown(f"Per subgroup: **{flagged} flagged** of {len(groups)} (realised value "
                     "outside the promise beyond its interval)")  # fmt: skip
         groups["flag"] = groups["flagged"].map({True: "missed", False: ""})
-        shown = groups[list(SUBGROUP_COLUMNS)].rename(columns=SUBGROUP_COLUMNS)
-        styled = shown.style.apply(
-            lambda r: ["background-color: #fdd" if r["flag"] else "" for _ in r], axis=1
-        ).format({k: "{:.1%}" for k in ("realised", "95% low", "95% high", "deferred")})
-        st.dataframe(styled, hide_index=True, key=f"audit_subgroups_{i}",
-                     height=36 * (len(groups) + 1) + 3)  # fmt: skip
+        views.table(groups[list(SUBGROUP_COLUMNS)].rename(columns=SUBGROUP_COLUMNS),
+                    formats=dict.fromkeys(("realised", "95% low", "95% high", "deferred"), ".1%"),
+                    hint="not measured in this subgroup", key=f"audit_subgroups_{i}",
+                    row_style=lambda r: ["background-color: #fdd" if r["flag"] else ""] * len(r),
+                    hide_index=True, height=36 * (len(groups) + 1) + 3)  # fmt: skip
     _drift(row.get("drift"))
     html_report = Path(row["report"]).with_suffix(".html")
     if html_report.is_file():
@@ -110,12 +109,10 @@ st.caption(f"{len(rows)} event(s)")
 if rows:
     for column in ("stay", "step", "recommendation id"):
         table[column] = pd.array(table[column], dtype="Int64")  # ids, not 200640.0
-    shown = table.astype(object).where(table.notna(), "")  # no "None" in empty cells
-    picked = st.dataframe(
-        shown, hide_index=True, key="audit_table", on_select="rerun",
-        selection_mode="single-row",
-        column_config={"when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
-                       "recommended": st.column_config.TextColumn(width="medium"),
+    picked = views.table(
+        table, formats={"when": "%Y-%m-%d %H:%M:%S"}, hint="not part of this event",
+        hide_index=True, key="audit_table", on_select="rerun", selection_mode="single-row",
+        column_config={"recommended": st.column_config.TextColumn(width="medium"),
                        "chosen": st.column_config.TextColumn(width="medium")},
     )  # fmt: skip
     with session.shown_errors("exporting"):

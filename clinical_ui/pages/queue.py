@@ -5,23 +5,31 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from clinical_ui import session
-from safer.review import QUEUE_STATUSES, patient_queue
+from clinical_ui import session, views
+from safer.review import QUEUE_STATUSES, patient_queue, shown
 
-COLUMNS = {  # queue row key -> column title, most useful first; the short numbers before the
-    # two text columns, so MAP, lactate and SOFA stay on screen at a laptop's width
+COLUMNS = {  # queue row key -> column title, most useful first; short titles (units in the
+    # header's help) and fixed widths so every column, status included, fits a 1440 px screen
+    # with the sidebar open. The decision's step is on the decision page (its title), not here.
     "urgency": "urgency",
     "stay_id": "stay",
     "patient": "patient",
-    "MAP": "MAP (mmHg)",
-    "lactate": "lactate (mmol/L)",
+    "MAP": "MAP",
+    "lactate": "lactate",
     "SOFA": "SOFA",
     "why": "why urgent",
     "recommendation": "recommendation",
-    "step": "step",
     "waiting": "waiting",
     "status": "status",
 }
+FORMATS = {"urgency": ".1f", "MAP": ".0f", "lactate": ".1f", "SOFA": ".0f"}
+WIDTHS = {"urgency": 66, "stay": 62, "patient": 62, "MAP": 48, "lactate": 62, "SOFA": 50,
+          "why urgent": 225, "recommendation": 225, "waiting": 64, "status": 72}  # fmt: skip
+HELP = {"urgency": "points: SOFA, MAP < 65, lactate > 2 and rising, SOFA rising, waiting",
+        "MAP": "mean arterial pressure (mmHg), last measured",
+        "lactate": "mmol/L, last measured (carried forward at most 8 h)",
+        "SOFA": "last measured", "recommendation": "the dose recommended, or why it defers",
+        "waiting": "time since the decision was stored"}  # fmt: skip
 
 factory = session.factory_or_stop()
 user = session.require_page(factory, "view_queue")
@@ -51,10 +59,8 @@ if not queue.rows:
     st.info("No patient to review with these filters.")
     st.stop()
 table = pd.DataFrame(queue.rows)
-table["patient"] = [
-    f"{'?' if pd.isna(a) else f'{a:.0f}'} y {s}" for a, s in zip(table["age"], table["sex"],
-                                                                  strict=True)
-]  # fmt: skip
+table["patient"] = [f"{shown(a, '.0f', ' y')} {shown(s)}"
+                    for a, s in zip(table["age"], table["sex"], strict=True)]  # fmt: skip
 table["waiting"] = [f"{h:.0f} h" if h >= 1 else f"{60 * h:.0f} min" for h in table["waiting_hours"]]
 # a link, not a button: the browser goes straight to the decision (no rerun of this page first)
 urgent = {"rec": str(queue.rows[0]["id"]), session.TOKEN: session.token()}
@@ -62,22 +68,17 @@ st.page_link("pages/decision.py",
              label=f"Review the most urgent patient (stay {queue.rows[0]['stay_id']})",
              icon=":material/arrow_forward:", disabled=status == "reviewed",
              query_params=urgent)  # fmt: skip
-picked = st.dataframe(
-    table[list(COLUMNS)].rename(columns=COLUMNS),
+shown_table = table[list(COLUMNS)].rename(columns=COLUMNS)
+picked = views.table(
+    shown_table,
+    formats={COLUMNS[k]: f for k, f in FORMATS.items()},
+    column_config={c: st.column_config.Column(width=WIDTHS[c], help=HELP.get(c))
+                   for c in shown_table.columns},
     hide_index=True,
     key="queue_table",
     on_select="rerun",
     selection_mode="single-row",
     height=35 * (len(table) + 1) + 3,
-    column_config={
-        "urgency": st.column_config.NumberColumn(format="%.1f", help="points: SOFA, MAP < 65, "
-                                                 "lactate > 2 and rising, SOFA rising, waiting"),
-        "MAP (mmHg)": st.column_config.NumberColumn(format="%.0f"),
-        "lactate (mmol/L)": st.column_config.NumberColumn(format="%.1f"),
-        "SOFA": st.column_config.NumberColumn(format="%.0f"),
-        "recommendation": st.column_config.TextColumn(width="medium"),
-        "why urgent": st.column_config.TextColumn(width="medium"),
-    },
 )  # fmt: skip
 st.caption("Select a row to open that patient's decision.")
 if picked.selection.rows:

@@ -17,7 +17,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from clinical_ui import session
+from clinical_ui import session, views
 from safer.actions import N_ACTIONS, describe_action
 from safer.decisions import WhatIf
 from safer.errors import SaferError
@@ -193,7 +193,9 @@ controls = [
     for g in segments
 ]  # fmt: skip
 if controls:
-    st.dataframe(pd.DataFrame(controls), hide_index=True, key="whatif_controls")
+    views.table(pd.DataFrame(controls), formats={"target": ".4g", "confidence": ".2f"},
+                hint="a segment mean has no confidence", hide_index=True,
+                key="whatif_controls")  # fmt: skip
 with st.expander("Editor settings"):
     follow = st.checkbox("Let the other vitals follow the edit (the editor's joint model); by "
                          "default only the vitals you set change", key="whatif_follow")  # fmt: skip
@@ -256,11 +258,11 @@ table = pd.concat({"charted": original, "what-if": edited}, axis=1).swaplevel(ax
 table.columns = [f"{vital_label(ch)} {kind}" for ch, kind in table.columns]
 order = [f"{vital_label(ch)} {k}" for ch in channels for k in ("charted", "what-if")]
 shown = table[order] if result is not None else table[order[::2]]
-st.dataframe(shown.map(lambda v: "–" if pd.isna(v) else f"{v:.1f}"), key="whatif_series")
+views.table(shown, formats=dict.fromkeys(shown.columns, ".1f"), key="whatif_series")
 
 proba = pd.DataFrame({"as charted": charted["probabilities"]})
 if result is not None:
     proba["what-if"] = result["scored"]["probabilities"]
 proba.index = [describe_action(a) for a in range(N_ACTIONS)]
 with st.expander("The model's 25 probabilities"):
-    st.dataframe(proba.style.format("{:.1%}"), key="whatif_proba")
+    views.table(proba, formats=dict.fromkeys(proba.columns, ".1%"), key="whatif_proba")

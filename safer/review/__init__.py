@@ -1,5 +1,6 @@
 """What the console shows, computed in the library: the patient queue, doses in clinical units,
-the decision view's banner and trends, and the auditor's readable trail.
+the decision view's banner and trends, the auditor's readable trail, and how one value is
+written (:func:`shown`: a missing one is an em dash, "not charted").
 
 Sits above :mod:`safer.store` (it reads the store's tables) and below ``clinical_ui`` (whose
 pages only lay these out). Everything here is unit-tested without a browser.
@@ -23,10 +24,13 @@ from safer.review.doses import (
 from safer.review.factors import FEATURE_WORDS, factor_lines, feature_label
 from safer.review.queue import QUEUE_STATUSES, QueuePage, next_patient, patient_queue, urgency
 from safer.review.trail import TRAIL_COLUMNS, trail_table
+from safer.review.values import MISSING, MISSING_HINT, is_missing, shown
 from safer.review.whatif import VITAL_WORDS, vital_label, what_moved
 
 __all__ = [
     "FEATURE_WORDS",
+    "MISSING",
+    "MISSING_HINT",
     "QUEUE_STATUSES",
     "REFERENCE_RANGES",
     "TRAIL_COLUMNS",
@@ -40,11 +44,13 @@ __all__ = [
     "feature_label",
     "doses_given",
     "in_set",
+    "is_missing",
     "next_patient",
     "patient_queue",
     "reason_in_words",
     "recommendation_text",
     "set_meaning",
+    "shown",
     "trail_table",
     "trends",
     "urgency",

@@ -11,8 +11,11 @@ Examples
 ...      "balance_ml": 1500, "lactate": None, "fluid_ml": 250.0, "vaso_ugkgmin": 0.0},
 ...     {"step": 1, "charttime": None, "MAP": 62, "SOFA": 8, "mechvent": 1, "urine_ml": 80,
 ...      "balance_ml": 2100, "lactate": 3.1, "fluid_ml": None, "vaso_ugkgmin": None}]}
->>> dict(banner(detail))["SOFA"]
-'8 (+2 since step 0)'
+>>> items = dict(banner(detail))
+>>> items["SOFA"], items["Lactate"], items["Urine output"]
+('8 (+2 since step 0)', '3.1 mmol/L', '80 mL/4h')
+>>> dict(banner(dict(detail, trajectory=detail["trajectory"][:1], step=0)))["Lactate"]
+'—'
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import math
 from typing import Any
 
 import pandas as pd
+
+from safer.review.values import MISSING, shown
 
 __all__ = ["banner", "trends", "doses_given", "REFERENCE_RANGES", "TREND_PANELS"]
 
@@ -70,7 +75,9 @@ def _dose_line(row: dict | None) -> str:
 def banner(detail: dict[str, Any]) -> list[tuple[str, str]]:
     """The patient banner as (label, value) pairs, in clinical units, values as of the decision.
 
-    Labs missing at the decision show their last measured value and when it was measured.
+    Labs missing at the decision show their last measured value and when it was measured; a
+    value never charted up to the decision is :data:`~safer.review.values.MISSING` (an em dash;
+    the console adds the hint :data:`~safer.review.values.MISSING_HINT`).
     """
     traj = detail["trajectory"]
     sex = {0: "male", 1: "female"}.get(detail.get("gender"), "sex unknown")
@@ -81,13 +88,13 @@ def banner(detail: dict[str, Any]) -> list[tuple[str, str]]:
     step = detail["step"]
     out = [("Patient", " · ".join(who))]
     vent, _ = _last(traj, "mechvent")
-    out.append(("Ventilation", "unknown" if vent is None else
+    out.append(("Ventilation", MISSING if vent is None else
                 ("mechanically ventilated" if vent >= 0.5 else "not ventilated")))  # fmt: skip
     given = [r for r in traj if r["step"] < step]
     out.append(("Doses given", _dose_line(given[-1] if given else None)))
     sofa, _ = _last(traj, "SOFA")
     if sofa is None:
-        out.append(("SOFA", "not charted"))
+        out.append(("SOFA", MISSING))
     else:
         first = next((r for r in traj if _num(r.get("SOFA")) is not None), None)
         change = "" if first is None or first["step"] == step else (
@@ -98,14 +105,13 @@ def banner(detail: dict[str, Any]) -> list[tuple[str, str]]:
                                   ("urine_ml", "Urine output", "mL/4h", ".0f")):  # fmt: skip
         v, at = _last(traj, key)
         if v is None:
-            out.append((label, "not charted"))
+            out.append((label, MISSING))
         else:
             when = "" if at == step else f" (step {at}, {4 * (step - at)} h before)"
             out.append((label, f"{v:{fmt}} {unit}{when}"))
     bal, _ = _last(traj, "balance_ml")
-    out.append(
-        ("Fluid balance", "not charted" if bal is None else f"{bal / 1000:+.1f} L cumulative")
-    )
+    out.append(("Fluid balance", shown(None if bal is None else bal / 1000, "+.1f",
+                                       " L cumulative")))  # fmt: skip
     return out
 
 

@@ -103,10 +103,10 @@ def patient_queue(
     page, page_size : int
         1-based page and rows per page (1..200).
 
-    Each row holds: ``id`` (the recommendation), ``stay_id``, ``age``, ``sex``, ``step``,
-    ``decision_time``, ``waiting_hours``, ``urgency`` and ``why`` (words), ``MAP``, ``lactate``,
-    ``SOFA`` (last measured), ``recommendation`` (a dose range or "defer ..."), ``reason`` (in
-    words), ``flagged``, ``status``.
+    Each row holds: ``id`` (the recommendation), ``stay_id``, ``age``, ``sex`` ("M", "F" or
+    None), ``step``, ``decision_time``, ``waiting_hours``, ``urgency`` and ``why`` (words),
+    ``MAP``, ``lactate``, ``SOFA`` (last measured, None when not charted), ``recommendation`` (a
+    dose range or "defer ..."), ``reason`` (in words), ``flagged``, ``status``.
     """
     require(user, "view_queue")
     if status not in QUEUE_STATUSES:
@@ -180,7 +180,7 @@ def patient_queue(
                 "stay_id": st.source_stay_id,
                 "source": st.source,
                 "age": st.age,
-                "sex": {0: "M", 1: "F"}.get(st.gender, "?"),
+                "sex": {0: "M", 1: "F"}.get(st.gender),
                 "step": r.step,
                 "decision_time": decided,
                 "waiting_hours": waiting,

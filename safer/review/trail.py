@@ -68,7 +68,8 @@ def trail_table(
     since: datetime | None = None,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Readable rows of the audit trail (newest first), with :data:`TRAIL_COLUMNS`."""
+    """Readable rows of the audit trail (newest first), with :data:`TRAIL_COLUMNS`; a column
+    that does not apply to an event (the stay of a "user added") is None."""
     require(user, "view_audit")
     events = list_events(session, actor=actor, action=action, since=since, limit=limit)
     rec_ids = {
@@ -90,7 +91,7 @@ def trail_table(
         after = _json(e["after"])
         row: dict[str, Any] = {c: None for c in TRAIL_COLUMNS}
         row.update(seq=e["seq"], when=e["created_at"], who=e["actor"],
-                   what=EVENT_WORDS.get(e["action"], e["action"]), details="")  # fmt: skip
+                   what=EVENT_WORDS.get(e["action"], e["action"]))  # fmt: skip
         rec_stay = recs.get(int(e["entity_id"])) if str(e["entity_id"]).isdigit() else None
         if e["entity"] == "recommendation" and rec_stay is not None:
             rec, stay = rec_stay
@@ -105,13 +106,14 @@ def trail_table(
             inside = after.get("in_set")
             if inside is None and rec_stay is not None:
                 inside = in_set(chosen, rec_stay[0].prediction_set)
-            row["inside set"] = {True: "inside", False: "outside", None: ""}[inside]
+            row["inside set"] = {True: "inside", False: "outside", None: None}[inside]
             code = after.get("reason_code", "")
             words = [REASON_CODES.get(code, code)] if code else []
-            row["reason"] = " — ".join(words + ([after["reason"]] if after.get("reason") else []))
+            reason = " — ".join(words + ([after["reason"]] if after.get("reason") else []))
+            row["reason"] = reason or None
         elif e["action"] == "what_if_viewed":
             row["details"] = f"channels {', '.join(after.get('channels', []))}"
         else:
-            row["details"] = _summary(after)
+            row["details"] = _summary(after) or None
         rows.append(row)
     return rows

@@ -25,6 +25,7 @@ import pandas as pd
 
 from safer.actions import FLUID_BINS, VASO_BINS, describe_action, split_action
 from safer.review.doses import bins_text, dose_range, recommendation_text
+from safer.review.values import MISSING_HINT, shown
 
 __all__ = ["VITAL_WORDS", "what_moved", "vital_label"]
 
@@ -63,10 +64,6 @@ def _steps(steps: list[int]) -> str:
     return f"step {steps[0]}" if len(steps) == 1 else f"steps {steps[0]}-{steps[-1]}"
 
 
-def _num(v: float, fmt: str) -> str:
-    return "not charted" if np.isnan(v) else f"{v:{fmt}}"
-
-
 def _vitals_moved(before: pd.DataFrame, after: pd.DataFrame) -> list[str]:
     out = []
     for ch in before.columns:
@@ -79,13 +76,14 @@ def _vitals_moved(before: pd.DataFrame, after: pd.DataFrame) -> list[str]:
         was, now = b[moved], a[moved]
 
         if len(steps) <= PER_STEP:  # a few steps: each one, so no change hides in a mean
-            each = [f"step {t}: {_num(x, fmt)} -> {_num(y, fmt)}"
+            each = [f"step {t}: {shown(x, fmt, missing=MISSING_HINT)} -> "
+                    f"{shown(y, fmt, missing=MISSING_HINT)}"
                     for t, x, y in zip(steps, was, now, strict=True)]  # fmt: skip
             out.append(f"{word} ({unit}) at " + ", ".join(each) if unit else
                        f"{word} at " + ", ".join(each))  # fmt: skip
             continue
         charted = was[~np.isnan(was)]
-        old = "not charted" if not len(charted) else f"{charted.mean():{fmt}}"
+        old = shown(charted.mean() if len(charted) else None, fmt, missing=MISSING_HINT)
         new = f"{np.nanmean(now):{fmt}}"
         out.append(f"{word} at {_steps(steps)}: mean {old} -> {new} {unit}".strip())
     return out

@@ -20,7 +20,7 @@ together (PCRec's two peers) and what happens between epochs; one network is kep
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import fields
 from functools import partial
 from pathlib import Path
@@ -344,11 +344,7 @@ class NeuralRecommender(SequentialRecommender):
         stream is left as it was).
         """
         cfg = self.config
-        if not self.encoder_name:
-            raise SaferError(
-                "NeuralRecommender needs an encoder: build models with "
-                "safer.seqrec.make_model(name) or NeuralRecommender.for_encoder(name)"
-            )
+        self._check_encoder()
         check_protocol(cfg.protocol)
         cfg.check_holdout()
         training = cfg.resolved_training()
@@ -437,6 +433,47 @@ class NeuralRecommender(SequentialRecommender):
             )
             self.net_ = members[self._kept_member()]
         return self._finish_fit()
+
+    def fit_network(
+        self,
+        data: SequenceData,
+        train: Callable[[SequenceModel, Callable[[Examples], torch.Tensor]], dict[str, Any]],
+    ) -> NeuralRecommender:
+        """Fit with a training loop other than :meth:`fit`'s, e.g. on a distilled summary
+        (:func:`safer.seqrec.distill.fit_on_summary`).
+
+        In :func:`~safer._learnable.fitting` (the config's seed), builds the untrained network
+        for ``data``'s item vocabulary (on ``config.device``) and calls ``train(net, score)``:
+        ``score(batch)`` gives the ``(B, n_items + 1)`` scores of a batch of examples by ``net``
+        as it stands (for validation, e.g. with
+        :func:`~safer.seqrec.protocol.evaluate_examples`). ``train`` trains ``net`` in place and
+        returns its :class:`~safer._learnable.Trainer` record, which becomes ``history_``;
+        ``net`` becomes ``net_`` and the model is fitted (content hash), as after :meth:`fit`.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from safer.seqrec import make_model
+        >>> log = pd.DataFrame({"user": list("aabb"), "item": list("xyxy"), "timestamp": range(4)})
+        >>> data = SequenceData.from_interactions(log)
+        >>> untrained = make_model("gru4rec", embedding_size=4, hidden_size=4)
+        >>> untrained.fit_network(data, lambda net, score: {}).is_fitted  # no training: as built
+        True
+        """
+        self._check_encoder()
+        with fitting(self.config.seed):
+            self.item_tokens_ = data.item_tokens
+            net = self._build(data.n_items).to(torch.device(self.config.device))
+            self.history_ = train(net, partial(self._score_with, net))
+            self.net_ = net
+        return self._finish_fit()
+
+    def _check_encoder(self) -> None:
+        if not self.encoder_name:
+            raise SaferError(
+                "NeuralRecommender needs an encoder: build models with "
+                "safer.seqrec.make_model(name) or NeuralRecommender.for_encoder(name)"
+            )
 
     def _kept_member(self) -> int:
         """The member whose weights are kept: the best on validation at the best epoch."""

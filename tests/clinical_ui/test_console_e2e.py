@@ -81,6 +81,21 @@ def test_wrong_password_is_refused(console, page):
     assert page.get_by_role("button", name="Sign in").is_visible()
 
 
+def test_the_whole_queue_table_fits_a_1440_px_screen_with_the_sidebar_open(console, page):
+    base, _ = console
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _sign_in(page, base, "ana", PASSWORDS["ana"])
+    page.get_by_role("heading", name="Review queue", exact=True).wait_for()
+    grid = page.locator("[data-testid='stDataFrame'] .dvn-scroller").first
+    grid.wait_for()
+    page.wait_for_timeout(500)  # the grid sizes its columns after its first paint
+    assert page.get_by_role("button", name="Sign out").is_visible()  # the sidebar is open
+    headers = page.locator("[data-testid='stDataFrame'] th").all_text_contents()
+    assert headers[-1] == "status"
+    overflow = grid.evaluate("e => e.scrollWidth - e.clientWidth")
+    assert overflow <= 0, f"the queue scrolls sideways by {overflow} px; status is off-screen"
+
+
 def test_override_with_reason_then_audit_trail_shows_it(console, page):
     base, url = console
     _sign_in(page, base, "ana", PASSWORDS["ana"])

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from urllib.parse import parse_qs
 
+import numpy as np
+import pandas as pd
 import pytest
 import sqlalchemy as sa
+from streamlit import dataframe_util
 from streamlit.testing.v1 import AppTest
 
+from safer.review import patient_queue
 from safer.store import connect, upgrade
 from safer.store.schema import AuditEvent, Review
+from tests.clinical_ui.conftest import seed
 
 APP = str(Path(__file__).resolve().parents[2] / "clinical_ui" / "app.py")
 TIMEOUT = 30
@@ -60,6 +66,74 @@ def test_queue_has_one_row_per_patient_most_urgent_first_with_honest_counts(seed
     assert "6 patient(s)" in caption and "pending decision(s) in the database" in caption
     at.toggle(key="queue_flagged").set_value(True).run()
     assert not at.exception
+
+
+def shown_cells(grid) -> pd.DataFrame:
+    """The text a table's cells show in the browser (its Styler's display values)."""
+    return dataframe_util.convert_arrow_bytes_to_pandas_df(
+        grid.proto.arrow_data.styler.display_values
+    )
+
+
+def test_views_table_writes_missing_cells_as_a_dash_and_says_why_in_the_header():
+    def page():
+        import pandas as pd
+
+        from clinical_ui import views
+
+        frame = pd.DataFrame({"lactate": [1.26, None], "MAP": [70.0, 61.0], "who": ["a", None]})
+        views.table(frame, formats={"lactate": ".1f", "MAP": ".0f"}, key="t",
+                    column_config={"lactate": {"help": "mmol/L"}})  # fmt: skip
+        views.table(frame.iloc[:1], hint="not part of this event", key="u")
+
+    at = AppTest.from_function(page, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    grid, single = at.dataframe
+    assert grid.proto.placeholder == single.proto.placeholder == "—"  # null cells in the grid
+    assert pd.isna(grid.value.loc[1, "lactate"]) and grid.value["lactate"].dtype == float
+    assert shown_cells(grid).to_dict("list") == {
+        "lactate": ["1.3", "—"], "MAP": ["70", "61"], "who": ["a", "—"]}  # fmt: skip
+    config = json.loads(grid.proto.columns)
+    assert config["lactate"]["help"] == "mmol/L; — = not charted"  # added to the given help
+    assert config["who"]["help"] == "— = not charted"
+    assert "MAP" not in config  # nothing missing, no hint
+    assert json.loads(single.proto.columns) == {}
+
+
+def test_a_lab_never_charted_is_a_dash_on_the_queue_and_the_decision_and_the_queue_fits(
+    tmp_path, ui_cohort, monkeypatch
+):
+    cohort = ui_cohort.copy()
+    stay = int(cohort["stay_id"].iloc[0])
+    cohort.loc[cohort["stay_id"] == stay, "Arterial_lactate"] = np.nan
+    url = f"sqlite:///{tmp_path / 'uncharted.db'}"
+    users = seed(url, cohort)
+    monkeypatch.setenv("SAFER_DB_URL", url)
+    at = app_as(users["ana"])
+    assert not at.exception, at.exception
+    grid = at.dataframe[0]
+    table, cells = grid.value, shown_cells(grid)
+    row = int(np.flatnonzero(table["stay"] == stay)[0])
+    assert pd.isna(table["lactate"].iloc[row])  # the data stay numbers (sorting)
+    assert cells["lactate"].iloc[row] == "—" and grid.proto.placeholder == "—"
+    text = " ".join(cells.astype(str).to_numpy().ravel())
+    assert "None" not in text and "nan" not in text
+    config = json.loads(grid.proto.columns)
+    assert config["lactate"]["help"].endswith("— = not charted")
+    # every column, status included, within a 1440 px screen with the sidebar open (about
+    # 980 px of table; the row-selection checkbox takes about 35)
+    assert list(table.columns)[-1] == "status" and "step" not in table.columns
+    assert sum(config[c]["width"] for c in table.columns) + 35 <= 980
+
+    with connect(url)() as s:
+        rec = patient_queue(s, users["ana"], stay_id=stay).rows[0]["id"]
+    at.query_params["rec"] = str(rec)
+    at.switch_page("pages/decision.py").run()
+    assert not at.exception, at.exception
+    lactate = next(m for m in at.markdown if m.value.startswith("**Lactate**"))
+    assert lactate.value.endswith("—") and lactate.proto.help == "not charted"
+    charted = next(m for m in at.markdown if m.value.startswith("**MAP**"))
+    assert "mmHg" in charted.value and not charted.proto.help
 
 
 def _open_first(at):

@@ -187,6 +187,40 @@ def test_fit_leaves_the_callers_random_stream_alone(data):
     torch.testing.assert_close(torch.rand(3), expected, rtol=0, atol=0)
 
 
+def test_fit_network_runs_another_training_loop_and_finishes_the_model_as_fit_does(data):
+    """The hook other trainers (safer.seqrec.distill) use: the model builds the network in its
+    seeded context, the loop trains it with the model's own scoring, the model is fitted."""
+    valid = leave_one_out(data, 20)["valid"]
+    seen = {}
+
+    def one_sgd_step(net, score):
+        seen["net"], seen["untrained"] = net, score(valid)
+        x = torch.as_tensor(valid.item_seq)
+        loss = net.encoder.embed_items(x).pow(2).mean()
+        loss.backward()
+        with torch.no_grad():
+            for p in net.parameters():
+                if p.grad is not None:
+                    p -= 0.5 * p.grad
+        return {"epochs": [{"epoch": 0, "train": loss.item()}], "best_epoch": None}
+
+    torch.manual_seed(0)
+    caller = torch.rand(3)
+    torch.manual_seed(0)
+    model = tiny("gru4rec")
+    assert model.fit_network(data, one_sgd_step) is model
+    torch.testing.assert_close(torch.rand(3), caller, rtol=0, atol=0)  # stream left alone
+    assert model.is_fitted and model.net_ is seen["net"] and not model.net_.training
+    assert model.history_["epochs"][0]["epoch"] == 0
+    assert model.item_tokens_ == data.item_tokens
+    trained = torch.as_tensor(model.score(valid))
+    assert not torch.equal(trained, seen["untrained"])  # the score callable saw the net as built
+    again = tiny("gru4rec").fit_network(data, one_sgd_step)
+    assert again.content_hash_ == model.content_hash_  # seeded: same network, same hash
+    with pytest.raises(SaferError, match="needs an encoder"):
+        NeuralRecommender().fit_network(data, one_sgd_step)
+
+
 def test_history_records_every_epoch_and_the_best(data):
     model = tiny("sasrec", epochs=4, stopping_step=1, learning_rate=1e-2).fit(data)
     history = model.history_

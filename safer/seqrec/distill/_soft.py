@@ -11,13 +11,11 @@ ordinary next-item cross entropy, so one module scores both a synthetic summary 
 
 from __future__ import annotations
 
-from functools import partial
-
 import torch
 import torch.nn.functional as F  # noqa: N812 (the PyTorch convention)
 from torch import nn
 
-from safer._learnable import Trainer, fitting
+from safer._learnable import Trainer
 from safer.errors import SaferError
 from safer.seqrec.data import SequenceData
 from safer.seqrec.protocol import METRICS, evaluate_examples
@@ -96,7 +94,9 @@ def fit_on_summary(
     :meth:`NeuralRecommender.fit <safer.seqrec.recommender.NeuralRecommender.fit>`). The
     training part of ``data`` is never used; ``data`` must have the summary's item vocabulary.
     ``item_table`` ``(n + 1, d)``, when given, initialises the model's item embedding (a
-    summary's item factor). Returns the fitted model (saved and evaluated like any other).
+    summary's item factor). Returns the fitted model (saved and evaluated like any other);
+    the model builds, seeds and finishes the network
+    (:meth:`~safer.seqrec.recommender.NeuralRecommender.fit_network`).
     """
     cfg = model.config
     if not isinstance(model, NeuralRecommender) or not model.encoder_name:
@@ -118,10 +118,10 @@ def fit_on_summary(
     device = torch.device(cfg.device)
     summary = summary.detach().to(device)
     valid = model.splits(data)["valid"]
-    with fitting(cfg.seed):
+
+    def train(net: SequenceModel, score) -> dict:
+        """The summary's epochs on ``net`` (built by the model in its seeded context)."""
         gen = torch.Generator().manual_seed(cfg.seed)
-        model.item_tokens_ = data.item_tokens
-        net = model._build(data.n_items).to(device)
         if item_table is not None:
             weight = net.encoder.item_embedding.weight
             if tuple(item_table.shape) != tuple(weight.shape):
@@ -146,7 +146,6 @@ def fit_on_summary(
             return loss_fn(rows[:, :-1], rows[:, 1:]), len(index)
 
         def validate() -> dict[str, float]:
-            score = partial(model._score_with, net)
             result = evaluate_examples(score, data, valid, cfg.protocol, 10, cfg.eval_batch_size)
             return {f"valid_{m}": result[m] for m in METRICS}
 
@@ -154,9 +153,9 @@ def fit_on_summary(
             epochs=cfg.epochs, patience=cfg.stopping_step, mode="max",
             desc=f"{model.kind()} on summary", progress=progress,
         )  # fmt: skip
-        model.history_ = trainer.run(
+        return trainer.run(
             net, optimizer, batches, step,
             validate=validate if len(valid) else None, monitor="valid_mrr@10",
         )  # fmt: skip
-        model.net_ = net
-    return model._finish_fit()
+
+    return model.fit_network(data, train)
