@@ -105,7 +105,15 @@ def test_a_model_saved_before_the_shared_reward_options_loads_as_it_was(
     data = SequenceData.from_interactions(
         read_interactions(synthetic_inter), item_tokens=model.item_tokens_
     )
-    assert model.evaluate_feedback(data, "test") == expected
+    # the same numbers up to float rounding: BLAS kernels differ between CPUs (the list
+    # diversity, a mean of cosines, moved by 1e-9 on another machine)
+    got = model.evaluate_feedback(data, "test")
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        if isinstance(value, float):
+            assert got[key] == pytest.approx(value, rel=1e-7, abs=1e-9), key
+        else:
+            assert got[key] == value, key
 
 
 @pytest.mark.parametrize("head", RL_HEADS)
