@@ -223,17 +223,21 @@ class LocalLM:
         max_new_tokens: int = 48,
         *,
         batch_size: int = 8,
+        no_repeat_ngram: int = 0,
         cache_dir: str | Path | None = None,
         progress: bool = False,
     ) -> list[str]:
         """Greedy continuations of ``prompts`` (at most ``max_new_tokens`` tokens each, cut at
-        the end-of-sequence token, special tokens dropped, white space stripped).
+        the end-of-sequence token, special tokens dropped, white space stripped);
+        ``no_repeat_ngram`` > 0 forbids repeating any n-gram of that length (still greedy:
+        a small LM otherwise tends to loop on one phrase).
 
         Generation on a CPU costs about a second per prompt for SmolLM2-135M (one thread,
         batches of 8), so every continuation is cached on disk when the model came from a
         folder (:meth:`load`): one JSON file per prompt in ``cache_dir`` (default
         :func:`lm_cache_dir` / ``generations``), keyed by the model (config and weight files),
-        ``max_new_tokens`` and the prompt, as :func:`layer_states` keys its arrays. Prompts of
+        ``max_new_tokens``, ``no_repeat_ngram`` and the prompt, as :func:`layer_states` keys
+        its arrays. Prompts of
         one batch are left-padded; a prompt's greedy continuation does not depend on its batch
         up to floating-point rounding.
         """
@@ -243,7 +247,7 @@ class LocalLM:
         identity = _model_identity(self.folder) if self.folder is not None else None
         files = [
             None if identity is None
-            else root / f"{_cache_key(identity, [p], max_new_tokens)}.json"
+            else root / f"{_cache_key(identity, [p], max_new_tokens, no_repeat_ngram)}.json"
             for p in prompts
         ]  # fmt: skip
         out: list[str | None] = [
@@ -263,7 +267,7 @@ class LocalLM:
                           add_special_tokens=False)  # fmt: skip
                 ids = self.model.generate(
                     **enc, max_new_tokens=max_new_tokens, do_sample=False,
-                    pad_token_id=tok.pad_token_id,
+                    no_repeat_ngram_size=no_repeat_ngram, pad_token_id=tok.pad_token_id,
                 )[:, enc["input_ids"].shape[1] :]  # fmt: skip
                 for i, row in zip(index, ids.tolist(), strict=True):
                     cut = next((j for j, t in enumerate(row) if t in stops), len(row))

@@ -17,8 +17,9 @@ paper's multimodal claim is not reproduced by it.
 - **Summaries** (:meth:`MLLMMSR.summaries`): the last ``max_blocks * block_size`` history items
   (titles cut to ``title_words`` words) are cut into blocks of ``block_size`` (oldest first, as
   the authors' code cuts blocks of 3); block 1 is summarised, then block ``b`` given summary
-  ``b - 1``, in the LM's chat template, by greedy decoding of at most ``summary_tokens`` new
-  tokens (:meth:`~safer.seqrec.lm.LocalLM.generate`, cached on disk by model and prompt). They
+  ``b - 1``, in the LM's chat template, by greedy decoding (no n-gram of ``no_repeat_ngram``
+  tokens repeated: a 135M LM otherwise loops) of at most ``summary_tokens`` new tokens
+  (:meth:`~safer.seqrec.lm.LocalLM.generate`, cached on disk by model and prompt). They
   are written by the LM **without** the LoRA layers (peft's ``disable_adapter``), so a tuned
   model reads the same summaries as the untuned one.
 - **Classifier**: LoRA (:func:`~safer.seqrec.adapters.finetune.add_lora`, the one LoRA set-up
@@ -58,6 +59,7 @@ Examples
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -292,7 +294,8 @@ class MLLMMSRConfig:
     folder (drawn with ``split_seed``; 0: all), so that evaluation draws the same task.
     Summaries: blocks of ``block_size`` items (the authors' code: 3), the last ``max_blocks``
     blocks of the history, titles cut to ``title_words`` words, at most ``summary_tokens`` new
-    tokens per summary (greedy), ``item_noun`` in the prompts ("video" for MicroLens),
+    tokens per summary (greedy, no repeated ``no_repeat_ngram``-gram: 0 allows repeats),
+    ``item_noun`` in the prompts ("video" for MicroLens),
     ``generate_batch`` prompts per generation call, cached in ``cache_dir`` (empty:
     :func:`~safer.seqrec.lm.lm_cache_dir` / ``generations``).
     Classifier: ``lm`` (a local causal LM folder; empty: SmolLM2-135M-Instruct), LoRA rank
@@ -311,6 +314,7 @@ class MLLMMSRConfig:
     max_blocks: int = 3
     title_words: int = 16
     summary_tokens: int = 48
+    no_repeat_ngram: int = 3
     item_noun: str = "item"
     generate_batch: int = 8
     cache_dir: str = ""
@@ -323,7 +327,7 @@ class MLLMMSRConfig:
     epochs: int = 1
     batch_size: int = 8
     eval_batch_size: int = 32
-    learning_rate: float = 3e-4
+    learning_rate: float = 1e-3
     max_grad_norm: float = 1.0
     seed: int = 0
     device: str = "cpu"
@@ -350,8 +354,12 @@ class MLLMMSR(Learnable):
         The LoRA matrices of the LM (what is saved).
     lm_ : safer.seqrec.lm.LocalLM
         The LM with its LoRA layers.
+    peft_ : peft.PeftModel
+        The peft wrapper of ``lm_.model``; ``with model.peft_.disable_adapter():`` runs the
+        untuned LM (the zero-shot reading of the same prompts).
     history_ : dict
-        Per epoch the training loss and ``seconds``.
+        Per epoch the training loss and ``seconds``; ``summary_seconds``: the time spent on
+        the train users' summaries (zero when all were cached).
 
     Examples
     --------
@@ -381,16 +389,10 @@ class MLLMMSR(Learnable):
         """The instruction that summarises one block (given the previous summary, if any)."""
         noun = self.config.item_noun
         listed = "\n".join(f"{i}. {self._title(task, int(x))}" for i, x in enumerate(block, 1))
-        if previous is None:
-            return (
-                f"A user interacted with these {noun}s, oldest first:\n{listed}\n"
-                f"Summarise the user's preferences in one sentence, starting with 'The user likes'."
-            )
+        known = "" if previous is None else f"Earlier, the user's interests were: {previous}\n"
         return (
-            f"What we know of a user's preferences: {previous}\n"
-            f"Then the user interacted with these {noun}s:\n{listed}\n"
-            "Update the summary of the user's preferences in one sentence, starting with "
-            "'The user likes'."
+            f"{known}Here are {noun}s the user {'then ' if previous else ''}interacted with:\n"
+            f"{listed}\nDescribe the user's interests in one short sentence."
         )
 
     def question(self, summary: str) -> str:
@@ -427,7 +429,7 @@ class MLLMMSR(Learnable):
                 ]
                 texts = lm.generate(
                     prompts, c.summary_tokens, batch_size=c.generate_batch,
-                    cache_dir=c.cache_dir or None,
+                    no_repeat_ngram=c.no_repeat_ngram, cache_dir=c.cache_dir or None,
                 )  # fmt: skip
                 for j, text in zip(rows, texts, strict=True):
                     current[j] = text or current[j]  # an empty answer keeps the last summary
@@ -451,7 +453,9 @@ class MLLMMSR(Learnable):
                 "drawn per user)"
             )
         self._build()
+        start = time.perf_counter()
         summaries = self.summaries(task, train, progress)
+        summary_seconds = time.perf_counter() - start
         prompts, texts, labels = [], [], []
         for j, i in enumerate(train):
             negatives = [x for k, x in enumerate(task.candidates[i]) if k != task.positive[i]]
@@ -486,6 +490,7 @@ class MLLMMSR(Learnable):
                 max_grad_norm=cfg.max_grad_norm,
             )  # fmt: skip
             self.history_ = trainer.run(net, optimizer, batches, step)
+            self.history_["summary_seconds"] = summary_seconds
         return self._finish_fit()
 
     # -- predict ------------------------------------------------------------------------------
