@@ -215,6 +215,15 @@ def test_real_smollm2_converts_once_loads_and_scores(tmp_path):
     # its BPE splits before a space: one shared prompt scores the same as the full texts
     shared = lm.prefix_logprob("The capital of France is", [" Paris", " cable"])
     np.testing.assert_allclose(shared, [right, wrong], rtol=1e-3, atol=1e-3)
+    # MLLM-MSR's pieces: shared-prompt yes / no equals the unshared score, chat turns, generation
+    prompt, titles = "Is this lab equipment? Item:", [" a pipette\nAnswer:", " a banana\nAnswer:"]
+    with torch.no_grad():
+        direct = yes_no_logits(lm.model, lm.tokenizer, [prompt] * 2, titles).numpy()
+    np.testing.assert_allclose(lm.prefix_yes_no(prompt, titles), direct, rtol=1e-3, atol=1e-3)
+    turn = lm.chat("Name a colour.")
+    assert "<|im_start|>user" in turn and turn.endswith("<|im_start|>assistant\n")
+    text = lm.generate([turn], 8, cache_dir=tmp_path / "generations")[0]
+    assert text and lm.generate([turn], 8, cache_dir=tmp_path / "generations") == [text]
 
 
 @pytest.mark.slow
