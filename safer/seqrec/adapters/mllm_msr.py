@@ -71,7 +71,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from safer._learnable import Learnable, Trainer, fitting
-from safer.errors import SaferError
+from safer.errors import NotFittedError, SaferError
 from safer.seqrec.data import SequenceData
 from safer.seqrec.protocol import holdout_examples, rank_metrics
 
@@ -477,19 +477,23 @@ class MLLMMSR(Learnable):
                 yield from np.array_split(order, max(1, math.ceil(len(order) / cfg.batch_size)))
 
             def step(index: np.ndarray) -> tuple[torch.Tensor, int]:
-                score = yes_no_logits(
-                    lm.model, lm.tokenizer, [prompts[i] for i in index], [texts[i] for i in index]
-                )  # fmt: skip
-                device = score.device
-                return F.binary_cross_entropy_with_logits(score, target[index].to(device)), len(
-                    index
+                chosen_prompts, chosen_texts = (
+                    [prompts[i] for i in index],
+                    [texts[i] for i in index],
                 )
+                score = yes_no_logits(lm.model, lm.tokenizer, chosen_prompts, chosen_texts)  # (B,)
+                loss = F.binary_cross_entropy_with_logits(score, target[index].to(score.device))
+                return loss, len(index)
 
             trainer = Trainer(
                 epochs=cfg.epochs, desc="mllm-msr epochs", progress=progress,
                 max_grad_norm=cfg.max_grad_norm,
             )  # fmt: skip
-            self.history_ = trainer.run(net, optimizer, batches, step)
+            lm.model.train()  # LoRA (and any) dropout on while tuning
+            try:
+                self.history_ = trainer.run(net, optimizer, batches, step)
+            finally:
+                lm.model.eval()
             self.history_["summary_seconds"] = summary_seconds
         return self._finish_fit()
 
@@ -526,7 +530,7 @@ class MLLMMSR(Learnable):
     # -- pieces -------------------------------------------------------------------------------
     def _lm(self):
         if not hasattr(self, "lm_"):
-            raise SaferError("this MLLM-MSR is not fitted yet: call fit first (or load)")
+            raise NotFittedError("this MLLMMSR is not fitted yet: call fit first (or load)")
         return self.lm_
 
     def _adapters_off(self):
