@@ -184,17 +184,15 @@ def run(args: argparse.Namespace, save) -> dict:
 
 
 def _per_user(scores, positive):
-    """Per-user AUC and NDCG@5 (the paired quantities of the bootstrap)."""
+    """Per-user AUC and NDCG@5 (the paired quantities of the bootstrap), each user's as
+    :func:`safer.seqrec.candidate_metrics` computes it (the same tie-breaking as the table)."""
     import numpy as np
 
+    from safer.seqrec import candidate_metrics
+
     s = np.asarray(scores, float)
-    pos = s[np.arange(len(s)), positive][:, None]
-    mask = np.ones_like(s, bool)
-    mask[np.arange(len(s)), positive] = False
-    auc = (((s < pos) & mask).sum(1) + 0.5 * ((s == pos) & mask).sum(1)) / (s.shape[1] - 1)
-    rank = 1 + ((s > pos) & mask).sum(1)  # ties counted in the positive's favour
-    ndcg = np.where(rank <= 5, 1 / np.log2(rank + 1), 0.0)
-    return auc, ndcg
+    rows = [candidate_metrics(s[i : i + 1], positive[i : i + 1]) for i in range(len(s))]
+    return np.array([r["user_auc"] for r in rows]), np.array([r["ndcg@5"] for r in rows])
 
 
 def _bootstrap(diff, n=2000, seed=0):
