@@ -351,18 +351,7 @@ class LocalLM:
             cache, after = _cache_of(first), first.logits[0, -1].float().log_softmax(-1)
         tails = [tok(c, add_special_tokens=False)["input_ids"] for c in continuations]
         out = np.zeros(len(tails), np.float32)
-        rows = [i for i, t in enumerate(tails) if t]
-        for start in range(0, len(rows), batch_size):
-            index = rows[start : start + batch_size]
-            width = max(len(tails[i]) for i in index)
-            ids = torch.full((len(index), width), tok.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(index), length + width), dtype=torch.long)
-            mask[:, :length] = 1
-            for j, i in enumerate(index):  # right padding after the shared prompt
-                ids[j, : len(tails[i])] = torch.tensor(tails[i])
-                mask[j, length : length + len(tails[i])] = 1
-            batch_cache = copy.deepcopy(cache)
-            batch_cache.batch_repeat_interleave(len(index))
+        for index, ids, mask, batch_cache in _after_prompt(tok, tails, length, cache, batch_size):
             kwargs = {_cache_argument(self.model): batch_cache}
             logits = self.model(
                 input_ids=ids, attention_mask=mask, use_cache=True, **kwargs
@@ -423,18 +412,7 @@ class LocalLM:
         after = head(first.last_hidden_state[0, -1:])[0]  # an empty continuation's answer
         tails = [tok(c, add_special_tokens=False)["input_ids"] for c in continuations]
         out = np.full(len(tails), float(after), np.float32)
-        rows = [i for i, t in enumerate(tails) if t]
-        for start in range(0, len(rows), batch_size):
-            index = rows[start : start + batch_size]
-            width = max(len(tails[i]) for i in index)
-            batch = torch.full((len(index), width), tok.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(index), length + width), dtype=torch.long)
-            mask[:, :length] = 1
-            for j, i in enumerate(index):  # right padding after the shared prompt
-                batch[j, : len(tails[i])] = torch.tensor(tails[i])
-                mask[j, length : length + len(tails[i])] = 1
-            batch_cache = copy.deepcopy(cache)
-            batch_cache.batch_repeat_interleave(len(index))
+        for index, batch, mask, batch_cache in _after_prompt(tok, tails, length, cache, batch_size):
             hidden = decoder(
                 input_ids=batch,
                 attention_mask=mask,
@@ -497,6 +475,26 @@ def _yes_no_head(model: torch.nn.Module, tokenizer):
         return logits[:, 0] - logits[:, 1]
 
     return score
+
+
+def _after_prompt(tokenizer, tails: list[list[int]], length: int, cache, batch_size: int):
+    """Batches of the non-empty token lists ``tails`` continuing one prompt of ``length``
+    tokens whose keys and values are ``cache``: ``(index, ids, mask, batch_cache)`` with the
+    tails' positions, their right-padded ids ``(B, W)``, the attention mask over prompt and
+    tail ``(B, length + W)`` and a copy of the cache repeated for the batch."""
+    rows = [i for i, t in enumerate(tails) if t]
+    for start in range(0, len(rows), batch_size):
+        index = rows[start : start + batch_size]
+        width = max(len(tails[i]) for i in index)
+        ids = torch.full((len(index), width), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(index), length + width), dtype=torch.long)
+        mask[:, :length] = 1
+        for j, i in enumerate(index):  # right padding after the shared prompt
+            ids[j, : len(tails[i])] = torch.tensor(tails[i])
+            mask[j, length : length + len(tails[i])] = 1
+        batch_cache = copy.deepcopy(cache)
+        batch_cache.batch_repeat_interleave(len(index))
+        yield index, ids, mask, batch_cache
 
 
 def _cache_of(output) -> object:
