@@ -106,6 +106,26 @@ def add_lora(model: nn.Module, r: int, alpha: int, dropout: float, targets: list
     return get_peft_model(model, config)
 
 
+def lora_layers(model: nn.Module, targets: list[str]) -> list[nn.Module]:
+    """The LoRA matrices :func:`add_lora` put in ``model`` (its ``lora_A`` / ``lora_B``
+    linear layers, in module order): what a recommender trains, saves and hashes. A model
+    with none (no module named by ``targets``) is refused.
+
+    >>> from transformers import BertConfig, BertModel
+    >>> bert = BertModel(BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+    ...                             intermediate_size=16, vocab_size=20))
+    >>> _ = add_lora(bert, 2, 4, 0.0, ["query", "value"])
+    >>> len(lora_layers(bert, ["query", "value"]))  # A and B on two layers
+    4
+    """
+    layers = [
+        m for name, m in model.named_modules() if ".lora_" in name and isinstance(m, nn.Linear)
+    ]
+    if not layers:
+        raise SaferError(f"no LoRA layer was added: no module named {targets}")
+    return layers
+
+
 def add_bottleneck_adapters(
     encoder: nn.Module, size: int, dropout: float, suffix: str = "output.dense"
 ) -> int:

@@ -539,7 +539,7 @@ class MLLMMSR(Learnable):
 
     def _build(self) -> None:
         """Load the LM (frozen, eval mode) and add the LoRA layers; ``net_`` holds them."""
-        from safer.seqrec.adapters.finetune import add_lora
+        from safer.seqrec.adapters.finetune import add_lora, lora_layers
         from safer.seqrec.lm import LocalLM
 
         c = self.config
@@ -549,12 +549,7 @@ class MLLMMSR(Learnable):
             torch.manual_seed(c.seed)
             self.peft_ = add_lora(local.model, c.lora_r, c.lora_alpha, c.lora_dropout,
                                   c.lora_targets)  # fmt: skip
-        layers = [
-            m for name, m in local.model.named_modules()
-            if ".lora_" in name and isinstance(m, nn.Linear)
-        ]  # fmt: skip
-        if not layers:
-            raise SaferError(f"no LoRA layer was added: no module named {c.lora_targets}")
+        layers = lora_layers(local.model, c.lora_targets)
         local.model.eval()
         self.lm_ = local
         self.net_ = _LoRALayers(layers)

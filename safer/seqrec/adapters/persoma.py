@@ -631,18 +631,13 @@ class PERSOMA(Learnable):
     def _build(self, lm: _LMReader, emb: int, prevalence: np.ndarray | None) -> PersomaNet:
         """The network (and the LoRA layers in the LM when ``lora``); ``prevalence`` (train
         share of each genre) starts the biases."""
-        from safer.seqrec.adapters.finetune import add_lora
+        from safer.seqrec.adapters.finetune import add_lora, lora_layers
 
         c = self.config
         lora: list[nn.Module] = []
         if c.lora:
             add_lora(lm.model, c.lora_r, c.lora_alpha, c.lora_dropout, c.lora_targets)
-            lora = [
-                m for name, m in lm.model.named_modules()
-                if ".lora_" in name and isinstance(m, nn.Linear)
-            ]  # fmt: skip
-            if not lora:
-                raise SaferError(f"no LoRA layer was added: no module named {c.lora_targets}")
+            lora = lora_layers(lm.model, c.lora_targets)
         net = PersomaNet(c, emb, lm.width, len(self.genres_), lm.embed_rms, lora)
         if prevalence is not None:
             p = np.clip(np.asarray(prevalence, float), 1e-3, 1 - 1e-3)
