@@ -92,6 +92,13 @@ def event_hash(
 def lock_trail(session: Session) -> None:
     """Serialise writers of the trail for the rest of this transaction.
 
+    A writer that changes rows another writer may lock (recommendations, stays) takes this lock
+    *first*, before it reads or locks any of them, and so every such writer takes its locks in
+    one order: a review, a cohort load or correction and a batch of recommendations never wait
+    for each other in a cycle (PostgreSQL would abort one as a deadlock;
+    ``tests/store/test_store_reviews.py`` has the case). :func:`append_event` takes it again
+    (re-entrant within a transaction).
+
     PostgreSQL: a transaction-scoped advisory lock. SQLite: every transaction already holds the
     write lock (``BEGIN IMMEDIATE``, see :func:`safer.store.db.make_engine`).
     """

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from safer._json import finite_or_none
 from safer.actions import N_ACTIONS
 from safer.cohorts.schema import FEATURES, validate
-from safer.store.audit import append_event
+from safer.store.audit import append_event, lock_trail
 from safer.store.errors import StayConflictError, StoreError
 from safer.store.schema import (
     DEFAULT_SOURCE,
@@ -178,6 +178,7 @@ def load_cohort(
     """
     validate(cohort)
     source = _check_source(source)
+    lock_trail(session)  # before any row it reads or locks (see lock_trail)
     ids = [int(i) for i in pd.unique(cohort["stay_id"])]
     current: dict[int, Stay] = {}
     for chunk in _chunks(ids):
@@ -379,7 +380,9 @@ def add_decisions(
     sets = None if decisions.sets is None else np.asarray(decisions.sets, dtype=bool)
     if sets is not None and sets.shape != (n, N_ACTIONS):
         raise StoreError(f"sets must have shape ({n}, {N_ACTIONS}), got {sets.shape}")
-    keys = current_stay_keys(session, stay_ids, _check_source(source))
+    source = _check_source(source)
+    lock_trail(session)  # before any row it reads or locks (see lock_trail)
+    keys = current_stay_keys(session, stay_ids, source)
     known = {
         tuple(r)
         for chunk in _chunks(sorted(set(keys.values())))

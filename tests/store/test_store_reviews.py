@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -14,11 +15,13 @@ from safer.store import (
     PermissionDeniedError,
     ReviewConflictError,
     decision_detail,
+    load_cohort,
     review_queue,
     submit_review,
     verify_trail,
 )
-from safer.store.schema import AuditEvent, Recommendation, Review
+from safer.store.audit import lock_trail
+from safer.store.schema import AuditEvent, Recommendation, Review, Stay
 
 
 def _first_id(Session, users):
@@ -185,3 +188,78 @@ def test_concurrent_reviewers_lose_and_overwrite_nothing(loaded):
     assert len(wins) == len(stored)  # 0 lost: every acknowledged review is stored
     assert all(stored[rec] == (who, act) for rec, who, act in wins)  # 0 overwritten
     assert report.ok, report.problems
+
+
+def _advisory_waiters(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        ).scalar_one()
+
+
+def _wait_for(condition, what: str, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_a_review_and_a_correction_of_the_same_stay_queue_on_the_trail_without_deadlock(
+    loaded, tiny_cohort
+):
+    """Every writer takes the audit trail's lock before any row lock, so a review and a stay
+    correction that both wait for the trail run one after the other. (If the correction took the
+    recommendation's row first, the review holding the trail would wait for that row and the
+    correction for the trail: PostgreSQL would abort one of them as a deadlock.)"""
+    Session, users, _ = loaded
+    engine = Session.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        pytest.skip("row and advisory locks are PostgreSQL's; SQLite serialises every writer")
+    with Session() as s:
+        rec, source_id = s.execute(
+            sa.select(Recommendation.id, Stay.source_stay_id)
+            .join(Stay, Stay.stay_id == Recommendation.stay_id)
+            .where(Recommendation.current, Recommendation.status == "pending")
+            .limit(1)
+        ).one()
+    corrected = tiny_cohort[tiny_cohort["stay_id"] == source_id].copy()
+    corrected["HR"] += 1.0
+    errors: list[BaseException] = []
+
+    def run(work) -> None:
+        try:
+            with Session() as s:
+                work(s)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    def review(s) -> None:
+        submit_review(s, users["ana"], rec, "override", chosen_action=3, reason="lock order")
+
+    def correct(s) -> None:
+        with s.begin():
+            load_cohort(s, corrected, corrections=True)
+
+    holder = Session()
+    holder.begin()
+    lock_trail(holder)  # both writers queue behind this transaction, the review first
+    reviewer = threading.Thread(target=run, args=(review,))
+    reviewer.start()
+    _wait_for(lambda: _advisory_waiters(engine) == 1, "the review to wait for the trail")
+    loader = threading.Thread(target=run, args=(correct,))
+    loader.start()
+    _wait_for(lambda: _advisory_waiters(engine) == 2, "the correction to wait for the trail")
+    holder.commit()
+    holder.close()
+    reviewer.join(60)
+    loader.join(60)
+    assert not errors, errors
+    with Session() as s:
+        stored = s.execute(sa.select(Review).where(Review.recommendation_id == rec)).scalar_one()
+        assert stored.chosen_action == 3
+        versions = s.execute(
+            sa.select(Stay.version).where(Stay.source_stay_id == source_id)
+        ).scalars()
+        assert sorted(versions) == [1, 2]
+        assert verify_trail(s).ok
