@@ -30,6 +30,10 @@ from safer.review import (
     trends,
 )
 
+#: pixels a table has on a 1440 px wide screen with the sidebar open (wide layout); a row
+#: selection's checkbox column takes about 35 of them.
+TABLE_WIDTH = 980
+
 HOURS = alt.X("hours:Q", title="hours before the decision", scale=alt.Scale(nice=False))
 
 
@@ -39,6 +43,8 @@ def table(
     formats: Mapping[str, str] | None = None,
     hint: str = MISSING_HINT,
     column_config: Mapping[str, Any] | None = None,
+    widths: Mapping[str, int] | None = None,
+    header_help: Mapping[str, str] | None = None,
     row_style: Callable[[pd.Series], list[str]] | None = None,
     **kwargs: Any,
 ):
@@ -48,8 +54,10 @@ def table(
     cell reads as an em dash (the grid's placeholder, which it draws for every null cell
     whatever the formatting), and each column holding one gets ``"— = {hint}"`` as its header's
     help (added to any help in ``column_config``). The data stay numbers, so columns still sort
-    as numbers. ``row_style`` gives a row's CSS (Styler.apply, axis=1); ``kwargs`` go to
-    ``st.dataframe``, whose selection it returns.
+    as numbers. ``widths`` fixes columns' widths in pixels and ``header_help`` gives their
+    header's tooltip (where a short header keeps its unit), so a table can be made to fit
+    :data:`TABLE_WIDTH` (a test sums the widths). ``row_style`` gives a row's CSS
+    (Styler.apply, axis=1); ``kwargs`` go to ``st.dataframe``, whose selection it returns.
     """
     formats = dict(formats or {})
     styler = frame.style.format(
@@ -57,7 +65,11 @@ def table(
     )
     if row_style is not None:
         styler = styler.apply(row_style, axis=1)
-    config = dict(column_config or {})
+    config = {c: dict(v or {}) for c, v in (column_config or {}).items()}
+    for column, width in (widths or {}).items():
+        config.setdefault(column, {})["width"] = width
+    for column, words in (header_help or {}).items():
+        config.setdefault(column, {})["help"] = words
     for column in frame.columns[frame.isna().any().to_numpy()]:
         given = dict(config.get(column) or {})
         note = f"{MISSING} = {hint}"

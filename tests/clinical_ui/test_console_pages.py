@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from streamlit import dataframe_util
 from streamlit.testing.v1 import AppTest
 
+from clinical_ui.views import TABLE_WIDTH
 from safer.review import patient_queue
 from safer.store import connect, upgrade
 from safer.store.schema import AuditEvent, Review
@@ -120,10 +121,10 @@ def test_a_lab_never_charted_is_a_dash_on_the_queue_and_the_decision_and_the_que
     assert "None" not in text and "nan" not in text
     config = json.loads(grid.proto.columns)
     assert config["lactate"]["help"].endswith("— = not charted")
-    # every column, status included, within a 1440 px screen with the sidebar open (about
-    # 980 px of table; the row-selection checkbox takes about 35)
+    # every column, status included, within a 1440 px screen with the sidebar open (the
+    # row-selection checkbox takes about 35 px)
     assert list(table.columns)[-1] == "status" and "step" not in table.columns
-    assert sum(config[c]["width"] for c in table.columns) + 35 <= 980
+    assert sum(config[c]["width"] for c in table.columns) + 35 <= TABLE_WIDTH
 
     with connect(url)() as s:
         rec = patient_queue(s, users["ana"], stay_id=stay).rows[0]["id"]
