@@ -80,7 +80,8 @@ def _chart(frame: pd.DataFrame, start: int):
                       scale=alt.Scale(domain=["charted", "what-if"],
                                       range=["#1f77b4", "#d62728"]))  # fmt: skip
     line = alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X("step:Q", axis=alt.Axis(tickMinStep=1, format="d")),
+        x=alt.X("step:Q", axis=alt.Axis(tickMinStep=1, format="d"),
+                scale=alt.Scale(domain=[int(frame.index[0]), int(frame.index[-1])])),  # the window
         y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False),
                 axis=alt.Axis(format=".4~r")),  # 98.5, not 98.500000
         color=color, strokeDash=alt.StrokeDash("series:N", legend=None),

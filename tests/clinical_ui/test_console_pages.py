@@ -220,6 +220,10 @@ def test_auditor_gets_the_audit_page_and_cannot_review(seeded_db):
     at = app_as(users["cy"])
     assert not at.exception and at.title[0].value == "Audit"
     assert len(at.dataframe) == 1  # the trail (no stored report: no subgroup table)
+    trail = at.dataframe[0]
+    config = json.loads(trail.proto.columns)  # every column within a 1440 px screen
+    assert sum(config[c]["width"] for c in trail.value.columns) + 35 <= TABLE_WIDTH
+    assert "reason / details" in trail.value.columns and "user added" in set(trail.value["what"])
     at.button(key="audit_verify").click().run()
     assert "Trail intact" in at.success[-1].value
     at.text_input(key="audit_actor").input("nobody").run()
