@@ -34,7 +34,12 @@ from safer.review import (
 #: selection's checkbox column takes about 35 of them.
 TABLE_WIDTH = 980
 
-HOURS = alt.X("hours:Q", title="hours before the decision", scale=alt.Scale(nice=False))
+
+def _hours(first: float) -> alt.X:
+    """The time axis all trend and dose charts share, from ``first`` (hours, negative) to the
+    decision, so a lab last charted 8 h before does not look like the latest value."""
+    return alt.X("hours:Q", title="hours before the decision",
+                 scale=alt.Scale(domain=[float(first), 0.0], nice=False))  # fmt: skip
 
 
 def table(
@@ -165,6 +170,7 @@ def trend_charts(detail: dict[str, Any]) -> None:
     if data.empty:
         st.info("Nothing charted before this decision.")
         return
+    hours = _hours(min(data["hours"].min(), doses["hours"].min() if not doses.empty else 0))
     cols = st.columns(len(TREND_PANELS))
     for col, panel in zip(cols, TREND_PANELS, strict=True):
         part = data[data["panel"] == panel]
@@ -176,7 +182,7 @@ def trend_charts(detail: dict[str, Any]) -> None:
             "label:N", legend=alt.Legend(orient="bottom", title=None, columns=1, labelLimit=240)
         )
         line = alt.Chart(part).mark_line(point=True).encode(
-            x=HOURS, y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)), color=color,
+            x=hours, y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)), color=color,
             tooltip=["label", "hours", alt.Tooltip("value:Q", format=".3g")],
         )  # fmt: skip
         layers = [line]
@@ -202,7 +208,7 @@ def trend_charts(detail: dict[str, Any]) -> None:
             col.write(f"none given in the {len(doses)} block(s) before the decision")
             continue
         bars = alt.Chart(doses).mark_bar(size=14).encode(
-            x=HOURS, y=alt.Y(f"{column}:Q", title=None, axis=alt.Axis(format=fmt)),
+            x=hours, y=alt.Y(f"{column}:Q", title=None, axis=alt.Axis(format=fmt)),
             tooltip=["hours", alt.Tooltip(f"{column}:Q", format=".3g")],
         )  # fmt: skip
         col.altair_chart(bars, height=150)

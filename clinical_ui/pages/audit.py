@@ -27,8 +27,8 @@ SUBGROUP_COLUMNS = {"column": "subgroup", "value": "value", "n": "decisions",
 TRAIL_SHOWN = {"seq": "seq", "when": "when", "who": "who", "what": "what", "stay": "stay",
                "step": "step", "recommended": "recommended", "chosen": "chosen",
                "inside set": "set", "reason / details": "reason / details"}  # fmt: skip
-TRAIL_WIDTHS = {"seq": 42, "when": 128, "who": 100, "what": 130, "stay": 60, "step": 42,
-                "recommended": 125, "chosen": 125, "set": 58, "reason / details": 125}  # fmt: skip
+TRAIL_WIDTHS = {"seq": 42, "when": 120, "who": 100, "what": 158, "stay": 60, "step": 42,
+                "recommended": 118, "chosen": 118, "set": 58, "reason / details": 124}  # fmt: skip
 TRAIL_HELP = {"set": "the chosen dose inside or outside the gate's set",
               "recommended": "the whole text in the decision opened below, or the CSV export",
               "chosen": "the whole text in the decision opened below, or the CSV export",

@@ -79,16 +79,18 @@ def _chart(frame: pd.DataFrame, start: int):
     color = alt.Color("series:N", legend=None,  # one caption above all charts says which is which
                       scale=alt.Scale(domain=["charted", "what-if"],
                                       range=["#1f77b4", "#d62728"]))  # fmt: skip
+    # the window's steps only (a layer's x scales are merged: the rule takes the same one)
+    x = alt.X("step:Q", axis=alt.Axis(tickMinStep=1, format="d"),
+              scale=alt.Scale(domain=[frame.index[0] - 0.5, frame.index[-1] + 0.5]))  # fmt: skip
     line = alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X("step:Q", axis=alt.Axis(tickMinStep=1, format="d"),
-                scale=alt.Scale(domain=[int(frame.index[0]), int(frame.index[-1])])),  # the window
+        x=x,
         y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False),
                 axis=alt.Axis(format=".4~r")),  # 98.5, not 98.500000
         color=color, strokeDash=alt.StrokeDash("series:N", legend=None),
         tooltip=["series", "step", alt.Tooltip("value:Q", format=".3g")],
     )  # fmt: skip
     rule = alt.Chart(pd.DataFrame({"step": [start - 0.5]})).mark_rule(
-        color="gray", strokeDash=[4, 4]).encode(x="step:Q")  # fmt: skip
+        color="gray", strokeDash=[4, 4]).encode(x=x)  # fmt: skip
     return alt.layer(rule, line)
 
 
