@@ -129,7 +129,7 @@ def take(
 
         def shot(name: str, whole: bool = False) -> None:
             """The first screen of the page, or with ``whole`` all of it."""
-            page.mouse.move(0, 0)  # no hover effect (a heading's link icon) in the picture
+            page.mouse.move(WIDTH - 5, 5)  # no hover effect (a link icon, the sidebar button)
             _idle(page)
             if whole:
                 _whole_page(page)
