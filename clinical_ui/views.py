@@ -30,7 +30,16 @@ from safer.review import (
     trends,
 )
 
-HOURS = alt.X("hours:Q", title="hours before the decision", scale=alt.Scale(nice=False))
+#: pixels a table has on a 1440 px wide screen with the sidebar open (wide layout); a row
+#: selection's checkbox column takes about 35 of them.
+TABLE_WIDTH = 980
+
+
+def _hours(first: float) -> alt.X:
+    """The time axis all trend and dose charts share, from ``first`` (hours, negative) to the
+    decision, so a lab last charted 8 h before does not look like the latest value."""
+    return alt.X("hours:Q", title="hours before the decision",
+                 scale=alt.Scale(domain=[float(first), 0.0], nice=False))  # fmt: skip
 
 
 def table(
@@ -39,6 +48,8 @@ def table(
     formats: Mapping[str, str] | None = None,
     hint: str = MISSING_HINT,
     column_config: Mapping[str, Any] | None = None,
+    widths: Mapping[str, int] | None = None,
+    header_help: Mapping[str, str] | None = None,
     row_style: Callable[[pd.Series], list[str]] | None = None,
     **kwargs: Any,
 ):
@@ -48,8 +59,10 @@ def table(
     cell reads as an em dash (the grid's placeholder, which it draws for every null cell
     whatever the formatting), and each column holding one gets ``"— = {hint}"`` as its header's
     help (added to any help in ``column_config``). The data stay numbers, so columns still sort
-    as numbers. ``row_style`` gives a row's CSS (Styler.apply, axis=1); ``kwargs`` go to
-    ``st.dataframe``, whose selection it returns.
+    as numbers. ``widths`` fixes columns' widths in pixels and ``header_help`` gives their
+    header's tooltip (where a short header keeps its unit), so a table can be made to fit
+    :data:`TABLE_WIDTH` (a test sums the widths). ``row_style`` gives a row's CSS
+    (Styler.apply, axis=1); ``kwargs`` go to ``st.dataframe``, whose selection it returns.
     """
     formats = dict(formats or {})
     styler = frame.style.format(
@@ -57,7 +70,11 @@ def table(
     )
     if row_style is not None:
         styler = styler.apply(row_style, axis=1)
-    config = dict(column_config or {})
+    config = {c: dict(v or {}) for c, v in (column_config or {}).items()}
+    for column, width in (widths or {}).items():
+        config.setdefault(column, {})["width"] = width
+    for column, words in (header_help or {}).items():
+        config.setdefault(column, {})["help"] = words
     for column in frame.columns[frame.isna().any().to_numpy()]:
         given = dict(config.get(column) or {})
         note = f"{MISSING} = {hint}"
@@ -153,6 +170,7 @@ def trend_charts(detail: dict[str, Any]) -> None:
     if data.empty:
         st.info("Nothing charted before this decision.")
         return
+    hours = _hours(min(data["hours"].min(), doses["hours"].min() if not doses.empty else 0))
     cols = st.columns(len(TREND_PANELS))
     for col, panel in zip(cols, TREND_PANELS, strict=True):
         part = data[data["panel"] == panel]
@@ -164,7 +182,7 @@ def trend_charts(detail: dict[str, Any]) -> None:
             "label:N", legend=alt.Legend(orient="bottom", title=None, columns=1, labelLimit=240)
         )
         line = alt.Chart(part).mark_line(point=True).encode(
-            x=HOURS, y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)), color=color,
+            x=hours, y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)), color=color,
             tooltip=["label", "hours", alt.Tooltip("value:Q", format=".3g")],
         )  # fmt: skip
         layers = [line]
@@ -190,7 +208,7 @@ def trend_charts(detail: dict[str, Any]) -> None:
             col.write(f"none given in the {len(doses)} block(s) before the decision")
             continue
         bars = alt.Chart(doses).mark_bar(size=14).encode(
-            x=HOURS, y=alt.Y(f"{column}:Q", title=None, axis=alt.Axis(format=fmt)),
+            x=hours, y=alt.Y(f"{column}:Q", title=None, axis=alt.Axis(format=fmt)),
             tooltip=["hours", alt.Tooltip(f"{column}:Q", format=".3g")],
         )  # fmt: skip
         col.altair_chart(bars, height=150)

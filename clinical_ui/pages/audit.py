@@ -19,6 +19,22 @@ SUBGROUP_COLUMNS = {"column": "subgroup", "value": "value", "n": "decisions",
                     "abstention_rate": "deferred", "flag": "flag"}  # fmt: skip
 
 
+# the trail on screen: every column within views.TABLE_WIDTH (the row checkbox takes about 35
+# px) at fixed widths; a long text is cut at its column's edge and read whole in the decision
+# opened below (a review's doses and reason) or in the CSV export (every column, in full). A
+# review has a reason and no details, any other event details and no reason: they share one
+# column. The recommendation id stays in the data (a selected row opens it), named in the box.
+TRAIL_SHOWN = {"seq": "seq", "when": "when", "who": "who", "what": "what", "stay": "stay",
+               "step": "step", "recommended": "recommended", "chosen": "chosen",
+               "inside set": "set", "reason / details": "reason / details"}  # fmt: skip
+TRAIL_WIDTHS = {"seq": 42, "when": 120, "who": 100, "what": 158, "stay": 60, "step": 42,
+                "recommended": 118, "chosen": 118, "set": 58, "reason / details": 124}  # fmt: skip
+TRAIL_HELP = {"set": "the chosen dose inside or outside the gate's set",
+              "recommended": "the whole text in the decision opened below, or the CSV export",
+              "chosen": "the whole text in the decision opened below, or the CSV export",
+              "reason / details": "a review's reason; what any other event did"}  # fmt: skip
+
+
 def _pct(x) -> str:
     return shown(x, ".1%")
 
@@ -70,7 +86,7 @@ def _gate(i: int, row: dict) -> None:
                     formats=dict.fromkeys(("realised", "95% low", "95% high", "deferred"), ".1%"),
                     hint="not measured in this subgroup", key=f"audit_subgroups_{i}",
                     row_style=lambda r: ["background-color: #fdd" if r["flag"] else ""] * len(r),
-                    hide_index=True, height=36 * (len(groups) + 1) + 3)  # fmt: skip
+                    hide_index=True, height=35 * (len(groups) + 1) + 3)  # fmt: skip
     _drift(row.get("drift"))
     html_report = Path(row["report"]).with_suffix(".html")
     if html_report.is_file():
@@ -109,11 +125,12 @@ st.caption(f"{len(rows)} event(s)")
 if rows:
     for column in ("stay", "step", "recommendation id"):
         table[column] = pd.array(table[column], dtype="Int64")  # ids, not 200640.0
+    shown_trail = table.assign(**{"reason / details": table["reason"].fillna(table["details"])})
+    shown_trail = shown_trail[list(TRAIL_SHOWN)].rename(columns=TRAIL_SHOWN)
     picked = views.table(
-        table, formats={"when": "%Y-%m-%d %H:%M:%S"}, hint="not part of this event",
-        hide_index=True, key="audit_table", on_select="rerun", selection_mode="single-row",
-        column_config={"recommended": st.column_config.TextColumn(width="medium"),
-                       "chosen": st.column_config.TextColumn(width="medium")},
+        shown_trail, formats={"when": "%Y-%m-%d %H:%M"}, hint="not part of this event",
+        widths=TRAIL_WIDTHS, header_help=TRAIL_HELP, hide_index=True, key="audit_table",
+        on_select="rerun", selection_mode="single-row",
     )  # fmt: skip
     with session.shown_errors("exporting"):
         require(user, "export_audit")
@@ -127,8 +144,12 @@ if rows:
     if rec_ids:
         st.caption("Select a review in the table, or pick its recommendation here, to open the "
                    "decision read-only.")  # fmt: skip
+        where = table.dropna(subset="recommendation id").drop_duplicates("recommendation id")
+        where = {int(r["recommendation id"]): f"#{int(r['recommendation id'])} stay {r['stay']} "
+                 f"step {r['step']}" for _, r in where.iterrows()}  # fmt: skip
         pick = st.selectbox("Open decision (read-only)", rec_ids, index=None,
-                            placeholder="recommendation id", key="audit_open")  # fmt: skip
+                            format_func=where.get, placeholder="recommendation id",
+                            key="audit_open")  # fmt: skip
         selected = pick if pick is not None else selected
     if selected is not None:
         detail = None

@@ -72,8 +72,8 @@ shown_table = table[list(COLUMNS)].rename(columns=COLUMNS)
 picked = views.table(
     shown_table,
     formats={COLUMNS[k]: f for k, f in FORMATS.items()},
-    column_config={c: st.column_config.Column(width=WIDTHS[c], help=HELP.get(c))
-                   for c in shown_table.columns},
+    widths=WIDTHS,
+    header_help=HELP,
     hide_index=True,
     key="queue_table",
     on_select="rerun",

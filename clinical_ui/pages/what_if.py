@@ -21,7 +21,14 @@ from clinical_ui import session, views
 from safer.actions import N_ACTIONS, describe_action
 from safer.decisions import WhatIf
 from safer.errors import SaferError
-from safer.review import reason_in_words, recommendation_text, vital_label, what_moved
+from safer.review import (
+    VITAL_WORDS,
+    reason_in_words,
+    recommendation_text,
+    series_table,
+    vital_label,
+    what_moved,
+)
 from safer.store import append_event, review_queue, stay_history
 from safer.tsedit import Anchor, SegmentStat
 
@@ -31,6 +38,12 @@ NOT_CONFIGURED = (
     "gate). Start the console with `safer console --model DIR --gate FILE --tsedit DIR`, or set "
     "SAFER_MODEL_DIR, SAFER_GATE_PATH and SAFER_TSEDIT_DIR before `streamlit run`."
 )
+
+# the vitals table: fixed widths well inside views.TABLE_WIDTH whatever the number of vitals
+# edited (a tsedit model of more than 8 channels would need more); rows shown without scrolling
+SERIES_WIDTHS = {"step": 50, "series": 70, "vital": 105}
+SERIES_ROWS = 24  # a 12-step window with every step edited
+MOVED_CSS = "color: #d62728; font-weight: 600"  # the charts' what-if red
 
 
 @st.cache_resource(show_spinner="Loading the models...")
@@ -66,15 +79,18 @@ def _chart(frame: pd.DataFrame, start: int):
     color = alt.Color("series:N", legend=None,  # one caption above all charts says which is which
                       scale=alt.Scale(domain=["charted", "what-if"],
                                       range=["#1f77b4", "#d62728"]))  # fmt: skip
+    # the window's steps only (a layer's x scales are merged: the rule takes the same one)
+    x = alt.X("step:Q", axis=alt.Axis(tickMinStep=1, format="d"),
+              scale=alt.Scale(domain=[frame.index[0] - 0.5, frame.index[-1] + 0.5]))  # fmt: skip
     line = alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X("step:Q", axis=alt.Axis(tickMinStep=1, format="d")),
+        x=x,
         y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False),
                 axis=alt.Axis(format=".4~r")),  # 98.5, not 98.500000
         color=color, strokeDash=alt.StrokeDash("series:N", legend=None),
         tooltip=["series", "step", alt.Tooltip("value:Q", format=".3g")],
     )  # fmt: skip
     rule = alt.Chart(pd.DataFrame({"step": [start - 0.5]})).mark_rule(
-        color="gray", strokeDash=[4, 4]).encode(x="step:Q")  # fmt: skip
+        color="gray", strokeDash=[4, 4]).encode(x=x)  # fmt: skip
     return alt.layer(rule, line)
 
 
@@ -254,11 +270,22 @@ for col, ch in zip(cols, channels, strict=True):
             moved.iloc[max(0, first - 1)] = True
             frame["what-if"] = edited[ch].where(moved.to_numpy())
     col.altair_chart(_chart(frame, shown_start), height=180)
-table = pd.concat({"charted": original, "what-if": edited}, axis=1).swaplevel(axis=1)
-table.columns = [f"{vital_label(ch)} {kind}" for ch, kind in table.columns]
-order = [f"{vital_label(ch)} {k}" for ch in channels for k in ("charted", "what-if")]
-shown = table[order] if result is not None else table[order[::2]]
-views.table(shown, formats=dict.fromkeys(shown.columns, ".1f"), key="whatif_series")
+# time runs down, one column per vital: the table keeps its width however many vitals the edit
+# moved; the steps it moved get a what-if row under the charted one, the moved cells in red
+series, moved = series_table(original, None if result is None else result["series"])
+words = dict(zip(channels, series.columns[2:], strict=True))  # channel -> its column
+views.table(
+    series,
+    formats={w: VITAL_WORDS.get(c, ("", "", ".1f"))[2] for c, w in words.items()},
+    widths={"step": SERIES_WIDTHS["step"], "series": SERIES_WIDTHS["series"],
+            **dict.fromkeys(words.values(), SERIES_WIDTHS["vital"])},
+    header_help={"step": "4-hour block of the stay (the last one is the decision's)",
+                 **{w: vital_label(c) for c, w in words.items()}},
+    row_style=lambda row: [MOVED_CSS if moved.at[row.name, c] else "" for c in row.index],
+    hide_index=True,
+    height=35 * (min(len(series), SERIES_ROWS) + 1) + 3,
+    key="whatif_series",
+)  # fmt: skip
 
 proba = pd.DataFrame({"as charted": charted["probabilities"]})
 if result is not None:

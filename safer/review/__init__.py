@@ -25,7 +25,7 @@ from safer.review.factors import FEATURE_WORDS, factor_lines, feature_label
 from safer.review.queue import QUEUE_STATUSES, QueuePage, next_patient, patient_queue, urgency
 from safer.review.trail import TRAIL_COLUMNS, trail_table
 from safer.review.values import MISSING, MISSING_HINT, is_missing, shown
-from safer.review.whatif import VITAL_WORDS, vital_label, what_moved
+from safer.review.whatif import VITAL_WORDS, series_table, vital_label, what_moved
 
 __all__ = [
     "FEATURE_WORDS",
@@ -49,6 +49,7 @@ __all__ = [
     "patient_queue",
     "reason_in_words",
     "recommendation_text",
+    "series_table",
     "set_meaning",
     "shown",
     "trail_table",

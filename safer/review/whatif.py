@@ -27,7 +27,7 @@ from safer.actions import FLUID_BINS, VASO_BINS, describe_action, split_action
 from safer.review.doses import bins_text, dose_range, recommendation_text
 from safer.review.values import MISSING_HINT, shown
 
-__all__ = ["VITAL_WORDS", "what_moved", "vital_label"]
+__all__ = ["VITAL_WORDS", "series_table", "vital_label", "what_moved"]
 
 PER_STEP = 3  # edits of at most this many steps are listed step by step, longer ones as means
 
@@ -53,6 +53,55 @@ def vital_label(channel: str) -> str:
     return f"{word} ({unit})"
 
 
+def _moved(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    """True where ``after`` differs from ``before`` (two missing values are the same)."""
+    b, a = before.to_numpy(float), after[before.columns].to_numpy(float)
+    same = (b == a) | (np.isnan(b) & np.isnan(a))
+    return pd.DataFrame(~same, index=before.index, columns=before.columns)
+
+
+def series_table(
+    charted: pd.DataFrame, edited: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The vitals window as a table that runs down in time, one column per vital.
+
+    One row per step as charted (``series`` "charted"); with ``edited``, under each step the
+    edit moved a "what-if" row with the values scored (every vital, the unmoved ones equal to the
+    chart). Columns: ``step``, ``series``, then each vital by its word only ("MAP", "heart
+    rate"; :func:`vital_label` gives the unit for the header's help), so the table keeps its
+    width whatever the number of vitals edited. The data stay numbers (missing: NaN).
+
+    Returns the table (a fresh 0..n-1 index) and a boolean frame of the same shape, True at
+    the what-if cells the edit moved (to highlight them).
+
+    >>> before = pd.DataFrame({"MeanBP": [80.0, 70.0], "HR": [90.0, None]}, index=[4, 5])
+    >>> table, moved = series_table(before, before.assign(MeanBP=[80.0, 55.0]))
+    >>> table
+       step   series   MAP  heart rate
+    0     4  charted  80.0        90.0
+    1     5  charted  70.0         NaN
+    2     5  what-if  55.0         NaN
+    >>> moved.loc[2].tolist()
+    [False, False, True, False]
+    """
+    words = {ch: VITAL_WORDS[ch][0] if ch in VITAL_WORDS else ch for ch in charted.columns}
+    rows = charted.rename(columns=words).assign(series="charted")
+    flags = pd.DataFrame(False, index=charted.index, columns=list(words.values()))
+    if edited is not None:
+        moved = _moved(charted, edited).rename(columns=words)
+        steps = moved.index[moved.any(axis=1).to_numpy()]
+        what_if = edited.loc[steps, list(charted.columns)].rename(columns=words)
+        rows = pd.concat([rows, what_if.assign(series="what-if")])
+        flags = pd.concat([flags, moved.loc[steps]])
+    order = np.lexsort((rows["series"].to_numpy() != "charted", rows.index.to_numpy()))
+    rows = rows.rename_axis("step").reset_index().iloc[order]
+    table = rows[["step", "series", *words.values()]].reset_index(drop=True)
+    flags = flags.iloc[order].reset_index(drop=True)
+    moved_cells = pd.DataFrame(False, index=table.index, columns=table.columns)
+    moved_cells[flags.columns] = flags.to_numpy()
+    return table, moved_cells
+
+
 def _drug_move(old: int, new: int, bins, drug: str) -> str | None:
     if old == new:
         return None
@@ -66,9 +115,10 @@ def _steps(steps: list[int]) -> str:
 
 def _vitals_moved(before: pd.DataFrame, after: pd.DataFrame) -> list[str]:
     out = []
+    changed = _moved(before, after)
     for ch in before.columns:
         b, a = before[ch].to_numpy(float), after[ch].to_numpy(float)
-        moved = ~((b == a) | (np.isnan(b) & np.isnan(a)))
+        moved = changed[ch].to_numpy()
         if not moved.any():
             continue
         word, unit, fmt = VITAL_WORDS.get(ch, (ch, "", ".3g"))

@@ -223,6 +223,7 @@ def test_an_auditor_opens_a_decision_from_the_trail_and_sees_the_subgroup_table(
     gated_console, page
 ):
     base, url = gated_console
+    page.set_viewport_size({"width": 1440, "height": 900})
     _open_most_urgent(page, base)
     page.get_by_text("Defer to usual care", exact=True).last.click()
     _reason(page, "Goals of care")
@@ -238,11 +239,19 @@ def test_an_auditor_opens_a_decision_from_the_trail_and_sees_the_subgroup_table(
     _idle(page)
     # subgroups and trail: wait for the second table (count() would not wait for the grids)
     page.locator("[data-testid='stDataFrame']").nth(1).wait_for()
+    # every column of the trail on a 1440 px screen with the sidebar open
+    trail = page.locator("[data-testid='stDataFrame']").filter(
+        has=page.locator("th", has_text="recommended")
+    )
+    trail.locator(".dvn-scroller").wait_for()
+    page.wait_for_timeout(500)  # the grid sizes its columns after its first paint
+    overflow = trail.locator(".dvn-scroller").evaluate("e => e.scrollWidth - e.clientWidth")
+    assert overflow <= 0, f"the trail scrolls sideways by {overflow} px"
     rec_id = next(r[3].id for r in _reviews(url) if r[2] == "goals_of_care")
     box = page.get_by_label("Open decision (read-only)")
     box.click()
     box.fill(str(rec_id))
-    page.get_by_role("option", name=str(rec_id), exact=True).click()
+    page.get_by_role("option", name=f"#{rec_id} stay").click()
     page.get_by_text("Deferred by ana").wait_for()  # the decision, read-only, with its review
     page.get_by_role("heading", name="Trends up to the decision").wait_for()
     assert page.get_by_role("button", name="Save review").count() == 0

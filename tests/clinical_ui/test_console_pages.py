@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from streamlit import dataframe_util
 from streamlit.testing.v1 import AppTest
 
+from clinical_ui.views import TABLE_WIDTH
 from safer.review import patient_queue
 from safer.store import connect, upgrade
 from safer.store.schema import AuditEvent, Review
@@ -120,10 +121,10 @@ def test_a_lab_never_charted_is_a_dash_on_the_queue_and_the_decision_and_the_que
     assert "None" not in text and "nan" not in text
     config = json.loads(grid.proto.columns)
     assert config["lactate"]["help"].endswith("— = not charted")
-    # every column, status included, within a 1440 px screen with the sidebar open (about
-    # 980 px of table; the row-selection checkbox takes about 35)
+    # every column, status included, within a 1440 px screen with the sidebar open (the
+    # row-selection checkbox takes about 35 px)
     assert list(table.columns)[-1] == "status" and "step" not in table.columns
-    assert sum(config[c]["width"] for c in table.columns) + 35 <= 980
+    assert sum(config[c]["width"] for c in table.columns) + 35 <= TABLE_WIDTH
 
     with connect(url)() as s:
         rec = patient_queue(s, users["ana"], stay_id=stay).rows[0]["id"]
@@ -219,6 +220,10 @@ def test_auditor_gets_the_audit_page_and_cannot_review(seeded_db):
     at = app_as(users["cy"])
     assert not at.exception and at.title[0].value == "Audit"
     assert len(at.dataframe) == 1  # the trail (no stored report: no subgroup table)
+    trail = at.dataframe[0]
+    config = json.loads(trail.proto.columns)  # every column within a 1440 px screen
+    assert sum(config[c]["width"] for c in trail.value.columns) + 35 <= TABLE_WIDTH
+    assert "reason / details" in trail.value.columns and "user added" in set(trail.value["what"])
     at.button(key="audit_verify").click().run()
     assert "Trail intact" in at.success[-1].value
     at.text_input(key="audit_actor").input("nobody").run()

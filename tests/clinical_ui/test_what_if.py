@@ -3,6 +3,7 @@ safer.store.stay_history, safer.tsedit.whatif), on tiny models."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
+from clinical_ui.views import TABLE_WIDTH
 from safer.conformal import GateMismatchError, calibrate_gate
 from safer.decisions import WhatIf, WhatIfError
 from safer.models import make_model
@@ -22,6 +24,7 @@ from safer.tsedit import Anchor, DiffusionEditor, SegmentStat, TseditConfig, coh
 from safer.tsedit.whatif import apply_edit_to_history
 
 APP = str(Path(__file__).resolve().parents[2] / "clinical_ui" / "app.py")
+VITALS = ["MAP", "heart rate", "lactate", "urine output", "SpO2"]  # the table's vital columns
 TINY_TSEDIT = dict(d_model=16, n_heads=2, n_layers=1, diffusion_steps=50, train_steps=40,
                    batch_size=32)  # fmt: skip
 
@@ -65,14 +68,16 @@ def what_if_as(user) -> AppTest:
     return at.switch_page("pages/what_if.py").run()
 
 
-def frame_with(at, text: str):
-    return next(d.value for d in at.dataframe if any(text in str(c) for c in d.value.columns))
+def vitals_grid(at):
+    return next(d for d in at.dataframe if "series" in d.value.columns)
 
 
 def vitals_table(at):
-    """The charted / what-if table as numbers (the page prints one decimal, "–" if missing)."""
-    table = frame_with(at, "charted")
-    return table.map(lambda v: float("nan") if v == "–" else float(v))
+    """The vitals table's data (numbers) as charted and as what-if, each indexed by step
+    (None: no what-if row)."""
+    table = vitals_grid(at).value
+    kinds = {k: t.drop(columns="series").set_index("step") for k, t in table.groupby("series")}
+    return kinds["charted"], kinds.get("what-if")
 
 
 def test_not_configured_page_says_what_to_pass(seeded_db, monkeypatch):
@@ -95,10 +100,11 @@ def test_an_anchor_changes_only_the_picked_hours_and_says_what_moved(seeded_db, 
     at = what_if_as(users["ana"])
     assert not at.exception, at.exception
     assert "As charted" in texts(at) and "What moved" not in texts(at)
-    before = vitals_table(at)
+    before, none = vitals_table(at)
+    assert none is None and list(before.columns) == VITALS
     steps = [int(x) for x in before.index]
     at.select_slider(key="whatif_start").set_value(steps[-1]).run()  # only the last 4 h
-    target = float(before.loc[steps[-1], "heart rate (/min) charted"]) + 60.0
+    target = float(before.loc[steps[-1], "heart rate"]) + 60.0
     at.selectbox(key="whatif_anchor_channel").set_value("HR")
     at.number_input(key="whatif_anchor_value").set_value(target)
     at.button(key="whatif_add_anchor").click().run()
@@ -106,13 +112,20 @@ def test_an_anchor_changes_only_the_picked_hours_and_says_what_moved(seeded_db, 
     at.button(key="whatif_run").click().run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
-    after = vitals_table(at)
-    assert after.loc[steps[-1], "heart rate (/min) what-if"] == pytest.approx(target, abs=0.05)
-    # the hours before the picked step, and the vitals not edited, are the charted values
-    past = after.loc[steps[:-1]]
-    for ch in ("heart rate (/min)", "MAP (mmHg)", "lactate (mmol/L)"):
-        assert past[f"{ch} what-if"].equals(past[f"{ch} charted"]), ch
-    assert after["MAP (mmHg) what-if"].equals(after["MAP (mmHg) charted"])
+    after, what_if = vitals_table(at)
+    assert after.equals(before)  # the charted rows stay
+    # one what-if row: the hours before the picked step keep the charted values
+    assert list(what_if.index) == [steps[-1]]
+    assert what_if.loc[steps[-1], "heart rate"] == pytest.approx(target, abs=0.05)
+    unedited = [v for v in VITALS if v != "heart rate"]  # the vitals not edited are as charted
+    assert what_if[unedited].equals(before.loc[[steps[-1]], unedited])
+    # one column per vital however many moved, units in the header's help, within a 1440 px
+    # screen with the sidebar open
+    grid = vitals_grid(at)
+    config = json.loads(grid.proto.columns)
+    assert list(grid.value.columns) == ["step", "series", *VITALS]
+    assert config["MAP"]["help"].startswith("MAP (mmHg)")
+    assert sum(config[c]["width"] for c in grid.value.columns) <= TABLE_WIDTH
     words = texts(at)
     assert "What moved" in words and ("The recommendation" in words or "still defers" in words)
     assert f"heart rate (/min) at step {steps[-1]}:" in words

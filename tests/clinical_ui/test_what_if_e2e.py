@@ -36,6 +36,29 @@ def whatif_console(tmp_path_factory, ui_cohort, whatif_models):  # noqa: F811
         yield base, url
 
 
+def _run_a_what_if(page, base):
+    """Sign in as ana, open the what-if page, set MAP at the decision to 150 and run it."""
+    _sign_in(page, base, "ana", PASSWORDS["ana"])
+    page.get_by_role("heading", name="Review queue", exact=True).wait_for()
+    page.get_by_role("link", name="What-if").click()
+    page.get_by_role("heading", name="What-if", exact=True).wait_for()
+    page.get_by_role("heading", name="Charted vitals").wait_for()
+    page.get_by_text("As charted").first.wait_for()
+    value = page.get_by_role("spinbutton", name="Value")
+    value.fill("150")
+    value.press("Enter")
+    page.get_by_role("button", name="Add anchor").click()
+    page.get_by_text("Nothing is computed before you press it").wait_for()
+    run = page.get_by_role("button", name="Run the what-if")
+    run.wait_for()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('button')].some("
+        "b => b.innerText.includes('Run the what-if') && !b.disabled)"
+    )
+    run.click()
+    page.get_by_role("heading", name="Charted vs what-if vitals").wait_for()
+
+
 def test_an_anchor_in_the_browser_edits_the_vitals_and_rescores(whatif_console):
     from playwright.sync_api import sync_playwright
 
@@ -44,25 +67,7 @@ def test_an_anchor_in_the_browser_edits_the_vitals_and_rescores(whatif_console):
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         page = browser.new_page()
         page.set_default_timeout(90_000)
-        _sign_in(page, base, "ana", PASSWORDS["ana"])
-        page.get_by_role("heading", name="Review queue", exact=True).wait_for()
-        page.get_by_role("link", name="What-if").click()
-        page.get_by_role("heading", name="What-if", exact=True).wait_for()
-        page.get_by_role("heading", name="Charted vitals").wait_for()
-        page.get_by_text("As charted").first.wait_for()
-        value = page.get_by_role("spinbutton", name="Value")
-        value.fill("150")
-        value.press("Enter")
-        page.get_by_role("button", name="Add anchor").click()
-        page.get_by_text("Nothing is computed before you press it").wait_for()
-        run = page.get_by_role("button", name="Run the what-if")
-        run.wait_for()
-        page.wait_for_function(
-            "() => [...document.querySelectorAll('button')].some("
-            "b => b.innerText.includes('Run the what-if') && !b.disabled)"
-        )
-        run.click()
-        page.get_by_role("heading", name="Charted vs what-if vitals").wait_for()
+        _run_a_what_if(page, base)
         page.get_by_text("What-if (vitals changed from step").wait_for()
         page.get_by_text("What moved").wait_for()
         first_line = re.compile(r"^The (recommendation (did not change|changed)|gate still defers)")
@@ -75,3 +80,26 @@ def test_an_anchor_in_the_browser_edits_the_vitals_and_rescores(whatif_console):
             sa.select(AuditEvent).where(AuditEvent.action == "what_if_viewed")
         ).scalar_one()
     assert event.actor == "ana" and '"anchors":1' in event.after
+
+
+def test_the_vitals_table_fits_a_1440_px_screen_with_the_sidebar_open(whatif_console):
+    """After a what-if, every column of the charted / what-if table is on screen (no sideways
+    scrolling), as the queue's is."""
+    from playwright.sync_api import sync_playwright
+
+    base, _ = whatif_console
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.set_default_timeout(90_000)
+        _run_a_what_if(page, base)
+        vitals = page.locator("[data-testid='stDataFrame']").filter(
+            has=page.locator("th", has_text="MAP")  # not the edits' table, whose cells say MAP
+        )
+        grid = vitals.locator(".dvn-scroller")
+        grid.wait_for()
+        page.wait_for_timeout(500)  # the grid sizes its columns after its first paint
+        assert page.get_by_role("button", name="Sign out").is_visible()  # the sidebar is open
+        overflow = grid.evaluate("e => e.scrollWidth - e.clientWidth")
+        browser.close()
+    assert overflow <= 0, f"the vitals table scrolls sideways by {overflow} px"

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from safer.actions import action_id
-from safer.review import what_moved
+from safer.review import series_table, what_moved
 
 
 def scored(action: int, top: int, pset: list[int] | None, probs: dict[int, float]) -> dict:
@@ -79,3 +79,27 @@ def test_the_edited_vitals_are_named_with_steps_and_units_and_missing_values_are
     )
     same = what_moved(scored(a, a, None, {a: 1.0}), scored(a, a, None, {a: 1.0}), before, before)
     assert same[-1].startswith("No vital changed")
+
+
+def test_the_vitals_table_runs_down_in_time_with_a_what_if_row_under_each_step_moved():
+    steps = [3, 4, 5]
+    before = pd.DataFrame({"MeanBP": [80.0, 75.0, 70.0], "HR": [90.0, 95.0, 100.0],
+                           "Arterial_lactate": [2.0, np.nan, np.nan]}, index=steps)  # fmt: skip
+    table, moved = series_table(before)
+    assert list(table.columns) == ["step", "series", "MAP", "heart rate", "lactate"]
+    assert table["step"].tolist() == steps and set(table["series"]) == {"charted"}
+    assert not moved.to_numpy().any()
+    # MAP and heart rate edited at step 5, lactate set at step 4 (it was not charted there)
+    after = before.copy()
+    after.loc[5, ["MeanBP", "HR"]] = [55.0, 120.0]
+    after.loc[4, "Arterial_lactate"] = 4.0
+    table, moved = series_table(before, after)
+    assert list(table.columns) == ["step", "series", "MAP", "heart rate", "lactate"]  # as many
+    assert list(zip(table["step"], table["series"], strict=True)) == [
+        (3, "charted"), (4, "charted"), (4, "what-if"), (5, "charted"), (5, "what-if")]  # fmt: skip
+    assert table.loc[2, "lactate"] == 4.0 and table.loc[2, "MAP"] == 75.0
+    assert np.isnan(table.loc[4, "lactate"])  # not charted, not set: stays missing
+    assert table.loc[4, ["MAP", "heart rate"]].tolist() == [55.0, 120.0]
+    assert moved.columns.equals(table.columns) and moved.index.equals(table.index)
+    assert {(r, c) for r, c in zip(*np.nonzero(moved.to_numpy()), strict=True)} == {
+        (2, 4), (4, 2), (4, 3)}  # the moved cells only, in what-if rows  # fmt: skip
