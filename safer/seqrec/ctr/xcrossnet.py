@@ -57,8 +57,10 @@ class XCrossNetConfig:
     ``embedding_dim``: size of each sparse field's embedding; ``cross_layers``: depth ``L`` of
     the cross network (orders 1 .. L + 1 are kept); ``product``: ``"inner"`` (embeddings and
     pairwise inner products) or ``"both"`` (plus the sum-pooled outer product); ``hidden``:
-    widths of the MLP; ``epochs`` / ``patience``: most epochs and early stopping on the
-    validation log loss; ``split`` / ``split_seed``: the row split
+    widths of the MLP; ``dropout``: after every hidden layer; ``weight_decay``: Adam's L2 on
+    the cross network and MLP; ``embedding_std`` / ``embedding_weight_decay``: initial scale
+    and Adam's L2 of the sparse embeddings; ``epochs`` / ``patience``: most epochs and early
+    stopping on the validation log loss; ``split`` / ``split_seed``: the row split
     (:func:`~safer.seqrec.ctr.data.split_rows`); ``zip_digits``: leading zip-code characters
     kept as a field; ``seed``: initialisation and batch order.
 
@@ -73,6 +75,8 @@ class XCrossNetConfig:
     dropout: float = 0.0
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
+    embedding_std: float = 1e-2
+    embedding_weight_decay: float = 0.0
     batch_size: int = 512
     eval_batch_size: int = 16384
     epochs: int = 30
@@ -150,7 +154,7 @@ class XCrossNetwork(nn.Module):
         offsets = np.concatenate([[0], np.cumsum(vocab_sizes)[:-1]])
         self.register_buffer("offsets", torch.as_tensor(offsets, dtype=torch.long))
         self.embedding = nn.Embedding(int(sum(vocab_sizes)), config.embedding_dim)
-        nn.init.normal_(self.embedding.weight, std=1e-2)
+        nn.init.normal_(self.embedding.weight, std=config.embedding_std)
         self.cross = CrossNetwork(n_dense, config.cross_layers)
         self.product = ProductLayer(
             len(vocab_sizes), config.embedding_dim, outer=config.product == "both"
@@ -167,6 +171,18 @@ class XCrossNetwork(nn.Module):
         emb = self.embedding(sparse + self.offsets)
         joined = torch.cat([self.cross(dense), self.product(emb)], dim=1)
         return self.mlp(joined).squeeze(-1)
+
+
+def _adam(net: XCrossNetwork, config: XCrossNetConfig) -> torch.optim.Adam:
+    """Adam with ``embedding_weight_decay`` on the sparse embeddings and ``weight_decay`` on
+    every other parameter."""
+    embedding = [net.embedding.weight]
+    rest = [p for p in net.parameters() if p is not net.embedding.weight]
+    groups = [
+        {"params": embedding, "weight_decay": config.embedding_weight_decay},
+        {"params": rest, "weight_decay": config.weight_decay},
+    ]
+    return torch.optim.Adam(groups, lr=config.learning_rate)
 
 
 class XCrossNet(Learnable):
@@ -224,9 +240,7 @@ class XCrossNet(Learnable):
         label = torch.from_numpy(train.label)
         with fitting(cfg.seed):
             self.net_ = XCrossNetwork(self.encoder_.vocab_sizes, dense.shape[1], cfg)
-            optimizer = torch.optim.Adam(
-                self.net_.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
-            )
+            optimizer = _adam(self.net_, cfg)
             loss_fn = nn.BCEWithLogitsLoss()
 
             def batches():
