@@ -62,17 +62,19 @@ class XCrossNetConfig:
     and Adam's L2 of the sparse embeddings; ``epochs`` / ``patience``: most epochs and early
     stopping on the validation log loss; ``split`` / ``split_seed``: the row split
     (:func:`~safer.seqrec.ctr.data.split_rows`); ``zip_digits``: leading zip-code characters
-    kept as a field; ``seed``: initialisation and batch order.
+    kept as a field; ``seed``: initialisation and batch order. The defaults of
+    ``cross_layers`` (2) and ``dropout`` (0.2) were chosen on ml-100k's validation rows
+    (``benchmarks/ctr_tuning.py``, docs/benchmarks/ctr_tuning.md).
 
     >>> XCrossNetConfig(product="both").hidden
     [128, 128]
     """
 
     embedding_dim: int = 10
-    cross_layers: int = 3
+    cross_layers: int = 2
     product: str = "inner"
     hidden: list[int] = field(default_factory=lambda: [128, 128])
-    dropout: float = 0.0
+    dropout: float = 0.2
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
     embedding_std: float = 1e-2
