@@ -14,10 +14,10 @@ The two kinds of feature take separate paths and meet in one MLP:
   layer (:class:`ProductLayer`): the embeddings themselves, the inner product of every pair of
   fields and, with ``product="both"``, the outer product of the summed embeddings (PNN's
   sum-pooled outer product, Qu et al., ICDM 2016), flattened;
-- the two outputs are concatenated, an MLP (ReLU) maps them to one logit, a sigmoid gives the
-  click probability; training minimises the log loss with Adam, and the validation log loss
-  after every epoch picks the best epoch and stops training after ``patience`` epochs without
-  improvement (:class:`~safer._learnable.Trainer`).
+- the two outputs are concatenated, an MLP (ReLU, dropout) maps them to one logit, a sigmoid
+  gives the click probability; training minimises the log loss with Adam, and the validation
+  log loss after every epoch picks the best epoch and stops training after ``patience`` epochs
+  without improvement (:class:`~safer._learnable.Trainer`).
 
 :class:`XCrossNet` is a :class:`~safer._learnable.Learnable`: ``fit(frame)`` splits the rows
 (``config.split``, ``config.split_seed``: :func:`~safer.seqrec.ctr.data.split_rows`), learns the
