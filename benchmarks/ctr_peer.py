@@ -11,9 +11,9 @@ each model's default architecture and regularisation; ``compile("adam",
 "binary_crossentropy")``) and trains each with ``fit(x, y, batch_size, epochs=1)`` once per
 epoch, so the epoch is timed without the validation pass; the validation log loss after every
 epoch keeps the best weights and stops after ``patience`` epochs without improvement (the rule
-SAFER's trainer applies to XCrossNet). Writes, per model, the test probabilities of the best
-epoch and the per-epoch seconds and validation log losses to OUT.npz. It imports nothing from
-SAFER: the benchmark hands it arrays and scores the probabilities itself.
+SAFER's trainer applies to XCrossNet). Writes, per model, the validation and test probabilities
+of the best epoch and the per-epoch seconds and validation log losses to OUT.npz. It imports
+nothing from SAFER: the benchmark hands it arrays and scores the probabilities itself.
 
 - ``dcn``: ``DCN`` (Wang et al., 2017; cross_num 2, DNN 128-128);
 - ``deepfm``: ``DeepFM`` (Guo et al., 2017; DNN 256-128);
@@ -101,6 +101,7 @@ def main() -> None:
                 if bad >= args.patience:
                     break
         model.load_state_dict(best_state)
+        results[f"{name}_valid"] = model.predict(x_valid, 16384).ravel()
         results[f"{name}_test"] = model.predict(x_test, 16384).ravel()
         results[f"{name}_seconds"] = np.asarray(seconds)
         results[f"{name}_val"] = np.asarray(val)

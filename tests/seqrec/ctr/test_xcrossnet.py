@@ -20,7 +20,7 @@ from safer.seqrec.ctr import (
     read_movielens,
     split_rows,
 )
-from safer.seqrec.ctr.xcrossnet import CrossNetwork, ProductLayer
+from safer.seqrec.ctr.xcrossnet import CrossNetwork, ProductLayer, XCrossNetwork, _adam
 
 FAST = dict(epochs=10, hidden=[16], embedding_dim=4, batch_size=64, learning_rate=3e-3)
 
@@ -64,6 +64,17 @@ def test_product_layer_holds_embeddings_inner_products_and_the_outer_product():
     out = ProductLayer(2, 2, outer=True)(e)
     # embeddings (4), <e1, e2> = 3 - 2 = 1, outer of e1 + e2 = [4, 1]: [16, 4, 4, 1]
     assert out.tolist() == [[1.0, 2.0, 3.0, -1.0, 1.0, 16.0, 4.0, 4.0, 1.0]]
+
+
+def test_embedding_weight_decay_reaches_the_embeddings_only():
+    cfg = XCrossNetConfig(embedding_dim=3, hidden=[4], weight_decay=0.5,
+                          embedding_weight_decay=0.25, embedding_std=1e-4)  # fmt: skip
+    net = XCrossNetwork([3, 5], n_dense=2, config=cfg)
+    assert net.embedding.weight.std() < 1e-3
+    decay = {id(p): g["weight_decay"] for g in _adam(net, cfg).param_groups for p in g["params"]}
+    assert len(decay) == len(list(net.parameters()))
+    assert decay.pop(id(net.embedding.weight)) == 0.25
+    assert set(decay.values()) == {0.5}
 
 
 # -- data: splits and features learned from the training rows only ------------------------------
