@@ -1,7 +1,8 @@
 """LEA: SQN on GRU4Rec with and without the LM environment (ml-100k, several seeds).
 
-    python benchmarks/seqrec_lea.py --seeds 0,1,2 --env-users 64 --augment-every 10 \
-        --augment-k 5 --epochs 12 --threads 1
+    python benchmarks/seqrec_lea.py --seeds 0,1,2 --env-users 64 --le-epochs 2 --le-batch 1 \
+        --le-lr 5e-3 --reward-offset 0.5 --augment-every 10 --augment-k 5 --epochs 12 \
+        --ablations --threads 1
 
 What runs (``safer.seqrec.adapters.lea``; one process, one torch thread):
 
@@ -156,8 +157,10 @@ def report(records, info, args) -> list[str]:
     if args.intro is not None and args.intro.is_file():
         lines.append(args.intro.read_text().strip() + "\n")
     seeds = sorted({r["seed"] for r in records})
+    commands = sorted({r.get("command", "") for r in records} - {""})
     lines += [
         "## Set-up\n",
+        "Rows produced by: " + "; ".join(f"`{c}`" for c in commands) + ".\n",
         f"Data: ml-100k (RecBole 1.2.1 wheel; purchase = rating 5), titles from "
         f"`ml-100k.item`. RL: GRU4Rec, state = the last {args.max_len} items, sequence training, "
         f"holdout `{args.holdout}` ({args.tail_fraction:.0%} tails; every test step scored), "
@@ -235,7 +238,7 @@ def report(records, info, args) -> list[str]:
         cells = " | ".join(f"{per[s]:.4f}" if s in per else "—" for s in seeds)
         lines.append(f"| {variant} | {cells} |")
     if records:
-        lines.append(f"\nPeak resident memory of the process at the end: "
+        lines.append(f"\nPeak resident memory, largest over the rows' benchmark processes: "
                      f"{max(r.get('peak_rss_mib', 0) for r in records):.0f} MiB.")  # fmt: skip
     return lines + [""]
 
