@@ -720,3 +720,93 @@ def mllm_evaluate(
         return
     for name, metrics in result.items():
         print_table(f"seqrec mllm-msr evaluate: {name}", metrics)
+
+
+lea_app = typer.Typer(
+    help="LEA: a local LM (SmolLM2 by default) tuned with LoRA on a few users into the "
+    "environment of the RL heads: rewards of the logged transitions and augmented positive "
+    "actions, written to environment.npz for `seqrec train --head sqn --head-option "
+    "environment=...`.",
+    no_args_is_help=True,
+)
+app.add_typer(lea_app, name="lea")
+
+
+@lea_app.command("train")
+def lea_train(
+    data: Path = typer.Option(..., "--data", help=MLLM_DATA_HELP),
+    out: Path = typer.Option(..., "--out", help="Directory to write the LE and environment to."),
+    env_users: int = typer.Option(100, "--env-users", min=1, help="Users the LoRA tunes on."),
+    backbone: Path | None = typer.Option(
+        None,
+        "--backbone",
+        help="A model written by `safer seqrec train` on the same sequences and split, whose "
+        "top items the LE re-scores into augmented actions (none without it).",
+    ),
+    lm: Path | None = typer.Option(
+        None, "--lm", help="A local Hugging Face causal LM folder (default: SmolLM2-135M)."
+    ),
+    epochs: int = typer.Option(1, "--epochs", min=1, help="Epochs of LoRA tuning."),
+    option: list[str] = typer.Option([], "--option", help="LEAConfig " + OPTION_HELP),
+    seed: int = typer.Option(0, "--seed", help="Random seed (also of the tuned users)."),
+    threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: torch's)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Tune the LE's LoRA yes / no reward model, save it, and write OUT/environment.npz (the
+    rewards of every training transition and, with --backbone, augmented actions)."""
+    from safer._learnable import torch_threads
+    from safer._registry import make_config
+    from safer.seqrec import LEA, LEAConfig, SequentialRecommender, read_text_dataset
+
+    overrides = {
+        **parse_options(option, "model"),
+        "env_users": env_users, "lm": str(lm or ""), "epochs": epochs, "seed": seed,
+    }  # fmt: skip
+    model = LEA(make_config(LEAConfig, overrides))
+    sequences, titles = read_text_dataset(data)
+    other = SequentialRecommender.load(backbone) if backbone is not None else None
+    with torch_threads(threads):
+        model.fit(sequences, titles, progress=not json_out)
+        model.save(out)
+        env = model.environment(sequences, titles, other, progress=not json_out)
+    path = env.save(Path(out) / "environment.npz")
+    summary = {
+        "out": str(out),
+        "environment": str(path),
+        "env_users": len(model.env_users_),
+        "train_loss": model.history_["epochs"][-1]["train"],
+        "n_transitions": env.n_transitions,
+        "n_augmented": env.n_augmented,
+    }
+    if json_out:
+        print_json(summary)
+    else:
+        err_console.print(f"[green]saved[/] lea to {out}")
+        print_table("seqrec lea train", summary)
+
+
+@lea_app.command("evaluate")
+def lea_evaluate(
+    model: Path = typer.Option(..., "--model", help="A directory written by `seqrec lea train`."),
+    data: Path = typer.Option(..., "--data", help="The folder it was trained on."),
+    users: int = typer.Option(0, "--users", min=0, help="Users evaluated (0: all not tuned on)."),
+    threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: torch's)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """The reward model's AUC (logged item vs an uninteracted one at every training step of the
+    users it was not tuned on), tuned and zero-shot (LoRA off)."""
+    from safer._learnable import torch_threads
+    from safer.seqrec import LEA, read_text_dataset
+
+    fitted = LEA.load(model)
+    sequences, titles = read_text_dataset(data)
+    with torch_threads(threads):
+        result = {
+            "tuned": fitted.reward_auc(sequences, titles, users),
+            "zero_shot": fitted.reward_auc(sequences, titles, users, zero_shot=True),
+        }
+    if json_out:
+        print_json(result)
+        return
+    for name, metrics in result.items():
+        print_table(f"seqrec lea evaluate: {name}", metrics)

@@ -33,7 +33,9 @@ Layout: one folder per extension point, one file per extension, one name map per
                                 tokens of a user's history for a frozen LM (genre
                                 prediction, :class:`PERSOMA`); MLLM-MSR (text only),
                                 recurrent LM summaries and a LoRA-tuned yes / no over
-                                1 + 20 candidates (:class:`MLLMMSR`)
+                                1 + 20 candidates (:class:`MLLMMSR`); LEA, a LoRA-tuned
+                                LM as the environment (rewards, augmented actions) of the
+                                RL heads (:class:`LEA`)
 ``lm.py``                       local language models: SmolLM2 from its GGUF wheel, the
                                 text encoder, cached layer states, log-likelihood scoring
 ``rerank/``                     rerankers of a fitted model's top-k list
@@ -70,11 +72,13 @@ from safer._registry import Registry, UnknownNameError, make_config
 from safer.seqrec.adapters import (
     ADAPTERS,
     IISAN,
+    LEA,
     MLLMMSR,
     PERSOMA,
     CandidateTask,
     GenreTask,
     IISANConfig,
+    LEAConfig,
     MLLMMSRConfig,
     PersomaConfig,
     backbone_scores,
@@ -178,6 +182,8 @@ __all__ = [
     "GenreTask",
     "HOLDOUTS",
     "ItemSide",
+    "LEA",
+    "LEAConfig",
     "LLM4Rerank",
     "LLM4RerankConfig",
     "MLLMMSR",

@@ -67,6 +67,7 @@ __all__ = [
     "lm_cache_dir",
     "smollm2_gguf",
     "smollm2_path",
+    "yes_no_head",
     "yes_no_logits",
 ]
 
@@ -402,7 +403,7 @@ class LocalLM:
         one user's prompt at the cost of one prompt). Prompt and continuations are tokenised
         apart, as in :func:`yes_no_logits`, which this equals."""
         tok = self.tokenizer
-        head = _yes_no_head(self.model, tok)
+        head = yes_no_head(self.model, tok)
         decoder = self.model.get_decoder()
         ids = tok(prompt, add_special_tokens=False)["input_ids"]
         if not ids:
@@ -458,10 +459,10 @@ def yes_no_logits(
     ids, mask = ids.to(device), mask.to(device)
     hidden = model.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
     last = hidden[torch.arange(len(rows), device=device), mask.sum(1) - 1]  # (N, d)
-    return _yes_no_head(model, tokenizer)(last)
+    return yes_no_head(model, tokenizer)(last)
 
 
-def _yes_no_head(model: torch.nn.Module, tokenizer):
+def yes_no_head(model: torch.nn.Module, tokenizer):
     """``hidden (B, d) -> (B,)`` logit(" yes") - logit(" no"): the output layer's two rows of
     the first tokens of " yes" and " no" (and their biases, if it has any)."""
     ids = [tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in (" yes", " no")]

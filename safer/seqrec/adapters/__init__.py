@@ -19,6 +19,12 @@ text only, tunes a causal LM with LoRA to answer yes / no for (recurrent prefere
 candidate title); it scores 1 positive + 20 sampled candidates per user
 (:func:`candidate_task`), not the whole catalogue, so it is not a model of ``MODELS`` either.
 
+LEA (:mod:`~safer.seqrec.adapters.lea`: :class:`LEA`, :class:`LEAConfig`) tunes a causal LM with
+LoRA over one token per item into the *environment* of the RL heads: it writes rewards of the
+logged transitions and augmented positive actions
+(:class:`~safer.seqrec.heads._environment.TransitionEnvironment`) that SQN / SA2C read through
+their ``environment`` option; it recommends nothing itself.
+
 The language models themselves are loaded by :mod:`safer.seqrec.lm`.
 
 Examples
@@ -30,6 +36,7 @@ Examples
 from safer._registry import Registry
 from safer.seqrec.adapters.finetune import TextAdapter, TextFT, TextLoRA, TextTuneConfig
 from safer.seqrec.adapters.iisan import IISAN, IISANConfig, IISANNet
+from safer.seqrec.adapters.lea import LEA, LEAConfig
 from safer.seqrec.adapters.mllm_msr import (
     MLLMMSR,
     CandidateTask,
@@ -51,6 +58,8 @@ __all__ = [
     "IISAN",
     "IISANConfig",
     "IISANNet",
+    "LEA",
+    "LEAConfig",
     "MLLMMSR",
     "MLLMMSRConfig",
     "CandidateTask",

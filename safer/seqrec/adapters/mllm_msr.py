@@ -58,7 +58,6 @@ Examples
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,12 +65,17 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812 (the PyTorch convention)
 from torch import nn
 from tqdm.auto import tqdm
 
-from safer._learnable import Learnable, Trainer, fitting
+from safer._learnable import Learnable, fitting
 from safer.errors import NotFittedError, SaferError
+from safer.seqrec.adapters._yes_no import (
+    check_lm_signature,
+    lm_signature,
+    lora_lm,
+    tune_yes_no,
+)
 from safer.seqrec.data import SequenceData
 from safer.seqrec.protocol import holdout_examples, rank_metrics
 
@@ -333,14 +337,6 @@ class MLLMMSRConfig:
     device: str = "cpu"
 
 
-class _LoRALayers(nn.Module):
-    """The LM's LoRA matrices, as the module whose weights are trained, saved and hashed."""
-
-    def __init__(self, layers: list[nn.Module]):
-        super().__init__()
-        self.layers = nn.ModuleList(layers)
-
-
 class MLLMMSR(Learnable):
     """MLLM-MSR over a local text LM (see the module): recurrent summaries, LoRA yes / no.
 
@@ -466,34 +462,20 @@ class MLLMMSR(Learnable):
                 texts.append(self.answer(task, int(item)))
                 labels.append(label)
         target = torch.tensor(labels)
-        lm, net = self.lm_, self.net_
+        lm = self.lm_
+
+        def scores(index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+            chosen_prompts, chosen_texts = [prompts[i] for i in index], [texts[i] for i in index]
+            score = yes_no_logits(lm.model, lm.tokenizer, chosen_prompts, chosen_texts)  # (B,)
+            return score, target[index]
+
         with fitting(cfg.seed):
-            gen = torch.Generator().manual_seed(cfg.seed)
-            params = [p for p in net.parameters() if p.requires_grad]
-            optimizer = torch.optim.Adam(params, lr=cfg.learning_rate)
-
-            def batches():
-                order = torch.randperm(len(labels), generator=gen).numpy()
-                yield from np.array_split(order, max(1, math.ceil(len(order) / cfg.batch_size)))
-
-            def step(index: np.ndarray) -> tuple[torch.Tensor, int]:
-                chosen_prompts, chosen_texts = (
-                    [prompts[i] for i in index],
-                    [texts[i] for i in index],
-                )
-                score = yes_no_logits(lm.model, lm.tokenizer, chosen_prompts, chosen_texts)  # (B,)
-                loss = F.binary_cross_entropy_with_logits(score, target[index].to(score.device))
-                return loss, len(index)
-
-            trainer = Trainer(
-                epochs=cfg.epochs, desc="mllm-msr epochs", progress=progress,
-                max_grad_norm=cfg.max_grad_norm,
+            self.history_ = tune_yes_no(
+                self.net_, lm.model, len(labels), scores, epochs=cfg.epochs,
+                batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
+                max_grad_norm=cfg.max_grad_norm, seed=cfg.seed, desc="mllm-msr epochs",
+                progress=progress,
             )  # fmt: skip
-            lm.model.train()  # LoRA (and any) dropout on while tuning
-            try:
-                self.history_ = trainer.run(net, optimizer, batches, step)
-            finally:
-                lm.model.eval()
             self.history_["summary_seconds"] = summary_seconds
         return self._finish_fit()
 
@@ -539,40 +521,21 @@ class MLLMMSR(Learnable):
 
     def _build(self) -> None:
         """Load the LM (frozen, eval mode) and add the LoRA layers; ``net_`` holds them."""
-        from safer.seqrec.adapters.finetune import add_lora, lora_layers
-        from safer.seqrec.lm import LocalLM
-
         c = self.config
-        local = LocalLM.load(c.lm or None)
-        local.model.requires_grad_(False).to(torch.device(c.device))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(c.seed)
-            self.peft_ = add_lora(local.model, c.lora_r, c.lora_alpha, c.lora_dropout,
-                                  c.lora_targets)  # fmt: skip
-        layers = lora_layers(local.model, c.lora_targets)
-        local.model.eval()
-        self.lm_ = local
-        self.net_ = _LoRALayers(layers)
+        self.lm_, self.peft_, self.net_ = lora_lm(
+            c.lm, c.lora_r, c.lora_alpha, c.lora_dropout, c.lora_targets, c.seed, c.device
+        )
 
     # -- artifact -----------------------------------------------------------------------------
     def _network(self) -> nn.Module:
         return self.net_
 
     def _learned_meta(self) -> dict[str, Any]:
-        tok = self.lm_.tokenizer
-        ids = [tok(w, add_special_tokens=False)["input_ids"][0] for w in (" yes", " no")]
-        width = self.lm_.model.get_input_embeddings().weight.shape[1]
-        return {"lm_width": int(width), "yes_no_ids": ids}
+        return lm_signature(self.lm_)
 
     def _restore(self, meta: dict[str, Any]) -> None:
         self._build()
-        if self._learned_meta() != {
-            "lm_width": int(meta["lm_width"]), "yes_no_ids": list(meta["yes_no_ids"])
-        }:  # fmt: skip
-            raise SaferError(
-                "the language model found now is not the one this MLLM-MSR was tuned from "
-                "(other width or tokenizer); point lm at that model"
-            )
+        check_lm_signature(self.lm_, meta, "MLLM-MSR")
 
     def _load_weights(self, path: Path) -> None:
         device = torch.device(self.config.device)

@@ -25,6 +25,19 @@ The set-up of Xin et al. (SIGIR 2020), which the later papers keep:
   (early stopping on validation decides how many epochs it gets; give it the patience).
 
 Padding (item 0) is never an action: it is excluded from every argmax and never sampled.
+
+An *environment* (option ``environment``: the path of a
+:class:`~safer.seqrec.heads._environment.TransitionEnvironment` file, e.g. LEA's language-model
+environment, :mod:`safer.seqrec.adapters.lea`; empty by default: nothing changes) supplies
+transitions from outside the log, read at ``fit`` only:
+
+- a reward per logged transition, added to the logged ``r_click`` / ``r_purchase`` (every Q
+  head's reward, so SA2C's advantage and SAC's weights see it too);
+- an extra positive action ``a+`` with reward ``r+`` at some states: it adds the double-Q TD
+  error of ``(s_t, a+, r+, s+)``, ``s+`` the encoder's state after the state's input with
+  ``a+`` appended (each Q head of SMORL gets ``r+``), and the cross-entropy of ``a+`` at
+  ``s_t`` weighted by ``r+``, both summed over the batch's augmented actions and divided by its
+  logged targets (extra transitions, not a re-weighting of the logged ones).
 """
 
 from __future__ import annotations
@@ -37,13 +50,16 @@ import torch
 from torch import nn
 
 from safer.seqrec.config import NeuralConfig
+from safer.seqrec.data import SequenceData
 from safer.seqrec.encoders._layers import SequenceEncoder
 from safer.seqrec.heads._base import Encoded, Head
+from safer.seqrec.heads._environment import TransitionEnvironment
 from safer.seqrec.heads._rewards import RewardOptions, rewards
 from safer.seqrec.heads.softmax import next_item_cross_entropy
 
 __all__ = [
     "DoubleQHead",
+    "append_action",
     "normalised_weights",
     "QLayer",
     "QOptions",
@@ -87,6 +103,35 @@ def next_inputs(
     items[rows, slot] = target
     times[rows, slot] = target_time.to(times.dtype)
     return items, times, (~full).long()
+
+
+def append_action(
+    items: torch.Tensor,
+    times: torch.Tensor,
+    last: torch.Tensor,
+    action: torch.Tensor,
+    when: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each row's input up to column ``last`` with ``action`` (at time ``when``) appended: the
+    input of the state after taking ``action`` there (rolled left by one when ``last`` is the
+    final column). Returns ``(items, times, slot)``, ``slot`` the column of the action.
+
+    >>> items, _, slot = append_action(torch.tensor([[3, 4, 5], [3, 4, 5]]), torch.zeros(2, 3),
+    ...                                torch.tensor([0, 2]), torch.tensor([9, 8]), torch.ones(2))
+    >>> items.tolist(), slot.tolist()
+    ([[3, 9, 0], [4, 5, 8]], [1, 2])
+    """
+    width = items.shape[1]
+    keep = torch.arange(width, device=items.device)[None, :] <= last[:, None]
+    items, times = items * keep, times * keep
+    full = last + 1 >= width
+    items = torch.where(full[:, None], items.roll(-1, dims=1), items).clone()
+    times = torch.where(full[:, None], times.roll(-1, dims=1), times).clone()
+    slot = torch.where(full, width - 1, last + 1)
+    rows = torch.arange(len(items), device=items.device)
+    items[rows, slot] = action
+    times[rows, slot] = when.to(times.dtype)
+    return items, times, slot
 
 
 def sample_negatives(targets: torch.Tensor, n_items: int, k: int, generator: torch.Generator):
@@ -222,10 +267,12 @@ def normalised_weights(weights: torch.Tensor, upper: float, normalise: bool) -> 
 
 @dataclass
 class QOptions(RewardOptions):
-    """Options every Q head has: the rewards (:class:`RewardOptions`) and the weight of the
-    Q-learning loss beside the cross-entropy."""
+    """Options every Q head has: the rewards (:class:`RewardOptions`), the weight of the
+    Q-learning loss beside the cross-entropy, and an ``environment`` file (empty: none; see the
+    module)."""
 
     q_weight: float = 1.0
+    environment: str = ""
 
 
 class DoubleQHead(Head):
@@ -249,9 +296,18 @@ class DoubleQHead(Head):
         self.twin_q = QLayer(dim, n_items, self.n_q)
         self.twin: SequenceEncoder | None = None
         self.register_buffer("q_weights", torch.ones(self.n_q), persistent=False)
+        # the environment's (users, positions) tables, read at fit (prepare), never saved
+        self.register_buffer("env_reward", None, persistent=False)
+        self.register_buffer("env_augment", None, persistent=False)
+        self.register_buffer("env_augment_reward", None, persistent=False)
 
     def attach(self, encoder: SequenceEncoder) -> None:
         self.twin = type(encoder)(self.n_items, self.encoder_config)
+
+    def prepare(self, train: SequenceData) -> None:
+        if self.options.environment:
+            env = TransitionEnvironment.load(self.options.environment)
+            self.env_reward, self.env_augment, self.env_augment_reward = env.tables(train)
 
     def score(
         self,
@@ -286,14 +342,76 @@ class DoubleQHead(Head):
             self.n_negatives, generator,
         )  # fmt: skip
         o = self.options
+        reward = rewards(encoded, o.r_click, o.r_purchase)
+        if self.env_reward is not None:
+            at = self._env_index(encoded)
+            reward = reward + self.env_reward[at].to(reward.dtype)
         step = Step(
-            main, other, states, encoded.targets, rewards(encoded, o.r_click, o.r_purchase),
+            main, other, states, encoded.targets, reward,
             next_main, next_other, ce, encoded, other_hidden,
         )  # fmt: skip
         td = self.td_loss(step, generator)
         weights = self.ce_weights(step, generator)
         supervised = ce.mean() if weights is None else (ce * weights).mean()
-        return supervised + o.q_weight * td
+        loss = supervised + o.q_weight * td
+        if self.env_augment is not None:
+            loss = loss + self.augmented_loss(step, generator)
+        return loss
+
+    # -- the environment's transitions ------------------------------------------------------------
+    def _env_index(self, encoded: Encoded) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(user, position)`` of each target in the environment's tables: windows hold
+        ``start`` (the target of column ``i`` sits at ``start + i + 1``), prefixes
+        ``position`` (the target's index)."""
+        batch = encoded.batch
+        rows, cols = encoded.where.nonzero(as_tuple=True)
+        windows = "start" in batch
+        position = batch["start"][rows] + cols + 1 if windows else batch["position"][rows]
+        width = self.env_reward.shape[1]
+        return batch["user"][rows], position.clamp(max=width - 1)
+
+    def augmented_loss(self, step: Step, generator: torch.Generator) -> torch.Tensor:
+        """The environment's extra positive actions of the batch: their double-Q TD error and
+        their cross-entropy weighted by their reward, summed and divided by the number of
+        logged targets (see the module)."""
+        encoded = step.encoded
+        users, position = self._env_index(encoded)
+        action = self.env_augment[users, position]  # (N,)
+        chosen = action > 0
+        if not bool(chosen.any()):
+            return step.states.new_zeros(())
+        reward = self.env_augment_reward[users, position][chosen].to(step.states.dtype)  # (M,)
+        action = action[chosen]
+        rows, cols = encoded.where.nonzero(as_tuple=True)
+        rows, cols = rows[chosen], cols[chosen]
+        batch = encoded.batch
+        if "target_time_seq" in batch:
+            when = batch["target_time_seq"][rows, cols]
+        else:
+            when = batch["target_time"][rows]
+        items, times, slot = append_action(
+            batch["item_seq"][rows], batch["time_seq"][rows], cols, action, when
+        )
+        index = torch.arange(len(action), device=action.device)
+        with torch.no_grad():
+            next_main = step.main.states(items, times)[index, slot]  # (M, d)
+            next_other = step.other.states(items, times)[index, slot]
+            y = double_q_target(
+                reward[:, None].expand(-1, self.n_q),
+                step.main.q.all(next_main),
+                lambda best: step.other.q.at(next_other, best),
+                self.options.gamma,
+                self.q_weights,
+            )  # (M, H)
+        states = step.states[chosen]  # (M, d)
+        q_sa = step.main.q.at(states, action)  # (M, H)
+        td = ((q_sa - y) ** 2 * self.q_weights).sum(1).sum()
+        ce = next_item_cross_entropy(
+            states, action, step.main.encoder.item_embedding.weight, self.sampled,
+            self.n_negatives, generator,
+        )  # fmt: skip
+        n = len(step.targets)
+        return ((ce * reward).sum() + self.options.q_weight * td) / n
 
     # -- what the Q heads vary ------------------------------------------------------------------
     def q_rewards(self, step: Step) -> torch.Tensor:

@@ -110,6 +110,7 @@ class SA2CHead(SNQNHead):
         self.register_buffer("popularity", torch.full((n_items + 1,), 1.0 / (n_items + 1)))
 
     def prepare(self, train: SequenceData) -> None:
+        super().prepare(train)
         counts = torch.from_numpy(item_counts(train)).float() + 1.0
         self.popularity.copy_(counts / counts.sum())
 

@@ -93,6 +93,7 @@ class SMORLHead(DoubleQHead):
         self.register_buffer("unpopular", torch.zeros(n_items + 1, dtype=torch.bool))
 
     def prepare(self, train: SequenceData) -> None:
+        super().prepare(train)
         o = self.options
         self.item_vectors.copy_(torch.from_numpy(item_vectors(train, o.vector_dim)))
         self.unpopular.copy_(torch.from_numpy(unpopular_items(train, o.popular_fraction)))
