@@ -33,7 +33,7 @@ from pathlib import Path
 
 from _report import header, write_page
 
-from safer.cohorts import read_cohort, split_stays
+from safer.cohorts import parse_fractions, read_cohort, split_stays
 from safer.evaluation.ceiling import oracle_ceiling
 from safer.evaluation.mortality import exact_mortality
 from safer.evaluation.policies import clinician_policy
@@ -69,6 +69,11 @@ def main() -> None:
     parser.add_argument("--chunk-stays", type=int, default=20_000)
     parser.add_argument("--variant", default="bc-mlp", help="Model behind the gate.")
     parser.add_argument("--delta", type=float, default=0.05)
+    parser.add_argument(
+        "--fractions", default="60/35/5",
+        help="Train / calibration / test stay fractions (default: benchmarks/safe_gate.py's "
+        "split, so the row reads beside that page's).",
+    )  # fmt: skip
     parser.add_argument("--episodes", type=int, default=20_000)
     parser.add_argument("--shard-size", type=int, default=5_000)
     parser.add_argument("--threads", type=int, default=1)
@@ -76,6 +81,8 @@ def main() -> None:
     parser.add_argument("--note", default="", help="Text appended under the tables.")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/scale_large.md"))
     args = parser.parse_args()
+    fractions = parse_fractions(args.fractions)
+    args.fractions = "/".join(f"{100 * f:g}" for f in fractions)
     args.work.mkdir(parents=True, exist_ok=True)
     cohort, model, gate = args.work / "cohort.parquet", args.work / "model", args.work / "gate.json"
     seed = 1000 + args.seed
@@ -84,7 +91,7 @@ def main() -> None:
         "simulate": ["cohort", "simulate", *_opts(stays=args.stays, seed=seed,
                                                   chunk_stays=args.chunk_stays, out=cohort)],
         "train": ["train", *_opts(cohort=cohort, variant=args.variant, seed=args.seed, out=model,
-                                  threads=args.threads)],
+                                  fractions=args.fractions, threads=args.threads)],
         "calibrate": ["calibrate", *_opts(model=model, cohort=cohort, method="spi",
                                           delta=args.delta, out=gate)],
         "mortality": ["mortality", *_opts(policy=f"gated:{model}:{gate}", episodes=args.episodes,
@@ -93,7 +100,9 @@ def main() -> None:
     stages = [run_stage(name, command, args.threads) for name, command in commands.items()]
     t0 = time.perf_counter()
     table = read_cohort(cohort)
-    train = split_stays(table, seed=0).subset(table, "train")
+    train_f, calibration_f, test_f = fractions
+    train = split_stays(table, train=train_f, calibration=calibration_f, test=test_f,
+                        seed=0).subset(table, "train")  # fmt: skip
     oracle = oracle_ceiling(train).mortality["one-step"]
     oracle_s = time.perf_counter() - t0
     minutes = (time.perf_counter() - start) / 60
@@ -109,7 +118,8 @@ def render(args, stages, oracle, oracle_s, minutes) -> list[str]:
         header("The large run: 100,000 simulated stays, stage by stage", "numpy", "torch"),
         f"Cohort: {sim['stays']:,} stays ({sim['rows']:,} decisions), seed {1000 + args.seed}, "
         f"streamed in {sim['chunks']} chunks of {args.chunk_stays:,} stays; split by stay "
-        f"60/20/20 (split seed 0). Model behind the gate: `{args.variant}` (seed {args.seed}). "
+        f"{args.fractions} (split seed 0). Model behind the gate: `{args.variant}` "
+        f"(seed {args.seed}). "
         f"Gate: `spi`, delta {args.delta}, the method's defaults. Every stage is one `safer` "
         f"command in its own process with {args.threads} thread(s); peak memory is that "
         f"process's peak resident set. The whole run took {minutes:.0f} min on the shared "

@@ -11,7 +11,7 @@ import pytest
 from sklearn.metrics import adjusted_mutual_info_score
 
 from safer.conformal import calibrate_gate, load_gate
-from safer.conformal.spi import DECODERS, MixtureDecoder, StateDecoder, decoder_from_dict
+from safer.conformal.spi import DECODERS, MixtureDecoder, StateDecoder, decoder, decoder_from_dict
 from safer.errors import SaferError
 
 from .test_spi import _arrays
@@ -104,3 +104,17 @@ def test_the_gate_fits_its_decoder_on_the_training_decisions_only():
     # calibration representations moved far away: the decoder (fitted on training) is unchanged
     a, b = _gmm_gate(), _gmm_gate(X_cal_shift=50.0)
     assert a.calibration["decoder"] == b.calibration["decoder"]
+
+
+@pytest.mark.parametrize("kind", ["kmeans", "gmm"])
+def test_states_are_scored_in_chunks_of_rows_with_the_same_result(kind, monkeypatch):
+    """predict never holds an (n, k) matrix for all rows (13 GiB at 554,000 decisions and 1,000
+    states): chunks of rows, including a last short one, give the states of one full pass."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(103, 4))
+    X[rng.random(X.shape) < 0.2] = np.nan
+    dec = DECODERS[kind](6, seed=0).fit(X)
+    whole = dec.predict(X)
+    monkeypatch.setattr(decoder, "_CHUNK_ROWS", 10)
+    assert dec.predict(X).tolist() == whole.tolist()
+    assert len(set(whole.tolist())) > 1

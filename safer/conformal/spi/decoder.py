@@ -30,6 +30,21 @@ from safer.errors import SaferError
 
 __all__ = ["DECODERS", "MixtureDecoder", "StateDecoder", "auto_states", "decoder_from_dict"]
 
+#: Rows scored against every state at once: an (n, k) matrix for all rows would hold 4.4 GB at
+#: 554,000 decisions and 1,000 states (and its temporaries three times that).
+_CHUNK_ROWS = 16_384
+
+
+def _best_state(n_rows: int, scores, best=np.argmax) -> np.ndarray:
+    """``best(scores(rows), axis=1)`` over chunks of rows: (n_rows,) int64 state numbers.
+
+    ``scores(rows)`` gives the (len(rows), k) scores of the rows in the slice ``rows``."""
+    out = np.empty(n_rows, dtype=np.int64)
+    for lo in range(0, n_rows, _CHUNK_ROWS):
+        rows = slice(lo, min(lo + _CHUNK_ROWS, n_rows))
+        out[rows] = best(scores(rows), axis=1)
+    return out
+
 
 def auto_states(n_decisions: int) -> int:
     """Default number of states for ``n_decisions`` training decisions, between 20 and 1,000.
@@ -105,8 +120,8 @@ class StateDecoder:
         """The nearest centroid of each row of ``X`` (n,)."""
         Z = self._standardise(X)
         c = self.centers_
-        dist = (c * c).sum(axis=1)[None, :] - 2.0 * Z @ c.T
-        return dist.argmin(axis=1).astype(np.int64)
+        norms = (c * c).sum(axis=1)[None, :]
+        return _best_state(len(Z), lambda rows: norms - 2.0 * Z[rows] @ c.T, np.argmin)
 
     def to_dict(self) -> dict:
         """JSON-ready state (float32 precision, as learned)."""
@@ -254,7 +269,7 @@ class MixtureDecoder:
         quad += M @ (means**2 * inv + np.log(self.vars_).astype(dtype)).T
         return self.log_weights_.astype(dtype)[None, :] - 0.5 * quad
 
-    def _e_step(self, Zc, M, chunk: int = 16_384):
+    def _e_step(self, Zc, M, chunk: int = _CHUNK_ROWS):
         k, d = self.means_.shape
         nk, n, s1 = np.zeros(k), np.zeros((k, d)), np.zeros((k, d))
         s2 = np.zeros((k, d)) if self.covariance == "diag" else None
@@ -288,7 +303,7 @@ class MixtureDecoder:
     def predict(self, X) -> np.ndarray:
         """The most probable state of each row of ``X`` (n,), missing values left out."""
         Zc, M = self._standardise(X)
-        return self._log_joint(Zc, M).argmax(axis=1).astype(np.int64)
+        return _best_state(len(Zc), lambda rows: self._log_joint(Zc[rows], M[rows]))
 
     def to_dict(self) -> dict:
         """JSON-ready state (float32 precision, as learned)."""
