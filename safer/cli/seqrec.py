@@ -746,7 +746,9 @@ def lea_train(
     lm: Path | None = typer.Option(
         None, "--lm", help="A local Hugging Face causal LM folder (default: SmolLM2-135M)."
     ),
-    epochs: int = typer.Option(1, "--epochs", min=1, help="Epochs of LoRA tuning."),
+    epochs: int | None = typer.Option(
+        None, "--epochs", min=1, help="Epochs of LoRA tuning (default: LEAConfig's, 2)."
+    ),
     option: list[str] = typer.Option([], "--option", help="LEAConfig " + OPTION_HELP),
     seed: int = typer.Option(0, "--seed", help="Random seed (also of the tuned users)."),
     threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: torch's)."),
@@ -760,7 +762,8 @@ def lea_train(
 
     overrides = {
         **parse_options(option, "model"),
-        "env_users": env_users, "lm": str(lm or ""), "epochs": epochs, "seed": seed,
+        "env_users": env_users, "lm": str(lm or ""), "seed": seed,
+        **({} if epochs is None else {"epochs": epochs}),
     }  # fmt: skip
     model = LEA(make_config(LEAConfig, overrides))
     sequences, titles = read_text_dataset(data)

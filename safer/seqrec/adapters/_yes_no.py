@@ -6,24 +6,33 @@ The classifier's score is logit(" yes") - logit(" no") of the LM's next token
 trained with binary cross-entropy on that score, only the LoRA matrices
 (:func:`~safer.seqrec.adapters.finetune.add_lora`) learning. A recommender saves the LoRA
 matrices (:class:`LoRALayers`), not the LM, and checks at load that the LM found then is the one
-it was tuned from (:func:`lm_signature`).
+it was tuned from (:func:`lm_signature`); :class:`LoRALMModel` is that artifact plumbing, the base
+of both.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 (the PyTorch convention)
 from torch import nn
 
-from safer._learnable import Trainer
-from safer.errors import SaferError
+from safer._learnable import Learnable, Trainer
+from safer.errors import NotFittedError, SaferError
 
-__all__ = ["LoRALayers", "check_lm_signature", "lm_signature", "lora_lm", "tune_yes_no"]
+__all__ = [
+    "LoRALMModel",
+    "LoRALayers",
+    "check_lm_signature",
+    "lm_signature",
+    "lora_lm",
+    "tune_yes_no",
+]
 
 
 class LoRALayers(nn.Module):
@@ -114,3 +123,46 @@ def tune_yes_no(
         return trainer.run(net, optimizer, batches, step)
     finally:
         model.eval()
+
+
+class LoRALMModel(Learnable):
+    """A :class:`~safer._learnable.Learnable` whose weights are the LoRA matrices of a local LM.
+
+    The config names the LM and its LoRA (``lm``, ``lora_r``, ``lora_alpha``, ``lora_dropout``,
+    ``lora_targets``, ``seed``, ``device``). :meth:`_build` loads the LM and adds the LoRA layers
+    (``lm_``, ``peft_``, ``net_``); the artifact holds ``net_``'s weights and the LM's signature,
+    and loading rebuilds the LM from ``lm`` and refuses another one. A subclass adds its own
+    learned state by extending :meth:`_learned_meta` and :meth:`_restore`.
+    """
+
+    display_name: ClassVar[str] = ""  # how errors name the model ("LEA", "MLLM-MSR")
+
+    def _lm(self):
+        """The LM with its LoRA layers; :class:`~safer.errors.NotFittedError` before fit / load."""
+        if not hasattr(self, "lm_"):
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet: call fit first (or load)"
+            )
+        return self.lm_
+
+    def _build(self) -> None:
+        """Load the LM (frozen, eval mode) and add the LoRA layers; ``net_`` holds them."""
+        c = self.config
+        self.lm_, self.peft_, self.net_ = lora_lm(
+            c.lm, c.lora_r, c.lora_alpha, c.lora_dropout, c.lora_targets, c.seed, c.device
+        )
+
+    def _network(self) -> nn.Module:
+        return self.net_
+
+    def _learned_meta(self) -> dict[str, Any]:
+        return lm_signature(self.lm_)
+
+    def _restore(self, meta: dict[str, Any]) -> None:
+        self._build()
+        check_lm_signature(self.lm_, meta, self.display_name or type(self).__name__)
+
+    def _load_weights(self, path: Path) -> None:
+        device = torch.device(self.config.device)
+        self.net_.load_state_dict(torch.load(path, weights_only=True, map_location=device))
+        self.net_.eval()

@@ -72,22 +72,15 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
-from safer._learnable import Learnable, fitting
-from safer.errors import NotFittedError, SaferError
-from safer.seqrec.adapters._yes_no import (
-    check_lm_signature,
-    lm_signature,
-    lora_lm,
-    tune_yes_no,
-)
+from safer._learnable import fitting
+from safer.errors import SaferError
+from safer.seqrec.adapters._yes_no import LoRALMModel, tune_yes_no
 from safer.seqrec.data import SequenceData
 from safer.seqrec.heads._environment import TransitionEnvironment
 from safer.seqrec.protocol import holdout_examples, training_part
@@ -127,7 +120,10 @@ class LEAConfig:
     ``lora_alpha``, ``lora_dropout`` on ``lora_targets``. Its tuning: ``env_users`` users drawn
     with ``seed`` (the paper's small subset), ``train_negatives`` sampled items per step,
     ``epochs``, ``batch_size`` users per step, Adam at ``learning_rate``, gradient norm clipped to
-    ``max_grad_norm``. The split: ``holdout`` / ``tail_fraction`` as the RL recommender's
+    ``max_grad_norm`` (the defaults, 2 epochs of one user per step at 5e-3, are the tuning whose
+    reward model told logged from unseen items on ml-100k's untuned users, AUC 0.54; one epoch
+    of 4 users per step at 1e-3 stayed at chance, 0.50: ``docs/benchmarks/seqrec_lea*.md``).
+    The split: ``holdout`` / ``tail_fraction`` as the RL recommender's
     (:func:`~safer.seqrec.protocol.split_positions`): the LE sees training parts only.
     The environment: rewards ``reward_scale * (P(yes) - reward_offset)``, for ``score_users``
     users (0: all);
@@ -144,9 +140,9 @@ class LEAConfig:
     lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
     env_users: int = 100
     train_negatives: int = 1
-    epochs: int = 1
-    batch_size: int = 4
-    learning_rate: float = 1e-3
+    epochs: int = 2
+    batch_size: int = 1
+    learning_rate: float = 5e-3
     max_grad_norm: float = 1.0
     holdout: str = "tail"
     tail_fraction: float = 0.1
@@ -160,7 +156,7 @@ class LEAConfig:
     device: str = "cpu"
 
 
-class LEA(Learnable):
+class LEA(LoRALMModel):
     """The LM environment of LEA (see the module): a LoRA-tuned LM over item tokens that scores
     (history, action) and writes a :class:`~safer.seqrec.heads._environment.TransitionEnvironment`.
 
@@ -189,6 +185,7 @@ class LEA(Learnable):
 
     Config = LEAConfig
     artifact_kind = "lea"
+    display_name = "LEA"
     how_to_train = "safer seqrec lea train --data FOLDER --out DIR"
 
     # -- item tokens and one pass ---------------------------------------------------------------
@@ -454,34 +451,13 @@ class LEA(Learnable):
             )
         return result
 
-    # -- pieces ---------------------------------------------------------------------------------
-    def _lm(self):
-        if not hasattr(self, "lm_"):
-            raise NotFittedError("this LEA is not fitted yet: call fit first (or load)")
-        return self.lm_
-
-    def _build(self) -> None:
-        c = self.config
-        self.lm_, self.peft_, self.net_ = lora_lm(
-            c.lm, c.lora_r, c.lora_alpha, c.lora_dropout, c.lora_targets, c.seed, c.device
-        )
-
-    # -- artifact -------------------------------------------------------------------------------
-    def _network(self) -> nn.Module:
-        return self.net_
-
+    # -- artifact (the LoRA plumbing is LoRALMModel's) --------------------------------------------
     def _learned_meta(self) -> dict[str, Any]:
-        return {**lm_signature(self.lm_), "env_users": list(self.env_users_)}
+        return {**super()._learned_meta(), "env_users": list(self.env_users_)}
 
     def _restore(self, meta: dict[str, Any]) -> None:
-        self._build()
-        check_lm_signature(self.lm_, meta, "LEA")
+        super()._restore(meta)
         self.env_users_ = tuple(meta["env_users"])
-
-    def _load_weights(self, path: Path) -> None:
-        device = torch.device(self.config.device)
-        self.net_.load_state_dict(torch.load(path, weights_only=True, map_location=device))
-        self.net_.eval()
 
 
 def _check_titles(data: SequenceData, titles: tuple[str, ...]) -> None:

@@ -60,22 +60,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
-from safer._learnable import Learnable, fitting
-from safer.errors import NotFittedError, SaferError
-from safer.seqrec.adapters._yes_no import (
-    check_lm_signature,
-    lm_signature,
-    lora_lm,
-    tune_yes_no,
-)
+from safer._learnable import fitting
+from safer.errors import SaferError
+from safer.seqrec.adapters._yes_no import LoRALMModel, tune_yes_no
 from safer.seqrec.data import SequenceData
 from safer.seqrec.protocol import holdout_examples, rank_metrics
 
@@ -337,7 +330,7 @@ class MLLMMSRConfig:
     device: str = "cpu"
 
 
-class MLLMMSR(Learnable):
+class MLLMMSR(LoRALMModel):
     """MLLM-MSR over a local text LM (see the module): recurrent summaries, LoRA yes / no.
 
     Parameters
@@ -366,6 +359,7 @@ class MLLMMSR(Learnable):
 
     Config = MLLMMSRConfig
     artifact_kind = "mllm-msr"
+    display_name = "MLLM-MSR"
     how_to_train = "safer seqrec mllm-msr train --data FOLDER --out DIR"
 
     def make_task(self, data: SequenceData, titles: tuple[str, ...]) -> CandidateTask:
@@ -509,35 +503,7 @@ class MLLMMSR(Learnable):
             "n_candidates": int(task.candidates.shape[1]),
         }
 
-    # -- pieces -------------------------------------------------------------------------------
-    def _lm(self):
-        if not hasattr(self, "lm_"):
-            raise NotFittedError("this MLLMMSR is not fitted yet: call fit first (or load)")
-        return self.lm_
-
+    # -- pieces (the LoRA plumbing and the artifact are LoRALMModel's) -------------------------
     def _adapters_off(self):
         """peft's context that runs the LM without its LoRA layers (the summaries' LM)."""
         return self.peft_.disable_adapter()
-
-    def _build(self) -> None:
-        """Load the LM (frozen, eval mode) and add the LoRA layers; ``net_`` holds them."""
-        c = self.config
-        self.lm_, self.peft_, self.net_ = lora_lm(
-            c.lm, c.lora_r, c.lora_alpha, c.lora_dropout, c.lora_targets, c.seed, c.device
-        )
-
-    # -- artifact -----------------------------------------------------------------------------
-    def _network(self) -> nn.Module:
-        return self.net_
-
-    def _learned_meta(self) -> dict[str, Any]:
-        return lm_signature(self.lm_)
-
-    def _restore(self, meta: dict[str, Any]) -> None:
-        self._build()
-        check_lm_signature(self.lm_, meta, "MLLM-MSR")
-
-    def _load_weights(self, path: Path) -> None:
-        device = torch.device(self.config.device)
-        self.net_.load_state_dict(torch.load(path, weights_only=True, map_location=device))
-        self.net_.eval()
