@@ -19,8 +19,10 @@ What runs (``safer.seqrec.adapters.lea``; one process, one torch thread):
    LE (kept when P(yes) >= 0.5) as an augmented positive action; written once to ``--work``
    (a rerun reuses the LE, the backbone and the environment found there);
 4. per seed, GRU4Rec + SQN without the environment, with it (``lea``: rewards and augmented
-   actions), and, with ``--ablations``, with the rewards only and the augmented actions only
-   (the same environment file with the other part zeroed; no extra LM cost). With
+   actions), with it and the LE's states (``state``: the state model, ``--state-dim``
+   principal components in the Q layers' input), and, with ``--ablations``, with the rewards
+   only and the augmented actions only (the same environment file with the other part zeroed,
+   no states; no extra LM cost). With
    ``--heads sqn,sa2c`` the same for SA2C.
 
 The RL set-up is the RL benchmark's (``benchmarks/seqrec_rl.py``): state = the last 10 items,
@@ -90,7 +92,7 @@ def environment_stage(data, titles, args) -> dict[str, Any]:
         batch_size=args.le_batch, learning_rate=args.le_lr, holdout=args.holdout,
         tail_fraction=args.tail_fraction, augment_every=args.augment_every,
         augment_k=args.augment_k, augment_min=0.5, reward_scale=args.reward_scale,
-        reward_offset=args.reward_offset, seed=0,
+        reward_offset=args.reward_offset, state_dim=args.state_dim, seed=0,
     )  # fmt: skip
     start = time.perf_counter()
     lea = LEA(config).fit(data, titles, progress=True)
@@ -113,6 +115,10 @@ def environment_stage(data, titles, args) -> dict[str, Any]:
     values = np.concatenate(finite)
     info["reward_mean"] = float(values.mean())
     info["reward_sd"] = float(values.std())
+    info["state_dim"] = env.state_dim
+    if env.state_dim:
+        env.save(work / "env_state.npz")
+        env = env.without_states()
     env.save(work / "env_lea.npz")
     no_augment = tuple(np.zeros_like(a) for a in env.augment)
     no_reward = tuple(np.where(np.isnan(r), r, 0.0).astype(np.float32) for r in env.reward)
@@ -127,8 +133,8 @@ def environment_stage(data, titles, args) -> dict[str, Any]:
     return info
 
 
-VARIANTS = {"": "none", "+lea": "env_lea.npz", "+reward": "env_reward.npz",
-            "+augment": "env_augment.npz"}  # fmt: skip
+VARIANTS = {"": "none", "+lea": "env_lea.npz", "+state": "env_state.npz",
+            "+reward": "env_reward.npz", "+augment": "env_augment.npz"}  # fmt: skip
 
 
 def run_one(head: str, suffix: str, seed: int, data, args) -> dict[str, Any]:
@@ -178,8 +184,11 @@ def report(records, info, args) -> list[str]:
         f"added to the logged reward; augmented positive action at every "
         f"{args.augment_every}-th training state: the LE's best of the backbone's "
         f"{args.augment_k} best new items (backbone: GRU4Rec softmax, seed 0, same split), kept "
-        f"when P(yes) >= 0.5, with reward {args.reward_scale} x P(yes). The state model is not "
-        f"wired (see `safer/seqrec/adapters/lea.py`).\n",
+        f"when P(yes) >= 0.5, with reward {args.reward_scale} x P(yes). State model (`+state` "
+        f"rows): the LE's states after each training prefix and augmented action on "
+        f"{info.get('state_dim', args.state_dim)} principal components, added through a "
+        f"learned map (from zero) to the Q layers' input only; the other rows' environment has "
+        f"no states.\n",
         "## The LM environment (computed once, shared by every seed)\n",
         "| stage | value |",
         "|---|---:|",
@@ -188,7 +197,8 @@ def report(records, info, args) -> list[str]:
         ("backbone training (s)", "backbone_seconds", "{:.0f}"),
         ("LE LoRA tuning (s)", "le_fit_seconds", "{:.0f}"),
         ("LE training loss (last epoch, BCE)", "le_train_loss", "{:.4f}"),
-        ("environment: rewards + augmentation (s)", "environment_seconds", "{:.0f}"),
+        ("environment: rewards + augmentation + states (s)", "environment_seconds", "{:.0f}"),
+        ("LE state components (state model)", "state_dim", "{}"),
         ("transitions with an LM reward", "n_transitions", "{:,}"),
         ("augmented positive actions", "n_augmented", "{:,}"),
         ("LM reward, mean (sd over transitions)", "reward_mean", "{:.4f}"),
@@ -213,8 +223,9 @@ def report(records, info, args) -> list[str]:
         "purchase HR@10 | purchase NDCG@10 vs no environment | s/epoch | seeds |",
         "|---|---|---:|---:|---:|---:|---|---:|---:|",
     ]
-    names = {"": "none", "+lea": "LEA (rewards + augmented)", "+reward": "rewards only",
-             "+augment": "augmented actions only"}  # fmt: skip
+    names = {"": "none", "+lea": "LEA (rewards + augmented)",
+             "+state": "LEA + state model (rewards + augmented + LE states)",
+             "+reward": "rewards only", "+augment": "augmented actions only"}  # fmt: skip
     for head in args.heads:
         base = [r["purchase_ndcg@10"] for r in records if r["variant"] == head]
         for suffix, label in names.items():
@@ -265,6 +276,8 @@ def main() -> None:
     parser.add_argument("--augment-every", type=int, default=10)
     parser.add_argument("--augment-k", type=int, default=5)
     parser.add_argument("--reward-scale", type=float, default=defaults.reward_scale)
+    parser.add_argument("--state-dim", type=int, default=defaults.state_dim,
+                        help="LE state components for the +state rows (0: none)")  # fmt: skip
     parser.add_argument(
         "--reward-offset", type=float, default=defaults.reward_offset,
         help="the LM reward is scale * (P(yes) - offset); 0 was the first run's",
@@ -307,7 +320,8 @@ def main() -> None:
         info = environment_stage(data, titles, args)
         print(json.dumps(info), flush=True)
         done = {(r["variant"], r["seed"]) for r in records}
-        plan = [(h, s, seed) for seed in seeds for h in args.heads for s in ("", "+lea")]
+        suffixes = ("", "+lea", "+state") if info.get("state_dim") else ("", "+lea")
+        plan = [(h, s, seed) for seed in seeds for h in args.heads for s in suffixes]
         if args.ablations:
             plan += [(h, s, seed) for seed in ablation_seeds for h in args.heads
                      for s in ("+reward", "+augment")]  # fmt: skip

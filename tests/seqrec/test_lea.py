@@ -233,6 +233,107 @@ def test_augmented_transitions_add_to_the_loss(data, tmp_path):
     assert "env_augment" not in model.net_.state_dict()  # never saved with the weights
 
 
+# ------------------------------------------------------------------- the state model
+def _affine(x: np.ndarray, y: np.ndarray):
+    """The least-squares affine map x -> y and its largest residual."""
+    design = np.c_[x, np.ones(len(x))]
+    coef = np.linalg.lstsq(design, y, rcond=None)[0]
+    return coef, float(np.abs(design @ coef - y).max())
+
+
+def test_environment_states_are_the_le_states_projected(fitted, data, backbone, tmp_path):
+    """state[u][t] is the LE's hidden state after the first t training items, and
+    augment_state[u][t] the one after them and the augmented item, each through the same
+    affine projection (PCA, unit variance), zeros where the environment knows nothing."""
+    seqs, titles = data
+    env = fitted.environment(seqs, titles, backbone=backbone)
+    train = training_part(seqs, "tail", 0.1)
+    k = env.state_dim
+    assert 0 < k <= fitted.config.state_dim
+    raw = [fitted.states(seqs, titles, u) for u in range(len(seqs.users))]
+    coef, residual = _affine(np.concatenate(raw), np.concatenate(
+        [env.state[u][: len(cut) + 1] for u, cut in enumerate(train.sequences)]))  # fmt: skip
+    assert residual < 1e-3
+    projected = np.concatenate(
+        [env.state[u][: len(cut) + 1] for u, cut in enumerate(train.sequences)]
+    )
+    np.testing.assert_allclose(projected.std(0), 1.0, atol=0.2)  # about unit variance
+    for u, (full, cut) in enumerate(zip(seqs.sequences, train.sequences, strict=True)):
+        assert env.state[u].shape == (len(full) + 1, k)
+        assert env.augment_state[u].shape == (len(full), k)
+        assert not env.state[u][len(cut) + 1 :].any()  # nothing past the training part
+    u, t = next((u, int(np.flatnonzero(a)[0])) for u, a in enumerate(env.augment) if a.any())
+    seq = np.asarray(train.sequences[u])
+    with torch.no_grad():
+        _, _, hidden = fitted._pass(fitted.item_tokens(titles), np.r_[seq[:t], env.augment[u][t]],
+                                    np.zeros(0, np.int64), np.zeros(0, np.int64))  # fmt: skip
+    alone = np.r_[hidden[-1].float().numpy(), 1.0] @ coef
+    np.testing.assert_allclose(env.augment_state[u][t], alone, atol=1e-3)
+    assert not env.augment_state[u][env.augment[u] == 0].any()
+    back = TransitionEnvironment.load(env.save(tmp_path / "env.npz"))
+    for a, b in zip(env.state + env.augment_state, back.state + back.augment_state, strict=True):
+        np.testing.assert_array_equal(a, b)
+    state, augment_state = back.state_tables(seqs)
+    assert torch.equal(state[u, : len(seq) + 1], torch.from_numpy(env.state[u][: len(seq) + 1]))
+    assert torch.equal(augment_state[u, t], torch.from_numpy(env.augment_state[u][t]))
+    plain = env.without_states()
+    assert plain.state_dim == 0 and TransitionEnvironment.load(
+        plain.save(tmp_path / "plain.npz")).state_dim == 0  # fmt: skip
+    with pytest.raises(SaferError, match="no states"):
+        plain.state_tables(seqs)
+    with pytest.raises(SaferError, match="states must be"):
+        TransitionEnvironment(*(getattr(env, f) for f in (
+            "users", "item_tokens", "reward", "augment", "augment_reward")),
+            state=env.augment_state, augment_state=env.augment_state)  # fmt: skip
+
+
+def test_the_le_states_never_read_the_future(fitted, data):
+    seqs, titles = data
+    t0 = 5
+    changed = list(seqs.sequences)
+    seq = changed[0].copy()
+    seq[t0 + 1 :] = np.roll(np.setdiff1d(np.arange(1, seqs.n_items + 1), seq[: t0 + 1]),
+                            3)[: len(seq) - t0 - 1]  # fmt: skip
+    changed[0] = seq
+    other = SequenceData(seqs.users, seqs.item_tokens, tuple(changed), seqs.times)
+    before, after = fitted.states(seqs, titles, 0), fitted.states(other, titles, 0)
+    np.testing.assert_allclose(after[: t0 + 2], before[: t0 + 2], atol=1e-5)  # after x_0..x_t0
+    assert not np.allclose(after[t0 + 2 :], before[t0 + 2 :])
+
+
+@pytest.mark.parametrize("head", ["sqn", "sa2c"])
+def test_the_q_heads_read_the_states_through_a_map_that_is_not_saved(
+    head, fitted, data, backbone, tmp_path
+):
+    """With states, the Q layers read s + M e (M learned, starting at 0): the model differs
+    from the one trained on the same environment without states; env_state=False is that
+    model exactly; M is not in the saved weights and a saved model loads and scores the same."""
+    seqs, titles = data
+    env = fitted.environment(seqs, titles, backbone=backbone)
+    with_states = str(env.save(tmp_path / "states.npz"))
+    without = str(env.without_states().save(tmp_path / "plain.npz"))
+    params = dict(epochs=2, holdout="tail", max_len=5, training="sequence", head=head)
+    hopt = {"warmup_epochs": 1} if head == "sa2c" else {}
+
+    def fit(path, **more):
+        return make_model("gru4rec", **params,
+                          head_options={**hopt, "environment": path, **more}).fit(seqs)  # fmt: skip
+
+    plain, off, on = fit(without), fit(with_states, env_state=False), fit(with_states)
+    test = plain.splits(seqs)["test"]
+    np.testing.assert_array_equal(plain.score(test), off.score(test))
+    assert off.net_.head.state_map is None
+    assert not np.allclose(plain.score(test), on.score(test))
+    m = on.net_.head.state_map
+    assert m is not None and m.weight.shape == (on.net_.head.q.weight.shape[2], env.state_dim)
+    assert m.weight.abs().sum() > 0  # learned from zero
+    assert not any("state_map" in key for key in on.net_.state_dict())
+    on.save(tmp_path / "model")
+    loaded = type(on).load(tmp_path / "model")
+    np.testing.assert_allclose(loaded.score(test), on.score(test), rtol=1e-6, atol=1e-6)
+    assert loaded.content_hash_ == on.content_hash_
+
+
 # --------------------------------------------------------------------------------- CLI
 def test_cli_trains_writes_the_environment_and_an_rl_head_reads_it(lm, tmp_path):
     walks, titles = ring_walks(24, 10)

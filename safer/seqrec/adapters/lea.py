@@ -44,14 +44,20 @@ What is computed here, and what is approximated (a small LM on CPU):
   scored by the LE at that state; the best becomes an extra positive action when
   ``P(yes) >= augment_min``, with reward ``reward_scale * P(yes)``. Nothing after ``x_t`` is
   read (tested): no future item of the user, nor the held-out part, reaches the environment.
-- **State model** (not wired): the paper feeds the LE's hidden state into the RL recommender's
-  state; the Q heads here keep their encoder's state (the LE's per-step state would have to be
-  computed for every step at training *and* at recommendation time, which the CPU budget does not
-  allow). :meth:`LEA.states` returns the LE's state of each step for a user who wants it.
+- **State model** (as the paper, in the critic only): the paper feeds the LE's hidden state into
+  the RL recommender's state. Here the same pass that scores the rewards gives the LE's last
+  hidden layer after each training prefix ``x_1..x_t`` and after each augmented action; they are
+  projected on their first ``state_dim`` principal components (unit variance) and written
+  beside the rewards, and the Q heads add a learned linear map of them to their Q layers' input
+  (:mod:`safer.seqrec.heads._qlearning`). The supervised head, which alone ranks, keeps its
+  encoder's state, so the LM is needed to train and never to recommend (computing the LE's state
+  at recommendation time would cost an LM pass per request). :meth:`LEA.states` returns the
+  unprojected states of one user.
 
 The environment is computed once (:meth:`LEA.environment`), saved as a ``.npz`` file and read by
 a Q head's ``environment`` option at ``fit``: ``make_model("gru4rec", head="sqn",
-head_options={"environment": "env.npz"})``; the recommender it trains scores as any other (the
+head_options={"environment": "env.npz"})`` (``env_state=False`` in the head options leaves the
+states out); the recommender it trains scores as any other (the
 LM is not needed to recommend). A saved LEA holds its LoRA matrices (``model.json`` +
 ``weights.pt``, the shared artifact format), not the LM, which :meth:`LEA.load` reads again.
 
@@ -128,7 +134,8 @@ class LEAConfig:
     The environment: rewards ``reward_scale * (P(yes) - reward_offset)``, for ``score_users``
     users (0: all);
     augmented actions at every ``augment_every``-th state (0: none) from a backbone's
-    ``augment_k`` best items, kept when ``P(yes) >= augment_min``. ``device``: where the LM runs.
+    ``augment_k`` best items, kept when ``P(yes) >= augment_min``; the LE's states projected on
+    ``state_dim`` principal components (0: no states). ``device``: where the LM runs.
     """
 
     lm: str = ""
@@ -152,6 +159,7 @@ class LEAConfig:
     augment_every: int = 4
     augment_k: int = 10
     augment_min: float = 0.5
+    state_dim: int = 32
     seed: int = 0
     device: str = "cpu"
 
@@ -217,8 +225,10 @@ class LEA(LoRALMModel):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One causal pass over the prompt and ``history``'s item tokens, plus a branch token
         ``actions[b]`` at step ``steps[b]`` (it sees ``history[:steps[b]]``). Returns the yes /
-        no scores of the history's items ``(T,)`` (item ``t`` after ``history[:t]``), of the
-        branches ``(B,)``, and the hidden states of the history's items ``(T, d)``."""
+        no scores of the history's items ``(T,)`` (item ``t`` after ``history[:t]``) and of the
+        branches ``(B,)``, and the LE's states ``(T + 1 + B, d)`` (last hidden layer): after
+        ``history[:t]`` for ``t = 0..T`` (``t = 0``: after the prompt), then after each
+        branch."""
         from safer.seqrec.lm import yes_no_head
 
         lm = self.lm_
@@ -235,7 +245,8 @@ class LEA(LoRALMModel):
         ).last_hidden_state[0]  # fmt: skip
         score = yes_no_head(lm.model, lm.tokenizer)(hidden)  # (L,)
         n = n_prompt + len(history)
-        return score[n_prompt:n], score[n:], hidden[n_prompt:n]
+        first = hidden[n_prompt - 1 : n_prompt] if n_prompt else hidden.new_zeros(1, len(hidden[0]))
+        return score[n_prompt:n], score[n:], torch.cat([first, hidden[n_prompt:]])
 
     # -- fit ------------------------------------------------------------------------------------
     def fit(self, data: SequenceData, titles: tuple[str, ...], progress: bool = False) -> LEA:
@@ -355,8 +366,9 @@ class LEA(LoRALMModel):
 
     @torch.no_grad()
     def states(self, data: SequenceData, titles: tuple[str, ...], user: int) -> np.ndarray:
-        """``(T, d)`` the LE's state (last hidden layer) after each step of ``user``'s training
-        part: the paper's state model, not used by the Q heads here (see the module)."""
+        """``(T + 1, d)`` the LE's state (last hidden layer) after the first ``t`` items of
+        ``user``'s training part, ``t = 0..T`` (``t = 0``: after the prompt): the paper's state
+        model, unprojected (:meth:`environment` writes it projected, for the Q heads)."""
         self.check_fitted()
         train = training_part(data, self.config.holdout, self.config.tail_fraction)
         seq = np.asarray(train.sequences[user])
@@ -388,12 +400,17 @@ class LEA(LoRALMModel):
         reward = [np.full(len(s), np.nan, np.float32) for s in data.sequences]
         augment = [np.zeros(len(s), np.int64) for s in data.sequences]
         augment_reward = [np.zeros(len(s), np.float32) for s in data.sequences]
+        after: dict[int, np.ndarray] = {}  # user -> (T + 1, d) LE states of the training part
+        after_augment: dict[tuple[int, int], np.ndarray] = {}  # (user, step) -> (d,)
         bar = tqdm(total=len(users), desc="lea environment", unit="user", disable=not progress)
         for u in users:
             seq = np.asarray(train.sequences[u])
             steps, actions = candidates.get(int(u), (np.zeros(0, np.int64), np.zeros((0, 0))))
             flat = np.repeat(steps, actions.shape[1]) if len(steps) else steps
-            logged, branch, _ = self._pass(tokens, seq, flat, actions.ravel())
+            logged, branch, hidden = self._pass(tokens, seq, flat, actions.ravel())
+            hidden = hidden.float().cpu().numpy()
+            if cfg.state_dim:
+                after[int(u)] = hidden[: len(seq) + 1]
             p = torch.sigmoid(logged.float()).cpu().numpy()
             reward[u][1 : len(seq)] = cfg.reward_scale * (p[1:] - cfg.reward_offset)
             if len(steps):
@@ -403,11 +420,16 @@ class LEA(LoRALMModel):
                     if pb[j, best[j]] >= cfg.augment_min:
                         augment[u][t] = actions[j, best[j]]
                         augment_reward[u][t] = cfg.reward_scale * pb[j, best[j]]
+                        row = len(seq) + 1 + j * actions.shape[1] + best[j]
+                        after_augment[(int(u), int(t))] = hidden[row]
             bar.update()
         bar.close()
+        states = {}
+        if cfg.state_dim:
+            states = _project_states(data, after, after_augment, cfg.state_dim, cfg.seed)
         return TransitionEnvironment(
             tuple(data.users), tuple(data.item_tokens), tuple(reward), tuple(augment),
-            tuple(augment_reward),
+            tuple(augment_reward), **states,
         )  # fmt: skip
 
     def _candidates(
@@ -458,6 +480,40 @@ class LEA(LoRALMModel):
     def _restore(self, meta: dict[str, Any]) -> None:
         super()._restore(meta)
         self.env_users_ = tuple(meta["env_users"])
+
+
+def _project_states(
+    data: SequenceData,
+    after: dict[int, np.ndarray],
+    after_augment: dict[tuple[int, int], np.ndarray],
+    k: int,
+    seed: int,
+    max_rows: int = 20_000,
+) -> dict[str, tuple[np.ndarray, ...]]:
+    """The LE's states projected on their first ``k`` principal components (fitted on at most
+    ``max_rows`` of the training states drawn with ``seed``), each scaled to unit variance;
+    laid out as :class:`~safer.seqrec.heads._environment.TransitionEnvironment`'s ``state``
+    ``(len + 1, k)`` and ``augment_state`` ``(len, k)`` per user (zeros where none)."""
+    rows = np.concatenate(list(after.values())) if after else np.zeros((0, 1), np.float32)
+    if len(rows) < 2:
+        raise SaferError("too few LE states to project: score more users (score_users)")
+    rng = np.random.default_rng(seed + 3)
+    sample = rows[rng.choice(len(rows), max_rows, replace=False)] if len(rows) > max_rows else rows
+    mean = sample.mean(0)
+    _, sd, vt = np.linalg.svd(sample - mean, full_matrices=False)
+    k = min(k, len(sd))
+    basis = vt[:k].T / np.maximum(sd[:k] / np.sqrt(len(sample) - 1), 1e-12)  # (d, k)
+
+    def project(x: np.ndarray) -> np.ndarray:
+        return ((x - mean) @ basis).astype(np.float32)
+
+    state = [np.zeros((len(s) + 1, k), np.float32) for s in data.sequences]
+    augment_state = [np.zeros((len(s), k), np.float32) for s in data.sequences]
+    for u, h in after.items():
+        state[u][: len(h)] = project(h)
+    for (u, t), h in after_augment.items():
+        augment_state[u][t] = project(h[None])[0]
+    return {"state": tuple(state), "augment_state": tuple(augment_state)}
 
 
 def _check_titles(data: SequenceData, titles: tuple[str, ...]) -> None:

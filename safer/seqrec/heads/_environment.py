@@ -7,7 +7,12 @@ state of the items before ``p``):
 
 - ``reward[p]``: a reward added to the logged one (``r_click`` / ``r_purchase``); NaN: none;
 - ``augment[p]``: an extra positive action at the same state (an item id, 0: none) and
-  ``augment_reward[p]`` its reward.
+  ``augment_reward[p]`` its reward;
+- optionally, a **state** of ``k`` numbers from the environment's own state model: ``state[p]``
+  the state after the user's first ``p`` interactions (``p = 0 .. len``: one row more than the
+  sequence, so the transition at ``p`` goes from ``state[p]`` to ``state[p + 1]``) and
+  ``augment_state[p]`` the state after the first ``p`` interactions and then ``augment[p]``.
+  The Q heads add a learned map of it to their Q layers' input (:mod:`._qlearning`).
 
 It is keyed by user and item *tokens* (not ids), so it lines up with any data that holds those
 users and items; it is saved as one ``.npz`` file (:meth:`TransitionEnvironment.save`) and a Q
@@ -50,6 +55,8 @@ class TransitionEnvironment:
     reward, augment, augment_reward : tuple of numpy.ndarray
         Per user, aligned with the user's sequence (position ``p`` = the ``p``-th interaction):
         float32 reward (NaN: none), int64 augmented item id (0: none), float32 its reward.
+    state, augment_state : tuple of numpy.ndarray, optional
+        Per user, float32 ``(len + 1, k)`` and ``(len, k)`` (see the module); empty: no states.
     """
 
     users: tuple[str, ...]
@@ -57,6 +64,33 @@ class TransitionEnvironment:
     reward: tuple[np.ndarray, ...]
     augment: tuple[np.ndarray, ...]
     augment_reward: tuple[np.ndarray, ...]
+    state: tuple[np.ndarray, ...] = ()
+    augment_state: tuple[np.ndarray, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.state and not self.augment_state:
+            return
+        ok = len(self.state) == len(self.augment_state) == len(self.reward) and all(
+            s.ndim == 2 and a.ndim == 2 and len(s) == len(r) + 1 and len(a) == len(r)
+            and s.shape[1] == a.shape[1] == self.state[0].shape[1]
+            for s, a, r in zip(self.state, self.augment_state, self.reward, strict=True)
+        )  # fmt: skip
+        if not ok:
+            raise SaferError(
+                "environment states must be, per user, (len + 1, k) states and (len, k) "
+                "augmented states, one width k for all"
+            )
+
+    @property
+    def state_dim(self) -> int:
+        """``k``, the width of the states (0: the environment has none)."""
+        return int(self.state[0].shape[1]) if self.state else 0
+
+    def without_states(self) -> TransitionEnvironment:
+        """The same rewards and augmented actions, no states."""
+        return TransitionEnvironment(
+            self.users, self.item_tokens, self.reward, self.augment, self.augment_reward
+        )
 
     @property
     def n_transitions(self) -> int:
@@ -79,6 +113,9 @@ class TransitionEnvironment:
             "augment": _flat(self.augment, np.int64),
             "augment_reward": _flat(self.augment_reward, np.float32),
         }
+        if self.state:
+            arrays["state"] = _flat(self.state, np.float32)
+            arrays["augment_state"] = _flat(self.augment_state, np.float32)
         path = Path(path)
         with atomic_file(path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
@@ -95,12 +132,18 @@ class TransitionEnvironment:
             )
         with np.load(path, allow_pickle=False) as f:
             bounds = np.cumsum(f["lengths"])[:-1]
+            states: dict[str, tuple[np.ndarray, ...]] = {}
+            if "state" in f.files:  # files written before states existed have none
+                state_bounds = np.cumsum(f["lengths"] + 1)[:-1]
+                states["state"] = tuple(np.split(f["state"], state_bounds))
+                states["augment_state"] = tuple(np.split(f["augment_state"], bounds))
             return cls(
                 users=tuple(str(u) for u in f["users"]),
                 item_tokens=tuple(str(t) for t in f["item_tokens"]),
                 reward=tuple(np.split(f["reward"], bounds)),
                 augment=tuple(np.split(f["augment"], bounds)),
                 augment_reward=tuple(np.split(f["augment_reward"], bounds)),
+                **states,
             )
 
     def tables(self, data: SequenceData) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -128,6 +171,26 @@ class TransitionEnvironment:
                 np.where(a > 0, self.augment_reward[i][:n], 0.0).astype(np.float32)
             )
         return reward, augment, augment_reward
+
+    def state_tables(self, data: SequenceData) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(U, L + 1, k)`` the state after each number of interactions and ``(U, L, k)`` the
+        state after an augmented action, over ``data``'s users and positions as
+        :meth:`tables` (``L`` = the longest sequence + 1); zeros where the environment knows
+        nothing. Raises :class:`~safer.errors.SaferError` if it has no states."""
+        if not self.state_dim:
+            raise SaferError("this environment has no states (write one with state_dim > 0)")
+        width, k = max((len(s) for s in data.sequences), default=0) + 1, self.state_dim
+        state = torch.zeros(len(data.users), width + 1, k)
+        augment_state = torch.zeros(len(data.users), width, k)
+        row_of = {u: i for i, u in enumerate(self.users)}
+        for u, user in enumerate(data.users):
+            i = row_of.get(user)
+            if i is None:
+                continue
+            n = min(len(self.augment_state[i]), width)
+            state[u, : n + 1] = torch.from_numpy(self.state[i][: n + 1].astype(np.float32))
+            augment_state[u, :n] = torch.from_numpy(self.augment_state[i][:n].astype(np.float32))
+        return state, augment_state
 
 
 def _flat(parts: tuple[np.ndarray, ...], dtype) -> np.ndarray:

@@ -37,7 +37,14 @@ transitions from outside the log, read at ``fit`` only:
   error of ``(s_t, a+, r+, s+)``, ``s+`` the encoder's state after the state's input with
   ``a+`` appended (each Q head of SMORL gets ``r+``), and the cross-entropy of ``a+`` at
   ``s_t`` weighted by ``r+``, both summed over the batch's augmented actions and divided by its
-  logged targets (extra transitions, not a re-weighting of the logged ones).
+  logged targets (extra transitions, not a re-weighting of the logged ones);
+- where the file has **states** (LEA's state model) and the option ``env_state`` is on (the
+  default), each network's Q layers read ``s_t + M e_t`` instead of ``s_t``: ``e_t`` the
+  environment's state at the transition (``e_{t+1}`` for ``s_{t+1}``, the state after ``a+``
+  for ``s+``), ``M`` a linear map per network (``k -> d``, no bias) that starts at zero (so
+  training starts where it would without states) and learns through the TD errors only. The
+  supervised head, which alone ranks, reads ``s_t``: the environment is needed to train, never
+  to recommend, and ``M`` is not saved with the weights.
 """
 
 from __future__ import annotations
@@ -183,14 +190,22 @@ class QLayer(nn.Module):
 
 @dataclass
 class Network:
-    """One side of double Q-learning: an encoder and its Q layer."""
+    """One side of double Q-learning: an encoder, its Q layer and, with environment states,
+    the map of those states into the Q layer's input."""
 
     encoder: SequenceEncoder
     q: QLayer
+    state_map: nn.Module | None = None
 
     def states(self, items: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         """``(B, T)`` inputs -> ``(B, T, d)`` states of every position."""
         return self.encoder.encode(self.encoder.embed_items(items), items != 0, times)
+
+    def q_input(self, states: torch.Tensor, env_states: torch.Tensor | None) -> torch.Tensor:
+        """What the Q layer reads: ``states + M env_states`` (``states`` without them)."""
+        if self.state_map is None or env_states is None:
+            return states
+        return states + self.state_map(env_states.to(states.dtype))
 
 
 @dataclass
@@ -200,7 +215,9 @@ class Step:
     ``main`` is trained, ``other`` bootstraps; ``states`` ``(N, d)`` are the main network's
     states at the targets (with gradient), ``next_main`` / ``next_other`` each network's state
     after the target (no gradient), ``reward`` ``(N,)`` the accuracy reward, ``ce`` ``(N,)`` the
-    main network's cross-entropy of each target.
+    main network's cross-entropy of each target. The Q layers read ``q_states``,
+    ``q_next_main`` and ``q_next_other``: ``states`` etc. themselves unless the environment
+    has states (``env_now`` at the targets), then :meth:`Network.q_input` of them (``q_in``).
     """
 
     main: Network
@@ -214,6 +231,23 @@ class Step:
     encoded: Encoded
     other_hidden: torch.Tensor | None  # the other network's (B, T, d) states, if known
     negatives: torch.Tensor | None = None  # (N, K) sampled unobserved actions (SNQN / SA2C)
+    env_now: torch.Tensor | None = None  # (N, k) the environment's states at the targets
+    q_in: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # with env_now
+
+    @property
+    def q_states(self) -> torch.Tensor:
+        """``(N, d)`` what the main Q layer reads at the targets (with gradient)."""
+        return self.states if self.q_in is None else self.q_in[0]
+
+    @property
+    def q_next_main(self) -> torch.Tensor:
+        """``(N, d)`` what the main Q layer reads after the targets."""
+        return self.next_main if self.q_in is None else self.q_in[1]
+
+    @property
+    def q_next_other(self) -> torch.Tensor:
+        """``(N, d)`` what the other Q layer reads after the targets."""
+        return self.next_other if self.q_in is None else self.q_in[2]
 
     def other_states(self) -> torch.Tensor:
         """``(N, d)`` the other network's states at the targets (no gradient)."""
@@ -222,6 +256,11 @@ class Step:
             with torch.no_grad():
                 self.other_hidden = self.other.states(batch["item_seq"], batch["time_seq"])
         return self.other_hidden[self.encoded.where]
+
+    def other_q_states(self) -> torch.Tensor:
+        """``(N, d)`` what the other network's Q layer reads at the targets (no gradient)."""
+        with torch.no_grad():
+            return self.other.q_input(self.other_states(), self.env_now)
 
 
 def double_q_target(
@@ -268,11 +307,12 @@ def normalised_weights(weights: torch.Tensor, upper: float, normalise: bool) -> 
 @dataclass
 class QOptions(RewardOptions):
     """Options every Q head has: the rewards (:class:`RewardOptions`), the weight of the
-    Q-learning loss beside the cross-entropy, and an ``environment`` file (empty: none; see the
-    module)."""
+    Q-learning loss beside the cross-entropy, an ``environment`` file (empty: none; see the
+    module) and ``env_state``: whether its states, when it has them, enter the Q layers."""
 
     q_weight: float = 1.0
     environment: str = ""
+    env_state: bool = True
 
 
 class DoubleQHead(Head):
@@ -300,14 +340,29 @@ class DoubleQHead(Head):
         self.register_buffer("env_reward", None, persistent=False)
         self.register_buffer("env_augment", None, persistent=False)
         self.register_buffer("env_augment_reward", None, persistent=False)
+        self.register_buffer("env_state", None, persistent=False)
+        self.register_buffer("env_augment_state", None, persistent=False)
+        self.state_map: nn.Module | None = None  # with environment states: M of each network
+        self.twin_state_map: nn.Module | None = None
+        self.register_state_dict_post_hook(_drop_state_maps)
+        self.register_load_state_dict_post_hook(_state_maps_not_missing)
 
     def attach(self, encoder: SequenceEncoder) -> None:
         self.twin = type(encoder)(self.n_items, self.encoder_config)
 
     def prepare(self, train: SequenceData) -> None:
-        if self.options.environment:
-            env = TransitionEnvironment.load(self.options.environment)
-            self.env_reward, self.env_augment, self.env_augment_reward = env.tables(train)
+        if not self.options.environment:
+            return
+        env = TransitionEnvironment.load(self.options.environment)
+        self.env_reward, self.env_augment, self.env_augment_reward = env.tables(train)
+        if env.state_dim and self.options.env_state:
+            self.env_state, self.env_augment_state = env.state_tables(train)
+            dim = self.q.weight.shape[2]
+            self.state_map = nn.Linear(env.state_dim, dim, bias=False)
+            self.twin_state_map = nn.Linear(env.state_dim, dim, bias=False)
+            with torch.no_grad():  # start where training without states starts
+                self.state_map.weight.zero_()
+                self.twin_state_map.weight.zero_()
 
     def score(
         self,
@@ -322,7 +377,8 @@ class DoubleQHead(Head):
     ) -> torch.Tensor:
         if self.twin is None:
             raise RuntimeError("a Q head needs its twin: call attach(encoder) after building it")
-        lent, twin = Network(encoder, self.q), Network(self.twin, self.twin_q)
+        lent = Network(encoder, self.q, self.state_map)
+        twin = Network(self.twin, self.twin_q, self.twin_state_map)
         batch, where = encoded.batch, encoded.where
         if torch.rand((), generator=generator).item() < 0.5:
             main, other, hidden, other_hidden = lent, twin, encoded.hidden, None
@@ -343,12 +399,21 @@ class DoubleQHead(Head):
         )  # fmt: skip
         o = self.options
         reward = rewards(encoded, o.r_click, o.r_purchase)
+        env_now = env_next = None
         if self.env_reward is not None:
-            at = self._env_index(encoded)
-            reward = reward + self.env_reward[at].to(reward.dtype)
+            users, position = self._env_index(encoded)
+            reward = reward + self.env_reward[users, position].to(reward.dtype)
+            if self.env_state is not None:
+                env_now = self.env_state[users, position]
+                env_next = self.env_state[users, position + 1]
+        q_in = None
+        if env_now is not None and main.state_map is not None:
+            with torch.no_grad():
+                after = (main.q_input(next_main, env_next), other.q_input(next_other, env_next))
+            q_in = (main.q_input(states, env_now), *after)
         step = Step(
             main, other, states, encoded.targets, reward,
-            next_main, next_other, ce, encoded, other_hidden,
+            next_main, next_other, ce, encoded, other_hidden, env_now=env_now, q_in=q_in,
         )  # fmt: skip
         td = self.td_loss(step, generator)
         weights = self.ce_weights(step, generator)
@@ -393,9 +458,12 @@ class DoubleQHead(Head):
             batch["item_seq"][rows], batch["time_seq"][rows], cols, action, when
         )
         index = torch.arange(len(action), device=action.device)
+        after = None if self.env_augment_state is None else (
+            self.env_augment_state[users, position][chosen]
+        )  # fmt: skip
         with torch.no_grad():
-            next_main = step.main.states(items, times)[index, slot]  # (M, d)
-            next_other = step.other.states(items, times)[index, slot]
+            next_main = step.main.q_input(step.main.states(items, times)[index, slot], after)
+            next_other = step.other.q_input(step.other.states(items, times)[index, slot], after)
             y = double_q_target(
                 reward[:, None].expand(-1, self.n_q),
                 step.main.q.all(next_main),
@@ -404,7 +472,7 @@ class DoubleQHead(Head):
                 self.q_weights,
             )  # (M, H)
         states = step.states[chosen]  # (M, d)
-        q_sa = step.main.q.at(states, action)  # (M, H)
+        q_sa = step.main.q.at(step.q_states[chosen], action)  # (M, H)
         td = ((q_sa - y) ** 2 * self.q_weights).sum(1).sum()
         ce = next_item_cross_entropy(
             states, action, step.main.encoder.item_embedding.weight, self.sampled,
@@ -424,12 +492,12 @@ class DoubleQHead(Head):
         with torch.no_grad():
             y = double_q_target(
                 self.q_rewards(step),
-                step.main.q.all(step.next_main),
-                lambda best: step.other.q.at(step.next_other, best),
+                step.main.q.all(step.q_next_main),
+                lambda best: step.other.q.at(step.q_next_other, best),
                 o.gamma,
                 self.q_weights,
             )  # (N, H)
-        q_sa = step.main.q.at(step.states, step.targets)  # (N, H)
+        q_sa = step.main.q.at(step.q_states, step.targets)  # (N, H)
         return ((q_sa - y) ** 2 * self.q_weights).sum(1).mean()
 
     def td_loss(self, step: Step, generator: torch.Generator) -> torch.Tensor:
@@ -439,3 +507,19 @@ class DoubleQHead(Head):
     def ce_weights(self, step: Step, generator: torch.Generator) -> torch.Tensor | None:
         """``(N,)`` weights of the cross-entropy terms, or ``None`` (all 1)."""
         return None
+
+
+def _drop_state_maps(module: nn.Module, state: dict, prefix: str, local_metadata: dict) -> None:
+    """The environment-state maps ``M`` train the Q layers only: they are not saved (a loaded
+    model, which has no environment, is built without them)."""
+    for key in [
+        k for k in state if k.startswith((f"{prefix}state_map.", f"{prefix}twin_state_map."))
+    ]:
+        del state[key]
+
+
+def _state_maps_not_missing(module: nn.Module, incompatible) -> None:
+    """Weights loaded into a head that has maps ``M`` (the trainer restoring its best epoch)
+    lack them by design (:func:`_drop_state_maps`): keep the current ``M``."""
+    keys = incompatible.missing_keys
+    keys[:] = [k for k in keys if k.split(".")[-2:-1] not in (["state_map"], ["twin_state_map"])]

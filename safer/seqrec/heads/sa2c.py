@@ -91,11 +91,11 @@ class SNQNHead(DoubleQHead):
         negatives = sample_negatives(step.targets, self.n_items, o.n_negatives, generator)
         step.negatives = negatives  # the advantage of SA2C reads the same draw
         with torch.no_grad():
-            stay = step.main.q.all(step.states.detach())[:, 0]  # (N, n_items + 1)
+            stay = step.main.q.all(step.q_states.detach())[:, 0]  # (N, n_items + 1)
             stay[:, 0] = -torch.inf
             best = stay.argmax(1)  # a* at the current state
-            y_negative = o.r_negative + o.gamma * step.other.q.at(step.other_states(), best)[:, 0]
-        q_negative = step.main.q.at(step.states, negatives)[:, 0]  # (N, K)
+            y_negative = o.r_negative + o.gamma * step.other.q.at(step.other_q_states(), best)[:, 0]
+        q_negative = step.main.q.at(step.q_states, negatives)[:, 0]  # (N, K)
         negative = ((q_negative - y_negative[:, None]) ** 2).sum(1).mean()
         return self.positive_td(step) + negative
 
@@ -119,8 +119,8 @@ class SA2CHead(SNQNHead):
         if self.epoch < o.warmup_epochs:
             return None
         with torch.no_grad():
-            q_positive = step.main.q.at(step.states, step.targets)[:, 0]
-            q_negative = step.main.q.at(step.states, step.negatives)[:, 0]
+            q_positive = step.main.q.at(step.q_states, step.targets)[:, 0]
+            q_negative = step.main.q.at(step.q_states, step.negatives)[:, 0]
             weight = advantage(q_positive, q_negative).clamp(0.0, o.advantage_clip)
             if o.ips_smooth > 0:
                 logits = step.states @ step.main.encoder.item_embedding.weight.T

@@ -65,5 +65,5 @@ class SACHead(DoubleQHead):
     def ce_weights(self, step: Step, generator: torch.Generator) -> torch.Tensor | None:
         if self.epoch < self.options.warmup_epochs:
             return None
-        q = step.main.q.at(step.states, step.targets)[:, 0].detach()  # (N,)
+        q = step.main.q.at(step.q_states, step.targets)[:, 0].detach()  # (N,)
         return normalised_weights(q, self.options.q_clip, self.options.normalise_weights)
