@@ -49,6 +49,17 @@ def backbone(data):
     return make_model("gru4rec", epochs=1, holdout="tail", max_len=5).fit(data[0])
 
 
+def _later_items_changed(seqs: SequenceData, t0: int) -> SequenceData:
+    """User 0's items after position ``t0`` replaced by others (same length, so the same
+    split); every other user unchanged."""
+    changed = list(seqs.sequences)
+    seq = changed[0].copy()
+    seq[t0 + 1 :] = np.roll(np.setdiff1d(np.arange(1, seqs.n_items + 1), seq[: t0 + 1]),
+                            3)[: len(seq) - t0 - 1]  # fmt: skip
+    changed[0] = seq
+    return SequenceData(seqs.users, seqs.item_tokens, tuple(changed), seqs.times)
+
+
 # ------------------------------------------------------------------------- one pass
 def test_a_branch_token_scores_as_a_separate_pass_over_its_history(fitted, data):
     seqs, titles = data
@@ -137,12 +148,7 @@ def test_augmented_actions_are_new_items_and_never_read_the_future(fitted, data,
     # change user 0's items after step t0 (same length, so the same split): nothing at or
     # before t0 moves
     t0 = 5
-    changed = list(seqs.sequences)
-    seq = changed[0].copy()
-    seq[t0 + 1 :] = np.roll(np.setdiff1d(np.arange(1, seqs.n_items + 1), seq[: t0 + 1]),
-                            3)[: len(seq) - t0 - 1]  # fmt: skip
-    changed[0] = seq
-    other = SequenceData(seqs.users, seqs.item_tokens, tuple(changed), seqs.times)
+    other = _later_items_changed(seqs, t0)
     moved = fitted.environment(other, titles, backbone=backbone)
     np.testing.assert_array_equal(moved.augment[0][: t0 + 1], env.augment[0][: t0 + 1])
     np.testing.assert_allclose(moved.reward[0][: t0 + 1], env.reward[0][: t0 + 1], rtol=1e-6)
@@ -290,12 +296,7 @@ def test_environment_states_are_the_le_states_projected(fitted, data, backbone, 
 def test_the_le_states_never_read_the_future(fitted, data):
     seqs, titles = data
     t0 = 5
-    changed = list(seqs.sequences)
-    seq = changed[0].copy()
-    seq[t0 + 1 :] = np.roll(np.setdiff1d(np.arange(1, seqs.n_items + 1), seq[: t0 + 1]),
-                            3)[: len(seq) - t0 - 1]  # fmt: skip
-    changed[0] = seq
-    other = SequenceData(seqs.users, seqs.item_tokens, tuple(changed), seqs.times)
+    other = _later_items_changed(seqs, t0)
     before, after = fitted.states(seqs, titles, 0), fitted.states(other, titles, 0)
     np.testing.assert_allclose(after[: t0 + 2], before[: t0 + 2], atol=1e-5)  # after x_0..x_t0
     assert not np.allclose(after[t0 + 2 :], before[t0 + 2 :])
