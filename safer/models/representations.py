@@ -55,8 +55,9 @@ import numpy as np
 import pandas as pd
 
 from safer._registry import Registry
-from safer.cohorts.schema import FEATURES
+from safer.cohorts.schema import FEATURES, numeric_matrix
 from safer.errors import SaferError
+from safer.models._common import as_datetime
 from safer.models.note_quantities import (
     fuse_with_features,
     note_readings,
@@ -84,14 +85,15 @@ def _frame(values: np.ndarray, names: list[str], index) -> pd.DataFrame:
 
 
 def _need(rows: pd.DataFrame, columns) -> None:
-    missing = [c for c in columns if c not in rows.columns]
+    present = set(rows.columns.tolist())
+    missing = [c for c in columns if c not in present]
     if missing:
         raise SaferError(f"the representation needs cohort columns {missing}")
 
 
 def _features(model: Any, rows: pd.DataFrame) -> pd.DataFrame:
     _need(rows, FEATURES)
-    return _frame(rows[FEATURES].to_numpy(dtype=float), list(FEATURES), rows.index)
+    return _frame(numeric_matrix(rows, FEATURES), list(FEATURES), rows.index)
 
 
 def _note_quantities(rows: pd.DataFrame) -> np.ndarray:
@@ -99,7 +101,7 @@ def _note_quantities(rows: pd.DataFrame) -> np.ndarray:
     decision (``note_time <= charttime``; a later note reads as no note)."""
     _need(rows, [*FEATURES, "note", "note_time", "charttime"])
     notes = rows["note"].to_numpy(dtype=object)
-    usable = pd.to_datetime(rows["note_time"]) <= pd.to_datetime(rows["charttime"])
+    usable = as_datetime(rows["note_time"]) <= as_datetime(rows["charttime"])
     texts = [n if ok and isinstance(n, str) else "" for n, ok in zip(notes, usable, strict=True)]
     return parse_note_quantities(texts)
 
@@ -116,7 +118,7 @@ def _features_readings(model: Any, rows: pd.DataFrame) -> pd.DataFrame:
 
 def _features_notes(model: Any, rows: pd.DataFrame) -> pd.DataFrame:
     fused, names = fuse_with_features(
-        rows[FEATURES].to_numpy(dtype=float), FEATURES, _note_quantities(rows)
+        numeric_matrix(rows, FEATURES), FEATURES, _note_quantities(rows)
     )
     return _frame(fused, names, rows.index)
 
