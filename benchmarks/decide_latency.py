@@ -7,14 +7,16 @@ each gate of ``--gates`` calibrated (``spi`` at delta 0.05 with its defaults, ``
 0.1), then ``--decisions`` single decisions on test stays, each as a rollout or the console makes
 it: the stay's rows up to a random step (``current`` marks the last one), one ``decide`` call.
 Reported per model and gate: median and 95th percentile of the wall time (``perf_counter``)
-and of the process CPU time (``process_time``) of one call, after ``--warmup`` untimed calls.
+and of the process CPU time (``process_time``) of one call, after ``--warmup`` untimed calls,
+pooled over ``--passes`` passes (each pass times every model and gate in turn, so a burst of
+load on a shared machine falls on all of them), and the range of the passes' CPU medians.
 SAFER's notes of the test stays are encoded once before timing (cached, as in a re-run; a note
 never seen costs a sentence-encoder pass on top, see docs/benchmarks/model.md).
 
 ``--profile`` prints the cProfile of the decisions of the first model and gate (one more pass).
 
     PYTHONPATH=. python benchmarks/decide_latency.py --stays 1000 --variants bc-mlp safer \\
-        --gates spi lac --decisions 300 --threads 1
+        --gates spi lac --decisions 300 --passes 5 --threads 1
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gates", nargs="+", default=list(GATES), choices=list(GATES))
     parser.add_argument("--decisions", type=int, default=300, help="timed decisions per gate")
     parser.add_argument("--warmup", type=int, default=20, help="untimed decisions first")
+    parser.add_argument("--passes", type=int, default=5, help="timing passes over all pairs")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--profile", action="store_true", help="print a cProfile (stdout)")
     parser.add_argument("--out", default="docs/benchmarks/decide_latency.md")
@@ -103,20 +106,24 @@ def main(argv: list[str] | None = None) -> None:
     train, cal, test = (splits.subset(cohort, s) for s in ("train", "calibration", "test"))
     inputs = decision_inputs(test, args.decisions, args.seed)
     load_before = os.getloadavg()
-    rows, profiled = [], None
+    pairs, profiled = [], None
     for variant in args.variants:
         model = _model(variant, args.seed).fit(train, progress=False)
         if getattr(model.config, "use_notes", False):
             model.predict_proba(test)  # the test notes encoded once: timings with cached notes
         for name in args.gates:
             gate = calibrate(model, train, cal, seed=args.seed, **GATES[name])
-            wall, cpu = time_decisions(model, gate, inputs, args.warmup)
-            rows.append({"variant": variant, "gate": name, "wall": wall * 1e3, "cpu": cpu * 1e3})
-            print(f"{variant} + {name}: median {np.median(cpu) * 1e3:.2f} ms CPU, "
-                  f"{np.median(wall) * 1e3:.2f} ms wall", flush=True)  # fmt: skip
+            pairs.append((variant, name, model, gate))
             if args.profile and profiled is None:
                 profiled = profile(model, gate, inputs)
                 print(profiled)
+    times = {(v, g): [] for v, g, _, _ in pairs}
+    for k in range(args.passes):
+        for variant, name, model, gate in pairs:
+            wall, cpu = time_decisions(model, gate, inputs, args.warmup)
+            times[variant, name].append((wall * 1e3, cpu * 1e3))
+            print(f"pass {k + 1}: {variant} + {name}: median {np.median(cpu) * 1e3:.2f} ms CPU, "
+                  f"{np.median(wall) * 1e3:.2f} ms wall", flush=True)  # fmt: skip
     load_after = os.getloadavg()
 
     lines = [
@@ -125,18 +132,22 @@ def main(argv: list[str] | None = None) -> None:
         f"({len(splits.train)} train / {len(splits.calibration)} calibration / "
         f"{len(splits.test)} test stays). One decision = `decide(model, gate, rows, current=...)`"
         f" on a test stay's rows up to a random step, only the latest decided; "
-        f"{args.decisions} decisions per row (after {args.warmup} untimed), torch threads "
+        f"{args.decisions} decisions per row and pass (after {args.warmup} untimed), "
+        f"{args.passes} passes, torch threads "
         f"{args.threads}. Load average (1 min) before / after: {load_before[0]:.2f} / "
         f"{load_after[0]:.2f}.",
         "",
-        "| model | gate | CPU ms median | CPU ms p95 | wall ms median | wall ms p95 |",
-        "|---|---|---|---|---|---|",
+        "| model | gate | CPU ms median | CPU ms p95 | passes' CPU medians | wall ms median | "
+        "wall ms p95 |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
+    for (variant, name), runs in times.items():
+        wall, cpu = (np.concatenate(parts) for parts in zip(*runs, strict=True))
+        medians = [np.median(c) for _, c in runs]
         lines.append(
-            f"| {r['variant']} | {r['gate']} | {np.median(r['cpu']):.2f} | "
-            f"{np.percentile(r['cpu'], 95):.2f} | {np.median(r['wall']):.2f} | "
-            f"{np.percentile(r['wall'], 95):.2f} |"
+            f"| {variant} | {name} | {np.median(cpu):.2f} | {np.percentile(cpu, 95):.2f} | "
+            f"{min(medians):.2f}-{max(medians):.2f} | {np.median(wall):.2f} | "
+            f"{np.percentile(wall, 95):.2f} |"
         )
     note = (
         "CPU = `time.process_time()` of the process (all its threads), wall = "
