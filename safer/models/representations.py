@@ -73,14 +73,26 @@ LOG_FEATURES = (
 )  # fmt: skip
 
 
-def _frame(values: np.ndarray, names: list[str], index) -> pd.DataFrame:
+def _logged(names: list[str]) -> tuple[list[int], pd.Index]:
+    """Positions of the skewed features among ``names``, and the columns with those logged."""
+    where = [names.index(f) for f in LOG_FEATURES if f in names]
+    out = list(names)
+    for j in where:
+        out[j] = f"log({names[j]})"
+    return where, pd.Index(out)
+
+
+#: The ``features`` columns, built once: an index of 47 names costs a one-row frame more than
+#: the rest of it.
+_FEATURE_COLUMNS = _logged(list(FEATURES))
+
+
+def _frame(values: np.ndarray, names: list[str], index, logged=None) -> pd.DataFrame:
+    """``values`` as a frame, the skewed features logged (``logged``: :func:`_logged` of
+    ``names`` when already known)."""
+    where, out_names = logged or _logged(names)
     values = values.copy()
-    out_names = list(names)
-    for f in LOG_FEATURES:
-        if f in names:
-            j = names.index(f)
-            values[:, j] = np.log(0.1 + np.maximum(values[:, j], 0.0))
-            out_names[j] = f"log({f})"
+    values[:, where] = np.log(0.1 + np.maximum(values[:, where], 0.0))
     return pd.DataFrame(values, columns=out_names, index=index)
 
 
@@ -93,7 +105,7 @@ def _need(rows: pd.DataFrame, columns) -> None:
 
 def _features(model: Any, rows: pd.DataFrame) -> pd.DataFrame:
     _need(rows, FEATURES)
-    return _frame(numeric_matrix(rows, FEATURES), list(FEATURES), rows.index)
+    return _frame(numeric_matrix(rows, FEATURES), FEATURES, rows.index, _FEATURE_COLUMNS)
 
 
 def _note_quantities(rows: pd.DataFrame) -> np.ndarray:
