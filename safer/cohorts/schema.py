@@ -42,7 +42,7 @@ import pandas as pd
 from pandas.api import types as ptypes
 
 from safer.actions import N_ACTIONS, N_LEVELS
-from safer.errors import CohortValidationError
+from safer.errors import CohortValidationError, SaferError
 
 __all__ = [
     "KEYS",
@@ -57,6 +57,8 @@ __all__ = [
     "STEP_HOURS",
     "LIMITS",
     "model_columns",
+    "model_frame",
+    "numeric_matrix",
     "validate",
     "describe_schema",
 ]
@@ -120,6 +122,43 @@ _MAX_EXAMPLES = 5
 def model_columns(df: pd.DataFrame) -> list[str]:
     """Columns a model may read: everything except hidden ``true_*`` simulator truth."""
     return [c for c in df.columns if not str(c).startswith(TRUE_PREFIX)]
+
+
+def model_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` without the columns a model may not read (:func:`model_columns`), in their order.
+
+    A new frame (pandas copies on write, so no data is copied). The columns are picked by
+    position: selecting them by name costs several times more on a stay's few rows, which is
+    where one decision spends its time.
+
+    >>> model_frame(pd.DataFrame({"a": [1], "true_state": [7], "b": [2]})).columns.tolist()
+    ['a', 'b']
+    """
+    keep = [i for i, c in enumerate(df.columns.tolist()) if not str(c).startswith(TRUE_PREFIX)]
+    return df.copy(deep=False) if len(keep) == df.shape[1] else df.take(keep, axis=1)
+
+
+def numeric_matrix(df: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """The named columns of ``df`` as one float64 array (rows x columns), NaN where missing.
+
+    The values of ``df[columns].to_numpy(dtype=np.float64)``, the columns picked by position
+    (cheaper on a few rows: see :func:`model_frame`). Every column must be present, once.
+
+    >>> df = pd.DataFrame({"a": [1, 2], "b": [0.5, np.nan], "c": ["x", "y"]})
+    >>> numeric_matrix(df, ["b", "a"]).tolist()
+    [[0.5, 1.0], [nan, 2.0]]
+    """
+    names = df.columns.tolist()
+    where = {c: i for i, c in enumerate(names)}  # the last of a name given twice
+    missing = [c for c in columns if c not in where]
+    if missing:
+        raise SaferError(
+            f"cohort is missing columns {missing}; see safer.cohorts.schema.REQUIRED_COLUMNS"
+        )
+    twice = [c for c in columns if names.count(c) > 1] if len(where) < len(names) else []
+    if twice:
+        raise SaferError(f"cohort has columns {twice} more than once; give each column one name")
+    return df.take([where[c] for c in columns], axis=1).to_numpy(dtype=np.float64)
 
 
 def describe_schema() -> str:

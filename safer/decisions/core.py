@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from safer.cohorts.schema import model_columns
+from safer.cohorts.schema import model_frame
 from safer.cohorts.splits import refuse_overlap
 from safer.conformal import Decisions, Gate, calibrate_gate
 from safer.conformal.methods import Trajectories
@@ -72,8 +72,9 @@ _SOFA_BANDS = ([-np.inf, 5, 10, np.inf], ["0-5", "6-10", "11+"])
 
 
 def visible(rows: pd.DataFrame) -> pd.DataFrame:
-    """The columns of ``rows`` a model may read: never the simulator's hidden ``true_*``."""
-    return rows[model_columns(rows)]
+    """The columns of ``rows`` a model may read: never the simulator's hidden ``true_*``
+    (:func:`safer.cohorts.schema.model_frame`)."""
+    return model_frame(rows)
 
 
 def trajectories(rows: pd.DataFrame) -> Trajectories:

@@ -38,7 +38,7 @@ import pandas as pd
 
 from safer._registry import Registry
 from safer.actions import N_ACTIONS
-from safer.cohorts.schema import model_columns
+from safer.cohorts.schema import model_frame
 from safer.cohorts.simulated import DEATH, N_PATIENT_STATES, SURVIVAL, IcuSepsisMDP, load_mdp
 from safer.errors import SaferError
 
@@ -379,7 +379,7 @@ class ModelPolicy:
         return cls(_load_model(path), name=f"model:{path}")
 
     def _proba(self, rows: pd.DataFrame) -> np.ndarray:
-        visible = rows[model_columns(rows)]
+        visible = model_frame(rows)
         proba = np.asarray(self.model.predict_proba(visible), dtype=float)
         if proba.shape != (len(rows), N_ACTIONS):
             raise PolicyError(

@@ -221,7 +221,9 @@ class WindowModel(CohortModel, InputPipeline):
         self.check_fitted()
         windows = build_windows(cohort, self.config.history, self.config.use_notes)
         data = self._tensors(windows, progress=False)
-        self._network().eval()
+        net = self._network()
+        if any(m.training for m in net.modules()):  # eval() sets every module: only if needed
+            net.eval()
         parts: list[list[torch.Tensor]] = []
         with torch.no_grad():
             n = len(data["y"])

@@ -7,8 +7,9 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from pandas.api import types as ptypes
 
-__all__ = ["CLIP", "ids_hash", "nan_stat", "stratified_pick"]
+__all__ = ["CLIP", "as_datetime", "as_float", "ids_hash", "nan_stat", "stratified_pick"]
 
 CLIP = 5.0  # standardised inputs are clipped to +-CLIP
 
@@ -35,3 +36,27 @@ def stratified_pick(died: pd.Series, fraction: float, rng: np.random.Generator) 
 
 def ids_hash(ids: np.ndarray) -> str:
     return hashlib.sha256(np.sort(np.asarray(ids, dtype=np.int64)).tobytes()).hexdigest()
+
+
+# A decision reads a stay's few rows, where a pandas conversion call costs more than the data:
+# these two skip the call when the column already has the type (same values either way).
+def as_float(column: pd.Series) -> np.ndarray:
+    """``pd.to_numeric(column, errors="coerce")`` as a float64 array (NaN: not a number).
+
+    >>> as_float(pd.Series(["1", "x"])).tolist(), as_float(pd.Series([2, 3])).tolist()
+    ([1.0, nan], [2.0, 3.0])
+    """
+    if not ptypes.is_numeric_dtype(column.dtype):
+        column = pd.to_numeric(column, errors="coerce")
+    return column.to_numpy(dtype=float)
+
+
+def as_datetime(column: pd.Series) -> np.ndarray:
+    """``pd.to_datetime(column)`` as an array.
+
+    >>> as_datetime(pd.Series(["2024-01-01 04:00"])).dtype.kind
+    'M'
+    """
+    if not ptypes.is_datetime64_any_dtype(column.dtype):
+        column = pd.to_datetime(column)
+    return column.to_numpy()

@@ -15,12 +15,14 @@ import numpy as np
 import pandas as pd
 
 from safer.actions import N_ACTIONS
-from safer.cohorts.schema import FEATURES, STATIC
+from safer.cohorts.schema import FEATURES, STATIC, numeric_matrix
 from safer.errors import SaferError
+from safer.models._common import as_datetime, as_float
 
 # Only these columns are ever read; hidden ``true_*`` columns are not among them.
 READ_COLUMNS = list(dict.fromkeys(["stay_id", "step", "charttime", *STATIC, *FEATURES, "action"]))
 NOTE_READ_COLUMNS = ["note", "note_time"]
+_NUMERIC = [*FEATURES, *STATIC]  # read as one float block
 
 
 @dataclass
@@ -46,7 +48,8 @@ def check_columns(df: pd.DataFrame, need_notes: bool) -> None:
     if not isinstance(df, pd.DataFrame):
         raise CohortColumnsError(f"expected a pandas DataFrame, got {type(df).__name__}")
     need = READ_COLUMNS + (NOTE_READ_COLUMNS if need_notes else [])
-    missing = [c for c in need if c not in df.columns]
+    present = set(df.columns.tolist())
+    missing = [c for c in need if c not in present]
     if missing:
         raise CohortColumnsError(
             f"cohort is missing columns {missing}; see safer.cohorts.schema.REQUIRED_COLUMNS"
@@ -58,7 +61,7 @@ def check_columns(df: pd.DataFrame, need_notes: bool) -> None:
 def build_windows(df: pd.DataFrame, history: int, need_notes: bool) -> Windows:
     check_columns(df, need_notes)
     stay = df["stay_id"].to_numpy()
-    step = pd.to_numeric(df["step"], errors="coerce").to_numpy(dtype=float)
+    step = as_float(df["step"])
     order = np.lexsort((step, stay))  # stable: by stay, then step
     stay_s = stay[order]
     n = len(df)
@@ -71,14 +74,14 @@ def build_windows(df: pd.DataFrame, history: int, need_notes: bool) -> Windows:
     window = np.arange(n)[:, None] - offsets[None, :]  # (R, H)
     window = np.where(offsets[None, :] <= pos[:, None], window, n)
 
-    action = pd.to_numeric(df["action"], errors="coerce").to_numpy(dtype=float)[order]
+    action = as_float(df["action"])[order]
     action = np.where(np.isfinite(action) & (action >= 0) & (action < N_ACTIONS), action, -1)
     action = action.astype(np.int64)
     prev_action = np.where(pos > 0, np.roll(action, 1), -1)
 
     # one selection of both blocks (present: checked above); selecting twice costs a one-stay
     # decision about a millisecond more
-    numeric = df.reindex(columns=[*FEATURES, *STATIC]).to_numpy(dtype=np.float64)[order]
+    numeric = numeric_matrix(df, _NUMERIC)[order]
     features = np.ascontiguousarray(numeric[:, : len(FEATURES)])
     static = np.ascontiguousarray(numeric[:, len(FEATURES) :])
 
@@ -86,8 +89,8 @@ def build_windows(df: pd.DataFrame, history: int, need_notes: bool) -> Windows:
         raw = df["note"].to_numpy(dtype=object)[order]
         notes = ["" if not isinstance(t, str) else t for t in raw]
         has_note = np.array([bool(t.strip()) for t in notes] + [False])
-        note_time = pd.to_datetime(df["note_time"]).to_numpy()[order]
-        chart = pd.to_datetime(df["charttime"]).to_numpy()[order]
+        note_time = as_datetime(df["note_time"])[order]
+        chart = as_datetime(df["charttime"])[order]
         nt = np.append(note_time, np.datetime64("NaT"))[window]  # (R, H)
         with np.errstate(invalid="ignore"):
             in_time = ~pd.isna(nt) & (nt <= chart[:, None])

@@ -256,8 +256,11 @@ class NoteEncoder:
     def _embed_unique(self, texts: list[str]) -> dict[str, np.ndarray]:
         """Vectors of ``texts`` (distinct), from the cache or encoded and cached (shared
         between the ranks within :meth:`across_ranks`)."""
-        self._load_cache()
         keys = {t: _text_key(t) for t in texts}
+        if not all(k in self._memory for k in keys.values()):
+            # the disk is read only for texts not in memory: scanning the cache folder (one
+            # shard per encoding call) cost a one-decision predict ~10 ms at 1,000 shards
+            self._load_cache()
         world = current_world() if self._across_ranks else World()
         share = texts[world.rank :: world.size] if world.distributed else texts
         self._encode_missing([t for t in share if keys[t] not in self._memory], keys)

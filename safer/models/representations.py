@@ -55,8 +55,9 @@ import numpy as np
 import pandas as pd
 
 from safer._registry import Registry
-from safer.cohorts.schema import FEATURES
+from safer.cohorts.schema import FEATURES, numeric_matrix
 from safer.errors import SaferError
+from safer.models._common import as_datetime
 from safer.models.note_quantities import (
     fuse_with_features,
     note_readings,
@@ -72,26 +73,39 @@ LOG_FEATURES = (
 )  # fmt: skip
 
 
-def _frame(values: np.ndarray, names: list[str], index) -> pd.DataFrame:
+def _logged(names: list[str]) -> tuple[list[int], pd.Index]:
+    """Positions of the skewed features among ``names``, and the columns with those logged."""
+    where = [names.index(f) for f in LOG_FEATURES if f in names]
+    out = list(names)
+    for j in where:
+        out[j] = f"log({names[j]})"
+    return where, pd.Index(out)
+
+
+#: The ``features`` columns, built once: an index of 47 names costs a one-row frame more than
+#: the rest of it.
+_FEATURE_COLUMNS = _logged(list(FEATURES))
+
+
+def _frame(values: np.ndarray, names: list[str], index, logged=None) -> pd.DataFrame:
+    """``values`` as a frame, the skewed features logged (``logged``: :func:`_logged` of
+    ``names`` when already known)."""
+    where, out_names = logged or _logged(names)
     values = values.copy()
-    out_names = list(names)
-    for f in LOG_FEATURES:
-        if f in names:
-            j = names.index(f)
-            values[:, j] = np.log(0.1 + np.maximum(values[:, j], 0.0))
-            out_names[j] = f"log({f})"
+    values[:, where] = np.log(0.1 + np.maximum(values[:, where], 0.0))
     return pd.DataFrame(values, columns=out_names, index=index)
 
 
 def _need(rows: pd.DataFrame, columns) -> None:
-    missing = [c for c in columns if c not in rows.columns]
+    present = set(rows.columns.tolist())
+    missing = [c for c in columns if c not in present]
     if missing:
         raise SaferError(f"the representation needs cohort columns {missing}")
 
 
 def _features(model: Any, rows: pd.DataFrame) -> pd.DataFrame:
     _need(rows, FEATURES)
-    return _frame(rows[FEATURES].to_numpy(dtype=float), list(FEATURES), rows.index)
+    return _frame(numeric_matrix(rows, FEATURES), FEATURES, rows.index, _FEATURE_COLUMNS)
 
 
 def _note_quantities(rows: pd.DataFrame) -> np.ndarray:
@@ -99,7 +113,7 @@ def _note_quantities(rows: pd.DataFrame) -> np.ndarray:
     decision (``note_time <= charttime``; a later note reads as no note)."""
     _need(rows, [*FEATURES, "note", "note_time", "charttime"])
     notes = rows["note"].to_numpy(dtype=object)
-    usable = pd.to_datetime(rows["note_time"]) <= pd.to_datetime(rows["charttime"])
+    usable = as_datetime(rows["note_time"]) <= as_datetime(rows["charttime"])
     texts = [n if ok and isinstance(n, str) else "" for n, ok in zip(notes, usable, strict=True)]
     return parse_note_quantities(texts)
 
@@ -116,7 +130,7 @@ def _features_readings(model: Any, rows: pd.DataFrame) -> pd.DataFrame:
 
 def _features_notes(model: Any, rows: pd.DataFrame) -> pd.DataFrame:
     fused, names = fuse_with_features(
-        rows[FEATURES].to_numpy(dtype=float), FEATURES, _note_quantities(rows)
+        numeric_matrix(rows, FEATURES), FEATURES, _note_quantities(rows)
     )
     return _frame(fused, names, rows.index)
 

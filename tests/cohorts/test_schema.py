@@ -5,7 +5,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from safer.cohorts import FEATURES, REQUIRED_COLUMNS, model_columns, validate
-from safer.errors import CohortValidationError
+from safer.cohorts.schema import model_frame, numeric_matrix
+from safer.errors import CohortValidationError, SaferError
 
 
 def _problems(df):
@@ -94,6 +95,44 @@ def test_model_columns_hide_simulator_truth(cohort):
     assert "true_state" in cohort.columns
     assert not any(c.startswith("true_") for c in cols)
     assert set(REQUIRED_COLUMNS) <= set(cols)
+
+
+def _mixed_frame() -> pd.DataFrame:
+    """Columns of every kind a cohort file may bring (nullable, bool, text, dates), hidden too."""
+    return pd.DataFrame({
+        "stay_id": [3, 3, 4], "true_state": [5, 6, 7], "HR": [80.5, np.nan, 99.0],
+        "gender": pd.array([1, None, 0], dtype="Int64"), "mechvent": [True, False, True],
+        "note": ["a", None, "b"], "charttime": pd.to_datetime(["2024-01-01"] * 3),
+        "SOFA": np.array([2, 11, 7], dtype=np.int32), "true_sofa": [1.0, 2.0, 3.0],
+    })  # fmt: skip
+
+
+def test_model_frame_is_the_frame_of_the_model_columns():
+    df = _mixed_frame()
+    seen = model_frame(df)
+    pd.testing.assert_frame_equal(seen, df[model_columns(df)])
+    assert seen.columns.tolist() == ["stay_id", "HR", "gender", "mechvent", "note", "charttime",
+                                     "SOFA"]  # fmt: skip
+    plain = df.drop(columns=["true_state", "true_sofa"])
+    same = model_frame(plain)
+    pd.testing.assert_frame_equal(same, plain)
+    same.loc[0, "HR"] = -1.0  # a new frame: the caller's rows stay as they were
+    assert plain.loc[0, "HR"] == 80.5
+
+
+def test_numeric_matrix_reads_the_named_columns_as_floats():
+    df = _mixed_frame()
+    cols = ["SOFA", "HR", "gender", "mechvent", "stay_id"]
+    got = numeric_matrix(df, cols)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, df[cols].to_numpy(dtype=np.float64))
+    assert np.isnan(got[1, 1]) and np.isnan(got[1, 2]) and got[0, 3] == 1.0
+    with pytest.raises(SaferError, match=r"missing columns \['Temp_C'\]"):
+        numeric_matrix(df, ["HR", "Temp_C"])
+    twice = pd.concat([df, df[["HR"]]], axis=1)
+    with pytest.raises(SaferError, match=r"\['HR'\] more than once"):
+        numeric_matrix(twice, ["HR"])
+    assert numeric_matrix(twice, ["SOFA"]).tolist() == [[2.0], [11.0], [7.0]]
 
 
 @settings(

@@ -105,6 +105,44 @@ def test_mondrian_groups_come_from_the_gate_column(parts, models):
         decide(model, gate, test.drop(columns=["ward"]))
 
 
+SPI = {"method": "spi", "delta": 0.3, "options": {"n_wedge": 2, "n_boot": 40, "n_states": 8}}
+
+
+@pytest.mark.parametrize(
+    ("name", "gate_kw"),
+    [
+        ("bc-mlp", {"method": "lac", "alpha": 0.2}),
+        ("bc-mlp", {"method": "aps", "alpha": 0.2}),
+        ("safer-n", {"method": "ltt", "alpha": 0.3, "delta": 0.2}),
+        ("bc-mlp", SPI),
+        ("bc-mlp", {**SPI, "representation": "features+notes"}),
+        ("safer-n", {**SPI, "representation": "features+notes+locf"}),
+        ("safer-n", {**SPI, "representation": "embedding"}),
+    ],
+)
+def test_one_decision_at_a_time_equals_the_same_row_decided_in_a_batch(parts, models, name,
+                                                                        gate_kw):  # fmt: skip
+    """What a rollout or the console does -- a stay's rows up to a step, only the latest one
+    decided -- gives that row's decision on the whole test split, with or without the hidden
+    columns and whatever the column order. (Not the selection gate: its Benjamini-Hochberg step
+    depends on the batch of decisions by design.)"""
+    train, cal, test = parts
+    model = models[name]
+    gate = calibrate(model, train, cal, **gate_kw)
+    test = test.sort_values(["stay_id", "step"]).reset_index(drop=True)
+    full = decide(model, gate, test)
+    assert any(c.startswith("true_") for c in test.columns)
+    shuffled = list(np.random.default_rng(0).permutation(test.columns))
+    for i in np.random.default_rng(1).choice(len(test), size=8, replace=False):
+        rows = test[(test["stay_id"] == test.at[i, "stay_id"]) & (test.index <= i)]
+        current = rows.index.to_numpy() == i
+        for frame in (rows, rows[shuffled], rows.drop(columns=["true_state", "true_sofa"])):
+            one = decide(model, gate, frame, current=current)
+            assert one.action.tolist() == [full.action[i]] and one.reason[0] == full.reason[i]
+            np.testing.assert_array_equal(one.sets[0], full.sets[i])
+            np.testing.assert_allclose(one.score[0], full.score[i], rtol=0, atol=1e-6)
+
+
 def test_subgroup_frame_unknown_column(small_cohort):
     with pytest.raises(SaferError, match="not in the cohort"):
         subgroup_frame(small_cohort, ["no_such_column"])

@@ -180,6 +180,21 @@ def test_second_run_reads_the_cache(tmp_path):
     assert np.all(a[2] == 0) and np.abs(a[0]).sum() > 0
 
 
+def test_cached_texts_are_served_from_memory_and_new_ones_from_other_runs_shards(
+    tmp_path, tiny_encoder, monkeypatch
+):
+    enc = NoteEncoder(tiny_encoder, cache_dir=tmp_path, progress=False)
+    first = enc.encode(["MAP 65.", "UOP adequate."])
+    scans = []
+    monkeypatch.setattr(enc, "_load_cache", lambda: scans.append(1) or type(enc)._load_cache(enc))
+    np.testing.assert_array_equal(enc.encode(["UOP adequate.", "MAP 65."]), first[::-1])
+    assert scans == []  # a decision on cached notes does not scan the cache folder
+    other = NoteEncoder(tiny_encoder, cache_dir=tmp_path, progress=False)
+    new = other.encode(["Plan: bolus."])  # another run caches a new sentence
+    np.testing.assert_array_equal(enc.encode(["Plan: bolus."]), new)
+    assert scans == [1] and enc.n_encoded == 2  # read from the other run's shard, not encoded
+
+
 def test_sentence_encoding_matches_the_averaged_note_vectors(tmp_path, tiny_encoder):
     texts = ["MAP 65. Levo at 0.09.", "", "Levo at 0.09. UOP adequate. Plan: bolus."]
     enc = NoteEncoder(tiny_encoder, cache_dir=tmp_path, progress=False)

@@ -120,7 +120,8 @@ def lac_quantile(scores: np.ndarray, alpha: float) -> float:
 
 def _matrix(embedding, name: str) -> tuple[np.ndarray, list[str] | None]:
     columns = getattr(embedding, "columns", None)
-    X = np.asarray(embedding, dtype=float)
+    # a frame's own conversion: np.asarray of a frame costs a decision ~30 us more
+    X = embedding.to_numpy(dtype=float) if columns is not None else np.asarray(embedding, float)
     if X.ndim != 2:
         raise ConformalInputError(f"{name} must be a 2-d array (decisions x representation)")
     return X, None if columns is None else [str(c) for c in columns]
