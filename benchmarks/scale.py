@@ -14,8 +14,8 @@ shards in one and in two processes (same numbers expected, timed). Writes
 With ``--ray-stays N`` it also times ``safer benchmark`` serially and on a local 2-worker Ray
 cluster (``--ray-models``, seeds 0..K-1 for each K of ``--ray-seeds``: one comparison each);
 ``--only ray`` runs that comparison alone (page ``docs/benchmarks/scale_ray.md``), and
-``--quiet-load L`` waits (60 s steps, up to 25 min) for a 1-minute load average below ``L``
-before each timed run::
+``--quiet-load L`` waits (60 s steps, up to ``--quiet-wait`` minutes, default 25) for a 1-minute
+load average below ``L`` before each timed run::
 
     python benchmarks/scale.py --only ray --ray-stays 3000 --ray-seeds 2 3 --quiet-load 0.8
 """
@@ -109,8 +109,13 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--quiet-load", type=float, default=0.0,
-        help="Before each timed Ray-comparison run, wait (60 s steps, up to 25 min) until the "
-        "1-minute load average is below this (0: do not wait).",
+        help="Before each timed Ray-comparison run, wait (60 s steps, up to --quiet-wait) until "
+        "the 1-minute load average is below this (0: do not wait).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--quiet-wait", type=float, default=25.0,
+        help="Longest wait for --quiet-load before each timed run, in minutes (then it runs "
+        "anyway and the page records the load).",
     )  # fmt: skip
     parser.add_argument(
         "--out", help="Page to write (default docs/benchmarks/scale.md; with --only ray "
@@ -122,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
             parser.error("--only ray needs --ray-stays N")
         lines = [header(f"`safer benchmark`: serial and on Ray, {args.ray_stays} stays", "ray")]
         for k in args.ray_seeds:
-            lines += ray_part(args.ray_stays, k, args.ray_models, args.quiet_load)
+            lines += ray_part(args.ray_stays, k, args.ray_models, args)
         write_page(args.out or "docs/benchmarks/scale_ray.md", lines)
         return
 
@@ -237,22 +242,22 @@ def main(argv: list[str] | None = None) -> None:
         ]  # fmt: skip
     if args.ray_stays:
         for k in args.ray_seeds:
-            lines += ray_part(args.ray_stays, k, args.ray_models, args.quiet_load)
+            lines += ray_part(args.ray_stays, k, args.ray_models, args)
     write_page(args.out or "docs/benchmarks/scale.md", lines)
 
 
-def wait_for_quiet(below: float, step: int = 60, patience: int = 25 * 60) -> float:
+def wait_for_quiet(below: float, minutes: float, step: int = 60) -> tuple[float, float]:
     """Wait until the 1-minute load average is below ``below`` (``step`` s at a time, at most
-    ``patience`` s); the load at the end, whatever it is then."""
+    ``minutes``); the load at the end, whatever it is then, and the minutes waited."""
     waited = 0
-    while below and os.getloadavg()[0] >= below and waited < patience:
+    while below and os.getloadavg()[0] >= below and waited < 60 * minutes:
         print(f"load {os.getloadavg()[0]:.2f} >= {below}: waiting {step} s", file=sys.stderr)
         time.sleep(step)
         waited += step
-    return os.getloadavg()[0]
+    return os.getloadavg()[0], waited / 60
 
 
-def ray_part(stays: int, n_seeds: int, models: list[str], quiet: float = 0.0) -> list[str]:
+def ray_part(stays: int, n_seeds: int, models: list[str], args) -> list[str]:
     """`safer benchmark` serially and on a local Ray cluster (2 workers), same settings; the
     Ray cluster is started inside the timed run and shut down after it."""
     from safer._learnable import torch_threads
@@ -264,11 +269,11 @@ def ray_part(stays: int, n_seeds: int, models: list[str], quiet: float = 0.0) ->
     )  # fmt: skip
     timed = {}
     for how in (None, "local"):
-        before = wait_for_quiet(quiet)
+        before, waited = wait_for_quiet(args.quiet_load, args.quiet_wait)
         start = time.perf_counter()
         with torch_threads(1):
             result = run_benchmark(ray=how, **settings)
-        timed[how] = (time.perf_counter() - start, result, before, os.getloadavg()[0])
+        timed[how] = (time.perf_counter() - start, result, waited, before, os.getloadavg()[0])
         print(how, timed[how][0], file=sys.stderr)
         if how is not None:
             import ray
@@ -294,12 +299,12 @@ def ray_part(stays: int, n_seeds: int, models: list[str], quiet: float = 0.0) ->
         "reference rows (the exact clinicians' and optimal mortality, the oracle ceiling), "
         "submitted longest first: "
         + ", ".join(f"{m} {s}" for m, s in order)
-        + ", references. Ray is connected to, and "
-        "its workers import the models, while the driver simulates the cohort.\n",
-        "| path | wall seconds | load before | load after |",
-        "|---|---|---|---|",
-        f"| serial | {serial_s:.1f} | {loads0[0]:.2f} | {loads0[1]:.2f} |",
-        f"| Ray, 2 workers | {ray_s:.1f} | {loads1[0]:.2f} | {loads1[1]:.2f} |",
+        + ", references. Ray starts while a thread of the driver simulates the cohort, and "
+        "its workers import the models before the tasks exist.\n",
+        "| path | wall seconds | waited for a quiet machine (min) | load before | load after |",
+        "|---|---|---|---|---|",
+        f"| serial | {serial_s:.1f} | {loads0[0]:.0f} | {loads0[1]:.2f} | {loads0[2]:.2f} |",
+        f"| Ray, 2 workers | {ray_s:.1f} | {loads1[0]:.0f} | {loads1[1]:.2f} | {loads1[2]:.2f} |",
         "",
         f"- same table (training times aside) and the same reference floats: "
         f"**{'yes' if same else 'NO'}**; Ray / serial wall time **{ray_s / serial_s:.2f}**",

@@ -34,6 +34,7 @@ Examples
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,8 +232,8 @@ def run_benchmark(
         connected to), an address (``"HOST:6379"``, ``"ray://HOST:10001"``) or ``"local"``
         (start one here). Needs the ``scale`` extra; ``None`` (default): serially in this
         process, without importing Ray. The table is the serial one (training times aside):
-        every task depends on its seed only. Ray is connected to before the cohort is
-        simulated (its workers import the models meanwhile) and the tasks are submitted
+        every task depends on its seed only. Ray starts while a thread simulates the cohort,
+        its workers import the models before the tasks exist, and the tasks are submitted
         longest first (gate models with more gates first; see ``_task_cost``). A failed task
         is retried twice, then reported.
 
@@ -272,11 +273,15 @@ def run_benchmark(
     )  # fmt: skip
     if ray is None:
         cohort = simulate_cohort(n_stays=stays, seed=cohort_seed, progress=progress)
-    else:  # Ray starts (and its workers import the models) while the cohort is simulated
+    else:  # Ray starts (ray.init wants the main thread) while a thread simulates the cohort
         from safer.evaluation._ray import connect, run_tasks
 
-        connect(ray, warm=_ray_task, workers=len(tasks) + 1)
-        cohort = simulate_cohort(n_stays=stays, seed=cohort_seed, progress=progress)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            simulating = pool.submit(
+                simulate_cohort, n_stays=stays, seed=cohort_seed, progress=progress
+            )
+            connect(ray, warm=_ray_task, workers=len(tasks) + 1)  # workers import the models
+            cohort = simulating.result()
     splits = split_stays(cohort, seed=split_seed)
     if splits.subset(cohort, "calibration").empty or splits.subset(cohort, "test").empty:
         raise SaferError(f"{stays} stays leave an empty calibration or test split; use more")
