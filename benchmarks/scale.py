@@ -10,6 +10,14 @@ shards in one and in two processes (same numbers expected, timed). Writes
 ``docs/benchmarks/scale.md``::
 
     python benchmarks/scale.py --stays 1000 --seeds 3 --rollout-episodes 1000 --ray-stays 300
+
+With ``--ray-stays N`` it also times ``safer benchmark`` serially and on a local 2-worker Ray
+cluster (``--ray-models``, seeds 0..K-1 for each K of ``--ray-seeds``: one comparison each);
+``--only ray`` runs that comparison alone (page ``docs/benchmarks/scale_ray.md``), and
+``--quiet-load L`` waits (60 s steps, up to ``--quiet-wait`` minutes, default 25) for a 1-minute
+load average below ``L`` before each timed run::
+
+    python benchmarks/scale.py --only ray --ray-stays 3000 --ray-seeds 2 3 --quiet-load 0.8
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -85,8 +94,42 @@ def main(argv: list[str] | None = None) -> None:
         "--ray-stays", type=int, default=0,
         help="Stays of the serial-vs-Ray `safer benchmark` comparison (0: skip it).",
     )  # fmt: skip
-    parser.add_argument("--out", default="docs/benchmarks/scale.md")
+    parser.add_argument(
+        "--ray-seeds", type=int, nargs="+", default=[2],
+        help="Seeds of the Ray comparison: K runs seeds 0..K-1; several values, one comparison "
+        "each.",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ray-models", nargs="+", default=["safer-n", "bc-mlp"],
+        help="Models of the Ray comparison (the first one also compares the gates).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--only", choices=["ray"],
+        help="Run only this part (ray: the serial-vs-Ray comparison; needs --ray-stays).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--quiet-load", type=float, default=0.0,
+        help="Before each timed Ray-comparison run, wait (60 s steps, up to --quiet-wait) until "
+        "the 1-minute load average is below this (0: do not wait).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--quiet-wait", type=float, default=25.0,
+        help="Longest wait for --quiet-load before each timed run, in minutes (then it runs "
+        "anyway and the page records the load).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--out", help="Page to write (default docs/benchmarks/scale.md; with --only ray "
+        "docs/benchmarks/scale_ray.md).",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.only == "ray":
+        if not args.ray_stays:
+            parser.error("--only ray needs --ray-stays N")
+        lines = [header(f"`safer benchmark`: serial and on Ray, {args.ray_stays} stays", "ray")]
+        for k in args.ray_seeds:
+            lines += ray_part(args.ray_stays, k, args.ray_models, args)
+        write_page(args.out or "docs/benchmarks/scale_ray.md", lines)
+        return
 
     cohort = simulate_cohort(args.stays, seed=0, progress=False)
     splits = split_stays(cohort, seed=0)
@@ -198,47 +241,75 @@ def main(argv: list[str] | None = None) -> None:
                else ""),
         ]  # fmt: skip
     if args.ray_stays:
-        lines += ray_part(args.ray_stays)
-    write_page(args.out, lines)
+        for k in args.ray_seeds:
+            lines += ray_part(args.ray_stays, k, args.ray_models, args)
+    write_page(args.out or "docs/benchmarks/scale.md", lines)
 
 
-def ray_part(stays: int) -> list[str]:
-    """`safer benchmark` serially and on a local Ray cluster (2 workers), same settings."""
-    import time
+def wait_for_quiet(below: float, minutes: float, step: int = 60) -> tuple[float, float]:
+    """Wait until the 1-minute load average is below ``below`` (``step`` s at a time, at most
+    ``minutes``); the load at the end, whatever it is then, and the minutes waited."""
+    waited = 0
+    while below and os.getloadavg()[0] >= below and waited < 60 * minutes:
+        print(f"load {os.getloadavg()[0]:.2f} >= {below}: waiting {step} s", file=sys.stderr)
+        time.sleep(step)
+        waited += step
+    return os.getloadavg()[0], waited / 60
 
+
+def ray_part(stays: int, n_seeds: int, models: list[str], args) -> list[str]:
+    """`safer benchmark` serially and on a local Ray cluster (2 workers), same settings; the
+    Ray cluster is started inside the timed run and shut down after it."""
     from safer._learnable import torch_threads
-    from safer.evaluation.benchmark import run_benchmark
+    from safer.evaluation.benchmark import _task_cost, run_benchmark
 
     settings = dict(
-        stays=stays, seeds=[0, 1], models=["safer-n", "bc-mlp"], episodes=200, gates=["lac"],
-        gate_models=["safer-n"], progress=False,
+        stays=stays, seeds=list(range(n_seeds)), models=list(models), episodes=200,
+        gates=["lac"], gate_models=models[:1], progress=False,
     )  # fmt: skip
     timed = {}
     for how in (None, "local"):
+        before, waited = wait_for_quiet(args.quiet_load, args.quiet_wait)
         start = time.perf_counter()
         with torch_threads(1):
             result = run_benchmark(ray=how, **settings)
-        timed[how] = (time.perf_counter() - start, result, os.getloadavg()[0])
+        timed[how] = (time.perf_counter() - start, result, waited, before, os.getloadavg()[0])
         print(how, timed[how][0], file=sys.stderr)
-    (serial_s, serial, load0), (ray_s, on_ray, load1) = timed[None], timed["local"]
-    same = serial.runs.drop(columns="fit_seconds").equals(
-        on_ray.runs.drop(columns="fit_seconds")
-    ) and serial.gate_runs.equals(on_ray.gate_runs)
+        if how is not None:
+            import ray
+
+            ray.shutdown()  # the next comparison starts its own cluster, timed
+    (serial_s, serial, *loads0), (ray_s, on_ray, *loads1) = timed[None], timed["local"]
+    same = (
+        serial.runs.drop(columns="fit_seconds").equals(on_ray.runs.drop(columns="fit_seconds"))
+        and serial.gate_runs.equals(on_ray.gate_runs)
+        and serial.references == on_ray.references
+    )
     shown = {k: v for k, v in settings.items() if k != "progress"}
+    tasks = [(m, s) for m in models for s in range(n_seeds)]
+    cost = _task_cost(settings["gates"], tuple(settings["gate_models"]))
+    order = sorted(tasks, key=lambda t: -cost(t))
+    fits = serial.runs.groupby("model", sort=False)["fit_seconds"].mean()
     return [
         "",
-        "## `safer benchmark`: serial and on Ray\n",
+        f"## `safer benchmark`: serial and on Ray, {len(models)} models x {n_seeds} seeds\n",
         f'`run_benchmark(**{shown})` serially (one torch thread) and with `ray="local"` (a '
-        "Ray cluster started in the process: one worker per core, 2 here; its start-up "
-        "counted), one task per (model, seed): 4 tasks.\n",
-        "| path | wall seconds | load after |",
-        "|---|---|---|",
-        f"| serial | {serial_s:.1f} | {load0:.1f} |",
-        f"| Ray, 2 workers | {ray_s:.1f} | {load1:.1f} |",
+        "Ray cluster started in the run, one worker per core: 2 here; its start-up counted, "
+        f"its shutdown not): {len(tasks)} tasks, one per (model, seed), and one for the "
+        "reference rows (the exact clinicians' and optimal mortality, the oracle ceiling), "
+        "submitted longest first: "
+        + ", ".join(f"{m} {s}" for m, s in order)
+        + ", references. Ray starts while a thread of the driver simulates the cohort, and "
+        "its workers import the models before the tasks exist.\n",
+        "| path | wall seconds | waited for a quiet machine (min) | load before | load after |",
+        "|---|---|---|---|---|",
+        f"| serial | {serial_s:.1f} | {loads0[0]:.0f} | {loads0[1]:.2f} | {loads0[2]:.2f} |",
+        f"| Ray, 2 workers | {ray_s:.1f} | {loads1[0]:.0f} | {loads1[1]:.2f} | {loads1[2]:.2f} |",
         "",
-        f"- same table (training times aside): **{'yes' if same else 'NO'}**; Ray / serial "
-        f"wall time {ray_s / serial_s:.2f} (the simulation, the oracle reference and Ray's "
-        "start-up run once, outside the tasks)",
+        f"- same table (training times aside) and the same reference floats: "
+        f"**{'yes' if same else 'NO'}**; Ray / serial wall time **{ray_s / serial_s:.2f}**",
+        "- mean training seconds per task, serial run: "
+        + ", ".join(f"{m} {v:.1f}" for m, v in fits.items()),
     ]
 
 

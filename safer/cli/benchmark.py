@@ -50,9 +50,9 @@ def benchmark(
     ray: str | None = typer.Option(
         None,
         "--ray",
-        help="Run one Ray task per model and seed: auto (the cluster of `ray start` on this "
-        "machine), HOST:PORT, ray://HOST:PORT, or local (start one here). Needs the 'scale' "
-        "extra. Same table as without it (training times aside).",
+        help="Run one Ray task per model and seed, and one for the reference rows: auto (the "
+        "cluster of `ray start` on this machine), HOST:PORT, ray://HOST:PORT, or local (start "
+        "one here). Needs the 'scale' extra. Same table as without it (training times aside).",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the numbers as JSON."),
 ) -> None:

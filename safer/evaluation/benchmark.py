@@ -34,12 +34,14 @@ Examples
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from safer._json import to_plain
 from safer._provenance import provenance, write_page
@@ -56,6 +58,7 @@ __all__ = [
     "ORACLE",
     "BENCHMARK_METRICS",
     "BenchmarkResult",
+    "benchmark_references",
     "benchmark_task",
     "default_models",
     "run_benchmark",
@@ -224,12 +227,15 @@ def run_benchmark(
         tqdm bars for simulation, training and rollouts (on stderr; with ``ray``, one bar over
         finished tasks).
     ray : str, optional
-        Run one Ray task per (model, seed) on a Ray cluster: ``"auto"`` (the cluster
-        ``ray start`` runs on this machine, or the one this process is connected to), an
-        address (``"HOST:6379"``, ``"ray://HOST:10001"``) or ``"local"`` (start one here).
-        Needs the ``scale`` extra; ``None`` (default): serially in this process, without
-        importing Ray. The table is the serial one (training times aside): every task
-        depends on its seed only. A failed task is retried twice, then reported.
+        Run one Ray task per (model, seed), and one for the reference rows, on a Ray cluster:
+        ``"auto"`` (the cluster ``ray start`` runs on this machine, or the one this process is
+        connected to), an address (``"HOST:6379"``, ``"ray://HOST:10001"``) or ``"local"``
+        (start one here). Needs the ``scale`` extra; ``None`` (default): serially in this
+        process, without importing Ray. The table is the serial one (training times aside):
+        every task depends on its seed only. Ray starts while a thread simulates the cohort,
+        its workers import the models before the tasks exist, and the tasks are submitted
+        longest first (gate models with more gates first; see ``_task_cost``). A failed task
+        is retried twice, then reported.
 
     Examples
     --------
@@ -260,35 +266,39 @@ def run_benchmark(
     if missing:
         raise SaferError(f"gate models {missing} are not benchmarked; models: {models}")
 
-    cohort = simulate_cohort(n_stays=stays, seed=cohort_seed, progress=progress)
-    splits = split_stays(cohort, seed=split_seed)
-    train = splits.subset(cohort, "train")
-    if splits.subset(cohort, "calibration").empty or splits.subset(cohort, "test").empty:
-        raise SaferError(f"{stays} stays leave an empty calibration or test split; use more")
     tasks = [(name, seed) for name in models for seed in seeds]
     common = dict(
         episodes=episodes, alpha=alpha, split_seed=split_seed, overrides=overrides,
         gates=tuple(gates), gate_models=gate_models,
     )  # fmt: skip
     if ray is None:
+        cohort = simulate_cohort(n_stays=stays, seed=cohort_seed, progress=progress)
+    else:  # Ray starts (ray.init wants the main thread) while a thread simulates the cohort
+        from safer.evaluation._ray import connect, run_tasks
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            simulating = pool.submit(
+                simulate_cohort, n_stays=stays, seed=cohort_seed, progress=progress
+            )
+            connect(ray, warm=_ray_task, workers=len(tasks) + 1)  # workers import the models
+            cohort = simulating.result()
+    splits = split_stays(cohort, seed=split_seed)
+    if splits.subset(cohort, "calibration").empty or splits.subset(cohort, "test").empty:
+        raise SaferError(f"{stays} stays leave an empty calibration or test split; use more")
+    if ray is None:
         results = [
             benchmark_task(name, seed, cohort, splits, progress=progress, **common)
             for name, seed in tasks
         ]
-    else:
-        from safer.evaluation._ray import run_tasks
-
-        results = run_tasks(
-            benchmark_task, tasks, cohort, splits, address=ray, progress=progress,
-            label=lambda t: f"{t[0]} seed {t[1]}", **common,
+        references = benchmark_references(cohort, splits)
+    else:  # the references are one more task, run beside the models
+        cost = _task_cost(gates, gate_models)
+        *results, references = run_tasks(
+            _ray_task, [*tasks, _REFERENCES], cohort, splits, address=ray, progress=progress,
+            label=_task_label, cost=cost, **common,
         )  # fmt: skip
     rows = [row for row, _ in results]
     gate_rows = [g for _, gates_of in results for g in gates_of]
-    references = {
-        "clinicians": 100 * exact_mortality(clinician_policy()),
-        "optimal": 100 * exact_mortality(optimal_policy()),
-        ORACLE: 100 * oracle_ceiling(train).mortality["one-step"],
-    }
     sizes = {s: int(splits.subset(cohort, s)["stay_id"].nunique())
              for s in ("train", "calibration", "test")}  # fmt: skip
     settings = {
@@ -360,6 +370,56 @@ def benchmark_task(
                 }
             )  # fmt: skip
     return row, gate_rows
+
+
+def benchmark_references(cohort: pd.DataFrame, splits) -> dict[str, float]:
+    """The reference rows of :func:`run_benchmark`: the exact mortality (percent) of the
+    clinicians' and the optimal policy, and of the oracle one-step learner given the true states
+    of the training stays.
+
+    Computed with one BLAS thread (no slower for these small matrices): the last digits of a
+    matrix product depend on OpenBLAS's thread count, and a Ray worker has one, so the serial
+    and the Ray path give the same floats.
+    """
+    with threadpool_limits(limits=1):
+        return {
+            "clinicians": 100 * exact_mortality(clinician_policy()),
+            "optimal": 100 * exact_mortality(optimal_policy()),
+            ORACLE: 100 * oracle_ceiling(splits.subset(cohort, "train")).mortality["one-step"],
+        }
+
+
+# The Ray path's task for the references (a (model, seed) task of no model).
+_REFERENCES = (None, None)
+
+
+def _ray_task(name: str | None, seed: int | None, cohort: pd.DataFrame, splits, **common: Any):
+    """One Ray task of :func:`run_benchmark`: :func:`benchmark_task` of a (model, seed), or
+    :func:`benchmark_references` for :data:`_REFERENCES`."""
+    if name is None:
+        return benchmark_references(cohort, splits)
+    return benchmark_task(name, seed, cohort, splits, **common)
+
+
+def _task_label(task: tuple) -> str:
+    name, seed = task
+    return "references" if name is None else f"{name} seed {seed}"
+
+
+def _task_cost(gates: tuple[str, ...] | list[str], gate_models: tuple[str, ...]):
+    """The rule that orders the Ray tasks, longest first: a model costs one fit, score and two
+    rollouts (1), plus one calibration and rollout per gate other than "lac" (reused) when it is
+    a gate model; the references (exact evaluations and a tabular oracle: seconds) cost 0. Equal
+    costs keep the order of ``models`` -- list the slower models first."""
+    extra = len([g for g in gates if g != "lac"])
+
+    def cost(task: tuple) -> float:
+        name, _ = task
+        if name is None:
+            return 0.0
+        return 1.0 + (extra if name in gate_models else 0)
+
+    return cost
 
 
 def write_markdown(result: BenchmarkResult, path: str | Path, command: str = "") -> Path:

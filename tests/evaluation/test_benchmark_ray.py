@@ -1,6 +1,7 @@
-"""`safer benchmark --ray`: one Ray task per (model, seed) on a local 2-worker cluster started
-here gives the serial table; a failing task is reported, not dropped; the serial path never
-imports Ray."""
+"""`safer benchmark --ray`: one Ray task per (model, seed) and one for the references on a local
+2-worker cluster started here give the serial table; tasks are submitted longest first and come
+back in task order; a failing task is reported, not dropped; the serial path never imports
+Ray."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +33,7 @@ from safer.evaluation.benchmark import run_benchmark
 result = run_benchmark(progress=False, **{TINY!r})
 print(json.dumps({{"runs": result.runs.to_dict("records"),
                   "gates": result.gate_runs.to_dict("records"),
+                  "references": result.references,
                   "ray_imported": "ray" in sys.modules}}))
 """
 
@@ -55,7 +58,22 @@ def test_ray_tasks_give_the_serial_table(cluster):
     want = pd.DataFrame(serial["runs"]).drop(columns="fit_seconds")
     pd.testing.assert_frame_equal(result.runs.drop(columns="fit_seconds"), want)
     pd.testing.assert_frame_equal(result.gate_runs, pd.DataFrame(serial["gates"]))
+    assert result.references == serial["references"]  # computed by their own Ray task
     assert len(result.runs) == 2 and result.runs["fit_seconds"].gt(0).all()
+
+
+def test_tasks_run_longest_first_and_come_back_in_task_order(cluster):
+    def started(name: str, seconds: float) -> tuple[str, float]:
+        start = time.time()
+        time.sleep(seconds)
+        return name, start
+
+    tasks = [("short a", 0.5), ("short b", 0.5), ("long c", 2.0), ("long d", 2.0)]
+    results = run_tasks(started, tasks, address="auto", progress=False, cost=lambda t: t[1])
+    assert [name for name, _ in results] == ["short a", "short b", "long c", "long d"]
+    start = dict(results)
+    # 2 workers take the two long tasks first; the short ones start once one of them is done
+    assert max(start["long c"], start["long d"]) < min(start["short a"], start["short b"])
 
 
 def test_a_failing_task_is_retried_then_reported(cluster):
