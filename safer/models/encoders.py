@@ -11,6 +11,12 @@ embeddings (``unit="sentence"``). Simulated and real ICU notes repeat the same s
 ~3,000 distinct sentences, which makes encoding ~10x cheaper on a CPU. ``unit="note"`` encodes
 each whole note instead (truncated at ``max_length`` tokens).
 
+The cache is a folder of ``.npz`` shards per encoder, one written by every call that encodes
+something new, so runs and ``torchrun`` ranks never write the same file. When a folder holds
+more than :data:`MAX_SHARDS` of them, the smaller half is merged into one (largest shards are
+left alone, so a big cache is not rewritten for every few new notes): a long rollout that keeps
+meeting new notes does not slow down with the number of files it has written.
+
 Examples
 --------
 >>> from safer.models.encoders import NoteEncoder
@@ -37,7 +43,16 @@ from tqdm.auto import tqdm
 from safer._distributed import World, all_gather_objects, current_world
 from safer.errors import SaferError
 
-__all__ = ["NoteEncoder", "NoteEncoderError", "default_encoder_path", "default_cache_dir"]
+__all__ = [
+    "NoteEncoder",
+    "NoteEncoderError",
+    "compact_shards",
+    "default_cache_dir",
+    "default_encoder_path",
+]
+
+MAX_SHARDS = 64
+"""Shards an encoder's cache folder may hold before its smaller half is merged into one."""
 
 _SENTENCE_SPLIT = re.compile(r"(?<=[.;!?])\s+|\n+")
 
@@ -91,6 +106,9 @@ class NoteEncoder:
         Texts per forward pass (dynamic padding within a batch).
     progress : bool
         Show a tqdm bar while encoding.
+    max_shards : int
+        Cache shards the encoder's folder may hold before the smaller ones are merged
+        (:func:`compact_shards`).
 
     Attributes
     ----------
@@ -112,7 +130,10 @@ class NoteEncoder:
         max_length: int = 128,
         batch_size: int = 64,
         progress: bool = True,
+        max_shards: int = MAX_SHARDS,
     ):
+        if max_shards < 2:
+            raise NoteEncoderError(f"max_shards must be >= 2, got {max_shards}")
         if unit not in ("sentence", "note"):
             raise NoteEncoderError(f"unknown note unit {unit!r}; choose 'sentence' or 'note'")
         self.path = str(path) if path else default_encoder_path()
@@ -121,6 +142,7 @@ class NoteEncoder:
         self.max_length = int(max_length)
         self.batch_size = int(batch_size)
         self.progress = progress
+        self.max_shards = int(max_shards)
         self.n_encoded = 0
         self._across_ranks = False
         self._tokenizer = None
@@ -222,23 +244,18 @@ class NoteEncoder:
         for shard in sorted(folder.glob("*.npz")):
             if shard.name in self._loaded_shards:
                 continue
-            try:
-                with np.load(shard) as data:
-                    for key, vec in zip(data["keys"].tolist(), data["vectors"], strict=True):
-                        self._memory[key] = vec
-            except (OSError, ValueError, KeyError):
-                continue  # a half-written or foreign file: ignore it, it will be re-encoded
+            part = _read_shard(shard)
+            if part is None:
+                continue  # half-written, merged away meanwhile, or foreign: re-encoded if needed
+            for key, vec in zip(part[0].tolist(), part[1], strict=True):
+                self._memory[key] = vec
             self._loaded_shards.add(shard.name)
 
     def _save_shard(self, keys: list[str], vectors: np.ndarray) -> None:
         folder = self._shard_dir()
         folder.mkdir(parents=True, exist_ok=True)
-        name = f"{uuid.uuid4().hex}.npz"
-        tmp = folder / f".{name}.tmp"
-        with open(tmp, "wb") as fh:
-            np.savez(fh, keys=np.array(keys), vectors=vectors.astype(np.float32))
-        tmp.replace(folder / name)
-        self._loaded_shards.add(name)
+        self._loaded_shards.add(_write_shard(folder, np.array(keys), vectors))
+        compact_shards(folder, self.max_shards)
 
     @contextlib.contextmanager
     def across_ranks(self) -> Iterator[None]:
@@ -330,3 +347,96 @@ class NoteEncoder:
                 bar.update(len(idx))
         bar.close()
         return out
+
+
+def _read_shard(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """A shard's keys and vectors, or ``None`` for a half-written, vanished or foreign file."""
+    try:
+        with np.load(path) as data:
+            keys, vectors = data["keys"], data["vectors"]
+    except (OSError, ValueError, KeyError):
+        return None
+    if keys.ndim != 1 or vectors.ndim != 2 or len(keys) != len(vectors):
+        return None
+    return keys, vectors
+
+
+def _write_shard(folder: Path, keys: np.ndarray, vectors: np.ndarray) -> str:
+    """Write a new shard atomically (a temporary name, then a rename); returns its name."""
+    name = f"{uuid.uuid4().hex}.npz"
+    tmp = folder / f".{name}.tmp"
+    with open(tmp, "wb") as fh:
+        np.savez(fh, keys=np.asarray(keys), vectors=np.asarray(vectors, dtype=np.float32))
+    tmp.replace(folder / name)
+    return name
+
+
+@contextlib.contextmanager
+def _compaction_lock(folder: Path) -> Iterator[bool]:
+    """``True`` inside the block when this process holds the folder's compaction lock (an
+    advisory ``flock``, released if the process dies); ``False`` when another one holds it."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: concurrent merges only duplicate work
+        yield True
+        return
+    with open(folder / ".compact.lock", "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def compact_shards(folder: str | Path, max_shards: int = MAX_SHARDS) -> int:
+    """When a cache folder holds more than ``max_shards`` shards, merge its smallest ones into
+    one so that ``max_shards // 2`` are left; returns how many were merged (0: nothing to do).
+
+    The merged shard is written (atomically) before the merged ones are removed, so a reader
+    sees every vector at any moment, in one file or another; a reader that listed a shard that
+    is then removed skips it, and finds its vectors in the merged shard on its next scan.
+    Unreadable files are left alone. Another process merging the same folder at the same time
+    makes this call return 0.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for i in range(5):
+    ...     _ = _write_shard(folder, np.array([f"k{i}"]), np.full((1, 2), i, np.float32))
+    >>> compact_shards(folder, max_shards=4)  # 5 > 4: the 4 smallest merged, 2 shards left
+    4
+    >>> len(list(folder.glob("*.npz")))
+    2
+    """
+    folder = Path(folder)
+    if max_shards < 2:
+        raise NoteEncoderError(f"max_shards must be >= 2, got {max_shards}")
+    if len(list(folder.glob("*.npz"))) <= max_shards:
+        return 0
+    with _compaction_lock(folder) as held:
+        if not held:
+            return 0
+        sizes = {}
+        for shard in folder.glob("*.npz"):
+            with contextlib.suppress(OSError):
+                sizes[shard] = shard.stat().st_size
+        if len(sizes) <= max_shards:
+            return 0
+        by_size = sorted(sizes, key=lambda f: (sizes[f], f.name))
+        smallest = by_size[: len(sizes) - max_shards // 2 + 1]
+        parts = [(f, _read_shard(f)) for f in smallest]
+        parts = [(f, part) for f, part in parts if part is not None]
+        if len(parts) < 2:
+            return 0
+        keys = np.concatenate([k for _, (k, _) in parts])
+        vectors = np.concatenate([v for _, (_, v) in parts])
+        keys, first = np.unique(keys, return_index=True)
+        _write_shard(folder, keys, vectors[first])
+        for f, _ in parts:
+            f.unlink(missing_ok=True)
+        return len(parts)

@@ -10,7 +10,13 @@ import torch
 from safer.cohorts import simulate_cohort, split_stays
 from safer.errors import SaferError
 from safer.models import SaferConfig, make_model
-from safer.models.encoders import NoteEncoder
+from safer.models.encoders import (
+    MAX_SHARDS,
+    NoteEncoder,
+    _read_shard,
+    _write_shard,
+    compact_shards,
+)
 from safer.models.safer import SaferNet, kl_divergence, risk_aware_loss
 
 LEAKY_NOTE = (
@@ -193,6 +199,42 @@ def test_cached_texts_are_served_from_memory_and_new_ones_from_other_runs_shards
     new = other.encode(["Plan: bolus."])  # another run caches a new sentence
     np.testing.assert_array_equal(enc.encode(["Plan: bolus."]), new)
     assert scans == [1] and enc.n_encoded == 2  # read from the other run's shard, not encoded
+
+
+def test_the_cache_stays_a_few_shards_and_keeps_every_vector(tmp_path, tiny_encoder):
+    enc = NoteEncoder(tiny_encoder, cache_dir=tmp_path, progress=False)
+    texts = [f"Levo at 0.{i:02d}." for i in range(MAX_SHARDS + 10)]
+    vectors = np.concatenate([enc.encode([t]) for t in texts])  # one new shard per call
+    folder = tmp_path / enc.identity
+    assert len(list(folder.glob("*.npz"))) <= MAX_SHARDS
+    fresh = NoteEncoder(tiny_encoder, cache_dir=tmp_path, progress=False)
+    np.testing.assert_array_equal(fresh.encode(texts), vectors)
+    assert fresh.n_encoded == 0  # every vector survived the merges
+
+
+def test_compaction_merges_the_small_shards_and_leaves_big_and_broken_ones(tmp_path):
+    big = _write_shard(tmp_path, np.array([f"b{i}" for i in range(50)]), np.ones((50, 4)))
+    for i in range(6):
+        _write_shard(tmp_path, np.array([f"s{i}", "b0"]), np.full((2, 4), i, np.float32))
+    (tmp_path / "broken.npz").write_bytes(b"not a zip")
+    assert compact_shards(tmp_path, max_shards=10) == 0  # 8 shards: nothing to do
+    assert compact_shards(tmp_path, max_shards=4) == 6  # the broken one is unreadable: skipped
+    left = sorted(f.name for f in tmp_path.glob("*.npz"))
+    assert big in left and "broken.npz" in left and len(left) == 3
+    merged = next(f for f in left if f not in (big, "broken.npz"))
+    keys, values = _read_shard(tmp_path / merged)
+    assert keys.tolist() == ["b0", "s0", "s1", "s2", "s3", "s4", "s5"]  # each key once
+    assert values[1:, 0].tolist() == [0, 1, 2, 3, 4, 5]
+
+
+def test_compaction_waits_for_nobody_when_another_process_merges(tmp_path):
+    fcntl = pytest.importorskip("fcntl", reason="advisory file locks are POSIX-only")
+    for i in range(5):
+        _write_shard(tmp_path, np.array([f"k{i}"]), np.zeros((1, 2), np.float32))
+    with open(tmp_path / ".compact.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as another process merging this folder would
+        assert compact_shards(tmp_path, max_shards=4) == 0
+    assert compact_shards(tmp_path, max_shards=4) == 4
 
 
 def test_sentence_encoding_matches_the_averaged_note_vectors(tmp_path, tiny_encoder):
