@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calls", type=int, default=1000, help="new notes encoded per arm")
     parser.add_argument("--window", type=int, default=100, help="calls in a median")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument(
+        "--only", choices=["merged", "unmerged"], help="one arm alone (default: both, alternating)"
+    )
     parser.add_argument("--out", default="docs/benchmarks/note_cache.md")
     args = parser.parse_args(argv)
     if args.calls < 2 * args.window:
@@ -43,6 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
 
     arms = {"merged (default)": MAX_SHARDS, "never merged": args.calls + 10}
+    if args.only:
+        arms = {k: v for k, v in arms.items() if (v == MAX_SHARDS) == (args.only == "merged")}
     encoders, folders, seconds = {}, {}, {}
     for name, max_shards in arms.items():
         folders[name] = Path(tempfile.mkdtemp(prefix="safer-note-cache-"))
@@ -73,7 +78,9 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         header("Note cache under a stream of new notes", "torch", "transformers"),
         f"{args.calls} new notes per arm, one `encode` call each (all-MiniLM-L6-v2, "
-        f"{args.threads} torch thread(s)), arms alternating call by call; 1-min load at the "
+        f"{args.threads} torch thread(s)), "
+        + ("arms alternating call by call" if len(arms) > 1 else "this arm alone")
+        + "; 1-min load at the "
         f"end: {load}.",
         "",
         f"| arm | max_shards | CPU ms per call, first {args.window} (median) "
