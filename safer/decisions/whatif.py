@@ -68,7 +68,7 @@ class WhatIfResult:
     >>> from safer.tsedit import Anchor, TseditConfig, cohort_windows
     >>> cohort = simulate_cohort(30, seed=0, progress=False)
     >>> model = make_model("bc-mlp", epochs=1, use_notes=False).fit(cohort, progress=False)
-    >>> editor = DiffusionEditor(TseditConfig(window=8, train_steps=5, d_model=16))
+    >>> editor = DiffusionEditor(TseditConfig(window=8, train_steps=5, d_model=16, patience=None))
     >>> whatif = WhatIf(model, None, editor.fit(cohort_windows(cohort, window=8), progress=False))
     >>> rows = cohort[(cohort.stay_id == 200001) & (cohort.step <= 5)]
     >>> result = whatif.edit(rows, anchors=[Anchor(5, "HR", 150.0)], start=5, steps=5)
@@ -112,7 +112,7 @@ class WhatIf:
     >>> from safer.tsedit import Anchor, TseditConfig, cohort_windows
     >>> cohort = simulate_cohort(30, seed=0, progress=False)
     >>> model = make_model("bc-mlp", epochs=1, use_notes=False).fit(cohort, progress=False)
-    >>> editor = DiffusionEditor(TseditConfig(window=8, train_steps=5, d_model=16))
+    >>> editor = DiffusionEditor(TseditConfig(window=8, train_steps=5, d_model=16, patience=None))
     >>> whatif = WhatIf(model, None, editor.fit(cohort_windows(cohort, window=8), progress=False))
     >>> whatif.channels
     ['MeanBP', 'HR', 'Arterial_lactate', 'output_4hourly', 'SpO2']
