@@ -68,7 +68,17 @@ def refuse_overlap(held_out_stays, trained_on, what: str, fix: str) -> None:
 @dataclass(frozen=True)
 class StaySplits:
     """Sorted arrays of stay ids per split, with the seed and the (normalised) stay fractions
-    that produced them."""
+    that produced them.
+
+    Examples
+    --------
+    >>> from safer.cohorts import simulate_cohort
+    >>> splits = split_stays(simulate_cohort(n_stays=20, seed=0, progress=False), seed=1)
+    >>> splits.sizes()
+    {'train': 12, 'calibration': 4, 'test': 4}
+    >>> splits.fractions
+    (0.6, 0.2, 0.2)
+    """
 
     train: np.ndarray
     calibration: np.ndarray

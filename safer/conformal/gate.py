@@ -122,6 +122,18 @@ class Decisions:
     The decisions stage also makes ungated ones (:func:`safer.decisions.decide` without a gate):
     then ``sets`` is None (no prediction set), ``method`` is ``"none"`` and ``alpha`` and
     ``calibration_hash`` are None.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> proba = rng.dirichlet(np.full(25, 0.2), size=300); y = proba.argmax(axis=1)
+    >>> gate = calibrate_gate("lac", proba[:200], y[:200], alpha=0.1, model_hash="m")
+    >>> decisions = gate.decide(proba[200:])
+    >>> decisions.action.shape, decisions.method, decisions.alpha
+    ((100,), 'lac', 0.1)
+    >>> frame = decisions.to_frame()
+    >>> bool((frame["recommended"] == (frame["set_size"] == 1)).all())  # LAC: singleton sets
+    True
     """
 
     action: np.ndarray

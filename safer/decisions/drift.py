@@ -39,7 +39,18 @@ __all__ = ["DriftResult", "conformity_scores", "drift_test", "drift_check"]
 
 @dataclass(frozen=True)
 class DriftResult:
-    """The outcome of :func:`drift_test` (all numbers; :meth:`words` for people)."""
+    """The outcome of :func:`drift_test` (all numbers; :meth:`words` for people).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> scores, stays = rng.uniform(size=200), np.repeat(np.arange(50), 4)
+    >>> result = drift_test(scores[:100], stays[:100], scores[100:], stays[100:], seed=0)
+    >>> result.flagged, result.n_reference_stays, result.n_live_rows
+    (False, 25, 100)
+    >>> result.words()[:60]
+    'Drift check at level 0.05 of live data: no evidence that the'
+    """
 
     level: float
     p_value: float

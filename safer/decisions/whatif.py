@@ -58,6 +58,24 @@ class WhatIfResult:
     inside it), ``rows`` the stay's rows as scored, ``start`` the first step the edit could
     change, ``report`` the editor's report (what each control achieved), ``charted`` and
     ``scored`` the decision as charted and as edited (see :meth:`WhatIf.score`).
+
+    Examples
+    --------
+    :meth:`WhatIf.edit` returns one (a tiny model and editor, trained on a simulated cohort):
+
+    >>> from safer.cohorts import simulate_cohort
+    >>> from safer.models import make_model
+    >>> from safer.tsedit import Anchor, TseditConfig, cohort_windows
+    >>> cohort = simulate_cohort(30, seed=0, progress=False)
+    >>> model = make_model("bc-mlp", epochs=1, use_notes=False).fit(cohort, progress=False)
+    >>> editor = DiffusionEditor(TseditConfig(window=8, train_steps=5, d_model=16, patience=None))
+    >>> whatif = WhatIf(model, None, editor.fit(cohort_windows(cohort, window=8), progress=False))
+    >>> rows = cohort[(cohort.stay_id == 200001) & (cohort.step <= 5)]
+    >>> result = whatif.edit(rows, anchors=[Anchor(5, "HR", 150.0)], start=5, steps=5)
+    >>> result.start, float(result.series.loc[5, "HR"]), float(result.rows["HR"].iloc[-1])
+    (5, 150.0, 150.0)
+    >>> result.changed == (result.charted["action"] != result.scored["action"])
+    True
     """
 
     series: pd.DataFrame
@@ -84,6 +102,29 @@ class WhatIf:
         Its conformal gate; refused (``GateMismatchError``) when calibrated for another model.
     editor : safer.tsedit.DiffusionEditor
         A fitted editor whose channels are cohort features (e.g. trained on ``cohort:FILE``).
+
+    Examples
+    --------
+    A tiny model and editor trained on a simulated cohort (no gate: ungated decisions):
+
+    >>> from safer.cohorts import simulate_cohort
+    >>> from safer.models import make_model
+    >>> from safer.tsedit import Anchor, TseditConfig, cohort_windows
+    >>> cohort = simulate_cohort(30, seed=0, progress=False)
+    >>> model = make_model("bc-mlp", epochs=1, use_notes=False).fit(cohort, progress=False)
+    >>> editor = DiffusionEditor(TseditConfig(window=8, train_steps=5, d_model=16, patience=None))
+    >>> whatif = WhatIf(model, None, editor.fit(cohort_windows(cohort, window=8), progress=False))
+    >>> whatif.channels
+    ['MeanBP', 'HR', 'Arterial_lactate', 'output_4hourly', 'SpO2']
+    >>> rows = cohort[(cohort.stay_id == 200001) & (cohort.step <= 5)]  # up to the decision
+    >>> whatif.vitals(rows).index.tolist()
+    [0, 1, 2, 3, 4, 5]
+    >>> charted = whatif.score(rows)
+    >>> charted["method"], len(charted["probabilities"])
+    ('none', 25)
+    >>> result = whatif.edit(rows, [Anchor(5, "MeanBP", 50.0)], start=5, steps=5, charted=charted)
+    >>> float(result.series.loc[5, "MeanBP"])
+    50.0
     """
 
     def __init__(self, model: Any, gate: Gate | None, editor: DiffusionEditor):

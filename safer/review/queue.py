@@ -56,7 +56,31 @@ _CHUNK = 900  # stay keys per query
 
 @dataclass
 class QueuePage:
-    """One page of the patient queue and the honest counts around it."""
+    """One page of the patient queue and the honest counts around it.
+
+    Examples
+    --------
+    Three simulated stays and a decision at every step (LAC gate on random probabilities):
+
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from safer.cohorts import simulate_cohort
+    >>> from safer.conformal import calibrate_gate
+    >>> from safer.store import add_decisions, add_user, connect, load_cohort, upgrade
+    >>> url = "sqlite:///" + os.path.join(tempfile.mkdtemp(), "safer.db"); _ = upgrade(url)
+    >>> cohort = simulate_cohort(n_stays=3, seed=0, progress=False)
+    >>> proba = np.random.default_rng(0).dirichlet(np.ones(25), size=len(cohort))
+    >>> gate = calibrate_gate("lac", proba, cohort["action"], alpha=0.2, model_hash="m")
+    >>> with connect(url)() as s, s.begin():
+    ...     _ = load_cohort(s, cohort)
+    ...     _ = add_decisions(s, cohort["stay_id"], cohort["step"], proba, gate.decide(proba),
+    ...                       model_version="demo")
+    ...     user = add_user(s, "ana", "correct horse", role="clinician")
+    >>> with connect(url)() as s:
+    ...     page = patient_queue(s, user, page_size=2)
+    >>> page.patients, page.pages, len(page.rows), page.pending_decisions == len(cohort)
+    (3, 2, 2, True)
+    """
 
     rows: list[dict[str, Any]]
     patients: int  # patients whose current decision matches the filters

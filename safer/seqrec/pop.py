@@ -21,7 +21,17 @@ __all__ = ["ItemCounts", "Pop", "PopConfig"]
 class PopConfig:
     """Popularity has nothing to learn but the counts; ``protocol`` picks the ranking rule,
     ``holdout`` / ``tail_fraction`` the held-out targets (see
-    :class:`~safer.seqrec.config.NeuralConfig`)."""
+    :class:`~safer.seqrec.config.NeuralConfig`).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> log = pd.DataFrame({"user": ["u"] * 10, "item": list("abcdefghij"), "timestamp": range(10)})
+    >>> data = SequenceData.from_interactions(log)
+    >>> model = Pop(PopConfig(holdout="tail", tail_fraction=0.2)).fit(data)
+    >>> len(model.splits(data)["test"])  # every step of the held-out tail
+    2
+    """
 
     protocol: str = "recbole"
     max_len: int = 50

@@ -108,6 +108,18 @@ class Examples:
         state after the target; nothing that scores reads it).
     purchase
         ``(N,)`` bool, whether the target interaction is a purchase (every one is a click).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> log = pd.DataFrame(
+    ...     {"user": list("uuuvvv"), "item": list("abcabd"), "timestamp": [1, 2, 3] * 2}
+    ... )
+    >>> test = leave_one_out(SequenceData.from_interactions(log), max_len=3)["test"]
+    >>> len(test), test.item_seq.tolist(), test.seq_len.tolist(), test.target.tolist()
+    (2, [[1, 2, 0], [1, 2, 0]], [2, 2], [3, 4])
+    >>> test.take([1]).user.tolist()
+    [1]
     """
 
     user: np.ndarray

@@ -322,12 +322,22 @@ class NeuralRecommender(SequentialRecommender):
     @classmethod
     def for_encoder(cls, name: str) -> type[NeuralRecommender]:
         """The recommender class of encoder ``name`` (a key of ``ENCODERS``), saved as model
-        ``name``; encoder ``XNet`` gives class ``X`` of module ``safer.seqrec``."""
+        ``name``; encoder ``XNet`` gives class ``X`` of module ``safer.seqrec``, whose docstring
+        carries a runnable example (run with the package's doctests)."""
         encoder = ENCODERS[name]
         title = encoder.__name__.removesuffix("Net")
         doc = (
             f"The ``{name}`` model: :class:`~{encoder.__module__}.{encoder.__name__}` and the "
             "head of ``config.head`` (see :class:`~safer.seqrec.recommender.NeuralRecommender`)."
+            "\n\nExamples\n--------\n"
+            ">>> import pandas as pd\n"
+            f">>> from safer.seqrec import SequenceData, {title}\n"
+            '>>> log = pd.DataFrame({"user": list("aaaabbbb"), "item": list("wxyzxyzw"),\n'
+            '...                     "timestamp": [1, 2, 3, 4] * 2})\n'
+            ">>> data = SequenceData.from_interactions(log)\n"
+            f">>> model = {title}({title}.Config(epochs=1)).fit(data)\n"
+            '>>> model.score(model.splits(data)["test"]).shape  # 2 users, 4 items + padding\n'
+            "(2, 5)\n"
         )
         attrs = {"Config": encoder.Config, "artifact_kind": name, "encoder_name": name}
         return type(title, (cls,), {"__module__": "safer.seqrec", "__doc__": doc, **attrs})

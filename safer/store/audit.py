@@ -141,7 +141,20 @@ def append_event(
 
 @dataclass
 class TrailReport:
-    """Result of :func:`verify_trail`: ``ok`` and, if not, every problem found."""
+    """Result of :func:`verify_trail`: ``ok`` and, if not, every problem found.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from safer.store import add_user, connect, upgrade
+    >>> url = "sqlite:///" + os.path.join(tempfile.mkdtemp(), "safer.db"); _ = upgrade(url)
+    >>> with connect(url)() as s, s.begin():
+    ...     _ = add_user(s, "ana", "correct horse", role="clinician")  # an audited event
+    >>> with connect(url)() as s:
+    ...     report = verify_trail(s)
+    >>> report.ok, report.n_events, report.problems, report.as_dict()["anchor"].startswith("1:")
+    (True, 1, [], True)
+    """
 
     ok: bool
     n_events: int

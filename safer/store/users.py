@@ -93,7 +93,25 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 
 @dataclass(frozen=True)
 class SignedInUser:
-    """The identity a session acts as (no password hash)."""
+    """The identity a session acts as (no password hash).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from safer.store import connect, upgrade
+    >>> url = "sqlite:///" + os.path.join(tempfile.mkdtemp(), "safer.db"); _ = upgrade(url)
+    >>> Session = connect(url)
+    >>> with Session() as s, s.begin():
+    ...     _ = add_user(s, "ana", "correct horse", role="auditor")
+    >>> with Session() as s:
+    ...     user = authenticate(s, "ana", "correct horse")
+    >>> user.username, user.role
+    ('ana', 'auditor')
+    >>> require(user, "view_audit"); require(user, "review")
+    Traceback (most recent call last):
+    ...
+    safer.store.errors.PermissionDeniedError: ...
+    """
 
     id: int
     username: str

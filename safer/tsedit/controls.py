@@ -81,7 +81,19 @@ class InfeasibleEditError(SaferError, ValueError):
 
 @dataclass(frozen=True)
 class Anchor:
-    """A point anchor: pull ``channel`` at step ``time`` towards ``value`` with ``confidence``."""
+    """A point anchor: pull ``channel`` at step ``time`` towards ``value`` with ``confidence``.
+
+    Examples
+    --------
+    >>> soft = Anchor(time=3, channel="HR", value=120.0, confidence=0.5)
+    >>> parse_anchor("3:HR:120:0.5") == soft
+    True
+    >>> plan = resolve([soft, Anchor(5, "HR", 90.0)], [], channels=["HR"], length=8)
+    >>> plan.anchored_mask().ravel().nonzero()[0].tolist()  # both pull
+    [3, 5]
+    >>> plan.hard_mask().ravel().nonzero()[0].tolist()  # only a confidence-1 anchor fixes
+    [5]
+    """
 
     time: int
     channel: str
@@ -91,7 +103,17 @@ class Anchor:
 
 @dataclass(frozen=True)
 class SegmentStat:
-    """A segment statistic: ``statistic`` of ``channel`` over steps ``start..end-1`` = target."""
+    """A segment statistic: ``statistic`` of ``channel`` over steps ``start..end-1`` = target.
+
+    Examples
+    --------
+    >>> seg = SegmentStat(start=0, end=6, channel="MeanBP", statistic="mean", target=70.0)
+    >>> parse_segment("0:6:MeanBP:mean:70") == seg
+    True
+    >>> report = edit_report(np.full((8, 1), 65.0), resolve([], [seg], ["MeanBP"], 8))
+    >>> report["segments"][0]["achieved"], round(report["segments"][0]["rel_error"], 3)
+    (65.0, 0.071)
+    """
 
     start: int
     end: int
@@ -102,7 +124,22 @@ class SegmentStat:
 
 @dataclass
 class EditPlan:
-    """Controls checked against a series: channel indices resolved, hard anchors collected."""
+    """Controls checked against a series: channel indices resolved, hard anchors collected.
+
+    Examples
+    --------
+    :func:`resolve` makes one, or lists every problem of the request:
+
+    >>> plan = resolve([Anchor(2, "SpO2", 92.0)], [], channels=["HR", "SpO2"], length=4)
+    >>> plan.channel_index("SpO2"), plan.hard_mask().astype(int).tolist()
+    (1, [[0, 0], [0, 0], [0, 1], [0, 0]])
+    >>> resolve([Anchor(9, "MAP", 60.0)], [], channels=["HR"], length=4)
+    Traceback (most recent call last):
+    ...
+    safer.tsedit.controls.InfeasibleEditError: the edit request cannot be met:
+      - anchor 9:MAP:60:1: unknown channel 'MAP'; channels are ['HR']
+      - anchor 9:MAP:60:1: time 9 is outside the series (0..3)
+    """
 
     anchors: list[Anchor]
     segments: list[SegmentStat]

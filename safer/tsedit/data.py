@@ -81,6 +81,16 @@ class SeriesData:
         Names of the covariates.
     groups : ndarray of shape (n_windows,), optional
         The unit each window comes from (a stay); validation splits never cut a group.
+
+    Examples
+    --------
+    >>> values = np.arange(24.0).reshape(3, 4, 2)  # 3 windows of 4 steps, 2 channels
+    >>> mask = np.ones_like(values); mask[0, 0, 1] = 0  # one missing value
+    >>> data = SeriesData(values, mask, ["HR", "SpO2"], groups=np.array([7, 7, 8]))
+    >>> len(data), data.window, int(data.observed_mask().sum())
+    (3, 4, 23)
+    >>> data.subset(data.groups == 8).values[0, 0].tolist()
+    [16.0, 17.0]
     """
 
     values: np.ndarray
@@ -115,7 +125,16 @@ class SeriesData:
 
 @dataclass
 class Normalizer:
-    """Per-channel affine normalisation ``z = (x - mean) / std``, fitted on observed values."""
+    """Per-channel affine normalisation ``z = (x - mean) / std``, fitted on observed values.
+
+    Examples
+    --------
+    >>> x = np.array([[[1.0], [3.0], [99.0]]])
+    >>> mask = np.array([[[1.0], [1.0], [0.0]]])  # the 99 is padding, not a value
+    >>> norm = Normalizer.fit(SeriesData(x, mask, ["x"]))
+    >>> norm.mean.tolist(), norm.std.tolist(), norm.transform(x[0, :2, 0:1]).ravel().tolist()
+    ([2.0], [1.0], [-1.0, 1.0])
+    """
 
     mean: np.ndarray
     std: np.ndarray

@@ -90,6 +90,12 @@ class TseditConfig:
     ppm), so the denoiser learns the shape at its own scale and an edit keeps the source's
     level, also beyond the levels seen in training. Unconditional samples draw their level from
     the training windows'.
+
+    Examples
+    --------
+    >>> config = TseditConfig(window=16, level="window", train_steps=500)
+    >>> DiffusionEditor(config).config.level, config.diffusion_steps
+    ('window', 200)
     """
 
     window: int = 48
@@ -226,7 +232,20 @@ def _carry_forward(x: torch.Tensor, charted: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class EditResult:
-    """An edited series (data units, same layout as the input) and what it achieved."""
+    """An edited series (data units, same layout as the input) and what it achieved.
+
+    Examples
+    --------
+    :meth:`DiffusionEditor.edit` returns one:
+
+    >>> from safer.tsedit import public_windows
+    >>> data = public_windows("co2", window=8)
+    >>> editor = DiffusionEditor(TseditConfig(window=8, train_steps=5, d_model=16, patience=None))
+    >>> editor = editor.fit(data, progress=False)
+    >>> out = editor.edit(data.values[0], anchors=[Anchor(2, "co2", 330.0)], steps=5)
+    >>> out.series.shape, float(out.series.loc[2, "co2"]), sorted(out.report)[:2]
+    ((8, 1), 330.0, ['anchors', 'hard_anchor_mae'])
+    """
 
     series: pd.DataFrame
     report: dict = field(default_factory=dict)

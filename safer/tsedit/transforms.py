@@ -30,20 +30,7 @@ Charted vitals are not Gaussian: heart rate is charted in whole beats, SpO2 is c
   at most ``sd`` per model unit, as under the affine map, instead of at the slope of the last
   0.1 % of the data.
 
-Examples
---------
->>> import numpy as np
->>> from safer.tsedit.data import SeriesData
->>> rng = np.random.default_rng(0)
->>> x = np.round(np.clip(rng.normal(97, 2, (200, 8, 1)), None, 100))
->>> t = ChannelTransforms.fit(SeriesData(x, np.ones_like(x), ["SpO2"]))
->>> t.quantum.tolist(), t.high.tolist(), t.kinds
-([1.0], [100.0], ['quantile'])
->>> z = t.forward(x[:2])
->>> bool(np.allclose(t.inverse(z), x[:2]))
-True
->>> float(t.finish(np.array([[[101.4]]]))[0, 0, 0])
-100.0
+See :class:`ChannelTransforms` for an example.
 """
 
 from __future__ import annotations
@@ -92,6 +79,21 @@ class ChannelTransforms:
         Charting precision (0 = continuous) and bounds (+-inf = none).
     kinds : list of str
         ``"quantile"`` or ``"affine"`` per channel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from safer.tsedit.data import SeriesData
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.round(np.clip(rng.normal(97, 2, (200, 8, 1)), None, 100))
+    >>> t = ChannelTransforms.fit(SeriesData(x, np.ones_like(x), ["SpO2"]))
+    >>> t.quantum.tolist(), t.high.tolist(), t.kinds
+    ([1.0], [100.0], ['quantile'])
+    >>> z = t.forward(x[:2])
+    >>> bool(np.allclose(t.inverse(z), x[:2]))
+    True
+    >>> float(t.finish(np.array([[[101.4]]]))[0, 0, 0])
+    100.0
     """
 
     x_knots: np.ndarray

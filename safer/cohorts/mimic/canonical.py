@@ -94,6 +94,14 @@ class SourceInfo:
         ``False``: every ``note`` is empty.
     statements : list of str
         What the reader decided about this source (said in the summary).
+
+    Examples
+    --------
+    A source's reader returns one from its ``fill``; the build reads its flags:
+
+    >>> info = SourceInfo("mimic-iv", "physionet.org/files/mimiciv/3.1", has_microbiology=False)
+    >>> info.has_microbiology, info.has_notes, info.statements
+    (False, False, [])
     """
 
     kind: str

@@ -53,7 +53,16 @@ _FIRST_STAY_ID = 200_001
 
 @dataclass
 class SimulationConfig:
-    """Knobs of the simulated cohort (defaults give the documented embedded cohort)."""
+    """Knobs of the simulated cohort (defaults give the documented embedded cohort).
+
+    Examples
+    --------
+    >>> from safer.cohorts import SimulationConfig, simulate_cohort
+    >>> config = SimulationConfig(missingness=False)
+    >>> cohort = simulate_cohort(n_stays=3, seed=0, config=config, progress=False)
+    >>> int(cohort["Arterial_lactate"].isna().sum())
+    0
+    """
 
     noise_scale: float = 0.6
     rho: float = 0.6
@@ -67,7 +76,16 @@ class SimulationConfig:
 
 @dataclass
 class Rollout:
-    """Long arrays, one entry per (stay, step), sorted by stay then step."""
+    """Long arrays, one entry per (stay, step), sorted by stay then step.
+
+    Examples
+    --------
+    >>> from safer.cohorts.simulated import load_mdp, rollout
+    >>> mdp = load_mdp()
+    >>> out = rollout(mdp, mdp.expert_policy, n_stays=4, rng=np.random.default_rng(0))
+    >>> len(out.died), len(out.stay) == len(out.action)
+    (4, True)
+    """
 
     stay: np.ndarray
     step: np.ndarray

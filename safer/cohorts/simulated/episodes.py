@@ -26,7 +26,18 @@ FIRST_STAY_ID = 900_001  # rollout stays never collide with simulated cohort ids
 
 
 class ObservedEpisodes:
-    """Observation and note model for a batch of episodes that step together."""
+    """Observation and note model for a batch of episodes that step together.
+
+    Examples
+    --------
+    >>> from safer.cohorts.simulated import load_mdp
+    >>> mdp, rng = load_mdp(), np.random.default_rng(0)
+    >>> states = mdp.sample_initial(3, rng)
+    >>> episodes = ObservedEpisodes(mdp, states, rng)
+    >>> rows = episodes.observe(np.arange(3), step=0, states=states)  # before the policy acts
+    >>> rows["stay_id"].tolist(), rows["step"].tolist()
+    ([900001, 900002, 900003], [0, 0, 0])
+    """
 
     def __init__(
         self,

@@ -85,6 +85,17 @@ class MethodState:
         Levels resolved at calibration (LTT's delta, selection's cut-off c), else None.
     options : dict
         The method's settings beyond the levels, resolved (e.g. the safe gate's algorithm).
+
+    Examples
+    --------
+    >>> from safer.conformal.methods import METHODS
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.dirichlet(np.full(25, 0.2), size=200); y = p.argmax(axis=1)
+    >>> state = METHODS["lac"](alpha=0.1).conformalize(p, y)
+    >>> state.thresholds["n_calibration"], len(state.calibration["y"]), state.delta
+    (200, 200, None)
+    >>> METHODS["lac"].from_state(state, alpha=0.1).decide(p[:3]).action.shape  # rebuilt
+    (3,)
     """
 
     thresholds: dict
@@ -145,6 +156,14 @@ class CalibrationData:
 
     ``embedding_*`` is the representation of each decision the method reads: the model's
     ``embed()`` by default, or another kind the gate records (see ``Gate.representation``).
+
+    Examples
+    --------
+    :meth:`GateMethod.conformalize` builds one for the method's ``_conformalize``:
+
+    >>> data = CalibrationData(proba=np.full((2, 25), 0.04), y=np.array([3, 4]))
+    >>> data.y.tolist(), data.groups is None, data.trajectories_cal is None
+    ([3, 4], True, True)
     """
 
     proba: np.ndarray
@@ -159,7 +178,18 @@ class CalibrationData:
 
 
 class Verdict(NamedTuple):
-    """Per-decision output of :meth:`GateMethod.decide` (arrays of length n)."""
+    """Per-decision output of :meth:`GateMethod.decide` (arrays of length n).
+
+    Examples
+    --------
+    >>> from safer.conformal.methods import METHODS
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.dirichlet(np.full(25, 0.2), size=300); y = p.argmax(axis=1)
+    >>> rule = METHODS["lac"](alpha=0.1); _ = rule.conformalize(p[:200], y[:200])
+    >>> verdict = rule.decide(p[200:])
+    >>> verdict.sets.shape, bool((verdict.action[~verdict.sets.any(axis=1)] == ABSTAIN).all())
+    ((100, 25), True)
+    """
 
     action: np.ndarray  # (n,) int: 0..24, or ABSTAIN
     sets: np.ndarray  # (n, 25) bool
@@ -202,7 +232,18 @@ class Promise:
 
 @dataclass(frozen=True)
 class Outcome:
-    """The audited outcome of test decisions: the metric is ``hit[counted].mean()``."""
+    """The audited outcome of test decisions: the metric is ``hit[counted].mean()``.
+
+    Examples
+    --------
+    >>> from safer.conformal.methods import METHODS
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.dirichlet(np.full(25, 0.2), size=300); y = p.argmax(axis=1)
+    >>> rule = METHODS["aps"](alpha=0.1); _ = rule.conformalize(p[:200], y[:200])
+    >>> out = rule.outcome(rule.decide(p[200:]), y[200:])
+    >>> out.metric, bool(out.hit[out.counted].mean() >= 0.8)
+    ('coverage', True)
+    """
 
     hit: np.ndarray  # (n,) bool: the audited event happened for this decision
     counted: np.ndarray  # (n,) bool: the decision is in the denominator
@@ -216,6 +257,16 @@ class PolicyEstimate:
     ``value`` is the realised metric (e.g. the survival gain over the clinicians, estimated on
     the test stays), ``ci_low`` / ``ci_high`` its interval at the report's confidence, ``n``
     the number of stays it rests on; ``details`` any further JSON-ready figures.
+
+    Examples
+    --------
+    The safe gate's ``outcome`` returns one; the report checks it against the promise:
+
+    >>> est = PolicyEstimate(0.03, ci_low=0.01, ci_high=0.05, n=400, metric="survival gain")
+    >>> Promise("survival is not lowered", target=0.0, direction="at_least").broken(
+    ...     est.ci_low, est.ci_high
+    ... )
+    False
     """
 
     value: float

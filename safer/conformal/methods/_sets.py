@@ -33,6 +33,23 @@ class SetMethod(GateMethod):
     groups). Audited as coverage over all test decisions.
 
     Subclasses set ``name`` and ``score`` (a MAPIE conformity score name).
+
+    Examples
+    --------
+    Every set method takes Mondrian groups (coverage per group):
+
+    >>> from safer.conformal.methods import METHODS
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.dirichlet(np.full(25, 0.2), size=400); y = p.argmax(axis=1)
+    >>> sex = np.where(np.arange(400) % 2 == 0, "F", "M")
+    >>> rule = METHODS["lac"](alpha=0.1)
+    >>> isinstance(rule, SetMethod), rule.score
+    (True, 'lac')
+    >>> state = rule.conformalize(p[:300], y[:300], groups_cal=sex[:300])
+    >>> state.thresholds["n_per_group"]
+    {'F': 150, 'M': 150}
+    >>> rule.decide(p[300:], groups=sex[300:]).sets.shape
+    (100, 25)
     """
 
     score: ClassVar[str] = ""

@@ -32,22 +32,7 @@ patient state decoded from what the model sees) and tests the result on stays it
    first (the certified dose) is the strong recommendation, the others a range. Every decision
    says why, in words.
 
-Examples
---------
->>> import numpy as np
->>> from safer.conformal.methods import Trajectories
->>> rng = np.random.default_rng(0)
->>> n = 3000
->>> X = rng.normal(size=(n, 2)); a = rng.integers(0, 2, n)  # one decision per stay
->>> died = (rng.random(n) < np.where(a == 1, 0.1, 0.3)).astype(int)
->>> traj = Trajectories.of(np.arange(n), np.zeros(n), a, died)
->>> proba = np.full((n, 25), 0.01); proba[:, :2] = 0.385
->>> rule = SafePolicyImprovement(alpha=0.1, delta=0.05, options={"n_states": 2, "n_boot": 200})
->>> tr, cal = np.arange(n) < 2000, np.arange(n) >= 2000
->>> state = rule.conformalize(proba[cal], a[cal], embedding_train=X[tr], embedding_cal=X[cal],
-...                           trajectories_train=traj.subset(tr), trajectories_cal=traj.subset(cal))
->>> state.thresholds["deployed"], set(rule.decide(proba[:5], embedding=X[:5]).action.tolist())
-(True, {1})
+See :class:`SafePolicyImprovement` for an example.
 """
 
 from __future__ import annotations
@@ -349,6 +334,25 @@ class SafePolicyImprovement(GateMethod):
         Error budget of Adv-Approx-Soft-SPIBB.
     ``kappa``
         Standard errors of pessimism of the ``lcb`` algorithm.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from safer.conformal.methods import Trajectories
+    >>> rng = np.random.default_rng(0)
+    >>> n = 3000
+    >>> X = rng.normal(size=(n, 2)); a = rng.integers(0, 2, n)  # one decision per stay
+    >>> died = (rng.random(n) < np.where(a == 1, 0.1, 0.3)).astype(int)
+    >>> traj = Trajectories.of(np.arange(n), np.zeros(n), a, died)
+    >>> proba = np.full((n, 25), 0.01); proba[:, :2] = 0.385
+    >>> rule = SafePolicyImprovement(alpha=0.1, delta=0.05, options={"n_states": 2, "n_boot": 200})
+    >>> tr, cal = np.arange(n) < 2000, np.arange(n) >= 2000
+    >>> state = rule.conformalize(
+    ...     proba[cal], a[cal], embedding_train=X[tr], embedding_cal=X[cal],
+    ...     trajectories_train=traj.subset(tr), trajectories_cal=traj.subset(cal),
+    ... )
+    >>> state.thresholds["deployed"], set(rule.decide(proba[:5], embedding=X[:5]).action.tolist())
+    (True, {1})
     """
 
     name = "spi"

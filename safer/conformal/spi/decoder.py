@@ -6,17 +6,7 @@ features of the training decisions and cluster them with k-means; a decision's s
 nearest centroid. Here the representation is any numeric array -- the standardised features,
 features fused with quantities read from the notes, or a model's embedding (the decisions stage
 computes it; :func:`safer.models.representation`); missing values count as the training mean.
-
-Examples
---------
->>> import numpy as np
->>> rng = np.random.default_rng(0)
->>> X = np.r_[rng.normal(0, 0.1, (50, 2)), rng.normal(5, 0.1, (50, 2))]
->>> dec = StateDecoder(2, seed=0).fit(X)
->>> len(set(dec.predict(X[:50]).tolist())), len(set(dec.predict(X).tolist()))
-(1, 2)
->>> StateDecoder.from_dict(dec.to_dict()).predict(X[:3]).tolist() == dec.predict(X[:3]).tolist()
-True
+See :class:`StateDecoder` and :class:`MixtureDecoder` for examples.
 """
 
 from __future__ import annotations
@@ -76,6 +66,17 @@ class StateDecoder:
         Seed of the k-means initialisation.
     max_iter : int
         Lloyd iterations.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.r_[rng.normal(0, 0.1, (50, 2)), rng.normal(5, 0.1, (50, 2))]
+    >>> dec = StateDecoder(2, seed=0).fit(X)
+    >>> len(set(dec.predict(X[:50]).tolist())), len(set(dec.predict(X).tolist()))
+    (1, 2)
+    >>> back = StateDecoder.from_dict(dec.to_dict())
+    >>> back.predict(X[:3]).tolist() == dec.predict(X[:3]).tolist()
+    True
     """
 
     kind = "kmeans"

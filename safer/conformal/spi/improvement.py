@@ -94,6 +94,17 @@ class Proposal:
         Its state values.
     iterations : int
         Policy-iteration steps taken (1 for one-step).
+
+    Examples
+    --------
+    >>> from safer.conformal.spi.tabular import Episodes, TabularModel
+    >>> ep = Episodes.from_decisions(
+    ...     [0, 0, 0, 0], stay=[1, 2, 3, 4], step=[0] * 4, action=[0, 0, 1, 1], died=[1, 1, 0, 1],
+    ...     n_states=1, n_actions=2,
+    ... )
+    >>> proposal = ALGORITHMS["one-step"](TabularModel(ep), n_wedge=1)
+    >>> proposal.policy.tolist(), proposal.q.round(2).tolist(), proposal.iterations
+    ([[0.0, 1.0]], [[0.0, 0.5]], 1)
     """
 
     policy: np.ndarray

@@ -77,6 +77,17 @@ class BootstrapResult:
     gains : ndarray (n_boot,)
     delta : float
     n_stays : int
+
+    Examples
+    --------
+    >>> from safer.conformal.spi.tabular import Episodes
+    >>> rng = np.random.default_rng(0)
+    >>> n = 200; a = rng.integers(0, 2, n)
+    >>> died = (rng.random(n) < np.where(a == 1, 0.1, 0.4)).astype(int)
+    >>> ep = Episodes.from_decisions(np.zeros(n, int), np.arange(n), np.zeros(n), a, died, 1, 2)
+    >>> res = paired_bootstrap(ep, np.array([1]), np.array([1.0]), n_boot=100, seed=0)
+    >>> res.gains.shape, res.n_stays, bool(res.lower <= res.estimate <= res.upper)
+    ((100,), 200, True)
     """
 
     estimate: float

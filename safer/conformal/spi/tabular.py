@@ -64,6 +64,17 @@ class Episodes:
     order : ndarray of int (n,)
         Position of each sorted decision in the arrays given to :meth:`from_decisions`.
     n_states, n_actions : int
+
+    Examples
+    --------
+    >>> ep = Episodes.from_decisions(
+    ...     states=[1, 0, 0], stay=[7, 7, 8], step=[1, 0, 0], action=[0, 2, 3], died=[0, 0, 1],
+    ...     n_states=2, n_actions=4,
+    ... )
+    >>> ep.n_episodes, ep.state.tolist(), ep.next_state.tolist()  # 2 = death, 3 = survival
+    (2, [0, 1, 0], [1, 3, 2])
+    >>> ep.first.tolist(), ep.order.tolist()
+    ([True, False, True], [1, 0, 2])
     """
 
     state: np.ndarray
@@ -161,6 +172,20 @@ class TabularModel:
         ``P_hat(s' | s, a)`` in row ``s * A + a``. An action never logged in a logged state
         takes the state's average over its logged actions; a state never logged stays in place
         (it is never reached from the logged states).
+
+    Examples
+    --------
+    Four one-step stays in one state: dose 0 twice (both died), dose 1 twice (one died).
+
+    >>> ep = Episodes.from_decisions(
+    ...     [0, 0, 0, 0], stay=[1, 2, 3, 4], step=[0] * 4, action=[0, 0, 1, 1], died=[1, 1, 0, 1],
+    ...     n_states=1, n_actions=2,
+    ... )
+    >>> model = TabularModel(ep)
+    >>> model.n_sa.tolist(), model.behaviour.tolist()
+    ([[2.0, 2.0]], [[0.5, 0.5]])
+    >>> round(model.value(model.behaviour), 3), round(model.value(np.array([[0.0, 1.0]])), 3)
+    (0.25, 0.5)
     """
 
     def __init__(self, episodes: Episodes, weights: np.ndarray | None = None, prior: float = 0.0):

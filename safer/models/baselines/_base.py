@@ -108,6 +108,26 @@ class BaselineRecommender(WindowModel):
 
     Subclasses set ``Config`` and implement ``_build_net(in_dim, n_static)``; they may override
     ``_loss(data, idx)`` (SRL-RNN adds its RL term there).
+
+    Examples
+    --------
+    A new baseline is its network: ``(x, pad, static) -> (logits (B, 25), z (B, d))``.
+
+    >>> class LastStepNet(nn.Module):
+    ...     def __init__(self, in_dim, n_static):
+    ...         super().__init__()
+    ...         self.body, self.head = nn.Linear(in_dim + n_static, 8), nn.Linear(8, 25)
+    ...     def forward(self, x, pad, static):
+    ...         z = self.body(torch.cat([x[:, -1], static], dim=-1))  # (B, 8)
+    ...         return self.head(z), z
+    >>> class LastStep(BaselineRecommender):
+    ...     def _build_net(self, in_dim, n_static):
+    ...         return LastStepNet(in_dim, n_static)
+    >>> from safer.cohorts import simulate_cohort
+    >>> cohort = simulate_cohort(n_stays=20, seed=0, progress=False)
+    >>> model = LastStep(BaselineConfig(use_notes=False, epochs=1)).fit(cohort)
+    >>> model.predict_proba(cohort).shape == (len(cohort), 25), model.embed(cohort).shape[1]
+    (True, 8)
     """
 
     Config: ClassVar[type[BaselineConfig]] = BaselineConfig

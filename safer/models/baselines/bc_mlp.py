@@ -49,7 +49,17 @@ class BCMLPNet(nn.Module):
 
 @dataclass
 class BCMLPConfig(BaselineConfig):
-    """:class:`BaselineConfig` plus the number of hidden layers (``history`` is unused)."""
+    """:class:`BaselineConfig` plus the number of hidden layers (``history`` is unused).
+
+    Examples
+    --------
+    >>> BCMLPRecommender(BCMLPConfig(n_layers=3, d_model=16)).config.n_layers
+    3
+    >>> BCMLPConfig(n_layers=0).check()
+    Traceback (most recent call last):
+    ...
+    safer.errors.SaferError: invalid BCMLPConfig: n_layers must be >= 1
+    """
 
     n_layers: int = 2
 

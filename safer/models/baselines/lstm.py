@@ -50,7 +50,17 @@ class LSTMNet(nn.Module):
 
 @dataclass
 class LSTMConfig(BaselineConfig):
-    """:class:`BaselineConfig` plus the number of stacked LSTM layers."""
+    """:class:`BaselineConfig` plus the number of stacked LSTM layers.
+
+    Examples
+    --------
+    >>> LSTMRecommender(LSTMConfig(n_layers=2, history=4)).config.n_layers
+    2
+    >>> LSTMConfig(n_layers=0, history=0).check()
+    Traceback (most recent call last):
+    ...
+    safer.errors.SaferError: invalid LSTMConfig: history must be >= 1; n_layers must be >= 1
+    """
 
     n_layers: int = 1
 

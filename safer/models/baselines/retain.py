@@ -68,7 +68,15 @@ class RetainNet(nn.Module):
 
 @dataclass
 class RetainConfig(BaselineConfig):
-    """:class:`BaselineConfig` (RETAIN has no extra hyperparameters at this size)."""
+    """:class:`BaselineConfig` (RETAIN has no extra hyperparameters at this size).
+
+    Examples
+    --------
+    >>> from safer.models import make_model
+    >>> config = make_model("retain", history=4, use_notes=False).config
+    >>> type(config).__name__, config.history, config.use_notes
+    ('RetainConfig', 4, False)
+    """
 
 
 class RetainRecommender(BaselineRecommender):

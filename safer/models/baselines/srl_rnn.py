@@ -72,7 +72,17 @@ def srl_loss(logits, q, action, target, rl_weight: float) -> torch.Tensor:
 
 @dataclass
 class SRLRNNConfig(BaselineConfig):
-    """:class:`BaselineConfig` plus LSTM depth, the RL mixing weight and the discount."""
+    """:class:`BaselineConfig` plus LSTM depth, the RL mixing weight and the discount.
+
+    Examples
+    --------
+    >>> SRLRNNRecommender(SRLRNNConfig(rl_weight=0.5)).config.discount
+    0.99
+    >>> SRLRNNConfig(rl_weight=1.5).check()
+    Traceback (most recent call last):
+    ...
+    safer.errors.SaferError: invalid SRLRNNConfig: rl_weight must be in [0, 1]
+    """
 
     n_layers: int = 1
     rl_weight: float = 0.3  # epsilon of the paper: weight of the actor-critic term

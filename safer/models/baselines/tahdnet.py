@@ -242,7 +242,15 @@ class TAHDNetNet(nn.Module):
 
 @dataclass
 class TAHDNetConfig(BaselineConfig):
-    """:class:`BaselineConfig` (no extra hyperparameters: the decay rates are learned)."""
+    """:class:`BaselineConfig` (no extra hyperparameters: the decay rates are learned).
+
+    Examples
+    --------
+    >>> from safer.models import make_model
+    >>> config = make_model("tahdnet", history=12, d_model=16).config
+    >>> type(config).__name__, config.history, config.d_model
+    ('TAHDNetConfig', 12, 16)
+    """
 
 
 class TAHDNetRecommender(BaselineRecommender):

@@ -56,7 +56,17 @@ class TransformerNet(nn.Module):
 
 @dataclass
 class TransformerConfig(BaselineConfig):
-    """:class:`BaselineConfig` plus attention heads and encoder layers."""
+    """:class:`BaselineConfig` plus attention heads and encoder layers.
+
+    Examples
+    --------
+    >>> TransformerRecommender(TransformerConfig(n_heads=2, d_model=16)).config.n_heads
+    2
+    >>> TransformerConfig(n_heads=3, d_model=16).check()
+    Traceback (most recent call last):
+    ...
+    safer.errors.SaferError: invalid TransformerConfig: d_model (16) must be divisible by n_heads
+    """
 
     n_heads: int = 4
     n_layers: int = 1

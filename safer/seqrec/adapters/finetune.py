@@ -76,6 +76,13 @@ class TextTuneConfig(IISANConfig):
     dropout and target modules. ``adapter_size``: the bottleneck of the adapters.
     ``encode_batch``: titles per forward pass when the item table is refreshed.
     IISAN's ``encoders`` / ``side_layers`` / ``lm`` / ``cache_dir`` do not apply.
+
+    Examples
+    --------
+    >>> from safer.seqrec import make_model
+    >>> config = make_model("text-lora", titles="items.tsv", lora_r=4).config
+    >>> type(config).__name__, config.encoder, config.lora_r, config.lora_targets
+    ('TextTuneConfig', 'minilm', 4, ['query', 'value'])
     """
 
     encoder: str = "minilm"
@@ -285,21 +292,51 @@ class TextTuned(IISAN):
 
 
 class TextFT(TextTuned):
-    """Full fine-tuning of the text encoder (``text-ft``)."""
+    """Full fine-tuning of the text encoder (``text-ft``).
+
+    Examples
+    --------
+    Built by name; ``fit(data, titles=...)`` then tunes the encoder over the item titles:
+
+    >>> from safer.seqrec import make_model
+    >>> model = make_model("text-ft", encoder_learning_rate=5e-05, epochs=3)
+    >>> type(model).__name__, TUNINGS[model.tuning], model.config.encoder_learning_rate
+    ('TextFT', 'every encoder weight', 5e-05)
+    """
 
     artifact_kind = "text-ft"
     tuning = "full"
 
 
 class TextLoRA(TextTuned):
-    """LoRA through ``peft`` on the text encoder (``text-lora``)."""
+    """LoRA through ``peft`` on the text encoder (``text-lora``).
+
+    Examples
+    --------
+    Built by name; ``fit(data, titles=...)`` then tunes the encoder over the item titles:
+
+    >>> from safer.seqrec import make_model
+    >>> model = make_model("text-lora", lora_r=4, epochs=3)
+    >>> type(model).__name__, TUNINGS[model.tuning], model.config.lora_r
+    ('TextLoRA', 'LoRA matrices (peft)', 4)
+    """
 
     artifact_kind = "text-lora"
     tuning = "lora"
 
 
 class TextAdapter(TextTuned):
-    """Bottleneck adapters in the frozen text encoder (``text-adapter``)."""
+    """Bottleneck adapters in the frozen text encoder (``text-adapter``).
+
+    Examples
+    --------
+    Built by name; ``fit(data, titles=...)`` then tunes the encoder over the item titles:
+
+    >>> from safer.seqrec import make_model
+    >>> model = make_model("text-adapter", adapter_size=16, epochs=3)
+    >>> type(model).__name__, TUNINGS[model.tuning], model.config.adapter_size
+    ('TextAdapter', 'bottleneck adapters', 16)
+    """
 
     artifact_kind = "text-adapter"
     tuning = "adapter"

@@ -81,6 +81,13 @@ class IISANConfig(SASRecConfig):
     hidden states are cached (empty: :func:`safer.seqrec.lm.lm_cache_dir` / ``states``).
     Defaults differ from SASRec's: dropout 0.1 (SASRec's 0.5 is for ID embeddings), batches of
     256 (the in-batch softmax's negatives) and early stopping after 5 epochs.
+
+    Examples
+    --------
+    >>> from safer.seqrec import make_model
+    >>> config = make_model("iisan", titles="items.tsv", encoders=["minilm", "smollm2"]).config
+    >>> config.encoders, config.hidden_dropout, config.n_heads  # IISAN-Versa: two towers
+    (['minilm', 'smollm2'], 0.1, 2)
     """
 
     titles: str = ""
@@ -173,6 +180,18 @@ class IISANNet(nn.Module):
         Widths of the side network and of the user encoder.
     n_items : int
         Rows of the saved item table, ``n_items + 1`` (row 0: padding).
+
+    Examples
+    --------
+    Two frozen towers (6 layers of width 32, 4 of width 24), as cached hidden states:
+
+    >>> net = IISANNet([(6, 32), (4, 24)], IISANConfig(hidden_size=16, n_layers=1))
+    >>> states = [torch.randn(5, 7, 32), torch.randn(5, 5, 24)]  # 5 items, (N, L + 1, width)
+    >>> vectors = net.item_vectors(states)  # the gated fusion of the side towers
+    >>> vectors.shape
+    torch.Size([5, 16])
+    >>> net.user_states(vectors[None, :3], torch.tensor([[1, 2, 3]])).shape  # one user
+    torch.Size([1, 3, 16])
     """
 
     def __init__(self, shapes: list[tuple[int, int]], config: IISANConfig, n_items: int = 0):

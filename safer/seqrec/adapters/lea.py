@@ -136,6 +136,12 @@ class LEAConfig:
     augmented actions at every ``augment_every``-th state (0: none) from a backbone's
     ``augment_k`` best items, kept when ``P(yes) >= augment_min``; the LE's states projected on
     ``state_dim`` principal components (0: no states). ``device``: where the LM runs.
+
+    Examples
+    --------
+    >>> lea = LEA(LEAConfig(env_users=50, lora_r=4, augment_every=0))  # no LM loaded yet
+    >>> lea.config.lora_r, lea.config.augment_every, lea.config.holdout
+    (4, 0, 'tail')
     """
 
     lm: str = ""

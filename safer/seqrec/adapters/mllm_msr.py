@@ -108,6 +108,19 @@ class CandidateTask:
         The title of every item id (``titles[i - 1]``).
     item_tokens : tuple of str
         The token of every item id (to score another model's vocabulary).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> log = pd.DataFrame({"user": list("aaabbbccc"), "item": list("xyzyzwzwx"),
+    ...                     "timestamp": [1, 2, 3] * 3})
+    >>> data = SequenceData.from_interactions(log)
+    >>> task = candidate_task(data, ("X", "Y", "Z", "W"), train_users=2, test_users=1,
+    ...                       n_negatives=1, seed=0)
+    >>> len(task.users), task.index("test").tolist(), task.candidates.shape
+    (3, [1], (3, 2))
+    >>> bool((task.candidates[np.arange(3), task.positive] == task.targets).all())
+    True
     """
 
     users: tuple[str, ...]
@@ -300,6 +313,19 @@ class MLLMMSRConfig:
     ``train_negatives`` sampled items per training positive.
     Training: ``epochs``, ``batch_size`` (prompt, candidate) pairs, Adam at
     ``learning_rate``, gradient norm clipped to ``max_grad_norm``; ``seed``, ``device``.
+
+    Examples
+    --------
+    The task settings shape :meth:`MLLMMSR.make_task` (no LM is loaded for it):
+
+    >>> import pandas as pd
+    >>> log = pd.DataFrame({"user": list("aaabbbccc"), "item": list("xyzyzwzwx"),
+    ...                     "timestamp": [1, 2, 3] * 3})
+    >>> data = SequenceData.from_interactions(log)
+    >>> config = MLLMMSRConfig(train_users=1, test_users=2, n_negatives=1, item_noun="video")
+    >>> task = MLLMMSR(config).make_task(data, ("X", "Y", "Z", "W"))
+    >>> sorted(task.splits.tolist()), task.candidates.shape  # 1 positive + 1 negative each
+    (['test', 'test', 'train'], (3, 2))
     """
 
     train_users: int = 200

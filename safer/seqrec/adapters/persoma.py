@@ -117,6 +117,20 @@ class GenreTask:
         The label columns.
     titles : tuple of str
         The title of every item id (``titles[i - 1]``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> log = pd.DataFrame({"user": list("uuuuvvvv"), "item": list("abcdbcda"),
+    ...                     "timestamp": [1, 2, 3, 4] * 2})
+    >>> genres = {"a": ["drama"], "b": ["comedy"], "c": ["drama", "war"], "d": ["comedy"]}
+    >>> data = SequenceData.from_interactions(log).with_genres(genres)
+    >>> task = genre_task(data, ("A", "B", "C", "D"), target_items=2, valid_fraction=0,
+    ...                   test_fraction=0.5, seed=0)
+    >>> task.genres, task.labels.astype(int).tolist()  # users u, v: genres of their last 2
+    (('comedy', 'drama', 'war'), [[1, 1, 1], [1, 1, 0]])
+    >>> len(task.rows("train")), len(task.rows("test"))
+    (1, 1)
     """
 
     users: tuple[str, ...]
@@ -341,6 +355,22 @@ class PersomaConfig:
     LoRA (rank ``lora_r``, scale ``lora_alpha``, on ``lora_targets``) on the LM.
     Training: ``epochs``, ``batch_size`` users, Adam at ``learning_rate``, early stopping after
     ``stopping_step`` epochs without a lower validation loss; ``seed``, ``device``.
+
+    Examples
+    --------
+    The task settings shape :meth:`PERSOMA.make_task` (no LM is loaded for it):
+
+    >>> import pandas as pd
+    >>> log = pd.DataFrame({"user": list("uuuuvvvv"), "item": list("abcdbcda"),
+    ...                     "timestamp": [1, 2, 3, 4] * 2})
+    >>> genres = {"a": ["drama"], "b": ["comedy"], "c": ["drama", "war"], "d": ["comedy"]}
+    >>> data = SequenceData.from_interactions(log).with_genres(genres)
+    >>> config = PersomaConfig(history_len=1, target_items=2, valid_fraction=0, test_fraction=0.5)
+    >>> task = PERSOMA(config).make_task(data, ("A", "B", "C", "D"))
+    >>> [h.tolist() for h in task.histories]  # 1 item before each user's last 2
+    [[2], [3]]
+    >>> config.resampler, config.n_tokens
+    ('perceiver', 8)
     """
 
     history_len: int = 20

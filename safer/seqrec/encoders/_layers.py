@@ -18,6 +18,24 @@ class SequenceEncoder(nn.Module):
     of ``n_items + 1`` rows, row 0 = padding, as wide as its states) in
     ``__init__(n_items, config)``, and implements ``embed_items`` and ``encode``; ``forward``
     then gives the state at each row's last real item.
+
+    Examples
+    --------
+    A minimal encoder: the state at position ``i`` is the mean of the items up to ``i``.
+
+    >>> class MeanOfItems(SequenceEncoder):
+    ...     def __init__(self, n_items, d=4):
+    ...         super().__init__()
+    ...         self.item_embedding = nn.Embedding(n_items + 1, d, padding_idx=0)
+    ...     def embed_items(self, item_seq):
+    ...         return self.item_embedding(item_seq)
+    ...     def encode(self, x, valid, time_seq=None):
+    ...         w = valid.unsqueeze(-1).float()  # (B, T, 1)
+    ...         return (x * w).cumsum(1) / w.cumsum(1).clamp(min=1)
+    >>> net = MeanOfItems(n_items=5)
+    >>> item_seq, seq_len = torch.tensor([[1, 2, 0], [3, 0, 0]]), torch.tensor([2, 1])
+    >>> net(item_seq, torch.zeros(2, 3), seq_len).shape  # the state at each last item
+    torch.Size([2, 4])
     """
 
     Config: ClassVar[type]

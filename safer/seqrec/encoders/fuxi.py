@@ -25,7 +25,15 @@ __all__ = ["FuXiAlphaNet", "FuXiConfig"]
 
 @dataclass
 class FuXiConfig(NeuralConfig):
-    """FuXi-alpha hyper-parameters plus the shared training settings."""
+    """FuXi-alpha hyper-parameters plus the shared training settings.
+
+    Examples
+    --------
+    >>> from safer.seqrec import FuXiAlpha
+    >>> model = FuXiAlpha(FuXiConfig(n_layers=1, ffn_size=64, epochs=10))
+    >>> model.config.ffn_size, model.config.attention_dim, model.config.epochs
+    (64, 32, 10)
+    """
 
     n_layers: int = 2
     n_heads: int = 2

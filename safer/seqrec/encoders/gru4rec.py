@@ -19,7 +19,17 @@ __all__ = ["GRU4RecConfig", "GRU4RecNet"]
 
 @dataclass
 class GRU4RecConfig(NeuralConfig):
-    """GRU4Rec hyper-parameters (RecBole's defaults) plus the shared training settings."""
+    """GRU4Rec hyper-parameters (RecBole's defaults) plus the shared training settings.
+
+    Examples
+    --------
+    >>> from safer.seqrec import make_model
+    >>> config = GRU4RecConfig(hidden_size=32, epochs=5)
+    >>> make_model("gru4rec", hidden_size=32, epochs=5).config == config
+    True
+    >>> config.embedding_size, config.max_len  # the shared settings: NeuralConfig's
+    (64, 50)
+    """
 
     embedding_size: int = 64
     hidden_size: int = 128

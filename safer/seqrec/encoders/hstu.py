@@ -21,7 +21,18 @@ __all__ = ["HSTUConfig", "HSTUNet"]
 
 @dataclass
 class HSTUConfig(NeuralConfig):
-    """HSTU hyper-parameters plus the shared training settings."""
+    """HSTU hyper-parameters plus the shared training settings.
+
+    Examples
+    --------
+    >>> from safer.seqrec import make_model
+    >>> make_model("hstu", n_time_buckets=32).config.n_time_buckets
+    32
+    >>> make_model("hstu", time_buckets=32)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    safer.errors.SaferError: ...time_buckets...
+    """
 
     n_layers: int = 2
     n_heads: int = 2

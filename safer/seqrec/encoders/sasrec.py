@@ -20,7 +20,15 @@ __all__ = ["SASRecConfig", "SASRecNet"]
 
 @dataclass
 class SASRecConfig(NeuralConfig):
-    """SASRec hyper-parameters (RecBole's defaults) plus the shared training settings."""
+    """SASRec hyper-parameters (RecBole's defaults) plus the shared training settings.
+
+    Examples
+    --------
+    >>> from safer.seqrec import make_model
+    >>> config = make_model("sasrec", n_layers=1, hidden_size=32).config
+    >>> isinstance(config, SASRecConfig), config.n_layers, config.inner_size, config.head
+    (True, 1, 256, 'softmax')
+    """
 
     n_layers: int = 2
     n_heads: int = 2

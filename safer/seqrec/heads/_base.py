@@ -42,6 +42,23 @@ class Encoded:
         targets' timestamps (``target_time`` / ``target_time_seq``) and purchase flags
         (``purchase`` / ``purchase_seq``), the rewards' source. A field added to those classes
         arrives here with no change to the recommender.
+
+    Examples
+    --------
+    One sequence ``1 2 3``: positions 0 and 1 have a next item (2 and 3).
+
+    >>> from safer.seqrec.encoders import ENCODERS
+    >>> from safer.seqrec.heads import HEADS
+    >>> config = ENCODERS["sasrec"].Config(hidden_size=8, n_layers=1)
+    >>> encoder = ENCODERS["sasrec"](4, config)
+    >>> item_seq = torch.tensor([[1, 2, 3]])
+    >>> hidden = encoder.encode(encoder.embed_items(item_seq), item_seq != 0)  # (1, 3, 8)
+    >>> where = torch.tensor([[True, True, False]])
+    >>> targets = torch.tensor([2, 3])
+    >>> encoded = Encoded(hidden[where], targets, hidden, where, {"item_seq": item_seq})
+    >>> loss = HEADS["softmax"](4, 8, config).loss(encoder, encoded, torch.Generator())
+    >>> encoded.states.shape, loss.shape
+    (torch.Size([2, 8]), torch.Size([]))
     """
 
     states: torch.Tensor
@@ -53,7 +70,19 @@ class Encoded:
 
 @dataclass
 class NoOptions:
-    """The options of a head that has none (``head_options`` must then be empty)."""
+    """The options of a head that has none (``head_options`` must then be empty).
+
+    Examples
+    --------
+    >>> from safer.seqrec.encoders import SASRecConfig
+    >>> from safer.seqrec.heads import HEADS
+    >>> HEADS["softmax"].Config is NoOptions
+    True
+    >>> HEADS["softmax"](4, 8, SASRecConfig(head_options={"gamma": 0.9}))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    safer.errors.SaferError: ...gamma...
+    """
 
 
 class Head(nn.Module):
@@ -68,6 +97,23 @@ class Head(nn.Module):
     config : NeuralConfig
         The recommender's config; ``config.head_options`` fill this head's ``Config``
         (stored as ``options``; an unknown field raises with the known ones).
+
+    Examples
+    --------
+    A head that scores items by the dot product with the encoder's item table:
+
+    >>> class DotHead(Head):
+    ...     def loss(self, encoder, encoded, generator):
+    ...         logits = self.score(encoder, encoded.states)  # (N, n_items + 1)
+    ...         return nn.functional.cross_entropy(logits, encoded.targets)
+    ...     def score(self, encoder, states, batch=None):
+    ...         return states @ encoder.item_embedding.weight.T
+    >>> from safer.seqrec.encoders import ENCODERS
+    >>> config = ENCODERS["gru4rec"].Config(embedding_size=8, hidden_size=8)
+    >>> encoder = ENCODERS["gru4rec"](5, config)
+    >>> states = encoder(torch.tensor([[1, 2, 0]]), torch.zeros(1, 3), torch.tensor([2]))
+    >>> DotHead(5, 8, config).score(encoder, states).shape  # one column per item + padding
+    torch.Size([1, 6])
     """
 
     Config: ClassVar[type] = NoOptions

@@ -82,7 +82,25 @@ def advantage(q_positive: torch.Tensor, q_negative: torch.Tensor) -> torch.Tenso
 
 
 class SNQNHead(DoubleQHead):
-    """SNQN: SQN's TD error plus that of ``n_negatives`` sampled unobserved actions."""
+    """SNQN: SQN's TD error plus that of ``n_negatives`` sampled unobserved actions.
+
+    Examples
+    --------
+    Any encoder trains with it, by name (its options in ``head_options``):
+
+    >>> import pandas as pd
+    >>> from safer.seqrec import SequenceData, make_model
+    >>> log = pd.DataFrame(
+    ...     {"user": list("aaaabbbb"), "item": list("wxyzxyzw"), "timestamp": [1, 2, 3, 4] * 2}
+    ... )
+    >>> data = SequenceData.from_interactions(log)
+    >>> model = make_model("gru4rec", head="snqn", head_options={"n_negatives": 2}, epochs=1)
+    >>> head = model.fit(data).net_.head
+    >>> type(head).__name__, head.options.n_negatives
+    ('SNQNHead', 2)
+    >>> model.score(model.splits(data)["test"]).shape  # 2 users, 4 items + padding
+    (2, 5)
+    """
 
     Config = SNQNOptions
 
@@ -101,7 +119,25 @@ class SNQNHead(DoubleQHead):
 
 
 class SA2CHead(SNQNHead):
-    """SA2C: SNQN, and after the warm-up the cross-entropy weighted by the advantage."""
+    """SA2C: SNQN, and after the warm-up the cross-entropy weighted by the advantage.
+
+    Examples
+    --------
+    Any encoder trains with it, by name (its options in ``head_options``):
+
+    >>> import pandas as pd
+    >>> from safer.seqrec import SequenceData, make_model
+    >>> log = pd.DataFrame(
+    ...     {"user": list("aaaabbbb"), "item": list("wxyzxyzw"), "timestamp": [1, 2, 3, 4] * 2}
+    ... )
+    >>> data = SequenceData.from_interactions(log)
+    >>> model = make_model("gru4rec", head="sa2c", head_options={"warmup_epochs": 0}, epochs=1)
+    >>> head = model.fit(data).net_.head
+    >>> type(head).__name__, head.options.warmup_epochs
+    ('SA2CHead', 0)
+    >>> model.score(model.splits(data)["test"]).shape  # 2 users, 4 items + padding
+    (2, 5)
+    """
 
     Config = SA2COptions
 

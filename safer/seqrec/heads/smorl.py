@@ -74,7 +74,26 @@ def smorl_rewards(
 
 
 class SMORLHead(DoubleQHead):
-    """SMORL: three Q heads (accuracy, diversity, novelty), scalarised double Q-learning."""
+    """SMORL: three Q heads (accuracy, diversity, novelty), scalarised double Q-learning.
+
+    Examples
+    --------
+    Any encoder trains with it, by name (its options in ``head_options``):
+
+    >>> import pandas as pd
+    >>> from safer.seqrec import SequenceData, make_model
+    >>> log = pd.DataFrame(
+    ...     {"user": list("aaaabbbb"), "item": list("wxyzxyzw"), "timestamp": [1, 2, 3, 4] * 2}
+    ... )
+    >>> data = SequenceData.from_interactions(log)
+    >>> options = {"weights": [1.0, 0.5, 0.5]}  # accuracy, diversity, novelty
+    >>> model = make_model("gru4rec", head="smorl", head_options=options, epochs=1)
+    >>> head = model.fit(data).net_.head
+    >>> type(head).__name__, head.options.weights
+    ('SMORLHead', [1.0, 0.5, 0.5])
+    >>> model.score(model.splits(data)["test"]).shape  # 2 users, 4 items + padding
+    (2, 5)
+    """
 
     Config = SMORLOptions
     n_q = 3

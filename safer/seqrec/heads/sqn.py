@@ -43,7 +43,25 @@ __all__ = ["SACHead", "SACOptions", "SQNHead"]
 
 class SQNHead(DoubleQHead):
     """SQN: cross-entropy + double-Q TD error of the logged transitions (options:
-    :class:`~safer.seqrec.heads._qlearning.QOptions`)."""
+    :class:`~safer.seqrec.heads._qlearning.QOptions`).
+
+    Examples
+    --------
+    Any encoder trains with it, by name (its options in ``head_options``):
+
+    >>> import pandas as pd
+    >>> from safer.seqrec import SequenceData, make_model
+    >>> log = pd.DataFrame(
+    ...     {"user": list("aaaabbbb"), "item": list("wxyzxyzw"), "timestamp": [1, 2, 3, 4] * 2}
+    ... )
+    >>> data = SequenceData.from_interactions(log)
+    >>> model = make_model("gru4rec", head="sqn", head_options={"gamma": 0.9}, epochs=1)
+    >>> head = model.fit(data).net_.head
+    >>> type(head).__name__, head.options.gamma
+    ('SQNHead', 0.9)
+    >>> model.score(model.splits(data)["test"]).shape  # 2 users, 4 items + padding
+    (2, 5)
+    """
 
     Config = QOptions
 
@@ -58,7 +76,25 @@ class SACOptions(QOptions):
 
 
 class SACHead(DoubleQHead):
-    """SAC: after the warm-up, each target's cross-entropy is weighted by ``sg(Q(s_t, a_t))``."""
+    """SAC: after the warm-up, each target's cross-entropy is weighted by ``sg(Q(s_t, a_t))``.
+
+    Examples
+    --------
+    Any encoder trains with it, by name (its options in ``head_options``):
+
+    >>> import pandas as pd
+    >>> from safer.seqrec import SequenceData, make_model
+    >>> log = pd.DataFrame(
+    ...     {"user": list("aaaabbbb"), "item": list("wxyzxyzw"), "timestamp": [1, 2, 3, 4] * 2}
+    ... )
+    >>> data = SequenceData.from_interactions(log)
+    >>> model = make_model("gru4rec", head="sac", head_options={"warmup_epochs": 0}, epochs=1)
+    >>> head = model.fit(data).net_.head
+    >>> type(head).__name__, head.options.warmup_epochs
+    ('SACHead', 0)
+    >>> model.score(model.splits(data)["test"]).shape  # 2 users, 4 items + padding
+    (2, 5)
+    """
 
     Config = SACOptions
 

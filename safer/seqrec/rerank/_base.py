@@ -141,7 +141,23 @@ def _year(value: Any) -> float:
 
 @dataclass(frozen=True)
 class Step:
-    """One step of a multi-step reranker: the node visited and the list after it."""
+    """One step of a multi-step reranker: the node visited and the list after it.
+
+    Examples
+    --------
+    :class:`~safer.seqrec.rerank.LLM4Rerank` records one per node it visits (here one
+    diversity step, with no language model: ``lm_weight=0``):
+
+    >>> from safer.seqrec.rerank import LLM4Rerank, LLM4RerankConfig
+    >>> genres = np.array([[0, 0], [1, 0], [1, 0], [0, 1]], bool)  # items 1, 2: genre 0; 3: genre 1
+    >>> side = ItemSide.build(["a", "b", "c"], genres, ("g0", "g1"), [1990, 1991, 1992])
+    >>> config = LLM4RerankConfig(start="diversity", max_steps=1, lm_weight=0.0)
+    >>> out = LLM4Rerank(config, side).rerank(np.array([1, 2, 3]), np.array([3.0, 2.0, 1.0]), [])
+    >>> [(step.node, step.items.tolist()) for step in out.steps]
+    [('diversity', [1, 3, 2]), ('stop', [1, 3, 2])]
+    >>> out.steps[-1].note
+    'reached max_steps=1'
+    """
 
     node: str
     items: np.ndarray
@@ -150,7 +166,17 @@ class Step:
 
 @dataclass(frozen=True)
 class Reranked:
-    """A reranked list (the candidates' item ids in their new order) and the steps taken."""
+    """A reranked list (the candidates' item ids in their new order) and the steps taken.
+
+    Examples
+    --------
+    >>> from safer.seqrec.rerank import MMR
+    >>> genres = np.array([[0, 0], [1, 0], [1, 0], [0, 1]], bool)  # items 1, 2: genre 0; 3: genre 1
+    >>> side = ItemSide.build(["a", "b", "c"], genres, ("g0", "g1"), [1990, 1991, 1992])
+    >>> out = MMR(None, side).rerank(np.array([1, 2, 3]), np.array([3.0, 2.0, 1.0]), [])
+    >>> out.items.tolist(), out.steps  # MMR is one pass: no steps
+    ([1, 3, 2], ())
+    """
 
     items: np.ndarray
     steps: tuple[Step, ...] = field(default=())
@@ -160,6 +186,19 @@ class Reranker:
     """The reranker contract: a config, the catalogue's :class:`ItemSide`, ``rerank``.
 
     A subclass sets ``Config`` and ``name`` and implements :meth:`rerank`.
+
+    Examples
+    --------
+    A reranker that puts the older films first (keeping the backbone's order within groups):
+
+    >>> class OlderFirst(Reranker):
+    ...     Config, name = dict, "older-first"
+    ...     def rerank(self, candidates, scores, history):
+    ...         older = self.items.year_group[candidates] == 1
+    ...         return Reranked(np.concatenate([candidates[older], candidates[~older]]))
+    >>> side = ItemSide.build(["a", "b", "c"], np.zeros((4, 1), bool), ("g",), [1990, 1950, 1940])
+    >>> OlderFirst({}, side).rerank(np.array([1, 2, 3]), np.array([3.0, 2.0, 1.0]), []).items
+    array([3, 1, 2])
     """
 
     Config: ClassVar[type]

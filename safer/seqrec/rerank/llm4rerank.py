@@ -117,6 +117,16 @@ class LLM4RerankConfig:
         (:func:`~safer.seqrec.lm.smollm2_path`). Ignored when a ``LocalLM`` is passed.
     batch_size : int
         Continuations scored per LM forward pass.
+
+    Examples
+    --------
+    >>> config = LLM4RerankConfig(goal="More genres, please.", temperature=0.7, seed=3)
+    >>> config.start, config.max_steps, config.lm  # "": SmolLM2 from its wheel
+    ('accuracy', 4, '')
+    >>> LLM4RerankConfig(start="stop")
+    Traceback (most recent call last):
+    ...
+    safer.errors.SaferError: start must be one of accuracy, diversity, fairness, got 'stop'
     """
 
     goal: str = DEFAULT_GOAL
@@ -154,6 +164,22 @@ class LLM4Rerank(Reranker):
         Titles, genres and release years of the catalogue.
     lm : LocalLM, optional
         The language model; default: loaded from ``config.lm`` on first use.
+
+    Examples
+    --------
+    The prompts the LM reads, and a walk of one fairness step. With ``lm_weight=0`` and
+    ``max_steps=1`` no LM is loaded (the module docstring shows the full walk over SmolLM2):
+
+    >>> genres = np.array([[0], [1], [1], [1]], bool)
+    >>> side = ItemSide.build(["Heat", "Casablanca", "Alien"], genres, ("film",),
+    ...                       [1995, 1942, 1979])
+    >>> config = LLM4RerankConfig(start="fairness", max_steps=1, lm_weight=0.0)
+    >>> reranker = LLM4Rerank(config, side)
+    >>> print(reranker.header(np.array([3]), k=3).splitlines()[-1])
+    The user recently watched: Alien (1979).
+    >>> out = reranker.rerank(np.array([1, 3, 2]), np.array([3.0, 2.0, 1.0]), np.array([3]))
+    >>> out.items.tolist(), [step.node for step in out.steps]  # the older film (2) moves up
+    ([1, 2, 3], ['fairness', 'stop'])
     """
 
     Config = LLM4RerankConfig

@@ -12,15 +12,7 @@ the cosine similarity of two items' genre indicator vectors (0 when either has n
 weight is fixed for every user (LLM4Rerank's point of comparison: one preset trade-off instead
 of a goal the user states). Ties keep the backbone's order.
 
-Examples
---------
->>> import numpy as np
->>> from safer.seqrec.rerank._base import ItemSide
->>> genres = np.array([[0, 0], [1, 0], [1, 0], [0, 1]], bool)  # items 1, 2: genre 0; 3: genre 1
->>> side = ItemSide.build(["a", "b", "c"], genres, ("g0", "g1"), [1990, 1991, 1992])
->>> MMR(MMRConfig(relevance_weight=0.5), side).rerank(
-...     np.array([1, 2, 3]), np.array([3.0, 2.0, 1.0]), np.array([])).items.tolist()
-[1, 3, 2]
+See :class:`MMR` for an example.
 """
 
 from __future__ import annotations
@@ -38,7 +30,17 @@ __all__ = ["MMR", "MMRConfig"]
 @dataclass
 class MMRConfig:
     """``relevance_weight``: the fixed trade-off between backbone relevance (1) and genre
-    novelty against the items already placed (0)."""
+    novelty against the items already placed (0).
+
+    Examples
+    --------
+    >>> MMRConfig(relevance_weight=1.0).relevance_weight  # the backbone's order, unchanged
+    1.0
+    >>> MMRConfig(relevance_weight=2.0)
+    Traceback (most recent call last):
+    ...
+    safer.errors.SaferError: relevance_weight must be in [0, 1], got 2.0
+    """
 
     relevance_weight: float = 0.5
 
@@ -48,7 +50,18 @@ class MMRConfig:
 
 
 class MMR(Reranker):
-    """Maximal marginal relevance with genre cosine similarity (see the module docstring)."""
+    """Maximal marginal relevance with genre cosine similarity (see the module docstring).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from safer.seqrec.rerank._base import ItemSide
+    >>> genres = np.array([[0, 0], [1, 0], [1, 0], [0, 1]], bool)  # items 1, 2: genre 0; 3: genre 1
+    >>> side = ItemSide.build(["a", "b", "c"], genres, ("g0", "g1"), [1990, 1991, 1992])
+    >>> MMR(MMRConfig(relevance_weight=0.5), side).rerank(
+    ...     np.array([1, 2, 3]), np.array([3.0, 2.0, 1.0]), np.array([])).items.tolist()
+    [1, 3, 2]
+    """
 
     Config = MMRConfig
     name = "mmr"

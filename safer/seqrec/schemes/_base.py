@@ -30,6 +30,18 @@ class Scheme:
     config : NeuralConfig
         The recommender's config; ``config.scheme_options`` fill this scheme's ``Config``
         (stored as ``options``; an unknown field raises with the known ones).
+
+    Examples
+    --------
+    A scheme of two members, the second at half the learning rate:
+
+    >>> from safer.seqrec.encoders import SASRecConfig
+    >>> class HalfRate(Scheme):
+    ...     n_members = 2
+    ...     def learning_rates(self):
+    ...         return [self.config.learning_rate, self.config.learning_rate / 2]
+    >>> HalfRate(SASRecConfig(learning_rate=0.01)).learning_rates()
+    [0.01, 0.005]
     """
 
     Config: ClassVar[type] = NoOptions

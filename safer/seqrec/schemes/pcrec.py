@@ -60,7 +60,22 @@ CRITERIA = ("entropy", "l1")
 
 @dataclass
 class PCRecOptions:
-    """PCRec's options (defaults: the paper's LW cooperation with the entropy criterion)."""
+    """PCRec's options (defaults: the paper's LW cooperation with the entropy criterion).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from safer.seqrec import SequenceData, make_model
+    >>> log = pd.DataFrame(
+    ...     {"user": list("aaaabbbb"), "item": list("wxyzxyzw"), "timestamp": [1, 2, 3, 4] * 2}
+    ... )
+    >>> options = {"criterion": "l1", "lr_spread": False}
+    >>> model = make_model("gru4rec", scheme="pcrec", scheme_options=options, epochs=1)
+    >>> PCRec(model.config).options
+    PCRecOptions(criterion='l1', sharpness=30.0, bins=10, lr_spread=False, every=1)
+    >>> model.fit(SequenceData.from_interactions(log)).config.scheme  # two peers trained, one kept
+    'pcrec'
+    """
 
     criterion: str = "entropy"
     sharpness: float = 30.0
