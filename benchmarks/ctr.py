@@ -17,14 +17,18 @@ What it does, in order:
    (``benchmarks/ctr_peer.py``), one after the other on the same CPU threads; every model keeps
    the weights of its best validation log loss and stops after ``--patience`` epochs without
    improvement; the test probabilities of every model are scored here by the same function
-   (:func:`safer.seqrec.ctr.ctr_metrics`);
+   (:func:`safer.seqrec.ctr.ctr_metrics`); the machine's 1-minute load average is read before
+   every seed's XCrossNet fit and before its deepctr-torch run (timings on a shared machine
+   depend on it);
 4. one table per split (validation AUC, test AUC and log loss, mean ± sd over the seeds, training
-   seconds per epoch without validation, epochs run) to ``docs/benchmarks/ctr.md``.
+   seconds per epoch without validation, epochs run) to ``docs/benchmarks/ctr.md``, with the
+   load averages' median and range.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -174,17 +178,19 @@ def main() -> None:
     python = peer_python()
     frame = read_movielens(ensure_ml100k(python) / "ml-100k.inter")
     started = time.perf_counter()
-    sections, verdicts = [], []
+    sections, verdicts, loads = [], [], []
     for split in args.splits.split(","):
         npz = BENCH / "ctr" / f"{split}.npz"
         encoder, parts, arrays = encode(frame, split, 2, args.embedding_dim, npz)
         runs: dict[str, list[dict]] = {"SAFER / XCrossNet": []}
         runs.update({f"deepctr-torch 0.3.0 / {PEER_MODELS[p]}": [] for p in args.peers.split(",")})
         for seed in args.seeds:
+            loads.append(os.getloadavg()[0])
             runs["SAFER / XCrossNet"].append(
                 run_xcrossnet(frame, split, seed, encoder, arrays, args)
             )
             print(split, seed, "XCrossNet", runs["SAFER / XCrossNet"][-1]["auc"], flush=True)
+            loads.append(os.getloadavg()[0])
             for name, result in run_peers(python, npz, seed, args).items():
                 runs[f"deepctr-torch 0.3.0 / {PEER_MODELS[name]}"].append(result)
         sections += [*table(split, runs, {k: len(v) for k, v in parts.items()}), ""]
@@ -212,7 +218,10 @@ def main() -> None:
         "rows at the kept epoch. s/epoch: training "
         "time of one epoch without validation, median over every epoch of every seed; CPU, "
         f"{args.threads} torch thread(s), one model at a time, on a machine shared with other "
-        f"jobs (timings carry that noise). Whole run: {minutes:.0f} min.\n",
+        "jobs (timings carry that noise; its 1-minute load average before every seed's "
+        f"XCrossNet fit and deepctr-torch run: median {np.median(loads):.1f}, range "
+        f"{min(loads):.1f}–{max(loads):.1f}, on {os.cpu_count()} cores). Whole run: "
+        f"{minutes:.0f} min.\n",
         *sections,
         "Targets (issue 19): XCrossNet at or above every deepctr-torch model's mean test AUC, "
         "and no slower per epoch than any of them:\n",

@@ -132,15 +132,17 @@ class ProductLayer(nn.Module):
     def __init__(self, n_fields: int, dim: int, outer: bool = False):
         super().__init__()
         rows, cols = torch.triu_indices(n_fields, n_fields, offset=1)
-        self.register_buffer("rows", rows, persistent=False)
-        self.register_buffer("cols", cols, persistent=False)
+        # the pairs (i < j) as positions in the flattened (F * F) Gram matrix: one
+        # index_select there gives the same numbers as gram[:, rows, cols] at about half the
+        # cost, forward and backward (no accumulating index_put in the gradient)
+        self.register_buffer("pairs", rows * n_fields + cols, persistent=False)
         self.outer = outer
         n_pairs = n_fields * (n_fields - 1) // 2
         self.out_features = n_fields * dim + n_pairs + (dim * dim if outer else 0)
 
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
-        gram = emb @ emb.transpose(1, 2)
-        parts = [emb.flatten(1), gram[:, self.rows, self.cols]]
+        gram = emb @ emb.transpose(1, 2)  # (B, F, F)
+        parts = [emb.flatten(1), gram.flatten(1).index_select(1, self.pairs)]
         if self.outer:
             pooled = emb.sum(dim=1)
             parts.append((pooled.unsqueeze(2) * pooled.unsqueeze(1)).flatten(1))
@@ -170,7 +172,11 @@ class XCrossNetwork(nn.Module):
         self.mlp = nn.Sequential(*layers)
 
     def forward(self, sparse: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
-        emb = self.embedding(sparse + self.offsets)
+        ids = sparse + self.offsets  # (B, F)
+        # the rows of the embedding table, as nn.Embedding looks them up; index_select's
+        # gradient (index_add_) sums the same numbers in the same order as the embedding's
+        # dense backward, about three times faster on a CPU
+        emb = self.embedding.weight.index_select(0, ids.flatten()).view(*ids.shape, -1)
         joined = torch.cat([self.cross(dense), self.product(emb)], dim=1)
         return self.mlp(joined).squeeze(-1)
 
@@ -246,11 +252,15 @@ class XCrossNet(Learnable):
             loss_fn = nn.BCEWithLogitsLoss()
 
             def batches():
-                return torch.randperm(len(label)).split(cfg.batch_size)
+                # the epoch's order drawn once, the rows copied in that order once, the
+                # batches then contiguous slices (the same rows as indexing every batch)
+                order = torch.randperm(len(label))
+                columns = (sparse[order], dense[order], label[order])
+                return zip(*(c.split(cfg.batch_size) for c in columns), strict=True)
 
-            def step(idx):
-                logits = self.net_(sparse[idx], dense[idx])
-                return loss_fn(logits, label[idx]), len(idx)
+            def step(batch):
+                sparse_b, dense_b, label_b = batch
+                return loss_fn(self.net_(sparse_b, dense_b), label_b), len(label_b)
 
             def validate():
                 scores = ctr_metrics(valid.label, self._predict(valid))

@@ -8,13 +8,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from safer._learnable import ArtifactError
+from safer._learnable import ArtifactError, Trainer, fitting
 from safer.cli import app, main
 from safer.seqrec.ctr import (
     CTRDataError,
     FieldEncoder,
     XCrossNet,
     XCrossNetConfig,
+    ctr_metrics,
     load_ctr_model,
     make_ctr_model,
     read_movielens,
@@ -64,6 +65,95 @@ def test_product_layer_holds_embeddings_inner_products_and_the_outer_product():
     out = ProductLayer(2, 2, outer=True)(e)
     # embeddings (4), <e1, e2> = 3 - 2 = 1, outer of e1 + e2 = [4, 1]: [16, 4, 4, 1]
     assert out.tolist() == [[1.0, 2.0, 3.0, -1.0, 1.0, 16.0, 4.0, 4.0, 1.0]]
+
+
+def _gram_pairs(emb: torch.Tensor) -> torch.Tensor:
+    """The pairwise inner products as first written: the Gram matrix, then its upper triangle
+    by advanced indexing."""
+    rows, cols = torch.triu_indices(emb.shape[1], emb.shape[1], offset=1)
+    return (emb @ emb.transpose(1, 2))[:, rows, cols]
+
+
+def _plain_parts(emb: torch.Tensor, outer: bool) -> list[torch.Tensor]:
+    """The product layer as first written. The Gram matrix comes before the flattened
+    embeddings, as there: the order in which autograd adds the gradients of one tensor
+    follows the order its uses were recorded in, and float addition is not associative."""
+    pairs = _gram_pairs(emb)
+    parts = [emb.flatten(1), pairs]
+    if outer:
+        pooled = emb.sum(dim=1)
+        parts.append((pooled.unsqueeze(2) * pooled.unsqueeze(1)).flatten(1))
+    return parts
+
+
+def _plain_forward(net: XCrossNetwork, sparse: torch.Tensor, dense: torch.Tensor):
+    """XCrossNetwork's forward as first written (nn.Embedding, ``_plain_parts``)."""
+    emb = net.embedding(sparse + net.offsets)
+    parts = _plain_parts(emb, net.product.outer)
+    return net.mlp(torch.cat([net.cross(dense), torch.cat(parts, dim=1)], dim=1)).squeeze(-1)
+
+
+@pytest.mark.parametrize("outer", [False, True])
+def test_product_layer_gives_the_gram_formulas_numbers_and_gradient_bit_for_bit(outer):
+    emb = torch.randn(64, 7, 5, generator=torch.Generator().manual_seed(0)).requires_grad_()
+    out = ProductLayer(7, 5, outer=outer)(emb)
+    pairs = out[:, 35 : 35 + 21]
+    assert torch.equal(pairs, _gram_pairs(emb))
+    weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
+    fast = torch.autograd.grad((out * weights).sum(), emb)[0]
+    plain = torch.cat(_plain_parts(emb, outer), dim=1)
+    plain = torch.autograd.grad((plain * weights).sum(), emb)[0]
+    assert torch.equal(fast, plain)
+
+
+def test_network_gives_the_embedding_modules_numbers_and_gradients_bit_for_bit():
+    torch.manual_seed(0)
+    vocab = [30, 12, 3, 3]
+    net = XCrossNetwork(vocab, n_dense=2, config=XCrossNetConfig(hidden=[8], dropout=0.0))
+    sparse = torch.stack([torch.randint(0, v, (256,)) for v in vocab], dim=1)  # repeated ids
+    dense = torch.rand(256, 2)
+    grads = []
+    for forward in (net, lambda s, d: _plain_forward(net, s, d)):
+        net.zero_grad()
+        out = forward(sparse, dense)
+        out.square().sum().backward()
+        grads.append([out.detach(), *(p.grad.clone() for p in net.parameters())])
+    assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))
+
+
+def test_fit_trains_the_weights_of_the_plain_per_batch_loop_bit_for_bit(frame, fitted):
+    """The fit slices batches from rows copied once per epoch in a random order; a loop that
+    indexes the rows of every batch and uses ``_plain_forward`` ends at the same weights."""
+    cfg = fitted.config
+    parts = split_rows(frame, cfg.split, cfg.split_seed)
+    train = fitted.encoder_.transform(frame.iloc[parts["train"]])
+    valid = fitted.encoder_.transform(frame.iloc[parts["valid"]])
+    sparse, dense = torch.from_numpy(train.sparse), torch.from_numpy(train.dense)
+    label = torch.from_numpy(train.label)
+    with fitting(cfg.seed):
+        net = XCrossNetwork(fitted.encoder_.vocab_sizes, dense.shape[1], cfg)
+        loss_fn = torch.nn.BCEWithLogitsLoss()
+
+        def step(idx):
+            return loss_fn(_plain_forward(net, sparse[idx], dense[idx]), label[idx]), len(idx)
+
+        def validate():
+            net.eval()
+            with torch.no_grad():
+                logits = _plain_forward(
+                    net, torch.from_numpy(valid.sparse), torch.from_numpy(valid.dense)
+                )
+            return ctr_metrics(valid.label, torch.sigmoid(logits).numpy())["logloss"]
+
+        history = Trainer(epochs=cfg.epochs, patience=cfg.patience, progress=False).run(
+            net, _adam(net, cfg), lambda: torch.randperm(len(label)).split(cfg.batch_size),
+            step, validate=validate,
+        )  # fmt: skip
+    assert [e["train"] for e in history["epochs"]] == [
+        e["train"] for e in fitted.history_["epochs"]
+    ]
+    state = fitted.net_.state_dict()
+    assert all(torch.equal(v, state[k]) for k, v in net.state_dict().items())
 
 
 def test_embedding_weight_decay_reaches_the_embeddings_only():
