@@ -19,8 +19,10 @@ into 70% train, 10% valid, 20% test. Rows (:class:`safer.seqrec.PERSOMA`, ``resa
 - ``genre prior``: no LM: every user gets the training prevalence of each genre (the floor).
 
 Every row: the same prompt, the same per-genre log-likelihood read-out, the threshold chosen on
-the validation users, micro- / macro-F1 on the test users. Writes the page ``--out`` and the raw
-record ``--results`` (``--report-only`` re-renders the page from it).
+the validation users, micro- / macro-F1 on the test users. With ``--seeds 0,1,2`` every trained
+row is fitted once per seed (initialisation and batch order; the users and their split stay
+fixed) and the page gives mean ± sd over the seeds. Writes the page ``--out`` and the raw record
+``--results`` (``--report-only`` re-renders the page from it).
 """
 
 from __future__ import annotations
@@ -42,7 +44,19 @@ def _peak_mib() -> float:
     return int(status.split("VmHWM:")[1].split()[0]) / 1024
 
 
+def seeds(args: argparse.Namespace) -> list[int]:
+    """The training seeds: ``--seeds`` (comma-separated) or the one ``--seed``."""
+    if not args.seeds:
+        return [args.seed]
+    try:
+        return [int(x) for x in args.seeds.split(",") if x.strip()]
+    except ValueError:
+        sys.exit(f"--seeds: comma-separated integers, got {args.seeds!r}")
+
+
 def run(args: argparse.Namespace) -> dict:
+    from dataclasses import replace
+
     import numpy as np
     import torch
 
@@ -68,30 +82,34 @@ def run(args: argparse.Namespace) -> dict:
     )  # fmt: skip
     load_before = os.getloadavg()
     rows, task = [], None
-    for name in args.rows.split(","):
-        resampler, _, lora = name.partition("+")  # "perceiver+lora": LoRA on the LM too
-        model = PERSOMA(PersomaConfig(**base, resampler=resampler, lora=lora == "lora"))
-        task = model.make_task(data, titles) if task is None else task
-        start = time.perf_counter()
-        model.fit(task, progress=True)
-        fit_s = time.perf_counter() - start
-        test = model.evaluate(task, "test")
-        epochs = model.history_["epochs"]
-        row = {
-            "row": name,
-            **{k: test[k] for k in ("f1_micro", "f1_macro", "precision", "recall", "threshold")},
-            "valid_f1_micro": model.evaluate(task, "valid")["f1_micro"],
-            "epochs_run": len(epochs),
-            "best_epoch": model.history_["best_epoch"],
-            "s_per_epoch": sum(e["seconds"] for e in epochs) / len(epochs),
-            "fit_s": fit_s,
-            "trainable": sum(p.numel() for p in model.net_.parameters() if p.requires_grad),
-            "lm_tokens": float(model.input_lengths(task, "test").mean()),
-            "train_loss": [e["train"] for e in epochs],
-            "valid_loss": [e["valid_loss"] for e in epochs],
-        }
-        rows.append(row)
-        print(json.dumps(row), file=sys.stderr, flush=True)
+    for seed in seeds(args):
+        for name in args.rows.split(","):
+            resampler, _, lora = name.partition("+")  # "perceiver+lora": LoRA on the LM too
+            config = PersomaConfig(**base, resampler=resampler, lora=lora == "lora")
+            model = PERSOMA(replace(config, seed=seed))
+            task = model.make_task(data, titles) if task is None else task
+            start = time.perf_counter()
+            model.fit(task, progress=True)
+            fit_s = time.perf_counter() - start
+            test = model.evaluate(task, "test")
+            epochs = model.history_["epochs"]
+            row = {
+                "row": name,
+                "seed": seed,
+                **{k: test[k] for k in ("f1_micro", "f1_macro", "precision", "recall")},
+                "threshold": test["threshold"],
+                "valid_f1_micro": model.evaluate(task, "valid")["f1_micro"],
+                "epochs_run": len(epochs),
+                "best_epoch": model.history_["best_epoch"],
+                "s_per_epoch": sum(e["seconds"] for e in epochs) / len(epochs),
+                "fit_s": fit_s,
+                "trainable": sum(p.numel() for p in model.net_.parameters() if p.requires_grad),
+                "lm_tokens": float(model.input_lengths(task, "test").mean()),
+                "train_loss": [e["train"] for e in epochs],
+                "valid_loss": [e["valid_loss"] for e in epochs],
+            }
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
     train, valid, test = (task.rows(s) for s in ("train", "valid", "test"))
     prevalence = task.labels[train].mean(0)
     t = best_threshold(
@@ -108,6 +126,7 @@ def run(args: argparse.Namespace) -> dict:
         "genres": list(task.genres),
         "label_rate": float(task.labels.mean()),
         "settings": base,
+        "seeds": seeds(args),
         "load_before": load_before,
         "load_after": os.getloadavg(),
         "peak_mib": _peak_mib(),
@@ -121,6 +140,12 @@ def render(record: dict) -> list[str]:
     prov, s = record["provenance"], record["settings"]
     load = {k: ", ".join(f"{x:.1f}" for x in record[f"load_{k}"]) for k in ("before", "after")}
     encoder = "all-MiniLM-L6-v2" if s["encoder"] == "minilm" else s["encoder"]
+    run_seeds = record.get("seeds", [s["seed"]])
+    seed_text = (
+        f"seed {run_seeds[0]}"
+        if len(run_seeds) == 1
+        else f"seeds {', '.join(map(str, run_seeds))} (mean ± sd over the seeds)"
+    )
     lines = [
         "# PERSOMA: ml-100k genre prediction over a frozen causal LM",
         "",
@@ -142,15 +167,35 @@ def render(record: dict) -> list[str]:
         f"vectors: {encoder}. Soft tokens: {s['n_tokens']} (mean: 1); text prompt: the "
         f"last {s['text_items']} titles. Training: at most {s['epochs']} epochs (early stopping "
         f"after {s['stopping_step']} on the validation loss), batches of {s['batch_size']} "
-        f"users, Adam at {s['learning_rate']}, seed {s['seed']}; threshold chosen on the "
+        f"users, Adam at {s['learning_rate']}, {seed_text}; threshold chosen on the "
         f"validation users (micro-F1), metrics on the test users. Peak resident memory of the "
         f"run: {record['peak_mib'] / 1024:.2f} GiB.",
         "",
+    ]
+    lines += _table(record["rows"]) if len(run_seeds) == 1 else _seeds_table(record["rows"])
+    lines += [
+        "",
+        "Per-epoch losses (train / valid), for each trained row:",
+        "",
+    ]
+    for r in record["rows"]:
+        if "train_loss" in r:
+            pairs = ", ".join(
+                f"{a:.4f}/{b:.4f}" for a, b in zip(r["train_loss"], r["valid_loss"], strict=True)
+            )
+            seed = f" (seed {r['seed']})" if len(run_seeds) > 1 else ""
+            lines.append(f"- {r['row']}{seed}: {pairs}")
+    return lines
+
+
+def _table(rows: list[dict]) -> list[str]:
+    """One line per row of a one-seed run."""
+    lines = [
         "| row | micro-F1 | macro-F1 | precision | recall | threshold | valid micro-F1 | "
         "LM input tokens / user | epochs (best) | s / epoch | trainable params |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in record["rows"]:
+    for r in rows:
         trained = "epochs_run" in r
         lines.append(
             f"| {r['row']} | {r['f1_micro']:.3f} | {r['f1_macro']:.3f} | {r['precision']:.3f} | "
@@ -162,17 +207,38 @@ def render(record: dict) -> list[str]:
                 else f"– | – | – | – | {r['trainable']} |"
             )
         )
-    lines += [
-        "",
-        "Per-epoch losses (train / valid), for each trained row:",
-        "",
+    return lines
+
+
+def _seeds_table(rows: list[dict]) -> list[str]:
+    """One line per row name of a run over several seeds: mean ± sd, and each seed's micro-F1."""
+    import statistics
+
+    def cell(values: list[float], fmt: str = ".3f") -> str:
+        if len(values) == 1:
+            return format(values[0], fmt)
+        return f"{statistics.mean(values):{fmt}} ± {statistics.stdev(values):{fmt}}"
+
+    lines = [
+        "| row | micro-F1 | macro-F1 | precision | recall | valid micro-F1 | micro-F1 per seed "
+        "| LM input tokens / user | epochs | s / epoch | trainable params |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in record["rows"]:
-        if "train_loss" in r:
-            pairs = ", ".join(
-                f"{a:.4f}/{b:.4f}" for a, b in zip(r["train_loss"], r["valid_loss"], strict=True)
-            )
-            lines.append(f"- {r['row']}: {pairs}")
+    for name in dict.fromkeys(r["row"] for r in rows):
+        mine = [r for r in rows if r["row"] == name]
+        first = mine[0]
+        metrics = " | ".join(
+            cell([r[k] for r in mine]) for k in ("f1_micro", "f1_macro", "precision", "recall")
+        )
+        if "epochs_run" not in first:  # the genre prior: no seed
+            lines.append(f"| {name} | {metrics} | – | – | – | – | – | {first['trainable']} |")
+            continue
+        per_seed = ", ".join(f"{r['f1_micro']:.3f}" for r in mine)
+        lines.append(
+            f"| {name} | {metrics} | {cell([r['valid_f1_micro'] for r in mine])} | {per_seed} "
+            f"| {first['lm_tokens']:.1f} | {cell([float(r['epochs_run']) for r in mine], '.1f')} "
+            f"| {cell([r['s_per_epoch'] for r in mine], '.1f')} | {first['trainable']:,} |"
+        )
     return lines
 
 
@@ -190,6 +256,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="", help="seeds, comma-separated (overrides --seed)")
     parser.add_argument("--lm", default="", help="a local causal LM folder (default: SmolLM2)")
     parser.add_argument("--encoder", default="minilm", help="title encoder (or a local folder)")
     parser.add_argument("--threads", type=int, default=1)
