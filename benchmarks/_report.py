@@ -1,5 +1,6 @@
 """Shared pieces of the benchmark scripts: the provenance header of this script's command line,
-writing the page, and the command-line options several scripts share (``--split``). The
+writing the page, the paired bootstrap interval of a mean difference, and the command-line
+options several scripts share (``--split``). The
 provenance itself is the library's (:mod:`safer._provenance`)."""
 
 from __future__ import annotations
@@ -30,6 +31,23 @@ def write_page(out: str | Path, lines: list[str], note: str = "") -> None:
         lines = [*lines, "", note]
     _provenance.write_page(out, "\n".join(lines))
     print("\n".join(lines))
+
+
+def bootstrap_mean(diff, n: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """The mean of paired differences ``diff`` (one per user, say) and its 95 % percentile
+    bootstrap interval over ``n`` resamples: ``(mean, low, high)``.
+
+    >>> import numpy as np
+    >>> mean, low, high = bootstrap_mean(np.array([0.1, 0.3, 0.2, 0.4]))
+    >>> round(mean, 2), low <= mean <= high
+    (0.25, True)
+    """
+    import numpy as np
+
+    diff = np.asarray(diff, float)
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), (n, len(diff)))].mean(1)
+    return float(diff.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
 def git_commit(root: str | Path | None = None) -> str:

@@ -156,20 +156,12 @@ def run(args) -> dict:
     }
 
 
-def bootstrap(diff, n=2000, seed=0) -> tuple[float, float]:
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), (n, len(diff)))].mean(1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
-
-
 def report(record: dict) -> list[str]:
     from collections import Counter
 
     import numpy as np
 
-    from benchmarks._report import command_line
+    from benchmarks._report import bootstrap_mean, command_line
     from safer import _provenance
 
     prov = record.get("provenance", {})
@@ -215,7 +207,7 @@ def report(record: dict) -> list[str]:
             if name == "backbone":
                 cells.append(f"{mean:.4f}")
             else:
-                lo, hi = bootstrap(values[m] - base[m])
+                _, lo, hi = bootstrap_mean(values[m] - base[m])
                 cells.append(f"{mean:.4f} ({mean - base[m].mean():+.4f} [{lo:+.4f}, {hi:+.4f}])")
         sec = record["seconds_per_user"].get(name)
         lines.append(
