@@ -193,16 +193,10 @@ def _per_user(scores, positive):
     return np.array([r["user_auc"] for r in rows]), np.array([r["ndcg@5"] for r in rows])
 
 
-def _bootstrap(diff, n=2000, seed=0):
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), (n, len(diff)))].mean(1)
-    return float(diff.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
-
-
 def _interval(name: str, auc, ndcg) -> str:
-    a, n = _bootstrap(auc), _bootstrap(ndcg)
+    from benchmarks._report import bootstrap_mean
+
+    a, n = bootstrap_mean(auc), bootstrap_mean(ndcg)
     return (
         f"- {name}: per-user AUC {a[0]:+.3f} [{a[1]:+.3f}, {a[2]:+.3f}], NDCG@5 "
         f"{n[0]:+.3f} [{n[1]:+.3f}, {n[2]:+.3f}]"
@@ -370,7 +364,11 @@ def main() -> None:
     parser.add_argument("--zero-shot", action="store_true", help="add the untuned LM's row")
     parser.add_argument("--lm", default="", help="a local causal LM folder (default: SmolLM2)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--note", default="", help="conditions of the run, printed under it")
+    parser.add_argument(
+        "--note",
+        default="",
+        help="conditions of the run, printed under it (with --report-only: replaces the saved one)",
+    )
     parser.add_argument(
         "--out", type=Path, default=ROOT / "docs" / "benchmarks" / "seqrec_mllm_msr.md"
     )
@@ -393,6 +391,11 @@ def main() -> None:
 
         run(args, save)
     record = json.loads(args.results.read_text())
+    if args.report_only and args.note:  # kept with the record, so the next re-render has it
+        from safer._atomic import write_text
+
+        record["note"] = args.note
+        write_text(args.results, json.dumps(record, indent=1) + "\n")
     write_page(args.out, render(record), note=record.get("note", ""))
 
 
