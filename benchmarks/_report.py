@@ -1,6 +1,6 @@
 """Shared pieces of the benchmark scripts: the provenance header of this script's command line,
-writing the page, the paired bootstrap interval of a mean difference, and the command-line
-options several scripts share (``--split``). The
+writing the page, ``mean ± sd`` over seeds, the paired bootstrap interval of a mean
+difference, and the command-line options several scripts share (``--split``). The
 provenance itself is the library's (:mod:`safer._provenance`)."""
 
 from __future__ import annotations
@@ -48,6 +48,21 @@ def bootstrap_mean(diff, n: int = 2000, seed: int = 0) -> tuple[float, float, fl
     rng = np.random.default_rng(seed)
     means = diff[rng.integers(0, len(diff), (n, len(diff)))].mean(1)
     return float(diff.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def mean_sd(values, spec: str = ".3f") -> str:
+    """``mean ± sd`` of a metric over seeds (sample sd), each formatted with ``spec``; one value
+    alone as itself.
+
+    >>> mean_sd([0.1, 0.2, 0.3]), mean_sd([0.25], ".2f")
+    ('0.200 ± 0.100', '0.25')
+    """
+    import numpy as np
+
+    values = list(values)
+    if len(values) == 1:
+        return format(values[0], spec)
+    return f"{np.mean(values):{spec}} ± {np.std(values, ddof=1):{spec}}"
 
 
 def git_commit(root: str | Path | None = None) -> str:

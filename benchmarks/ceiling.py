@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _report import header
+from _report import header, mean_sd
 from tqdm.auto import tqdm
 
 from safer.cohorts import load_mdp, simulate_cohort
@@ -62,8 +62,8 @@ def main() -> None:
     ]
     for stays in args.stays:
         runs = [results[stays, s] for s in args.seeds]
-        cells = [_cell([100 * r.mortality[p] for r in runs]) for p in POLICIES]
-        cells.append(_cell([100 * r.estimated["value-iteration"] for r in runs]))
+        cells = [mean_sd([100 * r.mortality[p] for r in runs], ".1f") for p in POLICIES]
+        cells.append(mean_sd([100 * r.estimated["value-iteration"] for r in runs], ".1f"))
         decisions = np.mean([r.decisions for r in runs])
         seen = np.mean([r.states_seen for r in runs])
         lines.append(f"| {stays:,} | {decisions:,.0f} | {seen:.0f} | " + " | ".join(cells) + " |")
@@ -76,12 +76,6 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-
-
-def _cell(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{np.mean(values):.1f} ± {np.std(values, ddof=1):.1f}"
 
 
 def _reading(support: float, exact_one_step: float) -> str:

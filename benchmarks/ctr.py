@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmark this checkout
 
 from _peer import BENCH, ROOT, ensure_ml100k, ensure_venv, sh  # noqa: E402
-from _report import header, write_page  # noqa: E402
+from _report import header, mean_sd, write_page  # noqa: E402
 
 PEER_MODELS = {"dcn": "DCN", "deepfm": "DeepFM", "pnn": "PNN", "lr": "LR"}
 
@@ -107,12 +107,6 @@ def run_peers(python: Path, npz: Path, seed: int, args) -> dict[str, dict]:
     }
 
 
-def mean_sd(values: list[float], spec: str = ".4f") -> str:
-    if len(values) == 1:
-        return format(values[0], spec)
-    return f"{np.mean(values):{spec}} ± {np.std(values, ddof=1):{spec}}"
-
-
 def table(split: str, runs: dict[str, list[dict]], n_rows: dict[str, int]) -> list[str]:
     lines = [
         f"### {split} split ({n_rows['train']:,} train / {n_rows['valid']:,} valid / "
@@ -126,8 +120,8 @@ def table(split: str, runs: dict[str, list[dict]], n_rows: dict[str, int]) -> li
         seconds = [s for r in results for s in r["seconds"]]
         lines.append(
             f"| {library} | {model} | {np.mean([r['valid_auc'] for r in results]):.4f} | "
-            f"{mean_sd([r['auc'] for r in results])} | "
-            f"{mean_sd([r['logloss'] for r in results])} | {np.median(seconds):.2f} | "
+            f"{mean_sd([r['auc'] for r in results], '.4f')} | "
+            f"{mean_sd([r['logloss'] for r in results], '.4f')} | {np.median(seconds):.2f} | "
             f"{mean_sd([len(r['seconds']) for r in results], '.1f')} | "
             f"{', '.join(format(r['auc'], '.4f') for r in results)} |"
         )

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmark this checkout
 
 from _peer import BENCH, ROOT, ensure_ml100k  # noqa: E402
-from _report import header, write_page  # noqa: E402
+from _report import header, mean_sd, write_page  # noqa: E402
 
 ARCHS = ("sasrec", "gru4rec")
 
@@ -82,12 +82,6 @@ def record(model, data, **extra) -> dict:
 
 def pct(value: float, ref: float) -> str:
     return f"{100 * value / ref:.0f} %" if ref > 0 else "n/a"
-
-
-def mean_sd(values: list[float], spec: str) -> str:
-    if len(values) == 1:
-        return format(values[0], spec)
-    return f"{np.mean(values):{spec}} ± {np.std(values, ddof=1):{spec}}"
 
 
 def page(results: list[dict], args, data, minutes: float) -> list[str]:

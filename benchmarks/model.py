@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._report import header  # noqa: E402
+from benchmarks._report import header, mean_sd  # noqa: E402
 from safer.cohorts import simulate_cohort, split_stays  # noqa: E402
 from safer.evaluation.experiments import train_and_evaluate  # noqa: E402
 from safer.models import VARIANTS  # noqa: E402
@@ -54,9 +54,7 @@ def fmt(values: list[float]) -> str:
     values = [v for v in values if v is not None]
     if not values:
         return "n/a"
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
+    return mean_sd(values)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -140,7 +140,7 @@ def run_child(args: argparse.Namespace, name: str, seed: int, epochs: int) -> di
 def tuned(args: argparse.Namespace) -> None:
     """IISAN-Versa and IISAN against MiniLM tuned end to end (full, LoRA, adapters) and SASRec:
     quality, seconds per epoch, trainable parameters, peak RSS, TPME; a section of ``--out``."""
-    from benchmarks._report import header
+    from benchmarks._report import header, mean_sd
     from safer.seqrec import read_text_dataset
     from safer.seqrec.benchmark import TPME_WEIGHTS, tpme
 
@@ -203,10 +203,7 @@ def tuned(args: argparse.Namespace) -> None:
     ]
 
     def cell(label: str, key: str, fmt: str) -> str:
-        values = [float(r[key]) for r in rows if r["label"] == label]
-        if len(values) == 1:
-            return format(values[0], fmt)
-        return f"{format(statistics.mean(values), fmt)} ± {format(statistics.stdev(values), fmt)}"
+        return mean_sd([float(r[key]) for r in rows if r["label"] == label], fmt)
 
     for label in labels:
         lines.append(
@@ -324,7 +321,7 @@ def main() -> None:
         return
     if not (args.data / "users.tsv").is_file():
         sys.exit(f"{args.data} is absent: this benchmark reads ../shared/data (see its README)")
-    from benchmarks._report import header, write_page
+    from benchmarks._report import header, mean_sd, write_page
     from safer.seqrec import read_text_dataset
 
     names = ["sasrec", "iisan", *(["iisan-versa"] if args.versa else [])]
@@ -335,11 +332,6 @@ def main() -> None:
     for name in names:
         for seed in range(2020, 2020 + args.seeds):
             rows.append(run_child(args, name, seed, args.epochs))
-
-    def mean_sd(values: list[float], fmt: str) -> str:
-        if len(values) == 1:
-            return format(values[0], fmt)
-        return f"{format(statistics.mean(values), fmt)} ± {format(statistics.stdev(values), fmt)}"
 
     lines = [
         header(

@@ -210,18 +210,11 @@ def _seed_mean(pairs):
     return np.mean([a for a, _ in pairs], 0), np.mean([n for _, n in pairs], 0)
 
 
-def _cell(values: list[float], digits: int = 3) -> str:
-    """``mean ± sd`` over the seeds (sample sd), the value alone for one seed."""
-    import numpy as np
-
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
-
-
 def render(record: dict) -> list[str]:
     """The page's lines from a saved record (its provenance included)."""
     import numpy as np
+
+    from benchmarks._report import mean_sd
 
     prov, s = record["provenance"], record["settings"]
     load = {k: ", ".join(f"{x:.1f}" for x in record[f"load_{k}"]) for k in ("before", "after")}
@@ -268,7 +261,7 @@ def render(record: dict) -> list[str]:
     order = [n for n in ("sasrec", "pop", "mllm-msr", "zero-shot") if n in by_name]
     for name in order:
         rows = by_name[name]
-        cells = [_cell([r[m] for r in rows]) for m in ("auc", "user_auc", "hr@5", "ndcg@5")]
+        cells = [mean_sd([r[m] for r in rows]) for m in ("auc", "user_auc", "hr@5", "ndcg@5")]
         fit = f"{np.mean([r['fit_s'] for r in rows]):.0f}" if "fit_s" in rows[0] else "–"
         ev = f"{np.mean([r['eval_s'] for r in rows]):.0f}" if "eval_s" in rows[0] else "–"
         lines.append(f"| {name} | {len(rows)} | {' | '.join(cells)} | {fit} | {ev} |")

@@ -212,12 +212,7 @@ def _table(rows: list[dict]) -> list[str]:
 
 def _seeds_table(rows: list[dict]) -> list[str]:
     """One line per row name of a run over several seeds: mean ± sd, and each seed's micro-F1."""
-    import statistics
-
-    def cell(values: list[float], fmt: str = ".3f") -> str:
-        if len(values) == 1:
-            return format(values[0], fmt)
-        return f"{statistics.mean(values):{fmt}} ± {statistics.stdev(values):{fmt}}"
+    from benchmarks._report import mean_sd
 
     lines = [
         "| row | micro-F1 | macro-F1 | precision | recall | valid micro-F1 | micro-F1 per seed "
@@ -228,16 +223,17 @@ def _seeds_table(rows: list[dict]) -> list[str]:
         mine = [r for r in rows if r["row"] == name]
         first = mine[0]
         metrics = " | ".join(
-            cell([r[k] for r in mine]) for k in ("f1_micro", "f1_macro", "precision", "recall")
+            mean_sd([r[k] for r in mine]) for k in ("f1_micro", "f1_macro", "precision", "recall")
         )
         if "epochs_run" not in first:  # the genre prior: no seed
             lines.append(f"| {name} | {metrics} | – | – | – | – | – | {first['trainable']} |")
             continue
         per_seed = ", ".join(f"{r['f1_micro']:.3f}" for r in mine)
+        epochs = mean_sd([float(r["epochs_run"]) for r in mine], ".1f")
         lines.append(
-            f"| {name} | {metrics} | {cell([r['valid_f1_micro'] for r in mine])} | {per_seed} "
-            f"| {first['lm_tokens']:.1f} | {cell([float(r['epochs_run']) for r in mine], '.1f')} "
-            f"| {cell([r['s_per_epoch'] for r in mine], '.1f')} | {first['trainable']:,} |"
+            f"| {name} | {metrics} | {mean_sd([r['valid_f1_micro'] for r in mine])} | {per_seed} "
+            f"| {first['lm_tokens']:.1f} | {epochs} "
+            f"| {mean_sd([r['s_per_epoch'] for r in mine], '.1f')} | {first['trainable']:,} |"
         )
     return lines
 
