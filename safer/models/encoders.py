@@ -124,8 +124,7 @@ class NoteEncoder:
         progress: bool = True,
         max_shards: int = MAX_SHARDS,
     ):
-        if max_shards < 2:
-            raise NoteEncoderError(f"max_shards must be >= 2, got {max_shards}")
+        _check_max_shards(max_shards)
         if unit not in ("sentence", "note"):
             raise NoteEncoderError(f"unknown note unit {unit!r}; choose 'sentence' or 'note'")
         self.path = str(path) if path else default_encoder_path()
@@ -142,13 +141,15 @@ class NoteEncoder:
         self._memory: dict[str, np.ndarray] = {}
         self._loaded_shards: set[str] = set()
         self.identity = self._identity()
+        # read once: a one-decision encode asked for it on every call (a file read and a parse)
+        config = json.loads((Path(self.path) / "config.json").read_text())
+        self._dim = int(config.get("hidden_size") or config.get("dim"))
 
     # ------------------------------------------------------------------ public
     @property
     def dim(self) -> int:
         """Size of one embedding (the encoder's hidden size)."""
-        config = json.loads((Path(self.path) / "config.json").read_text())
-        return int(config.get("hidden_size") or config.get("dim"))
+        return self._dim
 
     def encode(self, notes: Sequence[str]) -> np.ndarray:
         """Embeddings of ``notes``, shape ``(len(notes), dim)``; empty notes give zeros."""
@@ -341,6 +342,11 @@ class NoteEncoder:
         return out
 
 
+def _check_max_shards(max_shards: int) -> None:
+    if max_shards < 2:
+        raise NoteEncoderError(f"max_shards must be >= 2, got {max_shards}")
+
+
 def _read_shard(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
     """A shard's keys and vectors, or ``None`` for a half-written, vanished or foreign file."""
     try:
@@ -406,8 +412,7 @@ def compact_shards(folder: str | Path, max_shards: int = MAX_SHARDS) -> int:
     2
     """
     folder = Path(folder)
-    if max_shards < 2:
-        raise NoteEncoderError(f"max_shards must be >= 2, got {max_shards}")
+    _check_max_shards(max_shards)
     if len(list(folder.glob("*.npz"))) <= max_shards:
         return 0
     with _compaction_lock(folder) as held:
