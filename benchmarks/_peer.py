@@ -6,11 +6,13 @@ dependency), so the peer's pins never touch the project's environment, and runs 
 subprocess in the same run. :func:`ensure_venv` creates and fills one; :func:`sh` runs a command
 and stops the benchmark with the command's error when it fails; :func:`ensure_ml100k` takes
 ml-100k's RecBole atomic files out of the ``recbole==1.2.1`` wheel (nothing is redistributed in
-the repository).
+the repository). :data:`SHARED_DATA` is the shared data folder (``../shared/data``, or
+``$SAFER_SHARED_DATA``) and :func:`microlens_sample` reads MicroLens-50k's user sequences from it.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -18,8 +20,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / ".bench"
+SHARED_DATA = Path(os.environ.get("SAFER_SHARED_DATA") or ROOT.parent / "shared" / "data")
+"""The shared real data (``../shared/data``; ``$SAFER_SHARED_DATA`` overrides it): read there,
+never copied into the repository."""
 
-__all__ = ["BENCH", "ROOT", "ensure_ml100k", "ensure_venv", "sh"]
+__all__ = [
+    "BENCH", "ROOT", "SHARED_DATA", "ensure_ml100k", "ensure_venv", "microlens_sample", "sh"
+]  # fmt: skip
 
 
 def sh(cmd: list, **kw) -> subprocess.CompletedProcess:
@@ -61,3 +68,29 @@ def ensure_ml100k(python: Path) -> Path:
             for name in names:
                 (target / name).write_bytes(zf.read(f"recbole/dataset_example/ml-100k/{name}"))
     return target
+
+
+def microlens_sample(path: Path, users: int = 0, seed: int = 0):
+    """MicroLens-50k's clicks (``pairs.tsv``: one chronological line per user) as a
+    :class:`~safer.seqrec.SequenceData`, restricted to a seeded sample of ``users`` users (0:
+    all; the sample's items form the catalogue), and a one-line description of what was read.
+
+    ``None`` when ``path`` is absent (the caller skips with a note pointing at the data README).
+    """
+    from safer.seqrec import SequenceData, read_interactions
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    log = read_interactions(path)
+    everyone = log["user"].drop_duplicates()
+    if users and users < len(everyone):
+        chosen = everyone.sample(users, random_state=seed)
+        log = log[log["user"].isin(set(chosen))]
+    data = SequenceData.from_interactions(log.reset_index(drop=True))
+    sample = (
+        f"a seeded sample of {len(data.users):,} of its {len(everyone):,} users"
+        if users and users < len(everyone)
+        else "all users"
+    )
+    return data, f"`microlens-50k/{path.name}`, {sample}"

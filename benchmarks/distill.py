@@ -1,12 +1,17 @@
-"""TD3 dataset distillation on ml-100k: fresh SASRec / GRU4Rec trained only on a summary of
-about 5 % and 10 % of the users, against the full data and two real user subsets of that size.
+"""TD3 dataset distillation on ml-100k or MicroLens: fresh SASRec / GRU4Rec trained only on a
+summary of about 5 % and 10 % of the users, against the full data and two real user subsets of
+that size.
 
     python benchmarks/distill.py                    # writes docs/benchmarks/distill.md
+    python benchmarks/distill.py --dataset microlens --steps 20   # distill_microlens.md
 
 What it does, per seed:
 
-1. ml-100k's ``.inter`` file from the ``recbole==1.2.1`` wheel
-   (:func:`benchmarks._peer.ensure_ml100k`), leave-one-out (RecBole protocol: full ranking);
+1. the data, leave-one-out (RecBole protocol: full ranking): ml-100k's ``.inter`` file from the
+   ``recbole==1.2.1`` wheel (:func:`benchmarks._peer.ensure_ml100k`), or MicroLens-50k's clicks
+   from ``../shared/data/microlens-50k/pairs.tsv`` (:func:`benchmarks._peer.microlens_sample`:
+   a seeded sample of ``--microlens-users`` users, whose items form the catalogue; the run
+   stops with a note when the file is absent);
 2. the full-data SASRec and GRU4Rec (``training="sequence"``, at most ``--full-epochs``
    epochs, early stopping on validation MRR@10 after ``--patience`` epochs): the 100 % reference;
 3. per size: a TD3 summary (:class:`safer.seqrec.distill.TD3`, learner SASRec, HOSVD init
@@ -39,7 +44,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmark this checkout
 
-from _peer import BENCH, ROOT, ensure_ml100k  # noqa: E402
+from _peer import BENCH, ROOT, SHARED_DATA, ensure_ml100k, microlens_sample  # noqa: E402
 from _report import header, mean_sd, write_page  # noqa: E402
 
 ARCHS = ("sasrec", "gru4rec")
@@ -80,12 +85,18 @@ def record(model, data, **extra) -> dict:
     }  # fmt: skip
 
 
-def pct(value: float, ref: float) -> str:
-    return f"{100 * value / ref:.0f} %" if ref > 0 else "n/a"
+def percent(value: float, ref: float) -> float:
+    """``value`` as % of ``ref`` (NaN when the reference scored 0: a model that learnt nothing)."""
+    return 100 * value / ref if ref > 0 else float("nan")
 
 
-def page(results: list[dict], args, data, minutes: float) -> list[str]:
-    """The Markdown page of the ``results`` so far."""
+def control_method(steps: int) -> str:
+    """Name of the control arm: real users' last ``steps`` items in the summary's place."""
+    return f"random users, last {steps} items + item factor"
+
+
+def page(results: list[dict], args, data, description: str, minutes: float) -> list[str]:
+    """The Markdown page of the ``results`` so far (``description``: what the data are)."""
     full = {(r["seed"], r["arch"]): r for r in results if r["method"] == "full data"}
     rows = [
         "| users | training data | model | test NDCG@10 | % of full | test HR@10 | % of full "
@@ -104,8 +115,8 @@ def page(results: list[dict], args, data, minutes: float) -> list[str]:
         refs = [full.get((r["seed"], arch)) for r in runs]
         if any(ref is None for ref in refs):
             continue
-        nd = [100 * r["ndcg"] / ref["ndcg"] for r, ref in zip(runs, refs, strict=True)]
-        hr = [100 * r["hr"] / ref["hr"] for r, ref in zip(runs, refs, strict=True)]
+        nd = [percent(r["ndcg"], ref["ndcg"]) for r, ref in zip(runs, refs, strict=True)]
+        hr = [percent(r["hr"], ref["hr"]) for r, ref in zip(runs, refs, strict=True)]
         save = [1 - r["seconds"] / ref["seconds"] for r, ref in zip(runs, refs, strict=True)]
         share = "all" if method == "full data" else f"{users} ({users / len(data.users):.0%})"
         rows.append(
@@ -128,7 +139,7 @@ def page(results: list[dict], args, data, minutes: float) -> list[str]:
 
             def mean_pct(method, users=users, arch=arch):
                 got = [
-                    100 * r["ndcg"] / full[(r["seed"], arch)]["ndcg"]
+                    percent(r["ndcg"], full[(r["seed"], arch)]["ndcg"])
                     for r in results
                     if (r["users"], r["method"], r["arch"]) == (users, method, arch)
                     and (r["seed"], arch) in full
@@ -137,7 +148,7 @@ def page(results: list[dict], args, data, minutes: float) -> list[str]:
 
             ours = mean_pct("TD3 summary + item factor")
             rnd, pop = mean_pct("random users"), mean_pct("most active users")
-            ctl = mean_pct("random users, last 50 items + item factor")
+            ctl = mean_pct(control_method(args.steps))
             share = users / len(data.users)
             target = (
                 f"; target >= 80 % {'met' if ours >= 80 else 'NOT met'}"
@@ -150,8 +161,8 @@ def page(results: list[dict], args, data, minutes: float) -> list[str]:
                 f"control (random users' one-hot sequences + the item factor) {ctl:.0f} %."
             )
     return [
-        header("Dataset distillation (TD3) on ml-100k", "torch", "numpy"),
-        f"Data: ml-100k (RecBole 1.2.1 wheel), {len(data.users)} users, {data.n_items} items, "
+        header(f"Dataset distillation (TD3) on {args.dataset}", "torch", "numpy"),
+        f"Data: {description}, {len(data.users)} users, {data.n_items} items, "
         "leave-one-out, RecBole protocol (full ranking, seen items ranked). Every model is "
         "scored on the test item of every real user. Full-data and subset models: SAFER's "
         'SASRec / GRU4Rec (default sizes, width 64), `training="sequence"` (windows of 50), '
@@ -175,7 +186,8 @@ def page(results: list[dict], args, data, minutes: float) -> list[str]:
         "factor (part of the summary: the teacher's item embedding after the outer steps); "
         "*TD3 summary, no item factor* = only the soft sequences; *random users* / *most "
         "active users* = that many real users' whole training histories; *random users, last "
-        "50 items + item factor* = the control: the same random users' last training items as "
+        f"{args.steps} items + item factor* = the control: the same random users' last training "
+        "items as "
         "one-hot sequences in the summary's place, same recipe and item factor. "
         "Time saving = 1 - training seconds / the full-data model's "
         "(distillation itself not included; it is below).\n",
@@ -192,6 +204,15 @@ def page(results: list[dict], args, data, minutes: float) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=("ml-100k", "microlens"), default="ml-100k")
+    parser.add_argument(
+        "--microlens", type=Path, default=SHARED_DATA / "microlens-50k" / "pairs.tsv"
+    )
+    parser.add_argument(
+        "--microlens-users", type=int, default=5000,
+        help="a seeded sample of this many MicroLens users (0: all 50,000)",
+    )  # fmt: skip
+    parser.add_argument("--sample-seed", type=int, default=0, help="seed of the user sample")
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.05, 0.10])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--full-epochs", type=int, default=30)
@@ -210,7 +231,10 @@ def main() -> None:
     parser.add_argument("--steps-per-epoch", type=int, default=5)
     parser.add_argument("--no-factor-sizes", type=float, nargs="*", default=[0.10])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "distill.md")
+    parser.add_argument(
+        "--out", type=Path,
+        help="the page (default docs/benchmarks/distill.md; distill_microlens.md for MicroLens)",
+    )  # fmt: skip
     parser.add_argument("--note", default="", help="conditions of the run, printed under it")
     args = parser.parse_args()
 
@@ -219,19 +243,30 @@ def main() -> None:
     from safer.seqrec.protocol import training_part
 
     torch.set_num_threads(args.threads)
-    data = SequenceData.read(ensure_ml100k(Path(sys.executable)) / "ml-100k.inter")
+    if args.out is None:
+        name = "distill.md" if args.dataset == "ml-100k" else f"distill_{args.dataset}.md"
+        args.out = ROOT / "docs" / "benchmarks" / name
+    if args.dataset == "ml-100k":
+        data = SequenceData.read(ensure_ml100k(Path(sys.executable)) / "ml-100k.inter")
+        description = "ml-100k (RecBole 1.2.1 wheel)"
+    else:
+        loaded = microlens_sample(args.microlens, args.microlens_users, args.sample_seed)
+        if loaded is None:
+            sys.exit(f"{args.microlens} is absent: see ../shared/data/README.md")
+        data, description = loaded
     started = time.perf_counter()
     results: list[dict] = []
     log = BENCH / "distill" / "results.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
 
     def done(entry: dict) -> None:
+        entry = {"dataset": args.dataset, **entry}
         results.append(entry)
         print(json.dumps(entry), flush=True)
         with log.open("a") as fh:
             fh.write(json.dumps(entry) + "\n")
         minutes = (time.perf_counter() - started) / 60
-        write_page(args.out, page(results, args, data, minutes), args.note)
+        write_page(args.out, page(results, args, data, description, minutes), args.note)
 
     common = dict(training="sequence", stopping_step=args.patience)
     for seed in args.seeds:
@@ -285,7 +320,7 @@ def main() -> None:
                     td3.net_.item_table().detach(), args.steps_per_epoch,
                 )  # fmt: skip
                 done(record(model, data, seed=seed, users=mu, arch=arch,
-                            method="random users, last 50 items + item factor"))  # fmt: skip
+                            method=control_method(args.steps)))  # fmt: skip
             for method, users in chosen.items():
                 part = subset(data, users)
                 for arch in ARCHS:

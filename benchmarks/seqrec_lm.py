@@ -44,7 +44,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SAFER_SHARED_DATA") or ROOT.parent / "shared" / "data")
+sys.path.insert(0, str(ROOT))  # benchmark this checkout
+from benchmarks._peer import SHARED_DATA as SHARED  # noqa: E402
+
 DATA = SHARED / "amazon-scientific"
 MODELS = {
     "sasrec": ("sasrec", {}),

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -50,7 +49,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("SAFER_SHARED_DATA", ROOT.parent / "shared" / "data"))
 HEADS = ("softmax", "sqn", "sac", "snqn", "sa2c", "sa2c-ips", "smorl", "prl")
 # variants of a head with options of their own: name -> (head, options from the arguments)
 HEAD_VARIANTS = {"sa2c-ips": ("sa2c", lambda args: {"ips_smooth": args.ips_smooth})}
@@ -66,7 +64,7 @@ WIDE = {  # twice the width of each backbone's default
 # ---------------------------------------------------------------------------------- data
 def load_data(name: str, args) -> tuple[Any, Any, str] | None:
     """``(data, data with purchase = rating >= 4 or None, description)`` or ``None``."""
-    from safer.seqrec import SequenceData, read_interactions
+    from safer.seqrec import SequenceData
 
     if name == "ml-100k":
         path = args.ml100k
@@ -78,20 +76,10 @@ def load_data(name: str, args) -> tuple[Any, Any, str] | None:
         four = SequenceData.read(path, purchase_rating=4.0)
         return data, four, f"`{Path(path).name}` (RecBole 1.2.1 wheel)"
     if name == "microlens":
-        if not args.microlens.is_file():
-            return None
-        log = read_interactions(args.microlens)
-        users = log["user"].drop_duplicates()
-        if args.microlens_users and args.microlens_users < len(users):
-            users = users.sample(args.microlens_users, random_state=args.sample_seed)
-            log = log[log["user"].isin(set(users))]
-        data = SequenceData.from_interactions(log.reset_index(drop=True))
-        sample = (
-            f"a seeded sample of {len(data.users):,} of its 50,000 users"
-            if args.microlens_users
-            else "all users"
-        )
-        return data, None, f"`microlens-50k/pairs.tsv`, {sample}"
+        from benchmarks._peer import microlens_sample
+
+        loaded = microlens_sample(args.microlens, args.microlens_users, args.sample_seed)
+        return None if loaded is None else (loaded[0], None, loaded[1])
     raise SystemExit(f"unknown data set {name!r}; use ml-100k or microlens")
 
 
@@ -439,6 +427,9 @@ def dataset_section(dataset: str, rows, args, note: str) -> list[str]:
 
 # ---------------------------------------------------------------------------------- main
 def main() -> None:
+    sys.path.insert(0, str(ROOT))
+    from benchmarks._peer import SHARED_DATA
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="ml-100k,microlens")
     parser.add_argument("--backbones", default="gru4rec,sasrec")
@@ -488,7 +479,6 @@ def main() -> None:
     args.backbones = [b.strip() for b in args.backbones.split(",") if b.strip()]
     heads = [h.strip() for h in args.heads.split(",") if h.strip()]
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    sys.path.insert(0, str(ROOT))
     import torch
 
     from benchmarks._report import command_line, write_page
