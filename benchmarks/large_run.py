@@ -15,6 +15,13 @@ process alone) are the stage's own:
 The clinicians' exact mortality and the true-state oracle on the same training stays
 (``safer.evaluation.ceiling``; evaluation only, it reads the hidden state) are the references.
 
+``--gate-option KEY=VALUE`` (repeatable) passes a setting to the gate
+(``safer calibrate --option``). ``--reuse`` keeps the stages whose output is already in
+``--work`` (the cohort, the model) and their records from its ``stages.json``, so several gate
+settings can share one simulation and one training: run the first setting, copy its
+``cohort.parquet``, ``model/`` and ``stages.json`` into a new ``--work`` folder, and run the
+next one there with ``--reuse``.
+
 Time one small configuration first::
 
     PYTHONPATH=. python benchmarks/large_run.py --stays 2000 --episodes 500 \\
@@ -57,6 +64,21 @@ def run_stage(name: str, args: list[str], threads: int) -> dict:
     return {"stage": name, "seconds": seconds, "peak_gib": peak_gib, "result": json.loads(out)}
 
 
+def _reusable(work: Path, outputs: dict[str, Path]) -> dict[str, dict]:
+    """The earlier records (``work/stages.json``) of the stages whose output is in ``work``."""
+    saved = work / "stages.json"
+    present = [name for name, path in outputs.items() if path.exists()]
+    if not present:
+        return {}
+    if not saved.is_file():
+        raise SystemExit(f"--reuse: {saved} is missing, so the stages' records are unknown")
+    records = {r["stage"]: {**r, "reused": True} for r in json.loads(saved.read_text())}
+    missing = [name for name in present if name not in records]
+    if missing:
+        raise SystemExit(f"--reuse: {saved} has no record of {', '.join(missing)}")
+    return {name: records[name] for name in present}
+
+
 def _opts(**options) -> list[str]:
     """``--name value`` pairs (underscores become dashes)."""
     return [a for k, v in options.items() for a in (f"--{k.replace('_', '-')}", str(v))]
@@ -78,6 +100,15 @@ def main() -> None:
     parser.add_argument("--shard-size", type=int, default=5_000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work", type=Path, default=Path(".bench/large_run"))
+    parser.add_argument(
+        "--gate-option", action="append", default=[], metavar="KEY=VALUE",
+        help="A gate setting, passed to `safer calibrate --option` (repeatable).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--reuse", action="store_true",
+        help="Keep the stages whose output is already in --work (their records from its "
+        "stages.json) instead of running them again.",
+    )  # fmt: skip
     parser.add_argument("--note", default="", help="Text appended under the tables.")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/scale_large.md"))
     args = parser.parse_args()
@@ -93,11 +124,16 @@ def main() -> None:
         "train": ["train", *_opts(cohort=cohort, variant=args.variant, seed=args.seed, out=model,
                                   fractions=args.fractions, threads=args.threads)],
         "calibrate": ["calibrate", *_opts(model=model, cohort=cohort, method="spi",
-                                          delta=args.delta, out=gate)],
+                                          delta=args.delta, out=gate),
+                      *[a for o in args.gate_option for a in ("--option", o)]],
         "mortality": ["mortality", *_opts(policy=f"gated:{model}:{gate}", episodes=args.episodes,
                                           seed=args.seed, shard_size=args.shard_size)],
     }  # fmt: skip
-    stages = [run_stage(name, command, args.threads) for name, command in commands.items()]
+    done = _reusable(args.work, {"simulate": cohort, "train": model}) if args.reuse else {}
+    stages = []
+    for name, command in commands.items():  # the records saved after every stage, for --reuse
+        stages.append(done[name] if name in done else run_stage(name, command, args.threads))
+        (args.work / "stages.json").write_text(json.dumps(stages, indent=1, default=str))
     t0 = time.perf_counter()
     table = read_cohort(cohort)
     train_f, calibration_f, test_f = fractions
@@ -106,7 +142,6 @@ def main() -> None:
     oracle = oracle_ceiling(train).mortality["one-step"]
     oracle_s = time.perf_counter() - t0
     minutes = (time.perf_counter() - start) / 60
-    (args.work / "stages.json").write_text(json.dumps(stages, indent=1, default=str))
     write_page(args.out, render(args, stages, oracle, oracle_s, minutes), args.note)
 
 
@@ -120,10 +155,18 @@ def render(args, stages, oracle, oracle_s, minutes) -> list[str]:
         f"streamed in {sim['chunks']} chunks of {args.chunk_stays:,} stays; split by stay "
         f"{args.fractions} (split seed 0). Model behind the gate: `{args.variant}` "
         f"(seed {args.seed}). "
-        f"Gate: `spi`, delta {args.delta}, the method's defaults. Every stage is one `safer` "
+        f"Gate: `spi`, delta {args.delta}, "
+        + (
+            f"options {', '.join(f'`{o}`' for o in args.gate_option)}, the rest"
+            if args.gate_option
+            else "the method's"
+        )
+        + " defaults. Every stage is one `safer` "
         f"command in its own process with {args.threads} thread(s); peak memory is that "
         f"process's peak resident set. The whole run took {minutes:.0f} min on the shared "
-        "2-core machine (other work beside it).\n",
+        "2-core machine (other work beside it"
+        + ("; the reused stages not counted" if any(s.get("reused") for s in stages) else "")
+        + ").\n",
         "## Stages\n",
         "| stage | command | wall s | peak RSS GiB |",
         "|---|---|---:|---:|",
@@ -135,7 +178,8 @@ def render(args, stages, oracle, oracle_s, minutes) -> list[str]:
         "mortality": f"safer mortality --policy gated:... --episodes {args.episodes}",
     }
     for s in stages:
-        lines.append(f"| {s['stage']} | `{commands[s['stage']]}` | {s['seconds']:.0f} | "
+        reused = " (reused: an earlier run's)" if s.get("reused") else ""
+        lines.append(f"| {s['stage']} | `{commands[s['stage']]}`{reused} | {s['seconds']:.0f} | "
                      f"{s['peak_gib']:.2f} |")  # fmt: skip
     lines.append(f"| oracle (reference) | `oracle_ceiling` on the training stays | {oracle_s:.0f} "
                  "| – |")  # fmt: skip
