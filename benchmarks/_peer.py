@@ -84,13 +84,14 @@ def microlens_sample(path: Path, users: int = 0, seed: int = 0):
         return None
     log = read_interactions(path)
     everyone = log["user"].drop_duplicates()
-    if users and users < len(everyone):
+    sampled = 0 < users < len(everyone)
+    if sampled:
         chosen = everyone.sample(users, random_state=seed)
         log = log[log["user"].isin(set(chosen))]
     data = SequenceData.from_interactions(log.reset_index(drop=True))
     sample = (
         f"a seeded sample of {len(data.users):,} of its {len(everyone):,} users"
-        if users and users < len(everyone)
+        if sampled
         else "all users"
     )
     return data, f"`microlens-50k/{path.name}`, {sample}"

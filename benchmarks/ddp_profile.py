@@ -151,7 +151,9 @@ def render(args, rows, train: pd.DataFrame, load_before: float) -> list[str]:
         f"`simulate_cohort({args.stays}, seed=0)` split by `split_stays(seed=0)` "
         f"({train['stay_id'].nunique():,} stays, {len(train):,} decisions), fitted with seed "
         f"0. One process against {args.procs} gloo ranks (one torch thread each; the ranks "
-        "split every global batch, so both runs take the same optimiser steps). 1-minute load "
+        "split every global batch, so each two-rank step is the one-process step over the same "
+        "batch; early stopping may end a stage at another epoch, hence the step counts). "
+        "1-minute load "
         f"average before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f}.\n",
         "Per step (rank 0, under cProfile, every stage's training epochs): `backward` the "
         "backward passes, `all-reduce` the gradient averaging (the gloo all-reduce and the "

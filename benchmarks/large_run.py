@@ -38,12 +38,14 @@ import sys
 import time
 from pathlib import Path
 
-from _report import header, write_page
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from safer.cohorts import parse_fractions, read_cohort, split_stays
-from safer.evaluation.ceiling import oracle_ceiling
-from safer.evaluation.mortality import exact_mortality
-from safer.evaluation.policies import clinician_policy
+from benchmarks._report import header, write_page  # noqa: E402
+from safer.cohorts import parse_fractions, read_cohort, split_stays  # noqa: E402
+from safer.evaluation.ceiling import oracle_ceiling  # noqa: E402
+from safer.evaluation.mortality import exact_mortality  # noqa: E402
+from safer.evaluation.policies import clinician_policy  # noqa: E402
 
 
 def run_stage(name: str, args: list[str], threads: int) -> dict:
