@@ -15,9 +15,15 @@ from safer import _provenance
 from safer.cohorts import DEFAULT_FRACTIONS
 
 
-def command_line() -> str:
-    """The command that is running this script, as a user would type it."""
-    return "python " + " ".join(shlex.quote(a) for a in sys.argv)
+def command_line(argv: Sequence[str] | None = None) -> str:
+    """The command that is running this script (or ``argv``), as a user would type it, with
+    any database password masked (:func:`safer._provenance.hide_passwords`).
+
+    >>> command_line(["store_load.py", "--db", "postgresql://me:pw@127.0.0.1/db"])
+    'python store_load.py --db postgresql://me:***@127.0.0.1/db'
+    """
+    argv = sys.argv if argv is None else argv
+    return _provenance.hide_passwords("python " + " ".join(shlex.quote(a) for a in argv))
 
 
 def header(title: str, *packages: str) -> str:

@@ -10,6 +10,11 @@ Examples
 # My table
 >>> "- machine:" in provenance("safer benchmark")
 True
+
+A password in a database URL on the command line is never written:
+
+>>> hide_passwords("store_load.py --db postgresql+psycopg2://me:s3cret@127.0.0.1:5432/db")
+'store_load.py --db postgresql+psycopg2://me:***@127.0.0.1:5432/db'
 """
 
 from __future__ import annotations
@@ -17,19 +22,39 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import re
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["DEFAULT_PACKAGES", "header", "provenance", "machine", "versions", "write_page"]
+__all__ = [
+    "DEFAULT_PACKAGES",
+    "header",
+    "hide_passwords",
+    "provenance",
+    "machine",
+    "versions",
+    "write_page",
+]
 
 #: Packages whose versions a provenance block names unless told otherwise.
 DEFAULT_PACKAGES = ("torch", "d3rlpy", "mapie", "numpy")
 
 
+#: ``scheme://user:password@`` in a URL: what :func:`hide_passwords` masks.
+_URL_PASSWORD = re.compile(r"(\w[\w+.-]*://[^:/@\s]*:)[^\s/]*@")
+
+
+def hide_passwords(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@host`` URL in it masked
+    as ``***`` -- for a command line that is written to a page, a file or a log."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
+
+
 def provenance(command: str = "", packages: tuple[str, ...] = DEFAULT_PACKAGES) -> str:
-    """Markdown list lines: the command, machine, date and versions (``safer-icu`` first)."""
+    """Markdown list lines: the command (passwords masked), machine, date and versions
+    (``safer-icu`` first)."""
     return (
-        f"- command: `{command}`\n"
+        f"- command: `{hide_passwords(command)}`\n"
         f"- machine: {machine()}\n"
         f"- date: {dt.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}\n"
         f"- versions: {versions('safer-icu', *packages)}\n"

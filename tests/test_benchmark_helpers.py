@@ -75,3 +75,18 @@ def test_ddp_profile_finds_the_parts_of_a_real_training_step():
     assert steps == 3 * 4  # every optimiser step counted once
     assert parts["backward"] > 0 and parts["optimiser"] > 0
     assert parts["gradient all-reduce"] == 0  # one process averages nothing
+
+
+def test_a_benchmark_page_never_shows_a_database_password():
+    """The command line a page and a saved run record: the URL's password masked, the rest
+    (user, host, port, database, other flags) as typed."""
+    from benchmarks._report import command_line
+
+    argv = ["store_load.py", "--db", "postgresql+psycopg2://rev:pa:ss@127.0.0.1:5432/load", "-x"]
+    line = command_line(argv)
+    assert "pa:ss" not in line and "ss@" not in line
+    assert line == "python store_load.py --db postgresql+psycopg2://rev:***@127.0.0.1:5432/load -x"
+    assert (
+        command_line(["s.py", "--db", "sqlite:///tmp/x.db"])
+        == "python s.py --db sqlite:///tmp/x.db"
+    )
