@@ -52,6 +52,13 @@ def mortality(
     jobs: int = typer.Option(
         1, "--jobs", min=1, help="Processes running the shards (needs --shard-size)."
     ),
+    ray: str | None = typer.Option(
+        None,
+        "--ray",
+        help="Run the shards as Ray tasks instead (needs --shard-size): auto (the cluster of "
+        "`ray start` on this machine), HOST:PORT, ray://HOST:PORT, or local (start one here). "
+        "Needs the 'scale' extra. Same result as without it.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """True mortality of a policy in the known ICU-Sepsis MDP (absolute, fraction of episodes).
@@ -73,7 +80,7 @@ def mortality(
             return
     chosen = make_policy(policy)
     result = true_mortality(
-        chosen, episodes, seed, progress=not json_out, shard_size=shard_size, jobs=jobs
+        chosen, episodes, seed, progress=not json_out, shard_size=shard_size, jobs=jobs, ray=ray
     )
     if ope:
         logged = (

@@ -84,13 +84,15 @@ def run_tasks(
     progress: bool = True,
     label: Callable[[tuple], str] = str,
     cost: Callable[[tuple], float] | None = None,
+    desc: str = "benchmark tasks (ray)",
     **kwargs: Any,
 ) -> list[Any]:
     """``[fn(*task, *shared, **kwargs) for task in tasks]``, each task on the Ray cluster.
 
     With ``cost`` (an estimate of a task's run time, any unit) the tasks are submitted longest
     first (ties in task order): a worker that finishes early takes a short task instead of
-    starting a long one last. The results are in task order either way.
+    starting a long one last. The results are in task order either way. ``desc`` names the
+    progress bar (finished tasks).
 
     Raises :class:`~safer.errors.SaferError` naming every task that failed ``RETRIES + 1``
     times (with its error), after the others have finished.
@@ -104,7 +106,7 @@ def run_tasks(
     pending = {remote.remote(fn, tasks[i], *refs, **kwargs): i for i in order}
     results: list[Any] = [None] * len(tasks)
     failed: list[str] = []
-    with tqdm(total=len(tasks), desc="benchmark tasks (ray)", disable=not progress) as bar:
+    with tqdm(total=len(tasks), desc=desc, disable=not progress) as bar:
         waiting = list(pending)
         while waiting:
             done, waiting = ray.wait(waiting, num_returns=1)

@@ -146,6 +146,7 @@ def rollout_mortality(
     level: float = 0.95,
     shard_size: int | None = None,
     jobs: int = 1,
+    ray: str | None = None,
 ) -> RolloutResult:
     """Mortality of ``policy`` over ``episodes`` simulated ICU stays.
 
@@ -175,6 +176,11 @@ def rollout_mortality(
     jobs : int
         Processes that run the shards (needs ``shard_size``; the result does not depend on it).
         Each process gets a copy of the policy (it must pickle) and one torch thread.
+    ray : str, optional
+        Run the shards as Ray tasks on the cluster at this address (``"auto"``,
+        ``"HOST:PORT"``, ``"ray://HOST:PORT"`` or ``"local"``; needs ``shard_size`` and the
+        ``scale`` extra). The policy goes to the object store once and every task reads it; a
+        shard that fails is retried, then reported. Same result as ``jobs=1``.
 
     Examples
     --------
@@ -194,6 +200,11 @@ def rollout_mortality(
             f"jobs={jobs}: pass jobs >= 1, and a shard_size to run shards in parallel (the "
             "result then depends on seed and shard_size only, so jobs=1 reproduces it)"
         )
+    if ray is not None and (shard_size is None or jobs > 1):
+        raise SaferError(
+            f"ray={ray!r} runs shards as Ray tasks: pass a shard_size and leave jobs at 1 "
+            f"(got shard_size={shard_size!r}, jobs={jobs})"
+        )
     state_based = isinstance(policy, StatePolicy)
     observed = not state_based if observed is None else observed
     if not observed and not state_based:
@@ -211,10 +222,9 @@ def rollout_mortality(
         )
         streams = np.random.SeedSequence(seed).spawn(len(sizes))
         tasks = [
-            (policy, n, seq, observed, config, max_steps)
-            for n, seq in zip(sizes, streams, strict=True)
+            (n, seq, observed, config, max_steps) for n, seq in zip(sizes, streams, strict=True)
         ]
-        parts = _run_shards(tasks, jobs, progress, f"rollout {policy.name}")
+        parts = _run_shards(policy, tasks, jobs=jobs, ray=ray, progress=progress)
     died = np.concatenate([p[0] for p in parts])
     truncated = np.concatenate([p[1] for p in parts])
     decisions = sum(p[2] for p in parts)
@@ -255,29 +265,44 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def _run_shards(tasks: list[tuple], jobs: int, progress: bool, desc: str) -> list[tuple]:
-    """The results of :func:`_rollout_shard` over ``tasks``, in task order, in ``jobs``
-    processes (a failed shard raises: nothing is dropped)."""
-    total = sum(t[1] for t in tasks)
-    bar = tqdm(total=total, desc=desc, unit="stay", disable=not progress)
+def _run_shards(
+    policy: Policy, tasks: list[tuple], *, jobs: int, ray: str | None, progress: bool
+) -> list[tuple]:
+    """``_rollout_shard(policy, *task)`` over ``tasks`` (``(episodes, stream, ...)``), in task
+    order: here, in ``jobs`` processes, or as Ray tasks at ``ray`` (a failed shard raises:
+    nothing is dropped)."""
+    desc = f"rollout {policy.name}"
+    if ray is not None:
+        from safer.evaluation._ray import run_tasks
+
+        return run_tasks(
+            _shard_task, tasks, policy, address=ray, progress=progress, desc=desc,
+            label=lambda task: f"shard of {task[0]} episodes",
+        )  # fmt: skip
+    bar = tqdm(total=sum(t[0] for t in tasks), desc=desc, unit="stay", disable=not progress)
     results: list[tuple | None] = [None] * len(tasks)
     if jobs == 1:
         for i, task in enumerate(tasks):
-            results[i] = _rollout_shard(*task)
-            bar.update(task[1])
+            results[i] = _rollout_shard(policy, *task)
+            bar.update(task[0])
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         context = multiprocessing.get_context("spawn")  # no forked torch or tqdm threads
         with ProcessPoolExecutor(jobs, mp_context=context, initializer=_one_thread) as pool:
-            futures = {pool.submit(_rollout_shard, *task): i for i, task in enumerate(tasks)}
+            futures = {pool.submit(_rollout_shard, policy, *t): i for i, t in enumerate(tasks)}
             for future in as_completed(futures):
                 i = futures[future]
                 results[i] = future.result()
-                bar.update(tasks[i][1])
+                bar.update(tasks[i][0])
     bar.close()
     return results
+
+
+def _shard_task(episodes, stream, observed, config, max_steps, policy):
+    """One rollout shard as a Ray task: the shard first, the shared policy last."""
+    return _rollout_shard(policy, episodes, stream, observed, config, max_steps)
 
 
 def _observed_rollout(policy, mdp, episodes, rng, config, max_steps, progress):
@@ -352,17 +377,18 @@ def true_mortality(
     config: SimulationConfig | None = None,
     shard_size: int | None = None,
     jobs: int = 1,
+    ray: str | None = None,
 ) -> MortalityResult:
     """Exact mortality where the policy is state-based (plus the rollout), else the rollout.
 
     A policy that is exactly a state policy in disguise (a gated policy whose gate abstains
     everywhere is its fallback: ``exact_equivalent()``) is solved exactly too; its rollout is
-    still run, for the abstention rate. ``shard_size`` and ``jobs``: see
+    still run, for the abstention rate. ``shard_size``, ``jobs`` and ``ray``: see
     :func:`rollout_mortality`.
     """
     roll = rollout_mortality(
         policy, episodes, seed, progress=progress, config=config, shard_size=shard_size,
-        jobs=jobs,
+        jobs=jobs, ray=ray,
     )  # fmt: skip
     equivalent = getattr(policy, "exact_equivalent", lambda: None)()
     state_policy = policy if isinstance(policy, StatePolicy) else equivalent

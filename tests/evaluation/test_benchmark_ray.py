@@ -1,7 +1,7 @@
 """`safer benchmark --ray`: one Ray task per (model, seed) and one for the references on a local
 2-worker cluster started here give the serial table; tasks are submitted longest first and come
 back in task order; a failing task is reported, not dropped; the serial path never imports
-Ray."""
+Ray; rollout shards as Ray tasks give the serial rollout."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from safer.cohorts import simulate_cohort, split_stays  # noqa: E402
 from safer.errors import SaferError  # noqa: E402
 from safer.evaluation._ray import run_tasks  # noqa: E402
 from safer.evaluation.benchmark import benchmark_task, run_benchmark  # noqa: E402
+from safer.evaluation.mortality import rollout_mortality, true_mortality  # noqa: E402
+from safer.evaluation.policies import GatedPolicy, make_policy  # noqa: E402
 
 TINY = dict(
     stays=60, seeds=[0, 1], models=["safer-n"], episodes=10, gates=["lac", "ltt"],
@@ -87,3 +89,18 @@ def test_a_failing_task_is_retried_then_reported(cluster):
             benchmark_task, [("no-such-model", 0)], cohort, splits, address="auto",
             progress=False, label=lambda t: t[0], **common,
         )  # fmt: skip
+
+
+def test_rollout_shards_as_ray_tasks_give_the_serial_result(cluster, cloned_model, cloned_gate):
+    # a model policy acting on EHR-like rows: it travels once through the object store
+    policy = GatedPolicy(cloned_model, cloned_gate)
+    serial = rollout_mortality(policy, 150, seed=4, shard_size=50, progress=False)
+    on_ray = rollout_mortality(policy, 150, seed=4, shard_size=50, progress=False, ray="auto")
+    assert (on_ray.deaths, on_ray.truncated, on_ray.decisions, on_ray.abstention_rate) == (
+        serial.deaths, serial.truncated, serial.decisions, serial.abstention_rate
+    )  # fmt: skip
+    clinician = make_policy("clinician")  # state-based: the exact value plus a sharded rollout
+    a = true_mortality(clinician, 3000, seed=5, progress=False, shard_size=700, ray="auto")
+    b = true_mortality(clinician, 3000, seed=5, progress=False, shard_size=700)
+    assert (a.method, a.mortality) == (b.method, b.mortality) == ("exact", a.exact)
+    assert (a.rollout.deaths, a.rollout.decisions) == (b.rollout.deaths, b.rollout.decisions)

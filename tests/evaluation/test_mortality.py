@@ -119,3 +119,10 @@ def test_shards_draw_independent_reproducible_streams():
     assert abs(a.mortality - exact) < 4 * se  # ... the same distribution (a 4-sigma band)
     with pytest.raises(SaferError, match="shard_size"):
         run(jobs=2)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"shard_size": 100, "jobs": 2}])
+def test_ray_rollouts_need_shards_and_one_job(kwargs):
+    # checked before Ray is imported: the message holds whether or not the extra is installed
+    with pytest.raises(SaferError, match="ray='auto' runs shards as Ray tasks"):
+        rollout_mortality(make_policy("clinician"), 300, progress=False, ray="auto", **kwargs)
