@@ -18,6 +18,13 @@ cluster (``--ray-models``, seeds 0..K-1 for each K of ``--ray-seeds``: one compa
 load average below ``L`` before each timed run::
 
     python benchmarks/scale.py --only ray --ray-stays 3000 --ray-seeds 2 3 --quiet-load 0.8
+
+``--rollout-ray`` adds a third arm to the sharded rollouts: the shards as Ray tasks on a local
+2-worker cluster (started inside the timed run). ``--only rollouts`` trains the seed-0 model in
+one process and times its rollouts alone (page ``docs/benchmarks/scale_rollouts.md``)::
+
+    python benchmarks/scale.py --only rollouts --stays 1000 --rollout-episodes 20000 \
+        --rollout-ray --quiet-load 0.8
 """
 
 from __future__ import annotations
@@ -104,8 +111,13 @@ def main(argv: list[str] | None = None) -> None:
         help="Models of the Ray comparison (the first one also compares the gates).",
     )  # fmt: skip
     parser.add_argument(
-        "--only", choices=["ray"],
-        help="Run only this part (ray: the serial-vs-Ray comparison; needs --ray-stays).",
+        "--rollout-ray", action="store_true",
+        help="Also roll out with the shards as Ray tasks (a local 2-worker cluster).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--only", choices=["ray", "rollouts"],
+        help="Run only this part (ray: the serial-vs-Ray comparison, needs --ray-stays; "
+        "rollouts: the sharded rollouts of the seed-0 model).",
     )  # fmt: skip
     parser.add_argument(
         "--quiet-load", type=float, default=0.0,
@@ -129,6 +141,19 @@ def main(argv: list[str] | None = None) -> None:
         for k in args.ray_seeds:
             lines += ray_part(args.ray_stays, k, args.ray_models, args)
         write_page(args.out or "docs/benchmarks/scale_ray.md", lines)
+        return
+    if args.only == "rollouts":
+        if not args.rollout_episodes:
+            parser.error("--only rollouts needs --rollout-episodes N > 0")
+        cohort = simulate_cohort(args.stays, seed=0, progress=False)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "cohort.parquet"
+            cohort.to_parquet(path)
+            train(1, path, args.variant, 0, Path(tmp) / "m0-1")
+            policy = ModelPolicy(load_model(Path(tmp) / "m0-1"), name=args.variant)
+            title = f"Sharded rollouts of a `{args.variant}` policy ({args.stays}-stay cohort)"
+            lines = [header(title, "torch", "ray"), *rollout_part(policy, args)]
+        write_page(args.out or "docs/benchmarks/scale_rollouts.md", lines)
         return
 
     cohort = simulate_cohort(args.stays, seed=0, progress=False)
@@ -155,17 +180,10 @@ def main(argv: list[str] | None = None) -> None:
                     )
                 )  # fmt: skip
                 print(rows[-1], file=sys.stderr)
-        rollouts = []
-        if args.rollout_episodes:  # the first one-process model, rolled out in 1 and 2 processes
+        rollout_lines = []
+        if args.rollout_episodes:  # the first one-process model
             policy = ModelPolicy(load_model(Path(tmp) / "m0-1"), name=args.variant)
-            shard = max(args.rollout_episodes // 4, 1)
-            for jobs in (1, 2):
-                roll = rollout_mortality(
-                    policy, args.rollout_episodes, seed=0, shard_size=shard, jobs=jobs,
-                    progress=False,
-                )  # fmt: skip
-                rollouts.append((jobs, shard, roll, os.getloadavg()[0]))
-                print(jobs, roll, file=sys.stderr)
+            rollout_lines = rollout_part(policy, args)
 
     def mean(procs: int, key: str) -> float:
         return float(np.mean([r[key] for r in rows if r["procs"] == procs]))
@@ -215,31 +233,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{p} processes get {p} shares. It measures the scheduler, not the method; a fair "
             "ratio needs a machine where each rank has a core to itself."
         )
-    if rollouts:
-        (_, shard, one, _), (_, _, two, _) = rollouts
-        same = (one.deaths, one.decisions) == (two.deaths, two.decisions)
-        lines += [
-            "",
-            "## Sharded rollouts\n",
-            f"`rollout_mortality(ModelPolicy(model), {args.rollout_episodes}, seed=0, "
-            f"shard_size={shard}, jobs=J)` of the seed-0 one-process model (the policy acts on "
-            "EHR-like rows), J = 1 and 2 processes, in this run.\n",
-            "| processes | mortality % | deaths | decisions | seconds | load |",
-            "|---|---|---|---|---|---|",
-        ]
-        for jobs, _, roll, load in rollouts:
-            lines.append(
-                f"| {jobs} | {100 * roll.mortality:.1f} | {roll.deaths} | {roll.decisions} | "
-                f"{roll.seconds:.1f} | {load:.1f} |"
-            )
-        lines += [
-            "",
-            f"- identical results: **{'yes' if same else 'NO'}**; speed-up "
-            f"{one.seconds / two.seconds:.2f}x (process start-up and the policy's copy to each "
-            "process included)"
-            + (" — above 2: the same scheduler effect as above" if one.seconds > 2 * two.seconds
-               else ""),
-        ]  # fmt: skip
+    lines += rollout_lines
     if args.ray_stays:
         for k in args.ray_seeds:
             lines += ray_part(args.ray_stays, k, args.ray_models, args)
@@ -255,6 +249,65 @@ def wait_for_quiet(below: float, minutes: float, step: int = 60) -> tuple[float,
         time.sleep(step)
         waited += step
     return os.getloadavg()[0], waited / 60
+
+
+def rollout_part(policy, args) -> list[str]:
+    """The policy rolled out in shards (a quarter of ``--rollout-episodes`` each) in one and in
+    two processes, and with ``--rollout-ray`` as Ray tasks on a local 2-worker cluster started
+    in the timed run (its shutdown not timed); the page's lines."""
+    from safer._learnable import torch_threads
+
+    episodes, shard = args.rollout_episodes, max(args.rollout_episodes // 4, 1)
+    arms = [("1 process", {"jobs": 1}), ("2 processes", {"jobs": 2})]
+    if args.rollout_ray:
+        arms.append(("Ray, 2 workers", {"ray": "auto"}))
+    runs = []
+    for name, how in arms:
+        before, waited = wait_for_quiet(args.quiet_load, args.quiet_wait)
+        start = time.perf_counter()
+        if "ray" in how:
+            import ray
+
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        with torch_threads(1):  # the one-process arm gets one core, as each worker does
+            roll = rollout_mortality(
+                policy, episodes, seed=0, shard_size=shard, progress=False, **how
+            )
+        runs.append((name, roll, time.perf_counter() - start, waited, before, os.getloadavg()[0]))
+        if "ray" in how:
+            ray.shutdown()
+        print(name, roll, file=sys.stderr)
+    one = runs[0][1]
+    same = all((r.deaths, r.decisions) == (one.deaths, one.decisions) for _, r, *_ in runs)
+    lines = [
+        "",
+        "## Sharded rollouts\n",
+        f"`rollout_mortality(ModelPolicy(model), {episodes}, seed=0, shard_size={shard}, ...)` of "
+        "the seed-0 one-process model (the policy acts on EHR-like rows), in this run: "
+        "`jobs=1`, `jobs=2` (process start-up and the policy's copy to each process timed)"
+        + (
+            ', and `ray="auto"` on a local cluster of 2 workers (`ray.init(num_cpus=2)` '
+            "inside the timed run; the policy put once in the object store)"
+            if args.rollout_ray
+            else ""
+        )
+        + ".\n",
+        "| how | mortality % | deaths | decisions | seconds | waited for a quiet machine (min) "
+        "| load before | load after |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, roll, seconds, waited, before, after in runs:
+        lines.append(
+            f"| {name} | {100 * roll.mortality:.1f} | {roll.deaths} | {roll.decisions} | "
+            f"{seconds:.1f} | {waited:.0f} | {before:.2f} | {after:.2f} |"
+        )
+    base = runs[0][2]
+    lines += [
+        "",
+        f"- identical results: **{'yes' if same else 'NO'}**; wall time against one process: "
+        + ", ".join(f"{name} {seconds / base:.2f}" for name, _, seconds, *_ in runs[1:]),
+    ]
+    return lines
 
 
 def ray_part(stays: int, n_seeds: int, models: list[str], args) -> list[str]:
