@@ -18,8 +18,10 @@ What the shared trainer does with it (:class:`safer._learnable.Trainer`):
   dropout masks differ between ranks, reproducibly;
 - only rank 0 writes a model folder (:meth:`safer._learnable.Learnable.save`).
 
-The backend is gloo: the models train on the CPU. (NCCL needs CUDA tensors, and the models of
-this package do not move to a GPU.)
+The backend follows the training device (:func:`backend_for`): gloo on the CPU; on GPUs
+``cpu:gloo,cuda:nccl`` (the gradients go through NCCL, the few CPU numbers through gloo) when
+every rank of a node has a GPU of its own, else gloo for both (gloo's all-reduce and broadcast
+take CUDA tensors: ranks sharing one GPU work, slowly).
 
 Examples
 --------
@@ -34,6 +36,7 @@ World(rank=0, size=1)
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +52,7 @@ __all__ = [
     "all_gather_objects",
     "all_reduce_sum",
     "average_gradients",
+    "backend_for",
     "broadcast_module",
     "current_world",
     "init_from_env",
@@ -87,8 +91,33 @@ def current_world() -> World:
     return World(torch.distributed.get_rank(), torch.distributed.get_world_size())
 
 
-def init_from_env(timeout_s: float = 1800.0) -> World:
-    """Join the process group ``torchrun`` describes in the environment (gloo backend).
+def backend_for(device: torch.device, ranks_per_node: int | None = None) -> str:
+    """The :mod:`torch.distributed` backend for training on ``device`` with ``ranks_per_node``
+    processes on each node (default: ``LOCAL_WORLD_SIZE``, set by ``torchrun``).
+
+    >>> backend_for(torch.device("cpu"))
+    'gloo'
+    """
+    if device.type != "cuda":
+        return "gloo"
+    if ranks_per_node is None:
+        ranks_per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    if ranks_per_node <= torch.cuda.device_count():
+        return "cpu:gloo,cuda:nccl"
+    warnings.warn(
+        f"{ranks_per_node} ranks per node share {torch.cuda.device_count()} GPU(s): NCCL needs "
+        "a GPU per rank, so the gradients go through gloo (slow); use --nproc-per-node "
+        "<= the GPUs of a node",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    return "gloo"
+
+
+def init_from_env(timeout_s: float = 1800.0, device: torch.device | None = None) -> World:
+    """Join the process group ``torchrun`` describes in the environment, with the backend for
+    training on ``device`` (default: the CPU; :func:`backend_for`). On a GPU this process's
+    device becomes torch's current CUDA device.
 
     Without ``WORLD_SIZE`` > 1 in the environment (a plain ``python -m safer``), nothing
     happens and one process is returned. Call :func:`shutdown` when done.
@@ -103,8 +132,13 @@ def init_from_env(timeout_s: float = 1800.0) -> World:
         )
     from datetime import timedelta
 
+    device = device or torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     try:
-        torch.distributed.init_process_group("gloo", timeout=timedelta(seconds=timeout_s))
+        torch.distributed.init_process_group(
+            backend_for(device), timeout=timedelta(seconds=timeout_s)
+        )
     except (RuntimeError, ValueError) as exc:
         raise SaferError(
             f"could not join the torchrun process group ({exc}); check --nnodes, "
@@ -182,14 +216,16 @@ def average_gradients(params: Sequence[nn.Parameter], weight: float) -> float:
     if not _initialised():
         return float(weight)
     grads = [p.grad for p in params]
-    has = torch.tensor([g is not None for g in grads], dtype=torch.float64)
+    device = params[0].device if params else torch.device("cpu")  # one buffer, on the model's
+    as_float = dict(dtype=torch.float64, device=device)
+    has = torch.tensor([g is not None for g in grads], **as_float)
     flat = [
         (g.detach().to(torch.float64) * weight).reshape(-1)
         if g is not None
-        else torch.zeros(p.numel(), dtype=torch.float64)
+        else torch.zeros(p.numel(), **as_float)
         for p, g in zip(params, grads, strict=True)
     ]
-    buffer = torch.cat([*flat, has, torch.tensor([float(weight)], dtype=torch.float64)])
+    buffer = torch.cat([*flat, has, torch.tensor([float(weight)], **as_float)])
     torch.distributed.all_reduce(buffer)
     total = float(buffer[-1])
     offset = 0

@@ -167,10 +167,12 @@ def torch_threads(n: int | None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def fitting(seed: int, threads: int | None = None) -> Iterator[None]:
-    """The context of every ``fit``: torch's CPU generator forked and seeded with ``seed``
-    (restored afterwards, so fitting never moves the caller's random stream), and
-    ``threads`` CPU threads when given.
+def fitting(
+    seed: int, threads: int | None = None, device: torch.device | None = None
+) -> Iterator[None]:
+    """The context of every ``fit``: torch's CPU generator (and that of ``device`` when it
+    is a GPU) forked and seeded with ``seed`` (restored afterwards, so fitting never moves the
+    caller's random stream), and ``threads`` CPU threads when given.
 
     >>> with fitting(3):
     ...     a = torch.rand(1)
@@ -179,7 +181,8 @@ def fitting(seed: int, threads: int | None = None) -> Iterator[None]:
     >>> bool(a == b)
     True
     """
-    with torch_threads(threads), torch.random.fork_rng(devices=[]):
+    gpus = [device.index or 0] if device is not None and device.type == "cuda" else []
+    with torch_threads(threads), torch.random.fork_rng(devices=gpus, device_type="cuda"):
         torch.manual_seed(rank_seed(int(seed), current_world().rank))
         yield
 
@@ -535,6 +538,9 @@ class Learnable:
         world_size = getattr(self, "world_size_", None)
         if world_size is not None:  # None: loaded from a folder saved before it was recorded
             meta["world_size"] = int(world_size)
+        device = getattr(self, "device_", None)
+        if device is not None:  # None: a learnable that does not record it, or an older folder
+            meta["device"] = str(device)
         return meta
 
     def _compute_content_hash(self, meta: dict[str, Any] | None = None) -> str:
@@ -609,6 +615,8 @@ class Learnable:
             except TypeError as exc:  # a required field missing from the saved config
                 raise ArtifactError(f"{directory}: incomplete config ({exc}); retrain") from None
         model.world_size_ = meta.get("world_size")  # processes it was trained in (torchrun)
+        if "device" in meta:  # the device type it was trained on (safer.models' fit records it)
+            model.device_ = meta["device"]
         try:
             model._restore(meta)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:

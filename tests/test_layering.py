@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: The top-level modules every package may import: errors, actions and the private helpers.
 BASE = {"errors", "actions", "_artifact", "_atomic", "_distributed", "_json", "_learnable"}
-BASE |= {"_local", "_provenance", "_registry"}
+BASE |= {"_device", "_local", "_provenance", "_registry"}
 
 #: What each package of ``safer`` may import besides :data:`BASE` (and itself).
 ALLOWED = {

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -35,6 +35,9 @@ from safer.cohorts.splits import (
 from safer.errors import SaferError
 from safer.evaluation.metrics import evaluate_predictions
 from safer.models.registry import make_model
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "SplitLeakError",
@@ -63,13 +66,14 @@ def train_on_split(
     variant: str = "safer",
     seed: int = 0,
     progress: bool = True,
+    device: str | torch.device | None = None,
     **config_overrides: Any,
 ):
-    """Fit ``variant`` on the train split only; the model records the split (seed and stay
-    fractions) it used."""
+    """Fit ``variant`` on the train split only (on ``device``, default the CPU); the model
+    records the split (seed and stay fractions) it used."""
     validate(cohort)
     model = make_model(variant, seed=seed, **config_overrides)
-    return model.fit(splits.subset(cohort, "train"), progress=progress,
+    return model.fit(splits.subset(cohort, "train"), progress=progress, device=device,
                      split_seed=int(splits.seed), split_fractions=splits.fractions)  # fmt: skip
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from safer._device import move, resolve_device
 from safer._distributed import all_reduce_sum, current_world, shard_of
 from safer._learnable import Learnable, Trainer, fitting
 from safer.cohorts.schema import validate
@@ -57,6 +58,8 @@ class CohortModel(Learnable):
     """
 
     uncertainty_kind: ClassVar[str] = "entropy"
+    #: Device types ``fit`` can train on (:mod:`safer._device`).
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
 
     def fit(
         self,
@@ -65,15 +68,20 @@ class CohortModel(Learnable):
         progress: bool = True,
         split_seed: int | None = None,
         split_fractions: tuple[float, float, float] | None = None,
+        device: str | torch.device | None = None,
     ) -> CohortModel:
         """Train on ``cohort`` (training stays only; validated first); returns ``self``.
 
         ``split_seed`` and ``split_fractions`` (the seed and stay fractions of
         :func:`~safer.cohorts.split_stays` that produced ``cohort``) are saved with the model so
         ``safer evaluate`` and ``safer calibrate`` recompute the same splits
-        (:func:`safer.evaluation.experiments.model_splits`).
+        (:func:`safer.evaluation.experiments.model_splits`). ``device``: where to train
+        (``"cpu"``, the default, ``"cuda"``, ``"cuda:N"`` or ``"auto"``; see
+        :mod:`safer._device`); the fitted network is on the CPU either way, and the device type
+        is recorded (``device_``, saved as ``"device"``).
         """
         self.config.check()
+        self._device = self._fit_device(device)
         validate(cohort)
         self.split_seed_ = split_seed
         self.split_fractions_ = (
@@ -81,12 +89,35 @@ class CohortModel(Learnable):
         )
         self.train_stays_ = np.sort(cohort["stay_id"].unique()).astype(np.int64)
         self.train_stays_hash_ = ids_hash(self.train_stays_)
-        with fitting(self.config.seed):
+        with fitting(self.config.seed, device=self._device):
             self._fit(cohort, progress)
+        net = self._network()
+        if isinstance(net, torch.nn.Module):
+            net.cpu()
+        self.device_ = self._device.type
         return self._finish_fit()
 
     def _fit(self, cohort: pd.DataFrame, progress: bool) -> None:
         raise NotImplementedError
+
+    def _fit_device(self, device: str | torch.device | None) -> torch.device:
+        """The device ``fit`` trains on; a model that trains on the CPU only refuses any
+        other (``auto`` then means the CPU)."""
+        if "cuda" in self.devices:
+            return resolve_device(device)
+        if device is not None and str(device).strip().lower() not in ("cpu", "auto"):
+            name = getattr(self.config, "algorithm", None) or self.kind()  # d3rlpy's: by name
+            raise SaferError(
+                f"{name} trains on the CPU only (--device {device}); train it with "
+                "--device cpu, or pick a model of safer.models that trains on a GPU (SAFER's "
+                "variants and the sequence baselines)"
+            )
+        return torch.device("cpu")
+
+    @property
+    def _train_device(self) -> torch.device:
+        """The device of the fit under way (the CPU outside ``fit``)."""
+        return getattr(self, "_device", None) or torch.device("cpu")
 
     def _learned_meta(self) -> dict[str, Any]:
         return {
@@ -110,8 +141,12 @@ class WindowModel(CohortModel, InputPipeline):
     """A :class:`CohortModel` over history windows, fed by the shared input pipeline.
 
     A subclass builds its network in ``_fit`` from :meth:`_prepare` and trains it with
-    :meth:`_epochs`; it scores with :meth:`_outputs`.
+    :meth:`_epochs`; it scores with :meth:`_outputs`. On a GPU (``fit(device="cuda")``)
+    :meth:`_prepare` puts the tensors there and :meth:`_epochs` the network; whatever a
+    subclass turns into numpy inside ``_fit`` it takes to the CPU first.
     """
+
+    devices = ("cpu", "cuda")
 
     def _prepare(
         self, cohort: pd.DataFrame, rng: np.random.Generator, progress: bool, *, pool=None
@@ -140,11 +175,14 @@ class WindowModel(CohortModel, InputPipeline):
         self._learn_scaling(windows, ~is_val)
         self._encoder_dim = self._note_encoder(progress).dim if cfg.use_notes else 1
         if cfg.use_notes:  # under torchrun the ranks encode the notes together
-            with self._note_encoder(progress).across_ranks():
+            encoder = self._note_encoder(progress)
+            encoder.device = self._train_device  # the notes are encoded where the model trains
+            with encoder.across_ranks():
                 data = self._tensors(windows, progress)
         else:
             data = self._tensors(windows, progress)
-        return windows, data, is_val, data["y"].numpy() >= 0
+        usable = data["y"].numpy() >= 0
+        return windows, move(data, self._train_device), is_val, usable
 
     def _epochs(
         self,
@@ -169,6 +207,7 @@ class WindowModel(CohortModel, InputPipeline):
         is the one-process step over the global batch. Validation is sharded the same way.
         """
         cfg = self.config
+        module.to(self._train_device)
         params = [p for p in module.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
         held_out = va if len(va) else tr
@@ -183,7 +222,7 @@ class WindowModel(CohortModel, InputPipeline):
 
         def step(idx: np.ndarray) -> tuple[torch.Tensor, int]:
             if len(idx) == 0:  # this rank has no stay in the batch: no loss to compute
-                return torch.zeros(()), 0
+                return torch.zeros((), device=self._train_device), 0
             return loss(idx), len(idx)
 
         def validate() -> float:

@@ -91,7 +91,7 @@ def build_windows(df: pd.DataFrame, history: int, need_notes: bool) -> Windows:
         has_note = np.array([bool(t.strip()) for t in notes] + [False])
         note_time = as_datetime(df["note_time"])[order]
         chart = as_datetime(df["charttime"])[order]
-        nt = np.append(note_time, np.datetime64("NaT"))[window]  # (R, H)
+        nt = np.append(note_time, np.array(["NaT"], dtype=note_time.dtype))[window]  # (R, H)
         with np.errstate(invalid="ignore"):
             in_time = ~pd.isna(nt) & (nt <= chart[:, None])
         note_ok = has_note[window] & in_time

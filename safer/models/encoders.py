@@ -101,6 +101,9 @@ class NoteEncoder:
     max_shards : int
         Cache shards the encoder's folder may hold before the smaller ones are merged
         (:func:`compact_shards`).
+    device : torch.device or str
+        Where the transformer runs (default the CPU; a model that trains on a GPU sets it). The
+        cache does not record it: a GPU's vectors differ from the CPU's by float rounding only.
 
     Attributes
     ----------
@@ -123,6 +126,7 @@ class NoteEncoder:
         batch_size: int = 64,
         progress: bool = True,
         max_shards: int = MAX_SHARDS,
+        device: torch.device | str = "cpu",
     ):
         _check_max_shards(max_shards)
         if unit not in ("sentence", "note"):
@@ -135,6 +139,7 @@ class NoteEncoder:
         self.progress = progress
         self.max_shards = int(max_shards)
         self.n_encoded = 0
+        self.device = torch.device(device)
         self._across_ranks = False
         self._tokenizer = None
         self._model = None
@@ -333,10 +338,11 @@ class NoteEncoder:
                     max_length=self.max_length,
                     return_tensors="pt",
                 )
-                hidden = self._model(**batch).last_hidden_state  # (B, L, dim)
+                batch = batch.to(self.device)
+                hidden = self._model.to(self.device)(**batch).last_hidden_state  # (B, L, dim)
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, dim)
-                out[idx] = pooled.numpy()
+                out[idx] = pooled.cpu().numpy()
                 bar.update(len(idx))
         bar.close()
         return out

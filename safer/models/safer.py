@@ -370,7 +370,7 @@ class SaferRecommender(WindowModel):
             weights[va] = 1.0 - np.clip(
                 (self._kappa_of(data, va) - self.kappa_min_) / span if span > 0 else 0.0, 0, 1
             )
-            w = torch.from_numpy(weights)
+            w = torch.from_numpy(weights).to(self._train_device)
             self.history_["finetune"] = self._epochs(
                 self.net_, lambda idx: self._loss(data, idx, w), tr, va, rng,
                 epochs=cfg.finetune_epochs, lr=cfg.finetune_lr, desc="stage 3/3 fine-tune",
@@ -430,7 +430,7 @@ class SaferRecommender(WindowModel):
     def _embeddings(self, data, idx) -> torch.Tensor:
         self.net_.eval()
         if len(idx) == 0:
-            return torch.zeros(0, self.config.d_model)
+            return torch.zeros(0, self.config.d_model, device=self._train_device)
         with torch.no_grad():
             parts = [
                 self.net_.embed(*batch(data, idx[s : s + 1024])) for s in range(0, len(idx), 1024)
@@ -472,4 +472,4 @@ class SaferRecommender(WindowModel):
             for s in range(0, len(idx), 1024):
                 logits, surv, _ = self.net_(*batch(data, idx[s : s + 1024]))
                 out.append(kl_divergence(logits, surv))
-        return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
+        return torch.cat(out).cpu().numpy() if out else np.zeros(0, dtype=np.float32)

@@ -31,6 +31,7 @@ import torch.nn.functional as F  # noqa: N812 (the PyTorch convention)
 from torch import nn
 
 import safer
+from safer._device import move
 from safer._learnable import ArtifactError
 from safer.actions import N_ACTIONS
 from safer.cohorts.schema import STATIC
@@ -153,6 +154,7 @@ class BaselineRecommender(WindowModel):
         rng = np.random.default_rng(cfg.seed)
         windows, data, is_val, usable = self._prepare(cohort, rng, progress)
         self._add_episode_info(data, cohort, windows)
+        data = move(data, self._train_device)  # what the hook added, too
         tr, va = np.flatnonzero(usable & ~is_val), np.flatnonzero(usable & is_val)
         self.net_ = self._new_net()
         self.history_ = {

@@ -127,13 +127,13 @@ class SRLRNNRecommender(BaselineRecommender):
         idx = np.asarray(idx)
         logits, z = self._forward(data, idx)
         q = self.net_.critic(z)  # (B, 25)
-        nxt = data["next"][torch.as_tensor(idx)].numpy()
+        nxt = data["next"][torch.as_tensor(idx)].cpu().numpy()
         target = data["reward"][torch.as_tensor(idx)].to(q.dtype).clone()  # (B,)
         has_next = nxt >= 0
         if has_next.any():
             with torch.no_grad():
                 next_logits, next_z = self._forward(data, nxt[has_next])
                 value = (torch.softmax(next_logits, -1) * self.net_.critic(next_z)).sum(-1)
-            target[torch.from_numpy(has_next)] += self.config.discount * value
+            target[torch.from_numpy(has_next).to(target.device)] += self.config.discount * value
         y = data["y"][torch.as_tensor(idx)]
         return srl_loss(logits, q, y, target, self.config.rl_weight)
