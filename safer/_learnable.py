@@ -20,7 +20,9 @@ holds the rest:
 - the artifact format, one folder per model: ``model.json`` (``model`` = the class's
   ``artifact_kind``, ``safer_version``, ``config``, the learned state the class declares —
   shapes, scalings, vocabularies —, ``world_size`` (the processes it was fitted in; absent from
-  folders saved before it was recorded), the training ``history`` and the ``content_hash``) beside
+  folders saved before it was recorded), ``device`` (``cpu`` or ``cuda``: where a model of
+  :mod:`safer.models` was fitted; its weights are saved from the CPU either way), the training
+  ``history`` and the ``content_hash``) beside
   one weights file, written atomically (:func:`safer._atomic.atomic_folder`: a failed save
   leaves the previous folder whole). The content hash is SHA-256 over the weights (name and
   bytes of every tensor) and the metadata without ``history``; :meth:`Learnable.load`
