@@ -40,6 +40,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from safer._device import resolve_device
 from safer.actions import N_ACTIONS
 from safer.cohorts.schema import FEATURES
 from safer.errors import SaferError
@@ -292,6 +293,15 @@ class NoteEncoderMixin:
             self._encoder = encoder
         encoder.progress = progress
         return encoder
+
+    def encode_notes_on(self, device: str | torch.device):
+        """Encode the notes this model reads from now on (scoring, decisions) on ``device``
+        (``cpu``, ``cuda``, ``cuda:N``, ``auto``; :func:`safer._device.resolve_device`); returns
+        the model. The network stays on the CPU: on a GPU a decision on a note never seen before
+        costs a GPU pass of the sentence encoder instead of a CPU one. The vectors equal the
+        CPU's up to float rounding. A ``fit`` encodes where it trains (``fit(device=...)``)."""
+        self._note_encoder(False).device = resolve_device(device)
+        return self
 
 
 class InputPipeline(NoteEncoderMixin):

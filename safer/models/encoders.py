@@ -143,6 +143,7 @@ class NoteEncoder:
         self._across_ranks = False
         self._tokenizer = None
         self._model = None
+        self._model_device = torch.device("cpu")  # where the loaded transformer's weights are
         self._memory: dict[str, np.ndarray] = {}
         self._loaded_shards: set[str] = set()
         self.identity = self._identity()
@@ -324,6 +325,9 @@ class NoteEncoder:
 
     def _run_model(self, texts: list[str]) -> np.ndarray:
         self._load_model()
+        if self._model_device != self.device:  # moved once, not per call: it walks every weight
+            self._model.to(self.device)
+            self._model_device = self.device
         order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths pad less
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         starts = range(0, len(texts), self.batch_size)
@@ -339,7 +343,7 @@ class NoteEncoder:
                     return_tensors="pt",
                 )
                 batch = batch.to(self.device)
-                hidden = self._model.to(self.device)(**batch).last_hidden_state  # (B, L, dim)
+                hidden = self._model(**batch).last_hidden_state  # (B, L, dim)
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, dim)
                 out[idx] = pooled.cpu().numpy()

@@ -57,6 +57,15 @@ def test_a_cpu_only_model_refuses_a_gpu_before_training(tiny_cohort):
         make_model("cql").fit(tiny_cohort, device="cuda")
 
 
+def test_notes_can_be_encoded_elsewhere_than_the_network_scores(tiny, tiny_cohort):
+    model = make_model("safer", seed=0, **tiny)
+    assert model.encode_notes_on("cpu") is model
+    assert model._note_encoder(False).device == torch.device("cpu")
+    if not GPU:
+        with pytest.raises(SaferError, match="--device cuda"):
+            model.encode_notes_on("cuda")
+
+
 def test_the_device_is_recorded_and_saved(tiny_cohort, tmp_path):
     model = make_model("safer-n", seed=1, **NO_DROPOUT).fit(tiny_cohort, progress=False)
     assert model.device_ == "cpu"
