@@ -15,6 +15,8 @@ process alone) are the stage's own:
 The clinicians' exact mortality and the true-state oracle on the same training stays
 (``safer.evaluation.ceiling``; evaluation only, it reads the hidden state) are the references.
 
+``--device cuda`` trains the model on a GPU (``safer train --device``; SAFER's fusion model
+with notes is then affordable at this size: its note encoder is the cost on a CPU).
 ``--gate-option KEY=VALUE`` (repeatable) passes a setting to the gate
 (``safer calibrate --option``). ``--reuse`` keeps the stages whose output is already in
 ``--work`` (the cohort, the model) and their records from its ``stages.json``, so several gate
@@ -101,6 +103,9 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=20_000)
     parser.add_argument("--shard-size", type=int, default=5_000)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--device", default="cpu", help="Where `safer train` fits the model (cpu, cuda, ...)."
+    )
     parser.add_argument("--work", type=Path, default=Path(".bench/large_run"))
     parser.add_argument(
         "--gate-option", action="append", default=[], metavar="KEY=VALUE",
@@ -124,7 +129,8 @@ def main() -> None:
         "simulate": ["cohort", "simulate", *_opts(stays=args.stays, seed=seed,
                                                   chunk_stays=args.chunk_stays, out=cohort)],
         "train": ["train", *_opts(cohort=cohort, variant=args.variant, seed=args.seed, out=model,
-                                  fractions=args.fractions, threads=args.threads)],
+                                  fractions=args.fractions, threads=args.threads,
+                                  device=args.device)],
         "calibrate": ["calibrate", *_opts(model=model, cohort=cohort, method="spi",
                                           delta=args.delta, out=gate),
                       *[a for o in args.gate_option for a in ("--option", o)]],
