@@ -34,6 +34,13 @@ def train(
         None, "--finetune-epochs", min=1, help="Stage-3 epochs (max)."
     ),
     d_model: int | None = typer.Option(None, "--d-model", min=4, help="Width of the model."),
+    batch_size: int | None = typer.Option(
+        None,
+        "--batch-size",
+        min=1,
+        help="Decisions per training batch (default 256). Larger batches keep a GPU busy and "
+        "make data-parallel steps cheaper (docs/scaling.md).",
+    ),
     note_encoder: str | None = typer.Option(
         None, "--note-encoder", help="Local Hugging Face encoder folder (default all-MiniLM-L6-v2)."
     ),
@@ -75,7 +82,7 @@ def train(
         k: v
         for k, v in dict(
             epochs=epochs, finetune_epochs=finetune_epochs, d_model=d_model,
-            note_encoder=note_encoder,
+            note_encoder=note_encoder, batch_size=batch_size,
         ).items()
         if v is not None
     }  # fmt: skip

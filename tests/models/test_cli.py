@@ -32,10 +32,13 @@ def test_train_then_evaluate_each_split(
     code, stdout, _ = _run(capsys, [
         "train", "--cohort", str(cohort_file), "--variant", "safer-n", "--seed", "3",
         "--out", str(out), "--split-seed", "2", "--fractions", "50/30/20", "--epochs", "1",
-        "--finetune-epochs", "1", "--d-model", "16", "--threads", "1", "--json",
+        "--finetune-epochs", "1", "--d-model", "16", "--threads", "1", "--batch-size", "32",
+        "--json",
     ])  # fmt: skip
     assert code in (0, None)
     summary = json.loads(stdout)
+    assert summary["device"] == "cpu"
+    assert json.loads((out / "model.json").read_text())["config"]["batch_size"] == 32
     splits = split_stays(tiny_cohort, train=0.5, calibration=0.3, test=0.2, seed=2)
     assert summary["train_stays"] == len(splits.train) and summary["split_seed"] == 2
     assert summary["split_fractions"] == "50/30/20"
