@@ -52,12 +52,16 @@ from safer.evaluation.policies import ModelPolicy  # noqa: E402
 from safer.models import load_model  # noqa: E402
 
 
-def train(procs: int, cohort: Path, variant: str, seed: int, out: Path) -> dict:
+def train(
+    procs: int, cohort: Path, variant: str, seed: int, out: Path, batch_size: int | None = None
+) -> dict:
     """One ``safer train`` run in ``procs`` processes; its JSON summary."""
     args = [
         "-m", "safer", "train", "--cohort", str(cohort), "--variant", variant, "--seed",
         str(seed), "--threads", "1", "--out", str(out), "--json",
     ]  # fmt: skip
+    if batch_size is not None:
+        args += ["--batch-size", str(batch_size)]
     if procs == 1:
         command = [sys.executable, *args]
     else:
@@ -93,6 +97,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--variant", default="safer-n")
     parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument(
+        "--batch-size", type=int, default=None,
+        help="Global training batch of every fit (`safer train --batch-size`; default 256).",
+    )  # fmt: skip
     parser.add_argument(
         "--rollout-episodes", type=int, default=1000,
         help="Episodes of the sharded-rollout comparison (0: skip it).",
@@ -166,7 +174,8 @@ def main(argv: list[str] | None = None) -> None:
         cohort.to_parquet(path)
         for seed in range(args.seeds):
             for procs in (1, args.procs):
-                summary = train(procs, path, args.variant, seed, Path(tmp) / f"m{seed}-{procs}")
+                out = Path(tmp) / f"m{seed}-{procs}"
+                summary = train(procs, path, args.variant, seed, out, args.batch_size)
                 model = load_model(summary["model"])
                 auc = score_split(model, cohort, splits, "test")
                 rate, per_epoch, n_epochs = stage_throughput(model, len(train_part))
@@ -188,13 +197,15 @@ def main(argv: list[str] | None = None) -> None:
     def mean(procs: int, key: str) -> float:
         return float(np.mean([r[key] for r in rows if r["procs"] == procs]))
 
+    config = "default config" if args.batch_size is None else f"global batch {args.batch_size}"
+    bs = "" if args.batch_size is None else f" --batch-size {args.batch_size}"
     lines = [
         header(f"Data-parallel training (torchrun) on a {args.stays}-stay cohort", "torch"),
-        f"Variant `{args.variant}` (default config), cohort `simulate_cohort({args.stays}, "
+        f"Variant `{args.variant}` ({config}), cohort `simulate_cohort({args.stays}, "
         f"seed=0)`, split `split_stays(seed=0)`: {len(splits.train)} train stays "
-        f"({len(train_part)} decisions). One process: `python -m safer train --threads 1`; "
+        f"({len(train_part)} decisions). One process: `python -m safer train --threads 1{bs}`; "
         f"{args.procs} processes: `torchrun --standalone --nproc-per-node {args.procs} -m safer "
-        "train --threads 1` (gloo, one torch thread per rank). Both in this run, seeds "
+        f"train --threads 1{bs}` (gloo, one torch thread per rank). Both in this run, seeds "
         f"0..{args.seeds - 1}; test-split macro-AUC.\n",
         f"The machine has {os.cpu_count()} cores shared with other users' jobs: the 1-minute "
         f"load average was {load_before[0]:.1f} before the runs (column `load`: after each "
