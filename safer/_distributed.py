@@ -9,7 +9,8 @@ What the shared trainer does with it (:class:`safer._learnable.Trainer`):
 
 - every rank starts from rank 0's weights (:func:`broadcast_module`);
 - each rank computes the loss of its own part of each global batch (the models of
-  :mod:`safer.models` give each rank the decisions of its own stays, :func:`shard_of`); the
+  :mod:`safer.models` give each rank the decisions of its own stays, :func:`shard_of`; the
+  time-series editor every rank's share of the rows it drew, :func:`part_of_batch`); the
   gradients are averaged weighted by each part's size (:func:`average_gradients`), so a step is
   the step of one process over the whole global batch, up to float rounding;
 - the epoch's training loss and the validation score are reduced over the ranks
@@ -56,6 +57,7 @@ __all__ = [
     "broadcast_module",
     "current_world",
     "init_from_env",
+    "part_of_batch",
     "rank_seed",
     "refuse_torchrun",
     "shard_of",
@@ -187,6 +189,21 @@ def shard_of(keys: np.ndarray, world: World | None = None) -> np.ndarray:
         return np.ones(len(keys), dtype=bool)
     distinct, position = np.unique(keys, return_inverse=True)
     return (position % world.size) == world.rank
+
+
+def part_of_batch(world: World | None = None) -> slice:
+    """This rank's rows of a global batch that every rank drew alike (rows ``rank,
+    rank + size, ...``; all of them on one process).
+
+    For trainers that draw their batches from a generator seeded the same on every rank (the
+    time-series editor draws windows, noise levels and noise that way): each rank computes the
+    loss of its part of the one-process batch.
+
+    >>> part_of_batch(World(1, 2)), part_of_batch()
+    (slice(1, None, 2), slice(0, None, 1))
+    """
+    world = world or current_world()
+    return slice(world.rank, None, world.size)
 
 
 def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:

@@ -32,17 +32,26 @@ def train(
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Train the denoiser on windows of the cohort's vitals or a statsmodels series."""
-    from safer._distributed import refuse_torchrun
-    from safer.tsedit import DiffusionEditor, TseditConfig, load_training_data
+    """Train the denoiser on windows of the cohort's vitals or a statsmodels series.
 
-    refuse_torchrun("safer tsedit train")
+    Under ``torchrun --nproc-per-node N -m safer tsedit train ...`` the N processes train one
+    model data-parallel (every rank draws the same batches and runs the network on its share
+    of each; gradients averaged over gloo) and rank 0 alone saves it and prints the summary.
+    """
+    from safer import _distributed
+    from safer.tsedit import DiffusionEditor, TseditConfig, load_training_data
 
     windows = load_training_data(data, window)
     config = replace(TseditConfig(), window=window, train_steps=train_steps, seed=seed,
                      level=level)  # fmt: skip
-    editor = DiffusionEditor(config).fit(windows, progress=not json_out)
-    editor.save(out)
+    world = _distributed.init_from_env()
+    try:
+        editor = DiffusionEditor(config).fit(windows, progress=not json_out and world.is_main)
+        editor.save(out)  # rank 0 only
+    finally:
+        _distributed.shutdown()
+    if not world.is_main:
+        return
     tail = editor.loss_history_[-5:]
     summary = {
         "model": str(out),
@@ -53,6 +62,7 @@ def train(
         "windows": len(windows),
         "window": window,
         "train_steps": train_steps,
+        "processes": world.size,
         "epochs_run": len(editor.loss_history_),
         "best_validation_realism": editor.history_.get("best_val"),
         "final_loss": sum(tail) / len(tail),

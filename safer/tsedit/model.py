@@ -55,6 +55,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from safer._distributed import current_world, part_of_batch
 from safer._learnable import Learnable, Trainer, fitting
 from safer.tsedit.controls import (
     Anchor,
@@ -395,6 +396,7 @@ class DiffusionEditor(Learnable):
             opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, cfg.train_steps))
             tensors = self._train_tensors(train)
+            distributed = current_world().distributed
             per_epoch = max(1, min(cfg.steps_per_epoch, cfg.train_steps))
             epochs = math.ceil(cfg.train_steps / per_epoch)
             done = [0]
@@ -405,7 +407,8 @@ class DiffusionEditor(Learnable):
                 return range(n)
 
             def step(_) -> tuple[torch.Tensor, float]:
-                return self._loss(tensors, net, gen), 1.0
+                loss, share = self._loss(tensors, net, gen)
+                return loss, share if distributed else 1.0
 
             validate = None
             if val is not None:
@@ -555,7 +558,16 @@ class DiffusionEditor(Learnable):
             z[..., : len(self.channels_)] *= avail
         return z, weight
 
-    def _loss(self, tensors: dict, net: Denoiser, gen: torch.Generator) -> torch.Tensor:
+    def _loss(
+        self, tensors: dict, net: Denoiser, gen: torch.Generator
+    ) -> tuple[torch.Tensor, float]:
+        """The denoising loss of one batch, and its weight (the loss's denominator).
+
+        Every random draw is made for the whole batch from ``gen``, which is seeded alike on
+        every rank; under torchrun each rank then runs the network on its part of the batch
+        (:func:`~safer._distributed.part_of_batch`), so the ranks' losses averaged by their
+        weights are the one-process loss of the batch.
+        """
         cfg = self.config
         n = len(tensors["x"])
         idx = torch.randint(0, n, (cfg.batch_size,), generator=gen)
@@ -574,9 +586,10 @@ class DiffusionEditor(Learnable):
             cov = tensors["cov"][idx].clone()
             drop = torch.rand(b, generator=gen) < cfg.covariate_dropout
             cov[drop] = 0.0
-        pred = net(x_t, t, x0 * cmask, cmask, vv, cov)
-        w = weight * (1 - cmask)
-        return (((pred - x0) ** 2) * w).sum() / w.sum().clamp(min=1)
+        p = part_of_batch()
+        pred = net(x_t[p], t[p], (x0 * cmask)[p], cmask[p], vv[p], None if cov is None else cov[p])
+        w = (weight * (1 - cmask))[p]
+        return (((pred - x0[p]) ** 2) * w).sum() / w.sum().clamp(min=1), float(w.sum())
 
     def _random_context(self, weight, v, gen) -> torch.Tensor:
         """Training context: a random prefix (probability ``context_prob``) and, for the

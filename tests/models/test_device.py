@@ -140,6 +140,7 @@ def _rank_fit(rank: int, size: int, init_file: str, cohort, out: str) -> None:
         backend_for(device, size), init_method=f"file://{init_file}", rank=rank, world_size=size
     )
     try:
+        (Path(out) / f"backend-{rank}.txt").write_text(str(torch.distributed.get_backend()))
         model = make_model("safer", seed=1, **NO_DROPOUT).fit(cohort, device=device,
                                                               progress=False)  # fmt: skip
         np.save(Path(out) / f"proba-{rank}.npy", model.predict_proba(cohort))
@@ -158,6 +159,23 @@ def test_two_ranks_on_gpus_train_the_one_process_model(tiny_cohort, tmp_path):
     gap = float(np.abs(p0 - single.predict_proba(tiny_cohort)).max())
     print(f"2 ranks vs 1 process on GPU: max gap {gap:.2e}")
     assert gap < TOL
+
+
+@needs_gpu
+def test_ranks_with_a_gpu_each_train_over_nccl(tiny_cohort, tmp_path):
+    """As many ranks as GPUs (one on a one-GPU machine): the gradients go through NCCL
+    (``cpu:gloo,cuda:nccl``) and the ranks train the one-process model."""
+    single = make_model("safer", seed=1, **NO_DROPOUT).fit(tiny_cohort, progress=False,
+                                                           device="cuda")  # fmt: skip
+    size = torch.cuda.device_count()
+    mp.spawn(_rank_fit, args=(size, str(tmp_path / "init"), tiny_cohort, str(tmp_path)),
+             nprocs=size)  # fmt: skip
+    for rank in range(size):
+        assert "nccl" in (tmp_path / f"backend-{rank}.txt").read_text()
+        proba = np.load(tmp_path / f"proba-{rank}.npy")
+        gap = float(np.abs(proba - single.predict_proba(tiny_cohort)).max())
+        print(f"{size} rank(s) over NCCL vs 1 process: rank {rank} max gap {gap:.2e}")
+        assert gap < TOL
 
 
 @needs_gpu

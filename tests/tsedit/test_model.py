@@ -217,11 +217,11 @@ def test_lactate_is_charted_sparsely_and_rendered_as_a_chart_reads(vitals_editor
 def test_loss_ignores_carried_forward_and_padded_cells(vitals_editor, small_cohort):
     data = cohort_windows(small_cohort, window=12)
     tensors = vitals_editor._train_tensors(data)
-    before = vitals_editor._loss(tensors, vitals_editor.model_, torch.Generator().manual_seed(0))
+    before, _ = vitals_editor._loss(tensors, vitals_editor.model_, torch.Generator().manual_seed(0))
     imputed = tensors["avail"] * (1 - tensors["obs"])  # forward-filled cells
     padding = 1 - tensors["avail"]
     changed = dict(tensors, x=tensors["x"] + 50.0 * imputed + 80.0 * padding)
-    after = vitals_editor._loss(changed, vitals_editor.model_, torch.Generator().manual_seed(0))
+    after, _ = vitals_editor._loss(changed, vitals_editor.model_, torch.Generator().manual_seed(0))
     assert before.item() == pytest.approx(after.item(), rel=1e-6)
     assert imputed.sum() > 0 and padding.sum() > 0
 
